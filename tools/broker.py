@@ -1,0 +1,159 @@
+"""Start, stop and restart an MQTT broker for `telegest up`, the tests and the benchmarks.
+
+Mosquitto when it is installed (the production broker), otherwise the embedded amqtt broker
+(MQTT 3.1.1 only: the fleet then subscribes without a shared subscription). Both run as child
+processes so that a test can stop, kill and restart them like a real outage.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started; the message says why and what to do."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def mosquitto_path() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None
+    )
+
+
+MOSQUITTO_CONF = """\
+# written by telegest: a loopback listener for {purpose}
+listener {port} {host}
+allow_anonymous true
+persistence false
+# the fleet may lag behind a burst: queue rather than drop (devices resend anyway)
+max_queued_messages 200000
+max_inflight_messages 100
+log_dest file {log}
+log_type error
+log_type warning
+log_type notice
+connection_messages true
+"""
+
+
+class Broker:
+    """One broker child process on a loopback port; `kind` is 'mosquitto' or 'amqtt'."""
+
+    def __init__(
+        self,
+        kind: str = "auto",
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        workdir: str | Path | None = None,
+        purpose: str = "telegest",
+    ) -> None:
+        if kind == "auto":
+            kind = "mosquitto" if mosquitto_path() else "amqtt"
+        if kind not in ("mosquitto", "amqtt"):
+            raise BrokerError(f"unknown broker kind {kind!r}: use mosquitto, amqtt or auto")
+        if kind == "mosquitto" and not mosquitto_path():
+            raise BrokerError("mosquitto is not installed (apt-get install mosquitto), "
+                              "or use the embedded broker (--broker amqtt)")
+        self.kind = kind
+        self.host = host
+        self.port = port or free_port()
+        self.purpose = purpose
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tg-broker-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def supports_v5(self) -> bool:
+        return self.kind == "mosquitto"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.kind}.log"
+
+    def _command(self) -> list[str]:
+        if self.kind == "mosquitto":
+            conf = self.workdir / "mosquitto.conf"
+            conf.write_text(MOSQUITTO_CONF.format(
+                port=self.port, host=self.host, log=self.log_path, purpose=self.purpose))
+            return [str(mosquitto_path()), "-c", str(conf)]
+        return [sys.executable, "-m", "tools.embedded_broker", "--host", self.host,
+                "--port", str(self.port)]
+
+    def start(self, timeout: float = 10.0) -> "Broker":
+        if self.running:
+            return self
+        out = open(self.workdir / f"{self.kind}.out", "ab")
+        self.proc = subprocess.Popen(self._command(), stdout=out, stderr=subprocess.STDOUT,
+                                     cwd=Path(__file__).resolve().parent.parent)
+        out.close()
+        if not wait_port(self.host, self.port, timeout):
+            code = self.proc.poll()
+            self.stop()
+            tail = ""
+            for name in (f"{self.kind}.out", f"{self.kind}.log"):
+                p = self.workdir / name
+                if p.exists():
+                    tail += p.read_text(errors="replace")[-600:]
+            why = "port already in use?" if code is None else f"exited with code {code}"
+            raise BrokerError(f"{self.kind} did not listen on {self.host}:{self.port} "
+                              f"({why}). Its output:\n{tail}")
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """An abrupt outage: SIGKILL, no goodbye to the clients."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        if down_s:
+            time.sleep(down_s)
+        self.start()
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

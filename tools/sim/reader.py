@@ -1,0 +1,159 @@
+"""A virtual reader box: the firmware's own logic on CPython, simulated hardware, real MQTT.
+
+The journal lives in a directory (the box's flash), the decision and the sender are the
+firmware's `ReaderCore`, and the network is a paho client speaking MQTT 3.1.1 like the box's
+umqtt. A tap comes from `tap()` (tests, `telegest device tap` through the control topic
+`sim/v1/<device>/tap`). Killing the process is a power cut: the journal on disk is what the
+next start finds.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from firmware.journal import Journal
+from firmware.planning import Planning
+from firmware.reader import ReaderCore
+from tools.sim.hardware import SimClock, SimFeedback
+
+log = logging.getLogger("telegest.sim")
+
+SIM_TAP_TOPIC = "sim/v1/{device}/tap"
+
+
+class VirtualReader:
+    def __init__(
+        self,
+        device_id: str,
+        host: str,
+        port: int,
+        journal_dir: str | Path,
+        config: dict,
+        clock: SimClock | None = None,
+        ack_timeout: float = 5.0,
+        pump_interval: float = 0.02,
+        keepalive: int = 10,
+        max_records: int = 2000,
+    ) -> None:
+        self.device_id = device_id
+        self.host, self.port = host, port
+        self.clock = clock or SimClock()
+        self.feedback = SimFeedback()
+        self.config = config
+        self.journal = Journal(str(journal_dir), max_records=max_records)
+        self.core = ReaderCore(device_id, self.journal, Planning.from_config(config), self.clock,
+                               ack_timeout=ack_timeout)
+        self.pump_interval = pump_interval
+        self.keepalive = keepalive
+        self.connected = threading.Event()
+        self._lock = threading.RLock()
+        self._running = False
+        self._pump: threading.Thread | None = None
+        self.started_at = time.monotonic()
+        self.client = self._make_client()
+
+    # -- network -----------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                        protocol=mqtt.MQTTv311, clean_session=True)
+        c.will_set(self._topic("state"), b"offline", qos=1, retain=True)
+        c.reconnect_delay_set(min_delay=1, max_delay=5)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        return c
+
+    def _topic(self, suffix: str) -> str:
+        return f"tg/v1/{self.device_id}/{suffix}"
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        if reason_code.is_failure:
+            log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
+            return
+        client.subscribe([(self._topic("down/#"), 1),
+                          (SIM_TAP_TOPIC.format(device=self.device_id), 1)])
+        client.publish(self._topic("state"), b"online", qos=1, retain=True)
+        with self._lock:
+            self.core.on_connect()
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.startswith("sim/"):
+            uid = msg.payload.decode("ascii", "replace").strip()
+            log.info("%s: tap %s -> %s", self.device_id, uid, self.tap(uid))
+            return
+        with self._lock:
+            self.core.on_message(msg.topic, msg.payload)
+
+    def _pump_loop(self) -> None:
+        while self._running:
+            if self.connected.is_set():
+                self.pump()
+            time.sleep(self.pump_interval)
+
+    def pump(self) -> int:
+        """Publish what the core wants sent now; returns the number of messages."""
+        with self._lock:
+            out = self.core.outgoing(self.clock.time())
+        for topic, payload, qos in out:
+            self.client.publish(topic, payload, qos=qos)
+        return len(out)
+
+    def send_health(self) -> None:
+        up = int(time.monotonic() - self.started_at)
+        with self._lock:
+            topic, payload, qos = self.core.health(self.clock.time(), up, 80_000, rssi=-60)
+        self.client.publish(topic, payload, qos=qos)
+
+    # -- hardware ----------------------------------------------------------------------------
+    def tap(self, uid: str, method: str = "nfc") -> str:
+        """A card on the reader: the firmware decides and journals, the LED shows the result."""
+        with self._lock:
+            kind = self.core.tap(uid.upper(), method)
+        self.feedback.show(kind)
+        return kind
+
+    @property
+    def depth(self) -> int:
+        with self._lock:
+            return self.journal.depth
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self.journal.last_seq
+
+    # -- life --------------------------------------------------------------------------------
+    def start(self) -> "VirtualReader":
+        self._running = True
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        self.client.loop_start()
+        self._pump = threading.Thread(target=self._pump_loop, name=f"pump-{self.device_id}",
+                                      daemon=True)
+        self._pump.start()
+        return self
+
+    def stop(self) -> None:
+        self._running = False
+        if self._pump:
+            self._pump.join(2)
+        if self.connected.is_set():
+            self.client.publish(self._topic("state"), b"offline", qos=1, retain=True)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wait_drained(self, timeout: float = 30.0) -> bool:
+        """Wait until the fleet has acked everything in the journal."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.depth == 0:
+                return True
+            time.sleep(0.05)
+        return self.depth == 0
