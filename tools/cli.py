@@ -1,0 +1,196 @@
+"""`telegest`: one command line for IT staff, technicians and developers.
+
+A table of thin commands over library functions; a `TelegestError` becomes one clear message
+and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from tools.errors import TelegestError
+
+DEFAULT_DB = os.environ.get("TELEGEST_DATABASE_URL", "sqlite:///var/telegest.db")
+DEFAULT_BROKER = "{}:{}".format(os.environ.get("TELEGEST_MQTT_HOST", "127.0.0.1"),
+                                os.environ.get("TELEGEST_MQTT_PORT", "1883"))
+
+
+# -- handlers: each one line or two over a library call ------------------------------------------
+def cmd_up(args) -> int:
+    from tools.up import run_up
+
+    return run_up(args)
+
+
+def cmd_fleet_worker(args) -> int:
+    from fleet.worker import main as worker_main
+
+    os.environ["TELEGEST_DATABASE_URL"] = args.db
+    host, port = _broker(args.broker)
+    os.environ["TELEGEST_MQTT_HOST"], os.environ["TELEGEST_MQTT_PORT"] = host, str(port)
+    argv = ["--protocol", args.protocol] if args.protocol else []
+    return worker_main(argv) or 0
+
+
+def cmd_fleet_api(args) -> int:
+    import uvicorn
+
+    from fleet.api.app import create_app
+    from fleet.config import Settings
+
+    os.environ["TELEGEST_DATABASE_URL"] = args.db
+    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_fleet_migrate(args) -> int:
+    from fleet.db import migrate
+
+    migrate(args.db)
+    print(f"database at {args.db} is up to date")
+    return 0
+
+
+def cmd_fleet_demo(args) -> int:
+    from tools.up import seed
+
+    info = seed(args.db)
+    print(f"demo agency ready: readers {', '.join(info['devices'])}")
+    return 0
+
+
+def cmd_fleet_apikey(args) -> int:
+    from fleet.db import make_engine, migrate, session_factory
+    from fleet.keys import create_api_key
+
+    migrate(args.db)
+    engine = make_engine(args.db)
+    with session_factory(engine)() as session:
+        key = create_api_key(session, args.role, args.label)
+        session.commit()
+    print(key)
+    return 0
+
+
+def cmd_device_sim(args) -> int:
+    from tools.sim.run import run_sim
+
+    return run_sim(args)
+
+
+def cmd_device_tap(args) -> int:
+    from tools.sim.run import send_tap
+
+    send_tap(args.broker, args.device, args.badge)
+    print(f"tap {args.badge} sent to {args.device}")
+    return 0
+
+
+def cmd_bench_ingest(args) -> int:
+    from tools.bench.ingest import run_bench_ingest
+
+    return run_bench_ingest(args)
+
+
+def _broker(url: str) -> tuple[str, int]:
+    from tools.sim.run import parse_broker
+
+    return parse_broker(url)
+
+
+# -- the table -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="telegest", description="telegest: home-care clock-in system")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="area", required=True)
+
+    def command(parent, name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        c = parent.add_parser(name, help=help, description=help)
+        c.set_defaults(handler=handler)
+        return c
+
+    up = command(sub, "up", cmd_up, "run everything on one machine: database, broker, fleet, "
+                 "API and a few virtual readers tapping (Ctrl-C stops it all)")
+    up.add_argument("--data", default="var", help="folder for the database, logs and journals")
+    up.add_argument("--port", type=int, default=8000, help="API port on localhost")
+    up.add_argument("--mqtt-port", type=int, default=0,
+                    help="broker port (default 1883, or a free one if 1883 is taken)")
+    up.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"])
+    up.add_argument("--readers", type=int, default=5, help="virtual readers (0 for none)")
+    up.add_argument("--tap-every", type=float, default=8.0, help="seconds between demo taps")
+    up.add_argument("--for-seconds", type=float, default=0,
+                    help="stop by itself after this long (0: until Ctrl-C)")
+
+    fleet = sub.add_parser("fleet", help="the fleet service").add_subparsers(dest="cmd",
+                                                                              required=True)
+    w = command(fleet, "worker", cmd_fleet_worker, "run an MQTT ingest worker")
+    w.add_argument("--db", default=DEFAULT_DB)
+    w.add_argument("--broker", default=DEFAULT_BROKER)
+    w.add_argument("--protocol", choices=["v5", "v311"], default=None,
+                   help="v5 with a shared subscription (default), v311 for a 3.1.1-only broker")
+    a = command(fleet, "api", cmd_fleet_api, "serve the REST API")
+    a.add_argument("--db", default=DEFAULT_DB)
+    a.add_argument("--host", default="127.0.0.1")
+    a.add_argument("--port", type=int, default=8000)
+    m = command(fleet, "migrate", cmd_fleet_migrate, "create or upgrade the database schema")
+    m.add_argument("--db", default=DEFAULT_DB)
+    d = command(fleet, "demo", cmd_fleet_demo, "create the demo agency and today's planning")
+    d.add_argument("--db", default=DEFAULT_DB)
+    k = command(fleet, "apikey", cmd_fleet_apikey, "create an API key and print it once")
+    k.add_argument("--db", default=DEFAULT_DB)
+    k.add_argument("--role", choices=["admin", "manager", "technician"], default="admin")
+    k.add_argument("--label", default="cli")
+
+    dev = sub.add_parser("device", help="devices: virtual readers").add_subparsers(
+        dest="cmd", required=True)
+    s = command(dev, "sim", cmd_device_sim, "run virtual reader boxes")
+    s.add_argument("--broker", default=DEFAULT_BROKER, help="host:port")
+    s.add_argument("--devices", help="comma-separated device ids")
+    s.add_argument("--count", type=int, default=0, help="or: this many, named PREFIX1..N")
+    s.add_argument("--prefix", default="sim-r")
+    s.add_argument("--db", help="take each reader's planning and allow-list from this database")
+    s.add_argument("--config", help="or from this JSON file")
+    s.add_argument("--journal-dir", default="var/journals", help="one sub-folder per reader")
+    s.add_argument("--tap-every", type=float, default=0, help="random demo taps every N s")
+    s.add_argument("--taps", type=int, default=0,
+                   help="scripted: tap until each journal holds N events, then wait for the acks")
+    s.add_argument("--tap-interval", type=float, default=0.0)
+    s.add_argument("--tap-log", help="append 'device seq feedback' per scripted tap")
+    s.add_argument("--stay", action="store_true", help="keep running after scripted taps")
+    s.add_argument("--ack-timeout", type=float, default=5.0)
+    s.add_argument("--health-every", type=float, default=60.0)
+    t = command(dev, "tap", cmd_device_tap, "make a running virtual reader read a card")
+    t.add_argument("device")
+    t.add_argument("badge", help="card UID in hex, e.g. 04A1B2C3D4E5F6")
+    t.add_argument("--broker", default=DEFAULT_BROKER)
+
+    bench = sub.add_parser("bench", help="benchmarks printing JSON").add_subparsers(
+        dest="cmd", required=True)
+    b = command(bench, "ingest", cmd_bench_ingest,
+                "clock events through a real mosquitto into the database, against raw paho")
+    b.add_argument("--json", action="store_true", help="print only the JSON result")
+    b.add_argument("--events", type=int, default=40000)
+    b.add_argument("--devices", type=int, default=20)
+    b.add_argument("--per-message", type=int, default=8, help="events per MQTT message")
+    b.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except TelegestError as e:
+        print(f"telegest: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

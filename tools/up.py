@@ -1,0 +1,162 @@
+"""`telegest up`: the whole system on one machine, on embedded defaults.
+
+An SQLite file, a broker started here (mosquitto when installed, else the embedded amqtt), the
+ingest worker, the API on localhost, a demo agency with today's planning and a few virtual
+readers tapping. Each part is a child process with its log in <data>/logs; Ctrl-C stops them all,
+readers first, so that nothing is left half-sent.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tools.broker import Broker, BrokerError, free_port, wait_port
+from tools.errors import TelegestError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def seed(db_url: str) -> dict:
+    """Migrate, create the demo agency with today's planning (idempotent)."""
+    from datetime import datetime, timezone
+
+    from fleet.db import make_engine, migrate, session_factory
+    from fleet.demo import seed_demo
+
+    migrate(db_url)
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            now = datetime.now(timezone.utc)
+            info = seed_demo(session, now.date(), now)
+            session.commit()
+            return info
+    finally:
+        engine.dispose()
+
+
+def admin_key(db_url: str, key_file: Path) -> str:
+    """The admin API key of this installation, created once and kept in a 0600 file."""
+    if key_file.exists():
+        return key_file.read_text().strip()
+    from fleet.db import make_engine, session_factory
+    from fleet.keys import create_api_key
+
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            key = create_api_key(session, "admin", "telegest up")
+            session.commit()
+    finally:
+        engine.dispose()
+    key_file.touch(mode=0o600)
+    key_file.write_text(key + "\n")
+    return key
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class Children:
+    """Child processes started in order, stopped in reverse order."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        log.close()
+        self.procs.append((name, proc))
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs if p.poll() is not None]
+
+    def stop(self) -> None:
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+def run_up(args) -> int:
+    data = Path(args.data).resolve()
+    (data / "logs").mkdir(parents=True, exist_ok=True)
+    db_url = f"sqlite:///{data / 'telegest.db'}"
+    print(f"telegest up: data in {data}")
+    info = seed(db_url)
+    key = admin_key(db_url, data / "api-key.txt")
+
+    mqtt_port = args.mqtt_port or (1883 if port_free(1883) else free_port())
+    if not port_free(args.port):
+        raise TelegestError(f"port {args.port} is taken on localhost: stop what uses it or "
+                            f"pass --port")
+    try:
+        broker = Broker(args.broker, port=mqtt_port, workdir=data / "broker",
+                        purpose="telegest up").start()
+    except BrokerError as e:
+        raise TelegestError(str(e))
+    broker_url = f"127.0.0.1:{broker.port}"
+    children = Children(data / "logs")
+    stop = {"now": False}
+
+    def on_signal(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        env = {"TELEGEST_DATABASE_URL": db_url}
+        protocol = "v5" if broker.supports_v5 else "v311"
+        children.start("worker", ["tools.cli", "fleet", "worker", "--db", db_url,
+                                  "--broker", broker_url, "--protocol", protocol], env)
+        children.start("api", ["tools.cli", "fleet", "api", "--db", db_url,
+                               "--port", str(args.port)], env)
+        if not wait_port("127.0.0.1", args.port, 30):
+            raise TelegestError(f"the API did not start: see {data / 'logs' / 'api.log'}")
+        readers = info["devices"][: args.readers]
+        if readers:
+            children.start("readers", ["tools.cli", "device", "sim", "--broker", broker_url,
+                                       "--db", db_url, "--devices", ",".join(readers),
+                                       "--journal-dir", str(data / "journals"),
+                                       "--tap-every", str(args.tap_every),
+                                       "--health-every", "30"], env)
+        print(f"  broker   {broker.kind} on {broker_url}")
+        print(f"  API      http://127.0.0.1:{args.port}/docs   (key in {data / 'api-key.txt'})")
+        print(f"  board    http://127.0.0.1:{args.port}/board")
+        print(f"  readers  {', '.join(readers) or 'none'} (tap one: telegest device tap "
+              f"{readers[0] if readers else 'demo-r1'} <badge> --broker {broker_url})")
+        print(f"  logs     {data / 'logs'}")
+        print("Ctrl-C stops everything.", flush=True)
+        deadline = time.monotonic() + args.for_seconds if args.for_seconds else None
+        while not stop["now"]:
+            dead = children.dead()
+            if dead:
+                raise TelegestError(f"{', '.join(dead)} stopped unexpectedly: see "
+                                    f"{data / 'logs'}")
+            if deadline and time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        print("stopping...", flush=True)
+        return 0
+    finally:
+        children.stop()
+        broker.stop()
+        print("stopped.")
