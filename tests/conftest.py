@@ -30,3 +30,44 @@ def pg_database_url() -> str:
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+# -- CI gate: every marker collects tests, nothing is skipped ------------------------------------
+REQUIRED_MARKERS = ("e2e", "chaos", "micropython", "virtual_hw", "browser", "postgres")
+_skipped: list[str] = []
+_marker_counts: dict[str, int] = {}
+
+
+def _require_all() -> bool:
+    return os.environ.get("TELEGEST_REQUIRE_ALL_MARKERS") == "1"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    for name in REQUIRED_MARKERS:
+        _marker_counts[name] = sum(1 for item in items if item.get_closest_marker(name))
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not _require_all():
+        return
+    empty = [m for m in REQUIRED_MARKERS if not _marker_counts.get(m)]
+    problems = []
+    if empty:
+        problems.append(f"markers that collected no test: {', '.join(empty)}")
+    if _skipped:
+        problems.append(f"{len(_skipped)} skipped test(s), CI runs everything: "
+                        + ", ".join(_skipped[:5]))
+    if problems:
+        print("\nCI gate failed: " + "; ".join(problems))
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _marker_counts:
+        counts = ", ".join(f"{m}={_marker_counts.get(m, 0)}" for m in REQUIRED_MARKERS)
+        terminalreporter.write_line(f"tests per marker: {counts}")

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: install what the tests need, then run every test, every marker.
+# CI (.ci/run) calls exactly this. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-test-deps.sh
+export TELEGEST_TEST_DATABASE_URL="${TELEGEST_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
+export TELEGEST_REQUIRE_ALL_MARKERS=1
+exec .venv/bin/python -m pytest -q "$@"
