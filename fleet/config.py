@@ -1,0 +1,75 @@
+"""Settings of the fleet service, read from the environment and checked at start.
+
+Nothing secret has a default: an MQTT password, when the broker needs one, comes from the
+environment or not at all.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///var/telegest.db"
+_WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin", "telegest"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _int(name: str, default: int, lo: int, hi: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value}: expected {lo}..{hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`Settings()` reads TELEGEST_* variables; keyword arguments override them (tests)."""
+
+    database_url: str = field(
+        default_factory=lambda: _env("TELEGEST_DATABASE_URL", DEFAULT_DATABASE_URL))
+    mqtt_host: str = field(default_factory=lambda: _env("TELEGEST_MQTT_HOST", "127.0.0.1"))
+    mqtt_port: int = field(default_factory=lambda: _int("TELEGEST_MQTT_PORT", 1883, 1, 65535))
+    mqtt_username: str | None = field(default_factory=lambda: _env("TELEGEST_MQTT_USERNAME"))
+    mqtt_password: str | None = field(default_factory=lambda: _env("TELEGEST_MQTT_PASSWORD"))
+    mqtt_tls: bool = field(
+        default_factory=lambda: (_env("TELEGEST_MQTT_TLS", "0") or "0").lower()
+        in ("1", "true", "yes"))
+    mqtt_protocol: str = field(default_factory=lambda: _env("TELEGEST_MQTT_PROTOCOL", "v5"))
+    batch_max: int = field(
+        default_factory=lambda: _int("TELEGEST_INGEST_BATCH_MAX", 500, 1, 100_000))
+    batch_wait_ms: int = field(
+        default_factory=lambda: _int("TELEGEST_INGEST_BATCH_WAIT_MS", 50, 0, 60_000))
+    log_level: str = field(default_factory=lambda: _env("TELEGEST_LOG_LEVEL", "INFO"))
+
+    def __post_init__(self) -> None:
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError:
+            raise SettingsError(
+                f"TELEGEST_DATABASE_URL={self.database_url!r} is not a database URL") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise SettingsError("TELEGEST_DATABASE_URL: only sqlite and postgresql are supported")
+        if self.mqtt_protocol not in ("v5", "v311"):
+            raise SettingsError(f"TELEGEST_MQTT_PROTOCOL={self.mqtt_protocol!r}: v5 or v311")
+        if self.mqtt_username and self.mqtt_password is None:
+            raise SettingsError("TELEGEST_MQTT_USERNAME is set but TELEGEST_MQTT_PASSWORD is not")
+        if self.mqtt_password is not None and self.mqtt_password.lower() in _WEAK_SECRETS:
+            raise SettingsError("TELEGEST_MQTT_PASSWORD is a well-known default: choose a real one")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"TELEGEST_LOG_LEVEL={self.log_level!r}")

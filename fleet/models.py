@@ -1,0 +1,406 @@
+"""The fleet's tables, as typed SQLAlchemy 2.0 models.
+
+Clock events are raw and never edited; everything else about a visit (its record, anomalies,
+alerts) is derived from them and may be recomputed. See docs/data-model.md.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer,
+                        MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from fleet.types import BigId, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROUNDING_MODES = ("none", "nearest", "planned")
+VISIT_STATUSES = ("planned", "in_progress", "done", "cancelled")
+RECORD_STATUSES = ("in_progress", "done", "incomplete", "validated")
+CORRECTION_CODES = ("CRE", "MDT", "SUP", "COA", "COD", "CO2", "HOR")
+BADGE_KINDS = ("caregiver_card", "client_tag")
+DEVICE_KINDS = ("reader", "phone")
+DEVICE_STATUSES = ("registered", "provisioned", "active", "blocked", "wiped", "retired")
+MATCH_STATUSES = ("pending", "matched", "anomaly", "ignored")
+ROLES = ("admin", "manager", "technician")
+ALERT_KINDS = ("late", "missing", "sos", "device_offline", "low_battery")
+COMMAND_KINDS = ("block", "wipe", "reboot", "update", "ping")
+COMMAND_STATES = ("pending", "sent", "done", "failed", "expired")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({quoted})", name=name or column)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    __table_args__ = (_one_of("rounding_mode", ROUNDING_MODES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    tolerance_min: Mapped[int] = mapped_column(default=30)
+    rounding_mode: Mapped[str] = mapped_column(String(16), default="none")
+    rounding_step_min: Mapped[int] = mapped_column(default=15)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Client(Base):
+    """The person cared for (usager), at whose home visits happen."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Caregiver(Base):
+    """Intervenant."""
+
+    __tablename__ = "caregivers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Service(Base):
+    """Prestation, with its ordered task list."""
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("organisation_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(32))
+    tasks: Mapped[list[ServiceTask]] = relationship(
+        order_by="ServiceTask.position", cascade="all, delete-orphan")
+
+
+class ServiceTask(Base):
+    __tablename__ = "service_tasks"
+    __table_args__ = (UniqueConstraint("service_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    position: Mapped[int]
+    label: Mapped[str] = mapped_column(String(200))
+
+
+class Visit(Base):
+    """A planned intervention; planned times are UTC."""
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        _one_of("status", VISIT_STATUSES),
+        CheckConstraint("planned_end > planned_start", name="planned_order"),
+        Index("ix_visits_client_start", "client_id", "planned_start"),
+        Index("ix_visits_caregiver_start", "caregiver_id", "planned_start"),
+        Index("ix_visits_org_start", "organisation_id", "planned_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    planned_start: Mapped[datetime]
+    planned_end: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class VisitRecord(Base):
+    """What happened: actual times from clock events, retained times after the agency's rules,
+    and the ESPPADOM correction code when a manager changed it."""
+
+    __tablename__ = "visit_records"
+    __table_args__ = (
+        _one_of("status", RECORD_STATUSES),
+        CheckConstraint("correction_code IS NULL OR correction_code IN "
+                        "('CRE', 'MDT', 'SUP', 'COA', 'COD', 'CO2', 'HOR')",
+                        name="correction_code"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), unique=True)
+    actual_start: Mapped[datetime | None]
+    actual_end: Mapped[datetime | None]
+    retained_start: Mapped[datetime | None]
+    retained_end: Mapped[datetime | None]
+    start_event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("clock_events.id"))
+    end_event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("clock_events.id"))
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    correction_code: Mapped[str | None] = mapped_column(String(3))
+    corrected_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    correction_reason: Mapped[str | None] = mapped_column(Text)
+    # the end-of-visit report (filled by the caregiver app later)
+    report: Mapped[str | None] = mapped_column(Text)
+    km: Mapped[int | None]
+    expenses_cents: Mapped[int | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class VisitTaskCheck(Base):
+    """A task of the visit's service ticked (or not) by the caregiver."""
+
+    __tablename__ = "visit_task_checks"
+    __table_args__ = (UniqueConstraint("visit_id", "service_task_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    service_task_id: Mapped[int] = mapped_column(ForeignKey("service_tasks.id"))
+    done: Mapped[bool] = mapped_column(default=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime | None]
+
+
+class Badge(Base):
+    """A caregiver's card (tapped on a reader) or a client's tag / QR token (read by a phone)."""
+
+    __tablename__ = "badges"
+    __table_args__ = (
+        UniqueConstraint("kind", "uid"),
+        _one_of("kind", BADGE_KINDS),
+        CheckConstraint("(kind = 'caregiver_card' AND caregiver_id IS NOT NULL) OR "
+                        "(kind = 'client_tag' AND client_id IS NOT NULL)", name="owner"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    uid: Mapped[str] = mapped_column(String(64))
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Device(Base):
+    """A reader box at a client's home or a caregiver's phone."""
+
+    __tablename__ = "devices"
+    __table_args__ = (_one_of("kind", DEVICE_KINDS), _one_of("status", DEVICE_STATUSES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ident: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen: Mapped[datetime | None]
+    health: Mapped[dict[str, Any] | None]
+    clock_offset_s: Mapped[int | None]
+    fw_version: Mapped[str | None] = mapped_column(String(32))
+    config_version: Mapped[int] = mapped_column(default=0)
+    config_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClockEvent(Base):
+    """One raw tap or manual entry, as the device sent it. Never edited."""
+
+    __tablename__ = "clock_events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq"),
+        _one_of("match_status", MATCH_STATUSES),
+        Index("ix_clock_events_device_ts", "device_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    badge_uid: Mapped[str | None] = mapped_column(String(20), index=True)
+    tag: Mapped[str | None] = mapped_column(String(64))
+    dir: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str | None] = mapped_column(String(120))
+    device_ts: Mapped[datetime]
+    received_at: Mapped[datetime]
+    time_quality: Mapped[str] = mapped_column(String(8))
+    clock_offset_s: Mapped[int] = mapped_column(default=0)
+    pos: Mapped[list[float] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any]]
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), index=True)
+    match_status: Mapped[str] = mapped_column(String(8), default="pending", index=True)
+
+
+class Anomaly(Base):
+    __tablename__ = "anomalies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    clock_event_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("clock_events.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class Rejection(Base):
+    """A message or event refused by ingest, with its reason and the raw text."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (Index("ix_rejections_device_seq", "device_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_ident: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    topic: Mapped[str] = mapped_column(String(255))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    raw: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IngestCounter(Base):
+    """Running totals per ingest source (one worker, or the API gateway) and reason."""
+
+    __tablename__ = "ingest_counters"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (_one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """Only the sha256 of the key is kept; the plaintext is shown once."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (_one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class AuditLog(Base):
+    """Who did what to which thing, and why: every manager and IT action."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    who: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), index=True)
+    why: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None]
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (_one_of("kind", ALERT_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    clock_event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("clock_events.id"))
+    detail: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class DeviceCommand(Base):
+    """block / wipe / reboot / update / ping sent on down/cmd, with its delivery state."""
+
+    __tablename__ = "device_commands"
+    __table_args__ = (_one_of("kind", COMMAND_KINDS), _one_of("state", COMMAND_STATES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    sent_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageRecipient(Base):
+    __tablename__ = "message_recipients"
+    __table_args__ = (UniqueConstraint("message_id", "caregiver_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"), index=True)
+    mandatory_read: Mapped[bool] = mapped_column(default=False)
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+
+
+class EmergencyNumber(Base):
+    __tablename__ = "emergency_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    number: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(default=0)
