@@ -1,0 +1,1 @@
+"""Hardware drivers: each one protocol core plus transports that only move bytes."""
