@@ -198,24 +198,24 @@ class Journal:
             return expect - first
         with open(path, "rb") as f:
             data = f.read()
-        tail = len(data) - off
-        found = self._resync(data, off, expect, nxt)
-        if nxt is None and not found and tail <= _HDR + MAX_PAYLOAD:
-            # The record being written when power went: never acknowledged by append(), so
-            # never sent. Rewrite the segment without it (MicroPython files cannot truncate).
-            if tail:
-                self.torn += 1
-            self._write_atomic(path, (data[:off],))
-            return expect - first
-        # Damage inside the journal: records after it may have been sent already, so their
-        # seqs are never reused. Unreadable ones become empty placeholders: the fleet rejects
-        # them as bad events, which still moves its ack past the hole.
+        found, end = self._resync(data, off, expect, nxt)
+        last = found[-1][0] if found else expect - 1
+        rest = len(data) - end  # bytes after the last valid record
         if nxt is not None:
-            hi = nxt - 1
+            hi = max(last, nxt - 1)
+        elif rest <= _HDR + MAX_PAYLOAD:
+            # At most one record: the one being written when power went. append() never
+            # returned its seq, so it was never sent; drop it.
+            hi = last
+            if rest:
+                self.torn += 1
         else:
-            hi = min(first + self.segment_records - 1, expect - 1 + tail // _HDR)
-        if found:
-            hi = max(hi, found[-1][0])
+            # Damage, not a torn write: records here may have been sent, so their seqs are
+            # never reused. Each record takes at least a header: that bounds how many.
+            hi = max(last, min(first + self.segment_records - 1, last + rest // _HDR))
+        # Unreadable records become empty placeholders: the fleet rejects them as bad
+        # events, which still moves its ack past the hole. The segment is rewritten whole
+        # (MicroPython files cannot truncate).
         byseq = {}
         for seq, payload in found:
             byseq[seq] = payload
@@ -230,18 +230,20 @@ class Journal:
         return hi - first + 1
 
     def _resync(self, data, off, expect, nxt):
-        """Valid records after a damaged spot, found by their magic byte and CRC."""
-        found = []
+        """Valid records after a damaged spot, found by their magic byte and CRC, and the
+        offset where the last one ends."""
+        found, end = [], off
         pos = data.find(b"\xa5", off + 1)
         while pos >= 0:
             rec = _parse(data, pos)
             if rec and rec[0] >= expect and (nxt is None or rec[0] < nxt) and (
                     not found or rec[0] > found[-1][0]):
                 found.append((rec[0], rec[1]))
+                end = rec[2]
                 pos = data.find(b"\xa5", rec[2])
             else:
                 pos = data.find(b"\xa5", pos + 1)
-        return found
+        return found, end
 
     # -- public operations ------------------------------------------------------------------
     def append(self, payload):

@@ -1,0 +1,121 @@
+"""The protocol codec against exact wire bytes (docs/protocol.md)."""
+import json
+
+import pytest
+
+from firmware.codec import (CodecError, build_clock_batch, encode_event, encode_health,
+                            parse_ack, topic, with_seq)
+
+IN = encode_event("in", "nfc", 1795426549, "synced", badge="04A1B2C3D4E5F6")
+MANUAL = encode_event("out", "manual", 1795428000, "rtc", tag="C12-7F3A",
+                      reason="tag unreadable")
+
+
+def test_topic():
+    assert topic("demo-r1", "up/clock") == "tg/v1/demo-r1/up/clock"
+    assert topic("A_b-9" * 12 + "abcd", "down/ack").startswith("tg/v1/A_b-9")
+    for bad in ("", "a/b", "a+b", "x" * 65, "é"):
+        with pytest.raises(CodecError):
+            topic(bad, "up/clock")
+
+
+def test_event_exact_bytes():
+    assert IN == (b'{"badge":"04A1B2C3D4E5F6","dir":"in","method":"nfc",'
+                  b'"ts":1795426549,"tq":"synced"}')
+    assert MANUAL == (b'{"tag":"C12-7F3A","dir":"out","method":"manual",'
+                      b'"reason":"tag unreadable","ts":1795428000,"tq":"rtc"}')
+    assert encode_event("in", "qr", 5, "unsynced", badge="DEADBEEF", tag="t", visit=12) == (
+        b'{"badge":"DEADBEEF","tag":"t","dir":"in","method":"qr","ts":5,"tq":"unsynced",'
+        b'"visit":12}')
+
+
+def test_strings_are_escaped_and_utf8():
+    ev = encode_event("in", "manual", 1, "rtc", tag='a"b\\c', reason="étiquette\nillisible")
+    assert ev == ('{"tag":"a\\"b\\\\c","dir":"in","method":"manual",'
+                  '"reason":"étiquette\\u000aillisible","ts":1,"tq":"rtc"}').encode()
+    assert json.loads(ev)["reason"] == "étiquette\nillisible"
+    assert json.loads(ev)["tag"] == 'a"b\\c'
+
+
+@pytest.mark.parametrize("kw", [
+    dict(dir="up"), dict(method="rfid"), dict(tq="ntp"), dict(badge=None),
+    dict(badge="04a1b2c3"), dict(badge="04A1B2"), dict(badge="0" * 22), dict(badge="04A1B2XY"),
+    dict(tag="", badge=None), dict(tag="x" * 65, badge=None), dict(method="manual"),
+    dict(method="manual", reason="x" * 121), dict(ts=True), dict(ts=1.5), dict(visit="7"),
+])
+def test_event_rejects(kw):
+    args = dict(dir="in", method="nfc", ts=1, tq="synced", badge="04A1B2C3")
+    args.update(kw)
+    with pytest.raises(CodecError):
+        encode_event(**args)
+
+
+def test_with_seq_and_placeholder():
+    assert with_seq(41, IN) == b'{"seq":41,' + IN[1:]
+    assert with_seq(7, b"") == b'{"seq":7}'
+
+
+def test_batch_exact_bytes_matches_protocol_example():
+    payload, n = build_clock_batch(1795426600, [(41, IN), (42, MANUAL)])
+    assert n == 2
+    assert payload == (
+        b'{"now":1795426600,"events":['
+        b'{"seq":41,"badge":"04A1B2C3D4E5F6","dir":"in","method":"nfc","ts":1795426549,'
+        b'"tq":"synced"},'
+        b'{"seq":42,"tag":"C12-7F3A","dir":"out","method":"manual","reason":"tag unreadable",'
+        b'"ts":1795428000,"tq":"rtc"}]}')
+    assert json.loads(payload) == {"now": 1795426600, "events": [
+        {"seq": 41, "badge": "04A1B2C3D4E5F6", "dir": "in", "method": "nfc",
+         "ts": 1795426549, "tq": "synced"},
+        {"seq": 42, "tag": "C12-7F3A", "dir": "out", "method": "manual",
+         "reason": "tag unreadable", "ts": 1795428000, "tq": "rtc"}]}
+
+
+def test_batch_packs_under_the_limit():
+    items = [(i, IN) for i in range(1, 30)]
+    payload, n = build_clock_batch(1795426600, items)
+    assert len(payload) <= 1024 and 1 <= n <= 16
+    bigger, _ = build_clock_batch(1795426600, items[:n + 1], limit=10**6)
+    assert n == 16 or len(bigger) > 1024  # the next one would not have fit
+    assert [e["seq"] for e in json.loads(payload)["events"]] == list(range(1, n + 1))
+    assert build_clock_batch(1, [(1, IN)] * 20, limit=10**6)[1] == 16
+    payload, n = build_clock_batch(1, [(1, IN), (2, IN)], limit=50)
+    assert n == 1  # at least one, even over the limit
+    with pytest.raises(CodecError):
+        build_clock_batch(1, [])
+
+
+def test_typical_events_fit_eight_per_kib():
+    ev = encode_event("out", "nfc", 1795426549, "synced", badge="04A1B2C3D4E5F6A1B2C3",
+                      visit=123456789)
+    payload, n = build_clock_batch(1795426600, [(100000 + i, ev) for i in range(16)])
+    assert n >= 8
+
+
+def test_parse_ack():
+    assert parse_ack(b'{"ack": 42, "rejected": [{"seq": 40, "reason": "ts_future"}]}') == (
+        42, [(40, "ts_future")])
+    assert parse_ack('{"ack":0,"rejected":[],"extra":1}') == (0, [])
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"not json", b"[1]", b'{"rejected": []}', b'{"ack": "5", "rejected": []}',
+    b'{"ack": true, "rejected": []}', b'{"ack": -1, "rejected": []}', b'{"ack": 1.5, "rejected": []}',
+    b'{"ack": 5}', b'{"ack": 5, "rejected": {}}', b'{"ack": 5, "rejected": [5]}',
+    b'{"ack": 5, "rejected": [{"seq": 1}]}', b'\xff\xfe', b'{"ack": 5, "rejected": []}' + b" " * 1000,
+])
+def test_parse_ack_malformed(payload):
+    with pytest.raises(CodecError):
+        parse_ack(payload)
+
+
+def test_health_exact_bytes():
+    assert encode_health(1795426600, "0.1.0", 3600, 41234, 3, False, "ok", "synced",
+                         rssi=-61, bat=87) == (
+        b'{"now":1795426600,"fw":"0.1.0","up":3600,"heap":41234,"rssi":-61,"bat":87,'
+        b'"jd":3,"jfull":false,"rd":"ok","tq":"synced"}')
+    assert encode_health(1, "0.1.0", 2, 3, 0, True, "nfc_timeout", "unsynced") == (
+        b'{"now":1,"fw":"0.1.0","up":2,"heap":3,"jd":0,"jfull":true,"rd":"nfc_timeout",'
+        b'"tq":"unsynced"}')
+    with pytest.raises(CodecError):
+        encode_health(1, "0.1.0", 2, 3, 0, True, "ok", "gps")

@@ -1,0 +1,216 @@
+"""The flash journal: format, power cuts at every byte, damage, ack, full."""
+import os
+import shutil
+import zlib
+
+import pytest
+
+from firmware.journal import Journal, JournalFull, record
+
+
+def payload(i):
+    return b'{"badge":"04A1B2C3D4E5F6","dir":"in","n":%d}' % i
+
+
+def fill(path, n, **kw):
+    j = Journal(str(path), **kw)
+    for i in range(1, n + 1):
+        assert j.append(payload(i)) == i
+    return j
+
+
+def seg(path, first):
+    return os.path.join(str(path), "s%08d.log" % first)
+
+
+def test_record_exact_bytes():
+    # magic A5, version 01, length 0002, seq 00000001, crc32 over the 8 header bytes + payload
+    assert record(1, b"ab").hex() == "a501020001000000ea33a3ed6162"
+    assert zlib.crc32(bytes.fromhex("a501020001000000") + b"ab") == 0xEDA333EA
+    assert record(258, b"").hex() == "a501000002010000899f338a"
+
+
+def test_append_read_and_properties(tmp_path):
+    j = fill(tmp_path / "j", 10, segment_records=4)
+    assert (j.acked, j.last_seq, j.depth, j.full, j.first_seq) == (0, 10, 10, False, 1)
+    assert sorted(os.listdir(tmp_path / "j")) == ["s00000001.log", "s00000005.log",
+                                                  "s00000009.log"]
+    assert j.read_from(1, 100) == [(i, payload(i)) for i in range(1, 11)]
+    assert j.read_from(6, 3) == [(6, payload(6)), (7, payload(7)), (8, payload(8))]
+    assert j.read_from(11, 5) == []
+    with open(seg(tmp_path / "j", 1), "rb") as f:
+        assert f.read() == b"".join(record(i, payload(i)) for i in range(1, 5))
+
+
+def test_reopen_keeps_seq(tmp_path):
+    fill(tmp_path / "j", 5)
+    j = Journal(str(tmp_path / "j"))
+    assert (j.last_seq, j.torn, j.corrupt) == (5, 0, 0)
+    assert j.append(b"x") == 6
+    assert Journal(str(tmp_path / "j")).read_from(6, 1) == [(6, b"x")]
+
+
+@pytest.mark.parametrize("before", [5, 8, 1, 0], ids=["mid-segment", "new-segment",
+                                                       "second-record", "first-ever"])
+def test_power_cut_at_every_byte(tmp_path, before):
+    base = tmp_path / "base"
+    fill(base, before, segment_records=4).ack(0)
+    cut = record(before + 1, payload(before + 1))
+    first = (before // 4) * 4 + 1  # the segment the next record goes to
+    for k in range(len(cut) + 1):
+        d = tmp_path / ("k%d" % k)
+        shutil.copytree(base, d)
+        with open(seg(d, first), "ab") as f:
+            f.write(cut[:k])  # power went after k bytes reached flash
+        j = Journal(str(d), segment_records=4)
+        complete = k == len(cut)
+        assert j.torn == (1 if 0 < k < len(cut) else 0)
+        assert j.corrupt == 0
+        assert j.last_seq == before + (1 if complete else 0)
+        want = [(i, payload(i)) for i in range(1, before + 1)]
+        if complete:
+            want.append((before + 1, payload(before + 1)))
+        assert j.read_from(1, 100) == want
+        nxt = j.append(b"after")
+        assert nxt == len(want) + 1
+        j2 = Journal(str(d), segment_records=4)
+        assert (j2.torn, j2.corrupt) == (0, 0)
+        assert j2.read_from(1, 100) == want + [(nxt, b"after")]
+
+
+def test_bad_crc_at_tail_is_torn(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 3)
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"X")
+    j = Journal(str(d))
+    assert (j.torn, j.corrupt, j.last_seq) == (1, 0, 2)
+    assert j.append(b"x") == 3
+
+
+def test_damage_mid_segment_keeps_the_rest_and_never_reuses_a_seq(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 6)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size + 20)  # inside record 2's payload
+        f.write(b"#")
+    j = Journal(str(d))
+    assert (j.torn, j.corrupt, j.last_seq) == (0, 1, 6)
+    got = j.read_from(1, 100)
+    assert got[1] == (2, b"")  # placeholder: the fleet rejects it, which acks seq 2
+    assert got[0] == (1, payload(1)) and got[2:] == [(i, payload(i)) for i in range(3, 7)]
+    assert j.append(b"x") == 7
+    assert Journal(str(d)).corrupt == 0  # repaired on flash
+
+
+def test_damaged_header_in_last_segment(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 5)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(2 * size)  # magic of record 3
+        f.write(b"\x00")
+    j = Journal(str(d))
+    assert (j.corrupt, j.last_seq) == (1, 5)
+    assert [s for s, p in j.read_from(1, 100) if p] == [1, 2, 4, 5]
+
+
+def test_damaged_end_of_older_segment_fills_up_to_the_next(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 6, segment_records=4)
+    with open(seg(d, 1), "rb") as f:
+        data = f.read()
+    with open(seg(d, 1), "wb") as f:
+        f.write(data[:-10])  # record 4 cut short: not the tail of the journal
+    j = Journal(str(d), segment_records=4)
+    assert (j.torn, j.corrupt, j.last_seq) == (0, 1, 6)
+    assert j.read_from(4, 1) == [(4, b"")]
+    assert j.read_from(5, 2) == [(5, payload(5)), (6, payload(6))]
+
+
+def test_garbage_beyond_one_record_is_not_taken_for_a_torn_write(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 2, segment_records=64)
+    with open(seg(d, 1), "ab") as f:
+        f.write(b"\xff" * 1100)  # more than one record could be: records were lost here
+    j = Journal(str(d))
+    assert j.torn == 0 and j.corrupt > 0
+    assert j.last_seq > 2  # those seqs may have been sent: never reused
+    assert all(p == b"" for s, p in j.read_from(3, 100))
+
+
+def test_ack_frees_whole_segments_only(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 10, segment_records=4)
+    j.ack(4)
+    assert sorted(os.listdir(d)) == ["ack", "s00000005.log", "s00000009.log"]
+    j.ack(5)
+    assert "s00000005.log" in os.listdir(d)
+    assert (j.acked, j.depth, j.first_seq) == (5, 5, 5)
+    j.ack(3)  # backwards: ignored
+    assert j.acked == 5
+    j.ack(100)  # beyond what was written: clamped
+    assert (j.acked, j.depth) == (10, 0)
+    assert sorted(os.listdir(d)) == ["ack"]
+    assert open(os.path.join(d, "ack")).read() == "10\n"
+    j2 = Journal(str(d), segment_records=4)
+    assert (j2.acked, j2.last_seq) == (10, 10)
+    assert j2.append(b"x") == 11  # continues from the ack file when everything was freed
+    assert "s00000011.log" in os.listdir(d)
+
+
+def test_full_journal_raises_and_drops_nothing(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 5, max_records=5, segment_records=2)
+    assert j.full
+    with pytest.raises(JournalFull):
+        j.append(b"x")
+    assert j.last_seq == 5
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 6)]
+    j.ack(2)
+    assert not j.full
+    assert j.append(b"x") == 6
+    assert j.append(b"y") == 7
+    with pytest.raises(JournalFull):
+        j.append(b"y")
+
+
+def test_torn_ack_tmp_is_ignored(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 6, segment_records=2)
+    j.ack(2)
+    with open(os.path.join(d, "ack.tmp"), "wb") as f:
+        f.write(b"4")  # power went before the rename: segments 3-4 were not freed
+    j2 = Journal(str(d), segment_records=2)
+    assert (j2.acked, j2.last_seq) == (2, 6)
+    assert "ack.tmp" not in os.listdir(d)
+    assert j2.read_from(3, 10)[0] == (3, payload(3))
+
+
+def test_cut_between_ack_and_free(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 6, segment_records=2)
+    with open(os.path.join(d, "ack"), "w") as f:
+        f.write("4\n")  # the ack was persisted, the segments not yet deleted
+    j = Journal(str(d), segment_records=2)
+    assert (j.acked, j.first_seq) == (4, 5)
+    assert sorted(os.listdir(d)) == ["ack", "s00000005.log"]
+
+
+def test_segments_imply_a_lower_bound_for_the_ack(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 6, segment_records=2)
+    j.ack(4)
+    os.remove(os.path.join(d, "ack"))  # lost: segments 1-4 were freed, so 4 was acked
+    assert Journal(str(d), segment_records=2).acked == 4
+
+
+def test_oversized_payload_and_meta(tmp_path):
+    j = Journal(str(tmp_path / "j"))
+    with pytest.raises(ValueError):
+        j.append(b"x" * 1025)
+    assert j.read_meta("taps.json") is None
+    j.write_meta("taps.json", b"{}")
+    assert Journal(str(tmp_path / "j")).read_meta("taps.json") == b"{}"
