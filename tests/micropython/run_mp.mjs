@@ -1,0 +1,69 @@
+// Run a Python script on the real MicroPython interpreter (WebAssembly, npm package
+// @micropython/micropython-webassembly-pyscript), with the repo's firmware package copied to
+// /lib/firmware/ of its virtual filesystem, as it is laid out on the reader box.
+//
+//   node tests/micropython/run_mp.mjs SCRIPT.py [--heapsize BYTES]
+//
+// Exit status 0 when the script ran to the end; 1 with the traceback on stderr when it raised;
+// 2 on a usage or setup error.
+import { readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const args = process.argv.slice(2);
+const script = args.find((a) => !a.startsWith("--"));
+const heapArg = args.indexOf("--heapsize");
+const heapsize = heapArg >= 0 ? parseInt(args[heapArg + 1], 10) : 1024 * 1024;
+if (!script) {
+  process.stderr.write("usage: node run_mp.mjs SCRIPT.py [--heapsize BYTES]\n");
+  process.exit(2);
+}
+
+let loadMicroPython;
+try {
+  ({ loadMicroPython } = await import("@micropython/micropython-webassembly-pyscript"));
+} catch (e) {
+  process.stderr.write(
+    "cannot load @micropython/micropython-webassembly-pyscript: run `npm ci` at the repo root\n" +
+      String(e) + "\n");
+  process.exit(2);
+}
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const mp = await loadMicroPython({
+  heapsize,
+  linebuffer: false,
+  stdout: (data) => process.stdout.write(data),
+  stderr: (data) => process.stderr.write(data),
+});
+
+mp.FS.mkdir("/lib");
+mp.FS.mkdir("/lib/firmware");
+for (const name of readdirSync(join(root, "firmware"))) {
+  if (name.endsWith(".py")) {
+    mp.FS.writeFile("/lib/firmware/" + name, readFileSync(join(root, "firmware", name)));
+  }
+}
+
+// Helpers next to the script (_*.py, e.g. _check.py) go to /lib as plain modules.
+const scriptDir = dirname(resolve(script));
+for (const name of readdirSync(scriptDir)) {
+  if (name.startsWith("_") && name.endsWith(".py")) {
+    mp.FS.writeFile("/lib/" + name, readFileSync(join(scriptDir, name)));
+  }
+}
+
+// A line "#@step" splits the script into parts run one after the other with shared globals.
+// Inside one run the WebAssembly port's gc.collect() frees nothing (the running frame's roots
+// cannot be told apart), so a heap measurement starts a new part and collects there.
+const parts = readFileSync(script, "utf8").split(/^#@step[^\n]*$/m);
+try {
+  for (const part of parts) {
+    await mp.runPythonAsync(part);
+  }
+} catch (e) {
+  // A PythonError's message is the MicroPython traceback.
+  process.stderr.write(String(e && e.message ? e.message : e) + "\n");
+  process.exit(1);
+}
+process.exit(0);

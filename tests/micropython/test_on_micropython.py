@@ -1,0 +1,120 @@
+"""The firmware logic on the real MicroPython 1.27 interpreter (WebAssembly, under Node).
+
+Each script in scripts/ is a plain-assert program that ends by printing "OK <n> checks";
+run_mp.mjs runs it with firmware/*.py installed at /lib/firmware/ as on the reader box.
+The same scripts also run on CPython, which is how the codec's bytes are compared.
+Missing node or npm packages fail these tests (they never skip): run `npm ci`.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.micropython
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+SCRIPTS = HERE / "scripts"
+RUNNER = HERE / "run_mp.mjs"
+PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+
+
+def run_mp(script: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run a script on MicroPython; fail (never skip) when the toolchain is missing."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: install Node.js, then run `npm ci` at the repo root")
+    if not (PACKAGE / "micropython.mjs").exists():
+        pytest.fail(f"{PACKAGE.relative_to(ROOT)} is missing: run `npm ci` at the repo root")
+    return subprocess.run([node, str(RUNNER), str(script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def run_cpython(script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=240)
+
+
+def checks(proc: subprocess.CompletedProcess[str], minimum: int) -> int:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    last = proc.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"OK (\d+) checks", last)
+    assert m, f"no final 'OK <n> checks' line:\n{proc.stdout}\n{proc.stderr}"
+    assert int(m.group(1)) >= minimum, proc.stdout
+    return int(m.group(1))
+
+
+def test_it_is_really_micropython(tmp_path):
+    script = tmp_path / "which.py"
+    script.write_text("import sys, os\nprint(sys.implementation.name, sys.implementation.version[:2])\n"
+                      "print(sorted(os.listdir('/lib/firmware')))\n")
+    proc = run_mp(script)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("micropython (1, 27)")
+    for module in ("codec.py", "decide.py", "journal.py", "planning.py", "reader.py"):
+        assert module in proc.stdout
+
+
+def test_missing_npm_package_fails_not_skips(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "absent")
+    with pytest.raises(pytest.fail.Exception, match="npm ci"):
+        run_mp(tmp_path / "x.py")
+
+
+def test_a_raising_script_fails_with_its_traceback(tmp_path):
+    script = tmp_path / "boom.py"
+    script.write_text("print('before')\nraise ValueError('boom')\n")
+    proc = run_mp(script)
+    assert proc.returncode == 1
+    assert "before" in proc.stdout
+    assert "Traceback" in proc.stderr and "ValueError: boom" in proc.stderr
+
+
+def test_firmware_modules_import_no_hardware(tmp_path):
+    script = tmp_path / "imports.py"
+    script.write_text(
+        "import sys\n"
+        "import firmware.journal, firmware.codec, firmware.planning, firmware.decide\n"
+        "import firmware.reader\n"
+        "bad = [m for m in ('machine', 'network', 'paho') if m in sys.modules]\n"
+        "assert not bad, bad\nprint('OK 1 checks')\n")
+    checks(run_mp(script), 1)
+
+
+def test_journal_on_micropython():
+    # includes a power cut after every byte of a record, mid-segment and on a new segment
+    checks(run_mp(SCRIPTS / "journal.py"), 1000)
+
+
+def test_planning_and_decide_on_micropython():
+    proc = run_mp(SCRIPTS / "planning_decide.py")
+    checks(proc, 15)
+    m = re.search(r"planning heap: (\d+) bytes", proc.stdout)
+    assert m and int(m.group(1)) < 16 * 1024  # 500 visits + 200 badges, of a 48 KiB budget
+
+
+def test_reader_core_on_micropython():
+    proc = run_mp(SCRIPTS / "reader.py")
+    checks(proc, 100)
+    assert "heap over 10000 taps" in proc.stdout
+
+
+def test_codec_bytes_identical_on_both_interpreters():
+    mp = run_mp(SCRIPTS / "codec.py")
+    cp = run_cpython(SCRIPTS / "codec.py")
+    checks(mp, 20)
+    checks(cp, 20)
+    mp_bytes = [line for line in mp.stdout.splitlines() if line.startswith("BYTES ")]
+    cp_bytes = [line for line in cp.stdout.splitlines() if line.startswith("BYTES ")]
+    assert len(mp_bytes) >= 6
+    assert mp_bytes == cp_bytes
+
+
+@pytest.mark.parametrize("name", ["journal.py", "planning_decide.py", "reader.py"])
+def test_scripts_also_pass_on_cpython(name):
+    checks(run_cpython(SCRIPTS / name), 15)
