@@ -1,0 +1,88 @@
+"""Shape checks of the device protocol's messages (docs/protocol.md). Pure functions."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_PAYLOAD = 1024
+MAX_EVENTS = 16
+FUTURE_S = 24 * 3600
+PAST_S = 30 * 86400
+TOPIC = re.compile(r"^tg/v1/([A-Za-z0-9_-]{1,64})/up/(clock|health)$")
+_BADGE = re.compile(r"^[0-9A-F]{8,20}$")
+TIME_QUALITIES = ("synced", "rtc", "unsynced")
+# the keys that make an event what it is: a resend must carry the same values
+CONTENT_KEYS = ("badge", "tag", "dir", "method", "reason", "ts", "tq", "visit", "pos")
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def batch_problem(doc: Any) -> str | None:
+    """None when `doc` is a well-formed clock batch, else the reason to refuse it whole."""
+    if not isinstance(doc, dict) or not is_int(doc.get("now")):
+        return "bad_batch"
+    events = doc.get("events")
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_EVENTS:
+        return "bad_batch"
+    return None
+
+
+def event_seq(ev: Any) -> int | None:
+    """The event's seq if it can be acked (an int >= 1), else None."""
+    seq = ev.get("seq") if isinstance(ev, dict) else None
+    return seq if is_int(seq) and seq >= 1 else None
+
+
+def event_problem(ev: dict, now_s: float) -> str | None:
+    """None for a good event, else bad_event, ts_future or ts_past. `ev` has a valid seq."""
+    badge, tag = ev.get("badge"), ev.get("tag")
+    if badge is None and tag is None:
+        return "bad_event"
+    if badge is not None and not (isinstance(badge, str) and _BADGE.match(badge)):
+        return "bad_event"
+    if tag is not None and not (isinstance(tag, str) and 1 <= len(tag) <= 64):
+        return "bad_event"
+    if ev.get("dir") not in ("in", "out") or ev.get("method") not in ("nfc", "qr", "manual"):
+        return "bad_event"
+    reason = ev.get("reason")
+    if reason is not None and not (isinstance(reason, str) and len(reason) <= 120):
+        return "bad_event"
+    if ev["method"] == "manual" and not reason:
+        return "bad_event"
+    if not is_int(ev.get("ts")) or ev.get("tq") not in TIME_QUALITIES:
+        return "bad_event"
+    if "visit" in ev and not is_int(ev["visit"]):
+        return "bad_event"
+    pos = ev.get("pos")
+    if pos is not None and not (isinstance(pos, list) and len(pos) == 3
+                                and all(is_number(x) for x in pos)):
+        return "bad_event"
+    if ev["ts"] > now_s + FUTURE_S:
+        return "ts_future"
+    if ev["ts"] < now_s - PAST_S:
+        return "ts_past"
+    return None
+
+
+def content(ev: dict) -> tuple:
+    return tuple(tuple(v) if isinstance(v := ev.get(k), list) else v for k in CONTENT_KEYS)
+
+
+def health_ok(doc: Any) -> bool:
+    if not isinstance(doc, dict):
+        return False
+    if not all(is_int(doc.get(k)) for k in ("now", "up", "heap", "jd")):
+        return False
+    if not isinstance(doc.get("fw"), str) or len(doc["fw"]) > 32:
+        return False
+    if not isinstance(doc.get("jfull"), bool) or not isinstance(doc.get("rd"), str):
+        return False
+    if doc.get("tq") not in TIME_QUALITIES:
+        return False
+    return all(doc.get(k) is None or is_int(doc[k]) for k in ("rssi", "bat", "off"))

@@ -1,0 +1,98 @@
+"""Today's board: planned against actual, per visit, for the manager.
+
+Server-rendered HTML; the only script re-fetches the table body every few seconds so that a
+clock-in shows up without a reload. Data comes from `board_rows`, a plain data function.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleet.models import Anomaly, Caregiver, Client, Organisation, Visit, VisitRecord
+
+STATUS_LABELS = {
+    "done": "done · terminée",
+    "in_progress": "in progress · en cours",
+    "late": "late · en retard",
+    "missing": "missing · non pointée",
+    "upcoming": "upcoming · à venir",
+    "cancelled": "cancelled · annulée",
+}
+
+
+@dataclass
+class BoardRow:
+    visit_id: int
+    client: str
+    caregiver: str
+    planned_start: datetime
+    planned_end: datetime
+    actual_start: datetime | None
+    actual_end: datetime | None
+    status: str
+    late_min: int
+    anomalies: int
+
+
+def live_status(visit: Visit, record: VisitRecord | None, now: datetime, tol: timedelta) -> str:
+    """What the manager needs to know now, derived from the planning and the clock-ins."""
+    if visit.status == "cancelled":
+        return "cancelled"
+    if record and record.actual_end:
+        return "done"
+    if record and record.actual_start:
+        return "in_progress"
+    if now > visit.planned_end:
+        return "missing"
+    if now > visit.planned_start + tol:
+        return "late"
+    return "upcoming"
+
+
+def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def board_rows(session: Session, org: Organisation, day: date, now: datetime,
+               status: str | None = None, caregiver_id: int | None = None,
+               client_id: int | None = None) -> list[BoardRow]:
+    tz = ZoneInfo(org.timezone)
+    lo, hi = day_bounds(day, tz)
+    tol = timedelta(minutes=org.tolerance_min)
+    anomalies = (select(Anomaly.visit_id, func.count().label("n"))
+                 .where(Anomaly.visit_id.is_not(None), Anomaly.resolved.is_(False))
+                 .group_by(Anomaly.visit_id).subquery())
+    q = (select(Visit, VisitRecord, Client.name, Caregiver.name, anomalies.c.n)
+         .join(Client, Client.id == Visit.client_id)
+         .join(Caregiver, Caregiver.id == Visit.caregiver_id)
+         .outerjoin(VisitRecord, VisitRecord.visit_id == Visit.id)
+         .outerjoin(anomalies, anomalies.c.visit_id == Visit.id)
+         .where(Visit.organisation_id == org.id, Visit.planned_start >= lo,
+                Visit.planned_start < hi)
+         .order_by(Visit.planned_start, Visit.id))
+    if caregiver_id:
+        q = q.where(Visit.caregiver_id == caregiver_id)
+    if client_id:
+        q = q.where(Visit.client_id == client_id)
+    rows = []
+    for visit, record, client, caregiver, n in session.execute(q):
+        st = live_status(visit, record, now, tol)
+        if status and st != status:
+            continue
+        start = record.actual_start if record else None
+        late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
+        rows.append(BoardRow(visit.id, client, caregiver, visit.planned_start, visit.planned_end,
+                             start, record.actual_end if record else None, st, max(late, 0),
+                             int(n or 0)))
+    return rows
+
+
+def recent_anomalies(session: Session, org: Organisation, limit: int = 10) -> list[Anomaly]:
+    return list(session.scalars(
+        select(Anomaly).where(Anomaly.organisation_id == org.id, Anomaly.resolved.is_(False))
+        .order_by(Anomaly.id.desc()).limit(limit)))
