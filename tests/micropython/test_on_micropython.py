@@ -61,7 +61,7 @@ def test_it_is_really_micropython(tmp_path):
 
 
 def test_missing_npm_package_fails_not_skips(monkeypatch, tmp_path):
-    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "absent")
+    monkeypatch.setitem(run_mp.__globals__, "PACKAGE", tmp_path / "absent")
     with pytest.raises(pytest.fail.Exception, match="npm ci"):
         run_mp(tmp_path / "x.py")
 
