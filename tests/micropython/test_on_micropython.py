@@ -30,7 +30,7 @@ def run_mp(script: Path, timeout: float = 240) -> subprocess.CompletedProcess[st
     if node is None:
         pytest.fail("node is not installed: install Node.js, then run `npm ci` at the repo root")
     if not (PACKAGE / "micropython.mjs").exists():
-        pytest.fail(f"{PACKAGE.relative_to(ROOT)} is missing: run `npm ci` at the repo root")
+        pytest.fail(f"{PACKAGE} is missing: run `npm ci` at the repo root")
     return subprocess.run([node, str(RUNNER), str(script)], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
