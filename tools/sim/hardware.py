@@ -18,6 +18,7 @@ FEEDBACK_PATTERNS = {
     "unknown": "red, long buzz",
     "repeat": "green short",
     "full": "red blinking, three buzzes",
+    "error": "red short, one buzz (card not read: tap again)",
 }
 
 
