@@ -27,6 +27,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
 def wait_port(host: str, port: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,6 +116,9 @@ class Broker:
     def start(self, timeout: float = 10.0) -> "Broker":
         if self.running:
             return self
+        if not port_free(self.host, self.port):
+            raise BrokerError(f"port {self.port} on {self.host} is taken by another program: "
+                              f"stop it or choose another port")
         out = open(self.workdir / f"{self.kind}.out", "ab")
         self.proc = subprocess.Popen(self._command(), stdout=out, stderr=subprocess.STDOUT,
                                      cwd=Path(__file__).resolve().parent.parent)

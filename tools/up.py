@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tools.broker import Broker, BrokerError, free_port, wait_port
+from tools.broker import Broker, BrokerError, free_port, port_free, wait_port
 from tools.errors import TelegestError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,15 +58,6 @@ def admin_key(db_url: str, key_file: Path) -> str:
     return key
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 class Children:
     """Child processes started in order, stopped in reverse order."""
 
@@ -104,8 +94,8 @@ def run_up(args) -> int:
     info = seed(db_url)
     key = admin_key(db_url, data / "api-key.txt")
 
-    mqtt_port = args.mqtt_port or (1883 if port_free(1883) else free_port())
-    if not port_free(args.port):
+    mqtt_port = args.mqtt_port or (1883 if port_free("127.0.0.1", 1883) else free_port())
+    if not port_free("127.0.0.1", args.port):
         raise TelegestError(f"port {args.port} is taken on localhost: stop what uses it or "
                             f"pass --port")
     try:
