@@ -206,7 +206,7 @@ def _store_events(session: Session, batch: _Batch, known: list) -> None:
     for dev, topic, raw, when, doc, result in known:
         now_s = when.timestamp()
         offset = round(now_s - doc["now"])
-        ack = batch.acks.setdefault(dev.ident, Ack(dev.ident, dev.acked_seq))
+        ack = result.ack = batch.acks.setdefault(dev.ident, Ack(dev.ident, dev.acked_seq))
         for ev in doc["events"]:
             seq = checks.event_seq(ev)
             if seq is None:

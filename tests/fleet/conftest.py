@@ -47,3 +47,29 @@ def agency(session):
     ])
     session.commit()
     return {"org": org, "clients": [c1, c2], "caregivers": [g1, g2]}
+
+TS = int(NOW.timestamp())
+
+
+def _event(seq, badge="04A1B2C3D4E5F6", dir="in", ts=TS, **extra):
+    ev = {"seq": seq, "badge": badge, "dir": dir, "method": "nfc", "ts": ts, "tq": "synced"}
+    ev.update(extra)
+    return ev
+
+
+def _clock(*events, now=TS) -> bytes:
+    import json
+
+    return json.dumps({"now": now, "events": list(events)}).encode()
+
+
+@pytest.fixture
+def event():
+    """event(seq, badge=..., dir=..., ts=..., **extra) -> one clock event dict."""
+    return _event
+
+
+@pytest.fixture
+def clock():
+    """clock(*events, now=...) -> an up/clock payload."""
+    return _clock

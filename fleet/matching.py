@@ -1,0 +1,230 @@
+"""Matching of stored clock events to the planning (docs/protocol.md, "Matching").
+
+Works on the events still `pending`, in device-time order, a batch at a time with a few queries
+(badges, visits, records and recent events are loaded once per batch). Every event leaves
+`pending` exactly once, so running it twice changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
+                          VisitRecord)
+
+log = logging.getLogger("telegest.matching")
+
+DOUBLE_TAP = timedelta(seconds=10)
+CLOCK_OFF_S = 300
+
+
+@dataclass
+class _Event:
+    id: int
+    device_id: int
+    org_id: int
+    kind: str
+    client_id: int | None
+    caregiver_id: int | None
+    badge: str | None
+    tag: str | None
+    dir: str
+    ts: datetime
+    tq: str
+    offset: int
+
+
+def retained_time(actual: datetime, planned: datetime, org: Organisation) -> datetime:
+    """The time kept for pay and billing, by the organisation's rounding rule."""
+    if org.rounding_mode == "planned":
+        if abs(actual - planned) <= timedelta(minutes=org.tolerance_min):
+            return planned
+        return actual
+    if org.rounding_mode == "nearest" and org.rounding_step_min > 0:
+        step = org.rounding_step_min * 60
+        shift = actual.astimezone(ZoneInfo(org.timezone)).utcoffset().total_seconds()
+        local = actual.timestamp() + shift
+        rounded = (local + step / 2) // step * step - shift
+        return datetime.fromtimestamp(rounded, actual.tzinfo)
+    return actual
+
+
+def match_pending(session: Session, limit: int = 5000) -> Counter:
+    """Match up to `limit` pending events; the caller commits. Returns counts per outcome."""
+    stmt = (select(ClockEvent.id, ClockEvent.device_id, Device.organisation_id, Device.kind,
+                   Device.client_id, Device.caregiver_id, ClockEvent.badge_uid,
+                   ClockEvent.tag, ClockEvent.dir, ClockEvent.device_ts,
+                   ClockEvent.time_quality, ClockEvent.clock_offset_s)
+            .join(Device, Device.id == ClockEvent.device_id)
+            .where(ClockEvent.match_status == "pending")
+            .order_by(ClockEvent.device_ts, ClockEvent.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=ClockEvent, skip_locked=True)
+    events = [_Event(*row) for row in session.execute(stmt)]
+    if not events:
+        return Counter()
+    return _Matcher(session, events).run()
+
+
+class _Matcher:
+    def __init__(self, session: Session, events: list[_Event]) -> None:
+        self.s = session
+        self.events = events
+        self.counts: Counter = Counter()
+        self.updates: list[dict] = []
+        self.anomalies: list[Anomaly] = []
+        self.orgs = {o.id: o for o in session.scalars(
+            select(Organisation).where(Organisation.id.in_({e.org_id for e in events})))}
+        self._load_badges()
+        for e in events:
+            self._resolve(e)
+        self._load_visits()
+        self._load_recent()
+
+    def _load_badges(self) -> None:
+        uids = {e.badge for e in self.events if e.badge}
+        tags = {e.tag for e in self.events if e.tag}
+        rows = list(self.s.scalars(select(Badge).where(Badge.active, or_(
+            (Badge.kind == "caregiver_card") & Badge.uid.in_(uids),
+            (Badge.kind == "client_tag") & Badge.uid.in_(tags)))))
+        self.cards = {(b.organisation_id, b.uid): b.caregiver_id
+                      for b in rows if b.kind == "caregiver_card"}
+        self.tags = {(b.organisation_id, b.uid): b.client_id
+                     for b in rows if b.kind == "client_tag"}
+
+    def _resolve(self, e: _Event) -> None:
+        """Who and where: a reader knows its home, a phone knows its caregiver."""
+        card = self.cards.get((e.org_id, e.badge)) if e.badge else None
+        if e.kind == "reader":
+            e.caregiver_id = card
+        else:
+            e.client_id = self.tags.get((e.org_id, e.tag)) if e.tag else None
+            e.caregiver_id = e.caregiver_id or card
+
+    def _load_visits(self) -> None:
+        pairs = {(e.client_id, e.caregiver_id) for e in self.events
+                 if e.client_id and e.caregiver_id}
+        self.visits: dict[tuple[int, int], list[Visit]] = {p: [] for p in pairs}
+        self.records: dict[int, VisitRecord] = {}
+        if not pairs:
+            return
+        lo = min(e.ts for e in self.events) - timedelta(days=1)
+        hi = max(e.ts for e in self.events) + timedelta(days=1)
+        rows = self.s.scalars(select(Visit).where(
+            Visit.client_id.in_({p[0] for p in pairs}),
+            Visit.caregiver_id.in_({p[1] for p in pairs}),
+            Visit.planned_start.between(lo, hi), Visit.status != "cancelled"))
+        for v in rows:
+            if (v.client_id, v.caregiver_id) in self.visits:
+                self.visits[(v.client_id, v.caregiver_id)].append(v)
+        ids = [v.id for vs in self.visits.values() for v in vs]
+        if ids:
+            self.records = {r.visit_id: r for r in self.s.scalars(
+                select(VisitRecord).where(VisitRecord.visit_id.in_(ids)))}
+
+    def _load_recent(self) -> None:
+        """Last processed tap per (device, badge or tag, dir), for double-tap detection."""
+        lo = min(e.ts for e in self.events) - DOUBLE_TAP
+        self.last_tap: dict[tuple, datetime] = {}
+        rows = self.s.execute(select(ClockEvent.device_id, ClockEvent.badge_uid, ClockEvent.tag,
+                                     ClockEvent.dir, ClockEvent.device_ts).where(
+            ClockEvent.device_id.in_({e.device_id for e in self.events}),
+            ClockEvent.device_ts >= lo, ClockEvent.match_status != "pending"))
+        for r in rows:
+            self._remember((r.device_id, r.badge_uid or r.tag, r.dir), r.device_ts)
+
+    def _remember(self, key: tuple, ts: datetime) -> None:
+        if key not in self.last_tap or ts > self.last_tap[key]:
+            self.last_tap[key] = ts
+
+    def run(self) -> Counter:
+        for e in self.events:
+            self._match(e)
+        if self.updates:
+            self.s.execute(update(ClockEvent), self.updates)
+        self.s.add_all(self.anomalies)
+        self.s.flush()
+        return self.counts
+
+    def _flag(self, e: _Event, kind: str, detail: str, visit_id: int | None = None) -> None:
+        self.counts[kind] += 1
+        self.anomalies.append(Anomaly(kind=kind, organisation_id=e.org_id, device_id=e.device_id,
+                                      clock_event_id=e.id, visit_id=visit_id, detail=detail))
+        log.info("event %d: %s (%s)", e.id, kind, detail)
+
+    def _done(self, e: _Event, status: str, visit_id: int | None = None) -> None:
+        self.counts[status] += 1
+        self.updates.append({"id": e.id, "match_status": status, "visit_id": visit_id})
+
+    def _match(self, e: _Event) -> None:
+        if abs(e.offset) > CLOCK_OFF_S or e.tq == "unsynced":
+            self._flag(e, "clock_off", f"clock offset {e.offset}s, time quality {e.tq}")
+        key = (e.device_id, e.badge or e.tag, e.dir)
+        last = self.last_tap.get(key)
+        self._remember(key, e.ts)
+        if last is not None and abs(e.ts - last) <= DOUBLE_TAP:
+            self._flag(e, "double_tap", f"same {e.dir} within {DOUBLE_TAP.seconds}s")
+            return self._done(e, "ignored")
+        if not (e.client_id and e.caregiver_id):
+            self._flag(e, "unknown_badge", f"badge {e.badge!r} tag {e.tag!r} not known here")
+            return self._done(e, "anomaly")
+        org = self.orgs[e.org_id]
+        visits = self.visits[(e.client_id, e.caregiver_id)]
+        if e.dir == "in":
+            return self._arrive(e, org, visits)
+        return self._leave(e, org, visits)
+
+    def _record(self, visit: Visit) -> VisitRecord:
+        rec = self.records.get(visit.id)
+        if rec is None:
+            rec = VisitRecord(visit_id=visit.id, status="in_progress")
+            self.s.add(rec)
+            self.records[visit.id] = rec
+        return rec
+
+    def _arrive(self, e: _Event, org: Organisation, visits: list[Visit]) -> None:
+        tol = timedelta(minutes=org.tolerance_min)
+        free = [v for v in visits if abs(v.planned_start - e.ts) <= tol
+                and (v.id not in self.records or self.records[v.id].actual_start is None)]
+        if not free:
+            self._flag(e, "no_planned_visit", f"no visit planned within {org.tolerance_min} min")
+            return self._done(e, "anomaly")
+        visit = min(free, key=lambda v: abs(v.planned_start - e.ts))
+        rec = self._record(visit)
+        rec.actual_start, rec.start_event_id = e.ts, e.id
+        rec.retained_start = retained_time(e.ts, visit.planned_start, org)
+        if rec.actual_end is None:
+            rec.status, visit.status = "in_progress", "in_progress"
+        else:  # the departure came first (offline phone, late sync): now complete
+            rec.status, visit.status = "done", "done"
+        self._done(e, "matched", visit.id)
+
+    def _leave(self, e: _Event, org: Organisation, visits: list[Visit]) -> None:
+        started = [v for v in visits if v.id in self.records
+                   and self.records[v.id].actual_start is not None
+                   and self.records[v.id].actual_end is None
+                   and self.records[v.id].actual_start <= e.ts]
+        if started:
+            visit = max(started, key=lambda v: self.records[v.id].actual_start)
+            rec = self.records[visit.id]
+            rec.status, visit.status = "done", "done"
+        else:
+            tol = timedelta(minutes=org.tolerance_min)
+            open_ = [v for v in visits if v.planned_start - tol <= e.ts <= v.planned_end + tol
+                     and (v.id not in self.records or self.records[v.id].actual_end is None)]
+            if not open_:
+                self._flag(e, "no_planned_visit", "no visit planned around this departure")
+                return self._done(e, "anomaly")
+            visit = min(open_, key=lambda v: abs(v.planned_end - e.ts))
+            rec = self._record(visit)
+            rec.status, visit.status = "incomplete", "done"
+            self._flag(e, "out_before_in", "departure without an arrival", visit.id)
+        rec.actual_end, rec.end_event_id = e.ts, e.id
+        rec.retained_end = retained_time(e.ts, visit.planned_end, org)
+        self._done(e, "matched", visit.id)
