@@ -65,8 +65,7 @@ class PN532Sim:
 
     def remove_tag(self) -> None:
         with self._lock:
-            self.uid = None
-            self._listed = False
+            self.uid = None  # the chip still holds the target: exchanges now time out
 
     def garble_next(self, n: int = 1) -> None:
         """The next n answer frames go out with a wrong data checksum."""
@@ -120,7 +119,7 @@ class PN532Sim:
             return b""
         if (ln, lcs) == (0xFF, 0x00):  # host NACK: send the last answer again
             del buf[:4]
-            return self._last_answer
+            return self._maybe_garbled(self._last_answer)
         if (ln + lcs) & 0xFF or ln == 0:
             del buf[:2]
             self.bad_frames += 1
@@ -145,12 +144,15 @@ class PN532Sim:
             return ACK + ERROR_FRAME
         frame = build_frame(bytes((data[0] + 1,)) + answer, tfi=0xD5)
         self._last_answer = frame
-        if self._garble:
-            self._garble -= 1
-            bad = bytearray(frame)
-            bad[-2] ^= 0x5A  # the DCS no longer matches
-            frame = bytes(bad)
-        return ACK + frame
+        return ACK + self._maybe_garbled(frame)
+
+    def _maybe_garbled(self, frame: bytes) -> bytes:
+        if not self._garble or not frame:
+            return frame
+        self._garble -= 1
+        bad = bytearray(frame)
+        bad[-2] ^= 0x5A  # the DCS no longer matches
+        return bytes(bad)
 
     def _answer(self, data: bytes) -> bytes | None:
         code, args = data[0], data[1:]
