@@ -1,0 +1,231 @@
+"""fleet.matching: visits started and ended, tolerance, rounding rules, every anomaly."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from fleet.ingest import handle_clock
+from fleet.matching import match_pending, retained_time
+from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
+                          VisitRecord)
+
+from .conftest import NOW, TS
+
+CARD_A, CARD_B = "04A1B2C3D4E5F6", "04A1B2C3D4E5F7"
+
+
+@pytest.fixture
+def visit(session, agency):
+    """Alice at Mme Durand (reader r1), 10:00-11:00 Paris = 09:00-10:00 UTC."""
+    v = Visit(organisation_id=agency["org"].id, client_id=agency["clients"][0].id,
+              caregiver_id=agency["caregivers"][0].id, planned_start=NOW,
+              planned_end=NOW + timedelta(hours=1))
+    session.add(v)
+    session.commit()
+    return v
+
+
+def tap(session, clock, event, *events, device="r1", device_now=TS):
+    """Send `events` from `device`, whose clock says `device_now` while the fleet's says TS."""
+    handle_clock(session, device, clock(*events, now=device_now), NOW)
+    session.commit()
+
+
+def anomalies(session):
+    return sorted(a.kind for a in session.scalars(select(Anomaly)))
+
+
+def record(session, visit):
+    return session.scalars(select(VisitRecord).where(VisitRecord.visit_id == visit.id)).one()
+
+
+def test_in_then_out_makes_a_done_record(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 300),
+        event(2, CARD_A, "out", TS + 3600 + 120))
+    counts = match_pending(session)
+    session.commit()
+    assert counts["matched"] == 2 and anomalies(session) == []
+    rec = record(session, visit)
+    assert rec.actual_start == NOW + timedelta(seconds=300)
+    assert rec.actual_end == NOW + timedelta(seconds=3720)
+    assert rec.retained_start == rec.actual_start  # rounding "none"
+    assert rec.status == "done" and session.get(Visit, visit.id).status == "done"
+    events = session.scalars(select(ClockEvent).order_by(ClockEvent.seq)).all()
+    assert [(e.match_status, e.visit_id) for e in events] == [("matched", visit.id)] * 2
+    assert rec.start_event_id == events[0].id and rec.end_event_id == events[1].id
+
+
+def test_matching_twice_changes_nothing(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS), event(2, CARD_B, "in", TS + 60))
+    first = match_pending(session)
+    session.commit()
+    assert first["matched"] == 1 and first["unknown_badge"] == 0
+    assert match_pending(session) == {}
+    session.commit()
+    assert len(session.scalars(select(Anomaly)).all()) == 1
+    assert len(session.scalars(select(VisitRecord)).all()) == 1
+
+
+def test_arrival_starts_the_visit_in_progress(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS - 600))
+    match_pending(session)
+    session.commit()
+    assert session.get(Visit, visit.id).status == "in_progress"
+    assert record(session, visit).status == "in_progress"
+
+
+def test_outside_tolerance_is_no_planned_visit(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 31 * 60))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["no_planned_visit"]
+    assert session.scalar(select(ClockEvent.match_status)) == "anomaly"
+    assert session.get(Visit, visit.id).status == "planned"
+
+
+def test_tolerance_is_per_organisation(session, clock, event, visit, agency):
+    agency["org"].tolerance_min = 45
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 40 * 60))
+    match_pending(session)
+    assert record(session, visit).actual_start == NOW + timedelta(minutes=40)
+
+
+def test_closest_visit_wins(session, clock, event, visit, agency):
+    later = Visit(organisation_id=agency["org"].id, client_id=agency["clients"][0].id,
+                  caregiver_id=agency["caregivers"][0].id,
+                  planned_start=NOW + timedelta(minutes=40),
+                  planned_end=NOW + timedelta(minutes=90))
+    session.add(later)
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 25 * 60))
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == later.id
+
+
+def test_unknown_badge(session, clock, event, visit):
+    tap(session, clock, event, event(1, "0400000000000001", "in", TS))
+    match_pending(session)
+    assert anomalies(session) == ["unknown_badge"]
+
+
+def test_inactive_badge_is_unknown(session, clock, event, visit):
+    for b in session.scalars(select(Badge)):
+        b.active = False
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    assert anomalies(session) == ["unknown_badge"]
+
+
+def test_wrong_home_is_no_planned_visit(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS), device="r2")
+    match_pending(session)
+    assert anomalies(session) == ["no_planned_visit"]
+
+
+def test_out_before_in_then_late_arrival_completes(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "out", TS + 3600))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["out_before_in"]
+    rec = record(session, visit)
+    assert rec.status == "incomplete" and rec.actual_end is not None
+    tap(session, clock, event, event(2, CARD_A, "in", TS))
+    match_pending(session)
+    session.commit()
+    assert record(session, visit).status == "done"
+
+
+def test_out_with_nothing_planned(session, clock, event, agency):
+    tap(session, clock, event, event(1, CARD_A, "out", TS))
+    match_pending(session)
+    assert anomalies(session) == ["no_planned_visit"]
+
+
+def test_double_tap_is_kept_raw_but_ignored(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS), event(2, CARD_A, "in", TS + 4))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["double_tap"]
+    statuses = session.scalars(select(ClockEvent.match_status).order_by(ClockEvent.seq)).all()
+    assert statuses == ["matched", "ignored"]
+
+
+def test_double_tap_across_runs(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "in", TS + 9))
+    match_pending(session)
+    assert anomalies(session) == ["double_tap"]
+
+
+@pytest.mark.parametrize("offset,tq,flagged", [(301, "synced", True), (0, "unsynced", True),
+                                               (299, "rtc", False)])
+def test_clock_off_is_flagged_but_still_matched(session, clock, event, visit, offset, tq,
+                                                flagged):
+    tap(session, clock, event, event(1, CARD_A, "in", TS, tq=tq), device_now=TS - offset)
+    match_pending(session)
+    assert anomalies(session) == (["clock_off"] if flagged else [])
+    assert session.scalar(select(ClockEvent.match_status)) == "matched"
+
+
+def _org(mode, step=15, tol=30):
+    return Organisation(name="x", timezone="Europe/Paris", tolerance_min=tol,
+                        rounding_mode=mode, rounding_step_min=step)
+
+
+def test_rounding_rules():
+    planned = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    actual = planned + timedelta(minutes=8)
+    assert retained_time(actual, planned, _org("none")) == actual
+    assert retained_time(actual, planned, _org("nearest")) == planned + timedelta(minutes=15)
+    assert retained_time(planned + timedelta(minutes=7), planned,
+                         _org("nearest")) == planned
+    assert retained_time(actual, planned, _org("planned")) == planned
+    late = planned + timedelta(minutes=31)
+    assert retained_time(late, planned, _org("planned")) == late
+
+
+def test_nearest_rounds_in_local_time():
+    """A 45-minute step is aligned on the local (Paris, UTC+1) midnight, not on UTC's."""
+    actual = datetime(2026, 11, 23, 8, 50, tzinfo=timezone.utc)  # 09:50 Paris
+    got = retained_time(actual, actual, _org("nearest", step=45))
+    assert got == datetime(2026, 11, 23, 8, 45, tzinfo=timezone.utc)  # 09:45 Paris = 13 x 45'
+
+
+def test_rounding_applies_to_records(session, clock, event, visit, agency):
+    agency["org"].rounding_mode = "planned"
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 420),
+        event(2, CARD_A, "out", TS + 3600 - 300))
+    match_pending(session)
+    rec = record(session, visit)
+    assert (rec.retained_start, rec.retained_end) == (visit.planned_start, visit.planned_end)
+    assert rec.actual_start == NOW + timedelta(seconds=420)
+
+
+def test_phone_with_client_tag(session, clock, event, visit, agency):
+    org_id = agency["org"].id
+    session.add_all([
+        Badge(organisation_id=org_id, kind="client_tag", uid="C12-7F3A",
+              client_id=agency["clients"][0].id),
+        Device(ident="p1", kind="phone", organisation_id=org_id,
+               caregiver_id=agency["caregivers"][0].id)])
+    session.commit()
+    ev = event(1, None, "in", TS, tag="C12-7F3A", method="qr")
+    ev.pop("badge")
+    tap(session, clock, event, ev, device="p1")
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == visit.id
+
+
+def test_cancelled_visits_are_not_matched(session, clock, event, visit):
+    visit.status = "cancelled"
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    assert anomalies(session) == ["no_planned_visit"]
