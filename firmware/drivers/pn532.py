@@ -152,8 +152,10 @@ def _parse_body(body, ln, tfi):
 class PN532:
     """The PN532 over any transport. Public calls retry a bounded number of times, then raise."""
 
-    def __init__(self, transport, timeout_ms=1000, ack_timeout_ms=100, retries=2):
+    def __init__(self, transport, timeout_ms=1000, ack_timeout_ms=100, retries=2,
+                 reset_pin=None):
         self._t = transport
+        self._rst = reset_pin  # RSTPD_N, active low: the only cure for a chip stuck on I2C
         self.timeout_ms = timeout_ms
         self.ack_timeout_ms = ack_timeout_ms
         self.retries = retries
@@ -171,7 +173,15 @@ class PN532:
         self.command(b"\x32\x05\xff\x01\x02")
 
     def reset(self):
-        """Re-wake the chip and configure the SAM again (after a power-down or a hang)."""
+        """Re-wake the chip and configure the SAM again (after a power-down or a hang).
+
+        With a reset pin, pulse RSTPD_N low first: a hard reset of the chip.
+        """
+        if self._rst is not None:
+            self._rst.value(0)
+            sleep_ms(100)
+            self._rst.value(1)
+            sleep_ms(10)
         self._wakeup()
         self.sam_configuration()
 

@@ -146,3 +146,16 @@ def test_pyserial_shape_in_waiting_is_enough():
 
     r = PN532(PN532UART(PySerialLike()))
     assert r.get_firmware_version() == (0x32, 1, 6, 7)
+
+
+def test_reset_pulses_rstpd_n_before_waking():
+    class Pin:
+        levels = []
+
+        def value(self, v):
+            self.levels.append(v)
+
+    pin = Pin()
+    r = PN532(PN532UART(ScriptedUART([ACK + SAM_ANSWER])), reset_pin=pin)
+    r.reset()
+    assert pin.levels == [0, 1]

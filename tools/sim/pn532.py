@@ -252,3 +252,28 @@ class PN532Sim:
             reply = self.feed(data)
             if reply:
                 send(reply)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tools.sim.pn532 [--pty] [--uid HEX]`: serve until Ctrl-C."""
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description="A PN532 simulator speaking HSU frames")
+    ap.add_argument("--pty", action="store_true", help="a pseudo-terminal instead of TCP")
+    ap.add_argument("--uid", help="place an NTAG213 with this UID (hex, 4 or 7 bytes)")
+    args = ap.parse_args(argv)
+    sim = PN532Sim()
+    if args.uid:
+        sim.place_tag(bytes.fromhex(args.uid))
+    where = sim.serve_pty() if args.pty else "socket://127.0.0.1:%d" % sim.serve_tcp()
+    print("PN532 simulator on", where, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sim.close()
+
+
+if __name__ == "__main__":
+    main()
