@@ -1,0 +1,121 @@
+"""A demo agency with a realistic day, so the simulator and the console have something to show."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.models import (Badge, Caregiver, Client, Device, Organisation, Service, ServiceTask,
+                          Visit)
+
+DEMO_ORG = "Agence démo"
+TZ = ZoneInfo("Europe/Paris")
+CLIENTS = [("Mme Jeanne Durand", "3 rue des Lilas, 69003 Lyon"),
+           ("M. Paul Petit", "12 place du Marché, 69001 Lyon"),
+           ("Mme Odette Moreau", "5 impasse des Tilleuls, 69100 Villeurbanne"),
+           ("M. René Garnier", "48 avenue Jean Jaurès, 69007 Lyon"),
+           ("Mme Lucie Fabre", "9 chemin du Moulin, 69130 Écully")]
+CAREGIVERS = [("Alice Martin", "0601020304"), ("Bruno Leroy", "0605060708"),
+              ("Chloé Bernard", "0611121314"), ("David Roux", "0615161718")]
+SERVICES = [("Aide à la toilette", "TOIL", ["Toilette", "Habillage", "Soins de confort"]),
+            ("Aide aux repas", "REPAS", ["Préparation du repas", "Aide à la prise du repas",
+                                         "Vaisselle"])]
+VISIT_MIN, SPACING_MIN = 60, 120
+DAY_START, DAY_END = time(7, 0), time(20, 0)
+
+
+def _get(session: Session, model, defaults: dict | None = None, **key):
+    obj = session.scalars(select(model).filter_by(**key)).first()
+    if obj is None:
+        obj = model(**key, **(defaults or {}))
+        session.add(obj)
+        session.flush()
+    return obj
+
+
+def _slots(day: date, now: datetime) -> list[datetime]:
+    """Visit starts for caregiver 0, 07:00..20:00 local, anchored near `now` when `now` is
+    within the day so that some visits are past, some in progress and some to come."""
+    first = datetime.combine(day, DAY_START, TZ)
+    last = datetime.combine(day, DAY_END, TZ) - timedelta(minutes=VISIT_MIN)
+    anchor = first
+    if first <= now <= last:
+        local = now.astimezone(TZ)
+        anchor = local.replace(minute=local.minute // 15 * 15, second=0, microsecond=0)
+        anchor -= timedelta(minutes=30)
+    step = timedelta(minutes=SPACING_MIN)
+    while anchor - step >= first:
+        anchor -= step
+    out = []
+    while anchor <= last:
+        out.append(anchor)
+        anchor += step
+    return out
+
+
+def seed_demo(session: Session, day: date, now: datetime) -> dict:
+    """Create (or find) the demo agency and its planning of `day`; the caller commits.
+
+    Returns {"organisation_id", "devices": ["demo-r1", ...], "badges": {caregiver: uid},
+    "tags": {client: tag}, "visits": [{"id", "device", "client", "caregiver", "badge",
+    "start", "end", "when"}]} with Unix-second times and `when` in past | now | later.
+    Running it again for the same day returns the same agency and visits, adding nothing.
+    """
+    org = _get(session, Organisation, {"timezone": "Europe/Paris", "tolerance_min": 30,
+                                       "rounding_mode": "none"}, name=DEMO_ORG)
+    clients = [_get(session, Client, {"address": a}, organisation_id=org.id, name=n)
+               for n, a in CLIENTS]
+    caregivers = [_get(session, Caregiver, {"phone": p}, organisation_id=org.id, name=n)
+                  for n, p in CAREGIVERS]
+    services = []
+    for name, code, tasks in SERVICES:
+        svc = _get(session, Service, {"name": name}, organisation_id=org.id, code=code)
+        if not svc.tasks:
+            svc.tasks = [ServiceTask(position=i, label=t) for i, t in enumerate(tasks, 1)]
+        services.append(svc)
+    badges = {}
+    for i, g in enumerate(caregivers):
+        uid = f"04A1B2C3D4E5{0xF6 + i:02X}"
+        _get(session, Badge, {"organisation_id": org.id, "caregiver_id": g.id},
+             kind="caregiver_card", uid=uid)
+        badges[g.name] = uid
+    tags, devices = {}, []
+    for i, c in enumerate(clients, 1):
+        tags[c.name] = f"C{i:02d}-DEMO"
+        _get(session, Badge, {"organisation_id": org.id, "client_id": c.id},
+             kind="client_tag", uid=tags[c.name])
+        _get(session, Device, {"kind": "reader", "organisation_id": org.id, "client_id": c.id,
+                               "status": "active"}, ident=f"demo-r{i}")
+        devices.append(f"demo-r{i}")
+    lo = datetime.combine(day, time(0), TZ)
+    existing = session.scalars(select(Visit).where(
+        Visit.organisation_id == org.id, Visit.planned_start >= lo,
+        Visit.planned_start < lo + timedelta(days=1))).all()
+    if not existing:
+        for k, start in enumerate(_slots(day, now)):
+            for c, g in enumerate(caregivers):
+                s = start + timedelta(minutes=15 * c)
+                if s + timedelta(minutes=VISIT_MIN) > datetime.combine(day, DAY_END, TZ):
+                    continue
+                session.add(Visit(organisation_id=org.id, client_id=clients[(c + k) % 5].id,
+                                  caregiver_id=g.id, service_id=services[(c + k) % 2].id,
+                                  planned_start=s, planned_end=s + timedelta(minutes=VISIT_MIN)))
+        session.flush()
+        existing = session.scalars(select(Visit).where(
+            Visit.organisation_id == org.id, Visit.planned_start >= lo,
+            Visit.planned_start < lo + timedelta(days=1))).all()
+    by_client = {c.id: (devices[i], c.name) for i, c in enumerate(clients)}
+    by_caregiver = {g.id: g.name for g in caregivers}
+    visits = []
+    for v in sorted(existing, key=lambda v: (v.planned_start, v.id)):
+        device, client = by_client[v.client_id]
+        caregiver = by_caregiver[v.caregiver_id]
+        when = ("past" if v.planned_end <= now else "now" if v.planned_start <= now
+                else "later")
+        visits.append({"id": v.id, "device": device, "client": client, "caregiver": caregiver,
+                       "badge": badges[caregiver], "start": int(v.planned_start.timestamp()),
+                       "end": int(v.planned_end.timestamp()), "when": when})
+    return {"organisation_id": org.id, "devices": devices, "badges": badges, "tags": tags,
+            "visits": visits}

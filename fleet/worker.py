@@ -1,0 +1,258 @@
+"""The MQTT ingest worker: the one module that owns an MQTT client.
+
+paho's network thread only enqueues; one database thread drains the queue in batches, stores
+them (fleet.ingest) and commits, then publishes the acks, then matches the new events. A crash
+anywhere before the commit loses nothing: no ack went out, so the devices resend. Pending
+matches are redone at start.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from fleet.config import Settings
+from fleet.db import make_engine, migrate, session_factory
+from fleet.ingest import ingest_batch
+from fleet.matching import match_pending
+
+log = logging.getLogger("telegest.worker")
+
+SHARED_TOPICS = ("$share/fleet/tg/v1/+/up/clock", "$share/fleet/tg/v1/+/up/health")
+PLAIN_TOPIC = "tg/v1/+/up/#"
+_QUEUE_MAX = 50_000  # paho's thread blocks beyond this: back-pressure, not loss
+_MATCH_LIMIT = 5000
+
+Publish = Callable[[str, bytes], None]
+
+
+class IngestWorker:
+    """`IngestWorker(settings)` or `IngestWorker(db_url, mqtt_host, mqtt_port)`."""
+
+    def __init__(self, settings: Settings | str, mqtt_host: str | None = None,
+                 mqtt_port: int | None = None, *, client_id: str | None = None,
+                 shared: bool = True, protocol: str | None = None, batch_max: int = 500,
+                 batch_wait_s: float = 0.05, publish: Publish | None = None) -> None:
+        if isinstance(settings, Settings):
+            s = settings
+        else:
+            s = Settings(database_url=settings, mqtt_host=mqtt_host or "127.0.0.1",
+                         mqtt_port=mqtt_port or 1883)
+        self.settings = s
+        self.protocol = protocol or s.mqtt_protocol
+        self.shared = shared and self.protocol == "v5"
+        self.client_id = client_id or f"fleet-{socket.gethostname()}-{os.getpid()}"
+        self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
+        self.publish: Publish = publish or self._mqtt_publish
+        self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE_MAX)
+        self.counts: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._engine = None
+        self._sessions = None
+
+    # -- counters ---------------------------------------------------------------------------
+    @property
+    def stored(self) -> int:
+        return self.counts["stored"]
+
+    @property
+    def duplicates(self) -> int:
+        return self.counts["duplicate"]
+
+    @property
+    def batches(self) -> int:
+        return self.counts["batches"]
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        skip = {"stored", "duplicate", "batches", "messages", "health", "seq_gap", "errors",
+                "acks", "matched"}
+        return {k: v for k, v in self.counts.items() if k not in skip and v}
+
+    @property
+    def counters(self) -> dict:
+        return {"stored": self.stored, "duplicates": self.duplicates, "batches": self.batches,
+                "messages": self.counts["messages"], "seq_gap": self.counts["seq_gap"],
+                "health": self.counts["health"], "errors": self.counts["errors"],
+                "rejected": self.rejected}
+
+    # -- database side ----------------------------------------------------------------------
+    def open_database(self) -> None:
+        migrate(self.settings.database_url)
+        self._engine = make_engine(self.settings.database_url)
+        self._sessions = session_factory(self._engine)
+
+    def process(self, messages: list) -> list:
+        """Store one batch, commit, publish the acks, then match. Returns the acks."""
+        with self._sessions() as session:
+            try:
+                acks = ingest_batch(session, messages, counters=self.counts,
+                                    source=self.client_id)
+                session.commit()
+            except Exception:
+                session.rollback()
+                self.counts["errors"] += 1
+                log.exception("batch of %d messages failed; not acked, devices will resend",
+                              len(messages))
+                return []
+        self.counts["batches"] += 1
+        self.counts["messages"] += len(messages)
+        for ack in acks:
+            try:
+                self.publish(ack.topic, ack.payload)
+                self.counts["acks"] += 1
+            except Exception:
+                log.exception("ack to %s not published", ack.device)
+        self.match()
+        return acks
+
+    def match(self) -> int:
+        """Match pending events until none is left; returns how many were processed."""
+        done = 0
+        while True:
+            with self._sessions() as session:
+                try:
+                    counts = match_pending(session, limit=_MATCH_LIMIT)
+                    session.commit()
+                except Exception:
+                    session.rollback()
+                    self.counts["errors"] += 1
+                    log.exception("matching failed; the events stay pending")
+                    return done
+            n = counts["matched"] + counts["anomaly"] + counts["ignored"]
+            self.counts["matched"] += n
+            done += n
+            if n < _MATCH_LIMIT:
+                return done
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                first = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            batch = [first]
+            deadline = time.monotonic() + self.batch_wait_s
+            while len(batch) < self.batch_max:
+                left = deadline - time.monotonic()
+                try:
+                    batch.append(self.queue.get(timeout=left) if left > 0
+                                 else self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self.process(batch)
+
+    # -- MQTT side --------------------------------------------------------------------------
+    def _mqtt_publish(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload, qos=1)
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the connection: %s", reason_code)
+            return
+        if self.shared:
+            opts = SubscribeOptions(qos=1)
+            client.subscribe([(t, opts) for t in SHARED_TOPICS])
+        elif self.protocol == "v5":
+            client.subscribe([(PLAIN_TOPIC, SubscribeOptions(qos=1))])
+        else:
+            client.subscribe(PLAIN_TOPIC, qos=1)
+        log.info("connected to %s:%d, subscribed (%s)", self.settings.mqtt_host,
+                 self.settings.mqtt_port, "shared" if self.shared else "plain")
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client, _userdata, msg) -> None:
+        self.queue.put((msg.topic, msg.payload, time.time()))
+
+    def _make_client(self) -> mqtt.Client:
+        v5 = self.protocol == "v5"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                             clean_session=None if v5 else True)
+        if self.settings.mqtt_username:
+            client.username_pw_set(self.settings.mqtt_username, self.settings.mqtt_password)
+        if self.settings.mqtt_tls:
+            client.tls_set()
+        client.max_inflight_messages_set(100)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect, client.on_message = self._on_connect, self._on_message
+        client.on_disconnect = self._on_disconnect
+        return client
+
+    def start(self) -> "IngestWorker":
+        self._stop.clear()
+        self.open_database()
+        self.match()  # what a killed worker left pending
+        self._thread = threading.Thread(target=self._drain, name="fleet-db", daemon=True)
+        self._thread.start()
+        self._client = self._make_client()
+        props = None
+        if self.protocol == "v5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0
+        self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port,
+                                   keepalive=30, properties=props)
+        self._client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking messages, finish what is queued (acks included), disconnect."""
+        self._stop.set()
+        if self._client is not None:
+            self._client.unsubscribe(list(SHARED_TOPICS) if self.shared else PLAIN_TOPIC)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        if self._engine is not None:
+            self._engine.dispose()
+        log.info("stopped: %s", self.counters)
+
+    def run(self) -> None:
+        """Start, then block until SIGINT or SIGTERM, then stop cleanly."""
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        while not done.wait(60):
+            log.info("counters: %s", self.counters)
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fleet.worker")
+    parser.add_argument("--protocol", choices=["v5", "v311"], default=None)
+    parser.add_argument("--client-id", default=None)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    IngestWorker(settings, protocol=args.protocol, client_id=args.client_id,
+                 batch_max=settings.batch_max,
+                 batch_wait_s=settings.batch_wait_ms / 1000).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
