@@ -9,6 +9,10 @@ import os
 
 import pytest
 
+from tests.helpers import WorkerProcess
+from tools.broker import Broker
+from tools.up import seed
+
 
 @pytest.fixture
 def database_url(tmp_path) -> str:
@@ -30,6 +34,48 @@ def pg_database_url() -> str:
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+# -- a real broker, the worker as a process, the demo agency, the API ---------------------------
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = Broker("mosquitto", workdir=tmp_path / "broker", purpose="a test").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def demo(database_url):
+    """(database url, what seed_demo returned) for the demo agency with today's planning."""
+    return database_url, seed(database_url)
+
+
+@pytest.fixture
+def worker(demo, mosquitto, tmp_path):
+    w = WorkerProcess(demo[0], mosquitto.host, mosquitto.port, tmp_path / "worker.log").start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def api(demo):
+    """An authenticated client of the REST API on the demo database."""
+    from fastapi.testclient import TestClient
+
+    from fleet.api.app import create_app
+    from fleet.config import Settings
+    from fleet.db import make_engine, session_factory
+    from fleet.keys import create_api_key
+
+    engine = make_engine(demo[0])
+    with session_factory(engine)() as session:
+        key = create_api_key(session, "admin", "e2e")
+        session.commit()
+    engine.dispose()
+    with TestClient(create_app(Settings(database_url=demo[0]))) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
 
 
 # -- CI gate: every marker collects tests, nothing is skipped ------------------------------------

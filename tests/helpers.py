@@ -10,6 +10,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tools.sim.reader import VirtualReader
+from tools.sim.run import configs_from_db
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -86,3 +89,28 @@ def count_events(db_url: str) -> tuple[int, int]:
             return int(rows), int(distinct)
     finally:
         engine.dispose()
+
+
+def planned_now(config: dict) -> tuple[int, str]:
+    """A visit of this home whose start is within the tolerance of now: (visit id, badge)."""
+    now, tol = int(time.time()), config["tolerance_min"] * 60
+    for visit_id, badge, start, end in config["visits"]:
+        if start - tol <= now <= start + tol:
+            return visit_id, badge
+    raise AssertionError(f"the demo planning has no visit starting now: {config['visits']}")
+
+
+def reader_for(db_url, broker, tmp_path, ident="demo-r1", **kw) -> VirtualReader:
+    config = configs_from_db(db_url, [ident])[ident]
+    return VirtualReader(ident, broker.host, broker.port, tmp_path / "flash" / ident, config,
+                         ack_timeout=kw.pop("ack_timeout", 2.0), **kw)
+
+
+def find_device_with_visit_now(db_url):
+    configs = configs_from_db(db_url, None)
+    for ident, cfg in configs.items():
+        try:
+            return ident, cfg, planned_now(cfg)
+        except AssertionError:
+            continue
+    raise AssertionError("no demo reader has a visit starting now")
