@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.api.deps import get_session
-from fleet.keys import verify_api_key
+from fleet.keys import find_api_key as verify_api_key
 from fleet.models import ApiKey, Organisation
 from fleet.web.board import STATUS_LABELS, board_rows, recent_anomalies
 

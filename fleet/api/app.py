@@ -1,0 +1,34 @@
+"""The FastAPI application: `create_app(settings)`."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from fleet.api.deps import current_key
+from fleet.api.routes import devices, directory, events, visits
+from fleet.config import Settings
+from fleet.db import make_engine, migrate, session_factory
+from fastapi import Depends
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Migrate the database, then build the app. Every /api/v1 route needs an API key."""
+    settings = settings or Settings()
+    logging.getLogger("telegest").setLevel(settings.log_level.upper())
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    app = FastAPI(title="telegest fleet", version="0.1.0",
+                  description="Home-care clock-in: planning, devices, clock events.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    auth = [Depends(current_key)]
+    for module in (directory, devices, visits, events):
+        app.include_router(module.router, prefix="/api/v1", dependencies=auth)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        return {"ok": True}
+
+    return app

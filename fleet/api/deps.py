@@ -1,0 +1,58 @@
+"""Dependencies of the routes: a session per request, the caller's API key, role checks."""
+from __future__ import annotations
+
+from typing import Annotated, Iterator
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from fleet.keys import find_api_key
+from fleet.models import ApiKey
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `telegest fleet apikey`")
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def current_key(session: SessionDep,
+                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                ) -> ApiKey:
+    key = find_api_key(session, creds.credentials) if creds else None
+    if key is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing, unknown or revoked API key",
+                            headers={"WWW-Authenticate": "Bearer"})
+    session.commit()  # last_used_at
+    return key
+
+
+KeyDep = Annotated[ApiKey, Depends(current_key)]
+
+
+def require(*roles: str):
+    def check(key: KeyDep) -> ApiKey:
+        if key.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"role {key.role!r} may not do this (needs {' or '.join(roles)})")
+        return key
+    return Depends(check)
+
+
+PLANNERS = require("admin", "manager")
+FIELD = require("admin", "manager", "technician")
+ADMIN = require("admin")
+
+
+class Page:
+    def __init__(self, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> None:
+        self.limit, self.offset = limit, offset
+
+
+PageDep = Annotated[Page, Depends()]

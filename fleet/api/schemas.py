@@ -1,0 +1,220 @@
+"""Request and response bodies of the API."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Ident = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class OrganisationIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = "Europe/Paris"
+    tolerance_min: int = Field(30, ge=0, le=240)
+    rounding_mode: Literal["none", "nearest", "planned"] = "none"
+    rounding_step_min: int = Field(15, ge=1, le=60)
+
+
+class OrganisationPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = None
+    tolerance_min: int | None = Field(None, ge=0, le=240)
+    rounding_mode: Literal["none", "nearest", "planned"] | None = None
+    rounding_step_min: int | None = Field(None, ge=1, le=60)
+
+
+class OrganisationOut(Out):
+    id: int
+    name: str
+    timezone: str
+    tolerance_min: int
+    rounding_mode: str
+    rounding_step_min: int
+
+
+class ClientIn(BaseModel):
+    organisation_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field("", max_length=400)
+    active: bool = True
+
+
+class ClientPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    address: str | None = Field(None, max_length=400)
+    active: bool | None = None
+
+
+class ClientOut(Out):
+    id: int
+    organisation_id: int
+    name: str
+    address: str
+    active: bool
+
+
+class CaregiverIn(BaseModel):
+    organisation_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    phone: str = Field("", max_length=32)
+    active: bool = True
+
+
+class CaregiverPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    phone: str | None = Field(None, max_length=32)
+    active: bool | None = None
+
+
+class CaregiverOut(Out):
+    id: int
+    organisation_id: int
+    name: str
+    phone: str
+    active: bool
+
+
+class ServiceIn(BaseModel):
+    organisation_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    code: str = Field(min_length=1, max_length=32)
+    tasks: list[str] = []
+
+
+class ServicePatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    code: str | None = Field(None, min_length=1, max_length=32)
+    tasks: list[str] | None = None
+
+
+class TaskOut(Out):
+    position: int
+    label: str
+
+
+class ServiceOut(Out):
+    id: int
+    organisation_id: int
+    name: str
+    code: str
+    tasks: list[TaskOut]
+
+
+class BadgeIn(BaseModel):
+    kind: Literal["caregiver_card", "client_tag"]
+    uid: str = Field(min_length=1, max_length=64)
+    caregiver_id: int | None = None
+    client_id: int | None = None
+    active: bool = True
+
+
+class BadgePatch(BaseModel):
+    active: bool
+
+
+class BadgeOut(Out):
+    id: int
+    organisation_id: int
+    kind: str
+    uid: str
+    caregiver_id: int | None
+    client_id: int | None
+    active: bool
+
+
+class DeviceIn(BaseModel):
+    ident: str = Ident
+    kind: Literal["reader", "phone"] = "reader"
+    client_id: int | None = None
+    caregiver_id: int | None = None
+
+
+class DeviceOut(Out):
+    id: int
+    ident: str
+    kind: str
+    organisation_id: int
+    client_id: int | None
+    caregiver_id: int | None
+    status: str
+    acked_seq: int
+    last_seen: datetime | None
+    clock_offset_s: int | None
+    fw_version: str | None
+    health: dict[str, Any] | None
+
+
+class VisitIn(BaseModel):
+    client_id: int
+    caregiver_id: int
+    service_id: int | None = None
+    planned_start: AwareDatetime
+    planned_end: AwareDatetime
+
+
+class VisitPatch(BaseModel):
+    client_id: int | None = None
+    caregiver_id: int | None = None
+    service_id: int | None = None
+    planned_start: AwareDatetime | None = None
+    planned_end: AwareDatetime | None = None
+    status: Literal["planned", "in_progress", "done", "cancelled"] | None = None
+
+
+class VisitOut(Out):
+    id: int
+    organisation_id: int
+    client_id: int
+    caregiver_id: int
+    service_id: int | None
+    planned_start: datetime
+    planned_end: datetime
+    status: str
+
+
+class ClockEventOut(Out):
+    id: int
+    device_id: int
+    seq: int
+    badge_uid: str | None
+    tag: str | None
+    dir: str
+    method: str
+    reason: str | None
+    device_ts: datetime
+    received_at: datetime
+    time_quality: str
+    clock_offset_s: int
+    pos: list[float] | None
+    visit_id: int | None
+    match_status: str
+
+
+class VisitRecordOut(Out):
+    id: int
+    visit_id: int
+    actual_start: datetime | None
+    actual_end: datetime | None
+    retained_start: datetime | None
+    retained_end: datetime | None
+    start_event_id: int | None
+    end_event_id: int | None
+    status: str
+    correction_code: str | None
+    correction_reason: str | None
+
+
+class RejectionOut(Out):
+    id: int
+    device_ident: str
+    topic: str
+    seq: int | None
+    reason: str
+    raw: str
+    created_at: datetime
