@@ -32,6 +32,8 @@ def cmd_fleet_worker(args) -> int:
     host, port = _broker(args.broker)
     os.environ["TELEGEST_MQTT_HOST"], os.environ["TELEGEST_MQTT_PORT"] = host, str(port)
     argv = ["--protocol", args.protocol] if args.protocol else []
+    # the worker reports its connections and counters at INFO unless told otherwise
+    logging.getLogger().setLevel(os.environ.get("TELEGEST_LOG_LEVEL", "INFO").upper())
     return worker_main(argv) or 0
 
 
