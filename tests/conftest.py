@@ -53,7 +53,8 @@ def demo(database_url):
 
 @pytest.fixture
 def worker(demo, mosquitto, tmp_path):
-    w = WorkerProcess(demo[0], mosquitto.host, mosquitto.port, tmp_path / "worker.log").start()
+    w = WorkerProcess(demo[0], mosquitto.host, mosquitto.port, tmp_path / "worker.log")
+    w.start().wait_ready()
     yield w
     w.stop()
 

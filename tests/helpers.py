@@ -33,6 +33,13 @@ class WorkerProcess:
         log.close()
         return self
 
+    def wait_ready(self, timeout: float = 30.0) -> "WorkerProcess":
+        """Until the worker says its subscriptions are made (it logs 'subscribed')."""
+        wait_until(lambda: "subscribed" in self.log() or not self.alive(), timeout,
+                   what="the worker to subscribe")
+        assert self.alive(), self.log()[-2000:]
+        return self
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)

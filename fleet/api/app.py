@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
 
 from fleet.api.deps import current_key
 from fleet.api.routes import devices, directory, events, visits
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
-from fastapi import Depends
+from fleet.web import routes as board
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,6 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = [Depends(current_key)]
     for module in (directory, devices, visits, events):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
+
+    board.install(app)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/board")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:

@@ -1,0 +1,71 @@
+"""The manager's board in a real browser: sign in, see today, watch a clock-in arrive live."""
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import find_device_with_visit_now
+from tools.sim.reader import VirtualReader
+
+pytestmark = pytest.mark.browser
+
+
+def admin_key(db_url: str) -> str:
+    from fleet.db import make_engine, session_factory
+    from fleet.keys import create_api_key
+
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        key = create_api_key(s, "manager", "browser test")
+        s.commit()
+    engine.dispose()
+    return key
+
+
+def sign_in(page, base: str, key: str) -> None:
+    page.goto(base + "/board")
+    assert page.url.endswith("/board/login"), "the board asks for a sign-in first"
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/board")
+
+
+def test_a_clock_in_shows_on_the_board_without_a_reload(browser, demo, mosquitto, worker,
+                                                         api_server, tmp_path):
+    db_url, _ = demo
+    ident, config, (visit_id, badge) = find_device_with_visit_now(db_url)
+    page = browser.new_page()
+    sign_in(page, api_server, admin_key(db_url))
+    row = page.locator(f'tr[data-visit="{visit_id}"]')
+    assert row.count() == 1
+    assert "in progress" not in row.inner_text()
+    page.evaluate("window.__sameDocument = true")
+
+    reader = VirtualReader(ident, mosquitto.host, mosquitto.port, tmp_path / "flash", config,
+                           ack_timeout=2.0).start()
+    try:
+        assert reader.connected.wait(10)
+        assert reader.tap(badge) == "in"
+        page.wait_for_selector(f'tr[data-visit="{visit_id}"].st-in_progress', timeout=10_000)
+    finally:
+        reader.stop()
+    assert page.evaluate("window.__sameDocument === true"), "updated without a reload"
+    page.screenshot(path=str(tmp_path / "board.png"), full_page=True)
+
+
+def test_wrong_key_is_refused_with_a_clear_message(browser, demo, api_server):
+    page = browser.new_page()
+    page.goto(api_server + "/board/login")
+    page.fill("#key", "not-a-key")
+    page.click("button[type=submit]")
+    assert "Unknown or revoked key" in page.inner_text("[role=alert]")
+    page.goto(api_server + "/board")
+    assert page.url.endswith("/board/login")
+
+
+def test_board_fits_a_360_pixel_phone(browser, demo, api_server, tmp_path):
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    sign_in(page, api_server, admin_key(demo[0]))
+    assert page.locator("#rows tr").count() > 1
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"the page scrolls sideways on a phone ({width}px)"
+    page.screenshot(path=str(tmp_path / "board-360.png"), full_page=True)
