@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
@@ -78,7 +78,7 @@ class _Matcher:
         self.events = events
         self.counts: Counter = Counter()
         self.updates: list[dict] = []
-        self.anomalies: list[Anomaly] = []
+        self.anomalies: list[dict] = []
         self.orgs = {o.id: o for o in session.scalars(
             select(Organisation).where(Organisation.id.in_({e.org_id for e in events})))}
         self._load_badges()
@@ -148,15 +148,17 @@ class _Matcher:
             self._match(e)
         if self.updates:
             self.s.execute(update(ClockEvent), self.updates)
-        self.s.add_all(self.anomalies)
+        if self.anomalies:  # one executemany, not one INSERT per ORM object
+            self.s.execute(insert(Anomaly), self.anomalies)
         self.s.flush()
         return self.counts
 
     def _flag(self, e: _Event, kind: str, detail: str, visit_id: int | None = None) -> None:
         self.counts[kind] += 1
-        self.anomalies.append(Anomaly(kind=kind, organisation_id=e.org_id, device_id=e.device_id,
-                                      clock_event_id=e.id, visit_id=visit_id, detail=detail))
-        log.info("event %d: %s (%s)", e.id, kind, detail)
+        self.anomalies.append({"kind": kind, "organisation_id": e.org_id,
+                               "device_id": e.device_id, "clock_event_id": e.id,
+                               "visit_id": visit_id, "detail": detail})
+        log.debug("event %d: %s (%s)", e.id, kind, detail)
 
     def _done(self, e: _Event, status: str, visit_id: int | None = None) -> None:
         self.counts[status] += 1

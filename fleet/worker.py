@@ -35,6 +35,7 @@ SHARED_TOPICS = ("$share/fleet/tg/v1/+/up/clock", "$share/fleet/tg/v1/+/up/healt
 PLAIN_TOPIC = "tg/v1/+/up/#"
 _QUEUE_MAX = 50_000  # paho's thread blocks beyond this: back-pressure, not loss
 _MATCH_LIMIT = 5000
+_MATCH_EVERY_S = 1.0
 
 Publish = Callable[[str, bytes], None]
 
@@ -97,8 +98,9 @@ class IngestWorker:
         self._engine = make_engine(self.settings.database_url)
         self._sessions = session_factory(self._engine)
 
-    def process(self, messages: list) -> list:
-        """Store one batch, commit, publish the acks, then match. Returns the acks."""
+    def process(self, messages: list, match: bool = True) -> list:
+        """Store one batch, commit, publish the acks, then match (unless `match` is False:
+        the drain loop defers matching while a backlog waits). Returns the acks."""
         with self._sessions() as session:
             try:
                 acks = ingest_batch(session, messages, counters=self.counts,
@@ -118,11 +120,13 @@ class IngestWorker:
                 self.counts["acks"] += 1
             except Exception:
                 log.exception("ack to %s not published", ack.device)
-        self.match()
+        if match:
+            self.match()
         return acks
 
-    def match(self) -> int:
-        """Match pending events until none is left; returns how many were processed."""
+    def match(self, rounds: int | None = None) -> int:
+        """Match pending events until none is left (or for `rounds` chunks); returns how
+        many were processed."""
         done = 0
         while True:
             with self._sessions() as session:
@@ -137,10 +141,11 @@ class IngestWorker:
             n = counts["matched"] + counts["anomaly"] + counts["ignored"]
             self.counts["matched"] += n
             done += n
-            if n < _MATCH_LIMIT:
+            if n < _MATCH_LIMIT or (rounds is not None and (rounds := rounds - 1) <= 0):
                 return done
 
     def _drain(self) -> None:
+        last_match = time.monotonic()
         while True:
             try:
                 first = self.queue.get(timeout=0.2)
@@ -157,7 +162,15 @@ class IngestWorker:
                                  else self.queue.get_nowait())
                 except queue.Empty:
                     break
-            self.process(batch)
+            # Durability first: while messages wait, store and ack them; match once the queue
+            # is drained, or at least every second so the board never lags far behind.
+            self.process(batch, match=False)
+            if self.queue.empty():
+                self.match()
+                last_match = time.monotonic()
+            elif time.monotonic() - last_match > _MATCH_EVERY_S:
+                self.match(rounds=1)
+                last_match = time.monotonic()
 
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:

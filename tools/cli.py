@@ -176,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print only the JSON result")
     b.add_argument("--events", type=int, default=40000)
     b.add_argument("--devices", type=int, default=20)
-    b.add_argument("--per-message", type=int, default=8, help="events per MQTT message")
+    b.add_argument("--per-message", type=int, default=1,
+                   help="events per MQTT message: 1 as readers send live taps, up to 8 as they "
+                        "flush a backlog after an outage")
+    b.add_argument("--workers", type=int, default=1, help="ingest worker processes")
     b.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     return p
 

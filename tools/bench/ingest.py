@@ -31,7 +31,7 @@ def register_devices(db_url: str, devices: list[str]) -> None:
     migrate(db_url)
     engine = make_engine(db_url)
     with session_factory(engine)() as s:
-        org = Organisation(name="bench agency", timezone="Europe/Paris")
+        org = Organisation(name=f"bench agency {devices[0]}", timezone="Europe/Paris")
         s.add(org)
         s.flush()
         for ident in devices:
@@ -44,15 +44,18 @@ def register_devices(db_url: str, devices: list[str]) -> None:
     engine.dispose()
 
 
-def count_stored(db_url: str) -> tuple[int, int]:
+def count_stored(db_url: str, prefix: str) -> tuple[int, int]:
+    """(rows, distinct (device, seq)) stored for this run's devices."""
     import sqlalchemy as sa
 
+    mine = ("FROM clock_events e JOIN devices d ON d.id = e.device_id "
+            "WHERE d.ident LIKE :p")
     engine = sa.create_engine(db_url)
     with engine.connect() as c:
-        rows = c.execute(sa.text("SELECT count(*) FROM clock_events")).scalar_one()
+        rows = c.execute(sa.text(f"SELECT count(*) {mine}"), {"p": prefix + "%"}).scalar_one()
         distinct = c.execute(sa.text(
-            "SELECT count(*) FROM (SELECT DISTINCT device_id, seq FROM clock_events) d"
-        )).scalar_one()
+            f"SELECT count(*) FROM (SELECT DISTINCT e.device_id, e.seq {mine}) x"),
+            {"p": prefix + "%"}).scalar_one()
     engine.dispose()
     return int(rows), int(distinct)
 
@@ -99,31 +102,37 @@ def _child(args: list[str], env: dict | None = None, **kw) -> subprocess.Popen:
 
 def run_bench_ingest(args) -> int:
     per_device = max(1, args.events // args.devices)
-    devices = [f"bench-{i:04d}" for i in range(args.devices)]
+    prefix = f"bench-{os.getpid()}-{int(time.time()) % 100000}-"  # never clashes with a DB's own
+    devices = [f"{prefix}{i:04d}" for i in range(args.devices)]
     total = per_device * len(devices)
     messages = len(devices) * -(-per_device // args.per_message)
     work = Path(tempfile.mkdtemp(prefix="tg-bench-"))
     db_url = args.db or f"sqlite:///{work / 'bench.db'}"
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
     say(f"bench ingest: {total} events from {len(devices)} devices, "
-        f"{args.per_message} per message, db {db_url.split('://')[0]}")
+        f"{args.per_message} per message, {args.workers} worker(s), "
+        f"db {db_url.split('://')[0]}")
     register_devices(db_url, devices)
     broker = Broker("mosquitto", workdir=work / "broker", purpose="bench").start()
-    worker = rawsub = None
+    workers: list[subprocess.Popen] = []
+    rawsub = None
     watcher = AckWatcher(broker.host, broker.port, {d: per_device for d in devices})
     try:
-        worker = _child(["-m", "tools.cli", "fleet", "worker", "--db", db_url, "--broker",
-                         f"{broker.host}:{broker.port}"],
-                        stdout=open(work / "worker.log", "wb"), stderr=subprocess.STDOUT)
+        for i in range(args.workers):  # they share the load through $share/fleet/...
+            workers.append(_child(["-m", "tools.cli", "fleet", "worker", "--db", db_url,
+                                   "--broker", f"{broker.host}:{broker.port}"],
+                                  stdout=open(work / f"worker{i}.log", "wb"),
+                                  stderr=subprocess.STDOUT))
         ready = work / "rawsub.ready"
         rawsub = _child(["-m", "tools.bench.mqtt_load", "rawsub", "--port", str(broker.port),
                          "--expected", str(messages), "--per-message", str(args.per_message),
                          "--ready-file", str(ready)], stdout=subprocess.PIPE)
         deadline = time.monotonic() + 30
-        while not (ready.exists() and _worker_ready(work / "worker.log", broker)):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise TelegestError(f"the worker or the raw subscriber did not start: "
-                                    f"see {work / 'worker.log'}")
+        while not (ready.exists() and all(_worker_ready(work / f"worker{i}.log")
+                                              for i in range(len(workers)))):
+            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                raise TelegestError(f"a worker or the raw subscriber did not start: "
+                                    f"see the logs in {work}")
             time.sleep(0.1)
         say("publishing...")
         pub = _child(["-m", "tools.bench.mqtt_load", "publish", "--port", str(broker.port),
@@ -135,18 +144,19 @@ def run_bench_ingest(args) -> int:
         watcher.done.wait(600)
     finally:
         watcher.close()
-        for p in (worker, rawsub):
+        for p in (*workers, rawsub):
             if p and p.poll() is None:
                 p.terminate()
                 p.wait(10)
         broker.stop()
-    rows, distinct = count_stored(db_url)
+    rows, distinct = count_stored(db_url, prefix)
     t0 = published["t_start"]
     fleet_s = (watcher.t_done or time.time()) - t0
     raw_s = (raw["t_last"] or time.time()) - t0
     result = {
         "events": total,
         "devices": len(devices),
+        "workers": args.workers,
         "per_message": args.per_message,
         "publish_per_s": round(total / (published["t_end"] - t0), 1),
         "events_per_s": round(distinct / fleet_s, 1),
@@ -161,7 +171,7 @@ def run_bench_ingest(args) -> int:
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
 
 
-def _worker_ready(log: Path, broker: Broker) -> bool:
+def _worker_ready(log: Path) -> bool:
     """The worker logs 'subscribed' once its subscriptions are granted."""
     try:
         return "subscribed" in log.read_text(errors="replace")
