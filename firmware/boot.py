@@ -1,0 +1,9 @@
+# Runs first at every reset: count the boot before anything that could crash. The main loop
+# clears the count after a minute of healthy running; 3 boots that never got there make the
+# next one a safe boot (firmware/runtime/safemode.py).
+try:
+    from firmware.runtime.safemode import BootGuard
+
+    BootGuard("/boots").boot()
+except Exception as e:  # never let boot.py itself stop the board from reaching the REPL
+    print("# boot.py:", e)

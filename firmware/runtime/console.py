@@ -1,0 +1,209 @@
+"""The technician's command interface on the serial port: one command per line in, one
+line out: a JSON object, `ok`, or `error: <reason>`. Log lines the runtime prints start with
+"# ", so a CLI skips them. Commands: see COMMANDS and docs/firmware.md.
+
+Arguments are separated by spaces; an argument with spaces is written in double quotes, with
+\\" and \\\\ inside: wifi set "My Home" "pa ss".
+"""
+import json
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    const = lambda x: x  # noqa: E731
+
+_MAX_LINE = const(200)
+COMMANDS = ("status", "selftest", "taps", "journal", "wifi", "broker", "counters", "reboot",
+            "help")
+_BROKER_KEYS = {"host": "host", "port": "port", "id": "id", "user": "user", "password": "pass"}
+
+
+def split(line):
+    """Words of a command line; double quotes group words. Raises ValueError."""
+    out = []
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c == " " or c == "\t":
+            i += 1
+        elif c == '"':
+            i += 1
+            buf = []
+            while True:
+                if i >= n:
+                    raise ValueError("unclosed quote")
+                c = line[i]
+                if c == "\\" and i + 1 < n:
+                    buf.append(line[i + 1])
+                    i += 2
+                elif c == '"':
+                    i += 1
+                    break
+                else:
+                    buf.append(c)
+                    i += 1
+            out.append("".join(buf))
+        else:
+            j = i
+            while j < n and line[j] != " " and line[j] != "\t":
+                j += 1
+            out.append(line[i:j])
+            i = j
+    return out
+
+
+class Console:
+    """Answers commands about the runtime `rt` (firmware/runtime/app.py's Runtime)."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.handled = 0
+        self.errors = 0
+
+    def handle(self, line):
+        """One command line -> one answer line (never raises)."""
+        self.handled += 1
+        try:
+            words = split(line.strip())
+        except ValueError as e:
+            return self._error(str(e))
+        if not words:
+            return self._error("empty command (try help)")
+        name = words[0].lower()
+        if name not in COMMANDS:
+            return self._error("unknown command %s (try help)" % name)
+        try:
+            answer = getattr(self, "cmd_" + name)(words[1:])
+        except ValueError as e:
+            return self._error(str(e))
+        except Exception as e:  # a command must never kill the console
+            return self._error("%s: %s" % (type(e).__name__, e))
+        if type(answer) is dict:
+            return json.dumps(answer)
+        return answer
+
+    def _error(self, reason):
+        self.errors += 1
+        return "error: " + reason.replace("\n", " ")
+
+    @staticmethod
+    def _none(args):
+        if args:
+            raise ValueError("takes no arguments")
+
+    def cmd_help(self, args):
+        self._none(args)
+        return {"commands": list(COMMANDS),
+                "set": ["wifi set <ssid> [password]",
+                        "broker set host|port|id|user|password <value>"]}
+
+    def cmd_status(self, args):
+        self._none(args)
+        return self.rt.status()
+
+    def cmd_selftest(self, args):
+        self._none(args)
+        return self.rt.selftest()
+
+    def cmd_taps(self, args):
+        self._none(args)
+        taps = self.rt.taps
+        rows = [] if taps is None else [{"ts": t[0], "uid": t[1], "fb": t[2]} for t in taps.last()]
+        return {"taps": rows}
+
+    def cmd_journal(self, args):
+        self._none(args)
+        core = self.rt.core
+        if core is None:
+            raise ValueError("safe mode: the journal is not open")
+        j = core.journal
+        return {"depth": j.depth, "acked": j.acked, "last": j.last_seq, "first": j.first_seq,
+                "full": j.full, "max": j.max_records, "torn": j.torn, "corrupt": j.corrupt}
+
+    def cmd_counters(self, args):
+        self._none(args)
+        return self.rt.counters()
+
+    def cmd_wifi(self, args):
+        rt = self.rt
+        if not args:
+            w = rt.wifi
+            return {"ssid": w.ssid, "password_set": bool(w.password), "status": w.status(),
+                    "rssi": w.rssi(), "ip": w.ip(), "drops": w.drops}
+        if args[0] != "set" or not 2 <= len(args) <= 3:
+            raise ValueError("usage: wifi | wifi set <ssid> [password]")
+        ssid, pw = args[1], args[2] if len(args) == 3 else ""
+        if not ssid:
+            raise ValueError("ssid is empty")
+        if pw and not 8 <= len(pw) <= 63:
+            raise ValueError("a WPA password has 8 to 63 characters")
+        rt.settings.update((("ssid", ssid), ("password", pw)))
+        rt.wifi.configure(ssid, pw)
+        return "ok"
+
+    def cmd_broker(self, args):
+        rt = self.rt
+        s = rt.settings
+        if not args:
+            return {"host": s.get("host"), "port": s.get("port"), "id": rt.device_id,
+                    "id_setting": s.get("id"), "user": s.get("user"),
+                    "password_set": bool(s.get("pass")),
+                    "status": rt.link.status() if rt.link is not None else "off",
+                    "reboot_needed": rt.reboot_needed}
+        if args[0] != "set" or len(args) != 3 or args[1] not in _BROKER_KEYS:
+            raise ValueError("usage: broker | broker set host|port|id|user|password <value>")
+        key = _BROKER_KEYS[args[1]]
+        s.set(key, args[2])
+        if key == "id":
+            rt.reboot_needed = s.get("id") != rt.device_id  # topics are fixed at start
+        else:
+            rt.apply_broker()
+        return "ok"
+
+    def cmd_reboot(self, args):
+        self._none(args)
+        self.rt.request_reboot()
+        return "ok"
+
+
+class LinePort:
+    """Assembles command lines from a serial stream without blocking. `stream` has ready()
+    -> bool and read1() -> one character (str or bytes), and write(str)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._buf = bytearray(_MAX_LINE)
+        self._n = 0
+        self._over = False
+
+    def poll(self):
+        """A complete line, or None; an over-long line comes back as None after answering."""
+        s = self.stream
+        while s.ready():
+            c = s.read1()
+            if not c:
+                return None
+            b = c[0] if type(c) is not str else ord(c)
+            if b == 10 or b == 13:
+                if self._over:
+                    self._over = False
+                    self._n = 0
+                    s.write("error: line too long\n")
+                    continue
+                if self._n == 0:
+                    continue  # \r\n, empty lines
+                n, self._n = self._n, 0
+                try:
+                    return bytes(self._buf[:n]).decode()
+                except UnicodeError:
+                    s.write("error: not UTF-8\n")
+                    continue
+            if self._n >= _MAX_LINE:
+                self._over = True
+            else:
+                self._buf[self._n] = b & 0xFF
+                self._n += 1
+        return None
+
+    def answer(self, text):
+        self.stream.write(text + "\n")
