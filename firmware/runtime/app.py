@@ -16,6 +16,7 @@ import json
 from firmware.runtime.backoff import Backoff
 from firmware.runtime.clock import Clock
 from firmware.runtime.console import Console, LinePort
+from firmware.runtime.health import mem_free
 from firmware.runtime.ticks import due, ticks_add, ticks_diff, ticks_ms
 from firmware.runtime.watchdog import Watchdog
 from firmware.runtime.wifi import WifiLink
@@ -145,7 +146,7 @@ class Runtime:
         gc.collect()
         return {"fw": self.fw, "id": self.device_id, "mode": "safe" if self.safe else "normal",
                 "up": self.up_s, "time": int(self.clock.time()), "tq": self.clock.quality(),
-                "heap": gc.mem_free(), "wifi": self.wifi.status(),
+                "heap": mem_free(), "wifi": self.wifi.status(),
                 "mqtt": self.link.status() if self.link is not None else "off",
                 "rd": self.taps.status if self.taps is not None else "off",
                 "jd": core.journal.depth if core is not None else None,

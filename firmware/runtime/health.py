@@ -4,6 +4,12 @@ import gc
 from firmware.runtime.ticks import due, ticks_add
 
 
+def mem_free():
+    """Free heap in bytes (gc.mem_free on MicroPython; 0 on CPython, which has no such heap)."""
+    f = getattr(gc, "mem_free", None)
+    return f() if f is not None else 0
+
+
 class Battery:
     """Battery percent from an ADC behind a resistor divider. `adc` has read_uv() (microvolts
     at the pin, machine.ADC); `ratio` is the divider's (R1 + R2) / R2; percent is linear from
@@ -43,7 +49,7 @@ class HealthReporter:
         gc.collect()
         bat = self.battery.percent() if self.battery is not None else None
         rd = self.taps.status if self.taps is not None else "off"
-        return self.core.health(int(self.core.clock.time()), up_s, gc.mem_free(),
+        return self.core.health(int(self.core.clock.time()), up_s, mem_free(),
                                 self.wifi.rssi(), bat, rd)
 
     def poll(self, now, up_s):
