@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware.chips import CHIPS, Chip
-from hardware.model import READERS, Wire, address, load, shipped, wires
+from hardware.model import READERS, Wire, address, load, reader_address, shipped, wires
 from hardware.schema import structure
 
 
@@ -79,8 +79,7 @@ def _twice(ws: list[Wire]) -> list[Problem]:
 def _bus_rules(board: dict) -> list[Problem]:
     out, users = [], {}
     r = board["reader"]
-    users.setdefault(r["bus"], []).append(
-        (r["model"] + " reader", address(r.get("address", READERS[r["model"]]["address"]))))
+    users.setdefault(r["bus"], []).append((r["model"] + " reader", reader_address(board)))
     if board.get("rtc"):
         users.setdefault(board["rtc"]["bus"], []).append(
             (board["rtc"]["model"] + " RTC", address(board["rtc"]["address"])))

@@ -49,6 +49,11 @@ def address(value: int | str) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
+def reader_address(board: dict) -> int:
+    r = board["reader"]
+    return address(r.get("address", READERS[r["model"]]["address"]))
+
+
 def _gpio(device, module_pin, pin, function, direction, levels, colour, note="", **kw):
     return Wire(device, module_pin, "GPIO%d" % pin, pin, function, direction, levels,
                 colour=colour, note=note, **kw)
