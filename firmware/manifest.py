@@ -11,6 +11,7 @@ package(
     "firmware",
     files=(
         "__init__.py",
+        "board.py",
         "codec.py",
         "decide.py",
         "journal.py",

@@ -155,3 +155,18 @@ def test_manifest_freezes_every_firmware_module():
                and "__pycache__" not in p.parts}
     assert listed == present, f"missing: {present - listed}, stale: {listed - present}"
     assert 'require("umqtt.simple")' in text and "version=" in text
+
+
+def test_bench_firmware_prints_one_json_object(capsys):
+    from types import SimpleNamespace
+
+    from tools.bench.firmware import run_bench_firmware
+    assert run_bench_firmware(SimpleNamespace(taps=1000, warmup=300)) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    r = __import__("json").loads(out[0])
+    for key in ("heap_peak_bytes", "heap_growth_bytes", "decision_us", "mpy_bytes", "mpy_files",
+                "taps", "interpreter"):
+        assert key in r
+    assert r["taps"] == 1000 and r["interpreter"] == "micropython 1.27.0 (webassembly)"
+    assert r["mpy_files"] >= 25 and r["mpy_failed"] == [] and r["journal_depth"] == 0

