@@ -97,6 +97,12 @@ def cmd_bench_ingest(args) -> int:
     return run_bench_ingest(args)
 
 
+def cmd_bench_firmware(args) -> int:
+    from tools.bench.firmware import run_bench_firmware
+
+    return run_bench_firmware(args)
+
+
 def _broker(url: str) -> tuple[str, int]:
     from tools.sim.run import parse_broker
 
@@ -181,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "flush a backlog after an outage")
     b.add_argument("--workers", type=int, default=1, help="ingest worker processes")
     b.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    f = command(bench, "firmware", cmd_bench_firmware,
+                "the reader's logic on real MicroPython: heap, time per tap, .mpy size")
+    f.add_argument("--json", action="store_true", help="print only the JSON result")
+    f.add_argument("--taps", type=int, default=10000)
+    f.add_argument("--warmup", type=int, default=3000)
     return p
 
 
