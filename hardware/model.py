@@ -59,15 +59,16 @@ def _gpio(device, module_pin, pin, function, direction, levels, colour, note="",
                 colour=colour, note=note, **kw)
 
 
-def _bus_wires(device: str, name: str, bus: dict, labels: dict[str, str]) -> list[Wire]:
+def _bus_wires(device: str, name: str, bus: dict, labels: dict[str, str],
+               i2c_colours: tuple[str, str] = ("blue", "yellow")) -> list[Wire]:
     """The signal wires of one device on one bus; labels maps signal -> module pin name."""
     t = bus["type"]
     if t == "i2c":
         note = "shared I2C bus, pull-ups on the modules"
-        return [_gpio(device, labels["sda"], bus["sda"], name + " SDA", "io", HIGH, "blue",
-                      note, share=name + ".sda"),
-                _gpio(device, labels["scl"], bus["scl"], name + " SCL", "io", HIGH, "yellow",
-                      note, share=name + ".scl")]
+        return [_gpio(device, labels["sda"], bus["sda"], name + " SDA", "io", HIGH,
+                      i2c_colours[0], note, share=name + ".sda"),
+                _gpio(device, labels["scl"], bus["scl"], name + " SCL", "io", HIGH,
+                      i2c_colours[1], note, share=name + ".scl")]
     if t == "uart":
         return [_gpio(device, labels["tx"], bus["rx"], name + " RX", "in", HIGH, "green",
                       "module TX to ESP32 RX (crossed)", share=name + ".rx"),
@@ -87,14 +88,14 @@ def _reader(board: dict) -> list[Wire]:
     bus = board["buses"][name]
     dev = r["model"] + " reader"
     if r["model"] == "WS1850S":
-        out = [Wire(dev, "5V (Grove red)", "5V", colour="red", note="Grove cable"),
-               Wire(dev, "GND (Grove black)", "GND", colour="black")]
-        labels = {"sda": "SDA (Grove yellow)", "scl": "SCL (Grove white)"}
+        out = [Wire(dev, "5V", "5V", colour="red (Grove)", note="Grove cable"),
+               Wire(dev, "GND", "GND", colour="black (Grove)")]
+        out += _bus_wires(dev, name, bus, {"sda": "SDA", "scl": "SCL"},
+                          ("yellow (Grove)", "white (Grove)"))
     else:
         out = [Wire(dev, "VCC", "3V3", colour="red", note="3.3 V keeps its I/O at 3.3 V"),
                Wire(dev, "GND", "GND", colour="black")]
-        labels = {"sda": "SDA", "scl": "SCL", "tx": "TXD", "rx": "RXD"}
-    out += _bus_wires(dev, name, bus, labels)
+        out += _bus_wires(dev, name, bus, {"sda": "SDA", "scl": "SCL", "tx": "TXD", "rx": "RXD"})
     if bus["type"] == "spi":
         out.append(_gpio(dev, "SS", r["cs"], name + " CS (reader)", "out", HIGH, "white",
                          "chip select, idles high"))
