@@ -1,8 +1,8 @@
 """Entry point on the reader box: build `hw` from machine and network, run the runtime.
 
-Pins come from firmware/board.py (generated from hardware/boards/) when it is there; the
-names read are listed in _PINS with the defaults for an ESP32 DevKit. Everything below is the
-only place that touches `machine` and `network`.
+Pins come from firmware/board.py (generated from hardware/boards/): the board named by the
+`board` setting, or board.DEFAULT. Everything below is the only place that touches `machine`
+and `network`.
 """
 import gc
 import sys
@@ -15,21 +15,19 @@ from firmware.runtime.ds3231 import DS3231, from_unix
 from firmware.runtime.safemode import BootGuard
 from firmware.runtime.settings import Settings
 
-try:
-    from firmware import board
-except ImportError:
-    board = None
-
-_PINS = {"I2C_SDA": 21, "I2C_SCL": 22, "LED_GREEN": 25, "LED_RED": 26, "BUZZER": 27,
-         "BAT_ADC": None, "BAT_RATIO": 2.0, "PN532_BUS": "i2c", "PN532_UART": 2,
-         "PN532_TX": 17, "PN532_RX": 16, "PN532_RST": None, "RTC": True}
+from firmware import board
 # time.time() counts from 2000 on some ports, from 1970 on others; the runtime uses Unix time
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 _WDT_MS = 30000
 
 
-def pin(name):
-    return getattr(board, name, _PINS[name])
+def pins_for(settings):
+    """The board's constants; an unknown name in the settings falls back to the default."""
+    try:
+        return board.get(settings.get("board") or None)
+    except ValueError as e:
+        print("# board:", e)
+        return board.get(None)
 
 
 class SysTime:
@@ -55,17 +53,33 @@ class Ntp:
         return ntptime.time() + _EPOCH  # ntptime counts from the port's epoch
 
 
-class Indicator:
-    """Two LEDs (amber = both) and a PWM buzzer."""
+_RGB = {"green": (0, 64, 0), "red": (64, 0, 0), "amber": (64, 32, 0)}
 
-    def __init__(self):
-        self.green = machine.Pin(pin("LED_GREEN"), machine.Pin.OUT, value=0)
-        self.red = machine.Pin(pin("LED_RED"), machine.Pin.OUT, value=0)
-        self.buzzer = machine.PWM(machine.Pin(pin("BUZZER")), freq=2000, duty_u16=0)
+
+class Indicator:
+    """Two LEDs (amber = both) or an RGB LED, and a PWM buzzer when the board has one."""
+
+    def __init__(self, pins):
+        if pins.LED == "ws2812":
+            import neopixel
+            self.rgb = neopixel.NeoPixel(machine.Pin(pins.LED_RGB), pins.LED_COUNT or 1)
+        else:
+            self.rgb = None
+            self.green = machine.Pin(pins.LED_GREEN, machine.Pin.OUT, value=0)
+            self.red = machine.Pin(pins.LED_RED, machine.Pin.OUT, value=0)
+        self.buzzer = None
+        if pins.BUZZER is not None:
+            self.buzzer = machine.PWM(machine.Pin(pins.BUZZER), freq=2000, duty_u16=0)
 
     def set(self, color, hz):
-        self.green.value(color in ("green", "amber"))
-        self.red.value(color in ("red", "amber"))
+        if self.rgb is not None:
+            self.rgb.fill(_RGB.get(color, (0, 0, 0)))
+            self.rgb.write()
+        else:
+            self.green.value(color in ("green", "amber"))
+            self.red.value(color in ("red", "amber"))
+        if self.buzzer is None:
+            return
         if hz:
             self.buzzer.freq(hz)
             self.buzzer.duty_u16(32768)
@@ -96,18 +110,35 @@ def mqtt_factory(client_id, host, port, user, password, keepalive):
     return MQTTClient(client_id, host, port, user or None, password or None, keepalive)
 
 
-def make_reader(i2c):
+class NoReader:
+    """A board whose reader has no driver yet: every read reports why (status, selftest)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def read_uid(self):
+        raise OSError("no driver for the %s reader yet" % self.model)
+
+
+def make_reader(pins, i2c):
+    if pins.READER != "PN532":
+        return NoReader(pins.READER)
     from firmware.drivers.pn532 import PN532
     from firmware.runtime.taps import PN532Reader
-    bus = pin("PN532_BUS")
-    if bus == "uart":
+    if pins.READER_BUS == "uart":
         from firmware.drivers.pn532_uart import PN532UART
-        t = PN532UART(machine.UART(pin("PN532_UART"), 115200, tx=pin("PN532_TX"),
-                                   rx=pin("PN532_RX")))
+        t = PN532UART(machine.UART(pins.READER_UART, pins.READER_BAUD or 115200,
+                                   tx=pins.READER_TX, rx=pins.READER_RX))
+    elif pins.READER_BUS == "spi":
+        from firmware.drivers.pn532_spi import PN532SPI
+        spi = machine.SPI(pins.SPI_ID, baudrate=pins.SPI_BAUD or 1000000, polarity=0, phase=0,
+                          sck=machine.Pin(pins.SPI_SCK), mosi=machine.Pin(pins.SPI_MOSI),
+                          miso=machine.Pin(pins.SPI_MISO))
+        t = PN532SPI(spi, machine.Pin(pins.READER_CS, machine.Pin.OUT, value=1))
     else:
         from firmware.drivers.pn532_i2c import PN532I2C
-        t = PN532I2C(i2c)
-    rst = pin("PN532_RST")
+        t = PN532I2C(i2c, pins.READER_ADDR)
+    rst = pins.READER_RST
     rst = machine.Pin(rst, machine.Pin.OUT, value=1) if rst is not None else None
     return PN532Reader(PN532(t, reset_pin=rst))
 
@@ -116,21 +147,26 @@ class Hardware:
     def __init__(self, settings):
         import binascii
         import random
-        i2c = machine.I2C(0, sda=machine.Pin(pin("I2C_SDA")), scl=machine.Pin(pin("I2C_SCL")),
-                          freq=100000)
+        pins = pins_for(settings)
+        i2c = None
+        if pins.I2C_SDA is not None:
+            i2c = machine.I2C(pins.I2C_ID or 0, sda=machine.Pin(pins.I2C_SDA),
+                              scl=machine.Pin(pins.I2C_SCL), freq=pins.I2C_FREQ or 100000)
         self.default_id = "tg-" + binascii.hexlify(machine.unique_id()).decode()
         self.wlan = network.WLAN(network.STA_IF)
         self.mqtt_factory = mqtt_factory
         self.systime = SysTime()
         self.ntp = Ntp(settings.get("ntp"))
-        self.rtc = DS3231(i2c) if pin("RTC") and 0x68 in i2c.scan() else None
-        self.reader = make_reader(i2c)
-        self.indicator = Indicator()
-        adc = pin("BAT_ADC")
+        self.rtc = None
+        if pins.RTC and i2c is not None and pins.RTC_ADDR in i2c.scan():
+            self.rtc = DS3231(i2c)
+        self.reader = make_reader(pins, i2c)
+        self.indicator = Indicator(pins)
+        adc = pins.BAT_ADC
         if adc is not None:
             from firmware.runtime.health import Battery
             self.battery = Battery(machine.ADC(machine.Pin(adc), atten=machine.ADC.ATTN_11DB),
-                                   pin("BAT_RATIO"))
+                                   pins.BAT_RATIO)
         else:
             self.battery = None
         self.wdt = machine.WDT(timeout=_WDT_MS)
@@ -150,4 +186,5 @@ def main():
     asyncio.run(rt.run())
 
 
-main()
+if __name__ == "__main__":  # the board runs /main.py as __main__
+    main()

@@ -8,7 +8,7 @@ import json
 import os
 
 DEFAULTS = {"id": "", "ssid": "", "password": "", "host": "", "port": 1883, "user": "",
-            "pass": "", "ntp": "pool.ntp.org", "health_s": 60}
+            "pass": "", "ntp": "pool.ntp.org", "health_s": 60, "board": ""}
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
