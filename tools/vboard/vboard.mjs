@@ -1,0 +1,434 @@
+// A virtual MicroPython board: the real MicroPython interpreter (npm package
+// @micropython/micropython-webassembly-pyscript) with its REPL on a TCP socket, so that
+// `mpremote connect socket://127.0.0.1:PORT ...` and pyserial talk to it as to a USB board.
+//
+//   node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]
+//
+// Prints "listening <port>" once ready (PORT 0 picks a free port). One client at a time; the
+// next one waits, and finds the interpreter as the last one left it. What is simulated and
+// what is not: docs/virtual-board.md.
+//
+// The port's own event-driven REPL (pyexec) does the friendly REPL, the raw REPL and the
+// execution; this bridge only adds what that REPL cannot do inside a single JS thread:
+//  - raw-paste mode (Ctrl-E A Ctrl-A): the C reader would block for stdin, so the bridge
+//    holds the flow-control dialogue and hands the collected source to the raw REPL;
+//  - soft reset: the port returns PYEXEC_FORCED_EXIT, the bridge starts a fresh interpreter
+//    and carries the filesystem over, as a board keeps its flash.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
+  from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+
+const CTRL_A = 1, CTRL_B = 2, CTRL_C = 3, CTRL_D = 4, CTRL_E = 5;
+const FORCED_EXIT = 0x100; // pyexec.h
+const PASTE_WINDOW = 128; // MICROPY_REPL_STDIN_BUFFER_MAX / 2, as on a board
+const RAW_BANNER = "raw REPL; CTRL-B to exit\r\n";
+const HEAPSIZE = 1024 * 1024;
+
+// The port's VFS raises OSError with Emscripten's errno numbers (ENOENT is 44) while its errno
+// module has MicroPython's (ENOENT is 2). Host tools such as mpremote read the traceback, so
+// the bridge writes it as a board does: "OSError: [Errno 2] ENOENT".
+const ERRNO = {
+  63: [1, "EPERM"], 44: [2, "ENOENT"], 29: [5, "EIO"], 8: [9, "EBADF"], 6: [11, "EAGAIN"],
+  48: [12, "ENOMEM"], 2: [13, "EACCES"], 10: [16, "EBUSY"], 20: [17, "EEXIST"],
+  75: [18, "EXDEV"], 43: [19, "ENODEV"], 54: [20, "ENOTDIR"], 31: [21, "EISDIR"],
+  28: [22, "EINVAL"], 33: [24, "EMFILE"], 22: [27, "EFBIG"], 51: [28, "ENOSPC"],
+  70: [29, "ESPIPE"], 69: [30, "EROFS"], 37: [36, "ENAMETOOLONG"], 52: [38, "ENOSYS"],
+  55: [39, "ENOTEMPTY"], 138: [95, "EOPNOTSUPP"],
+};
+
+function boardErrno(text) {
+  return text.replace(/OSError: (\d+)(?=\r?\n)/g, (m, n) => {
+    const e = ERRNO[n];
+    return e ? `OSError: [Errno ${e[0]}] ${e[1]}` : m;
+  });
+}
+
+const MACHINE_SHIM = `# machine shim of the virtual board (tools/vboard --inject): no real hardware behind it.
+class Pin:
+    IN = 0
+    OUT = 1
+    OPEN_DRAIN = 2
+    PULL_UP = 1
+    PULL_DOWN = 2
+    IRQ_FALLING = 2
+    IRQ_RISING = 1
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self.mode = mode
+        self.pull = pull
+        self._v = 0 if value is None else int(bool(value))
+    def value(self, v=None):
+        if v is None:
+            return self._v
+        self._v = int(bool(v))
+    __call__ = value
+    def on(self):
+        self._v = 1
+    def off(self):
+        self._v = 0
+    def irq(self, handler=None, trigger=3):
+        self.handler = handler
+
+class UART:
+    # Loopback-free stub: write() records bytes in .tx, read() returns what a test put in .rx.
+    def __init__(self, id, baudrate=115200, **kw):
+        self.id = id
+        self.baudrate = baudrate
+        self.tx = bytearray()
+        self.rx = bytearray()
+    def init(self, baudrate=115200, **kw):
+        self.baudrate = baudrate
+    def write(self, buf):
+        self.tx.extend(buf)
+        return len(buf)
+    def any(self):
+        return len(self.rx)
+    def read(self, n=-1):
+        if not self.rx:
+            return None
+        n = len(self.rx) if n < 0 else min(n, len(self.rx))
+        out = bytes(self.rx[:n])
+        self.rx = self.rx[n:]
+        return out
+    def readinto(self, buf, n=-1):
+        data = self.read(len(buf) if n < 0 else n)
+        if not data:
+            return None
+        buf[:len(data)] = data
+        return len(data)
+
+def unique_id():
+    return b"\\x76\\x62\\x6f\\x61\\x72\\x64"
+
+def freq(hz=None):
+    return 240000000
+
+def reset():
+    raise SystemExit  # the bridge soft-resets; a board would hard-reset
+
+soft_reset = reset
+`;
+
+function parseArgs(argv) {
+  const opts = { port: null, root: null, inject: false, rawPaste: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--root") opts.root = argv[++i];
+    else if (a === "--inject") opts.inject = true;
+    else if (a === "--no-raw-paste") opts.rawPaste = false;
+    else if (/^\d+$/.test(a) && opts.port === null) opts.port = parseInt(a, 10);
+    else usage(`unexpected argument ${a}`);
+  }
+  if (opts.port === null) usage("PORT is required");
+  if (opts.root !== null && !opts.root) usage("--root needs a directory");
+  return opts;
+}
+
+function usage(msg) {
+  process.stderr.write(`vboard: ${msg}\n` +
+    "usage: node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]\n");
+  process.exit(2);
+}
+
+// -- the board's filesystem (Emscripten MEMFS) ----------------------------------------------
+
+const SKIP = new Set(["/dev", "/proc"]);
+
+function copyTree(src, dst, path = "/") {
+  for (const name of src.readdir(path)) {
+    if (name === "." || name === "..") continue;
+    const p = path === "/" ? "/" + name : path + "/" + name;
+    if (SKIP.has(p)) continue;
+    const st = src.stat(p);
+    if (src.isDir(st.mode)) {
+      if (!dst.analyzePath(p).exists) dst.mkdir(p);
+      copyTree(src, dst, p);
+    } else if (src.isFile(st.mode)) {
+      dst.writeFile(p, src.readFile(p));
+    }
+  }
+}
+
+function ensureDir(fs, p) {
+  if (!fs.analyzePath(p).exists) fs.mkdir(p);
+}
+
+// /flash <-> a host folder, for --root (the build has no NODEFS to mount).
+function hostToBoard(fs, host, board) {
+  ensureDir(fs, board);
+  for (const name of readdirSync(host)) {
+    const h = join(host, name), b = board + "/" + name;
+    if (statSync(h).isDirectory()) hostToBoard(fs, h, b);
+    else fs.writeFile(b, readFileSync(h));
+  }
+}
+
+function boardToHost(fs, board, host) {
+  mkdirSync(host, { recursive: true });
+  const names = new Set(fs.readdir(board).filter((n) => n !== "." && n !== ".."));
+  for (const name of readdirSync(host)) {
+    if (!names.has(name)) rmSync(join(host, name), { recursive: true, force: true });
+  }
+  for (const name of names) {
+    const b = board + "/" + name, h = join(host, name);
+    if (fs.isDir(fs.stat(b).mode)) {
+      if (existsSync(h) && !statSync(h).isDirectory()) rmSync(h);
+      boardToHost(fs, b, h);
+    } else {
+      if (existsSync(h) && statSync(h).isDirectory()) rmSync(h, { recursive: true });
+      writeFileSync(h, fs.readFile(b));
+    }
+  }
+}
+
+// -- the board -------------------------------------------------------------------------------
+
+class Board {
+  constructor(loadMicroPython, opts) {
+    this.load = loadMicroPython;
+    this.opts = opts;
+    this.out = []; // interpreter output not yet sent
+    this.mute = false;
+    this.drop = 0; // output bytes to swallow: the raw REPL's "OK", which raw-paste does not send
+    this.raw = false; // which REPL pyexec is in, followed from its output and our input
+    this.rawLine = []; // raw REPL bytes since the last prompt, mirrored
+    this.paste = null; // {src: [], count} while a raw-paste transfer runs
+    this.mp = null;
+  }
+
+  sink(bytes) {
+    for (const c of bytes) {
+      if (this.drop > 0) {
+        this.drop--;
+        continue;
+      }
+      if (!this.mute) this.out.push(c);
+    }
+  }
+
+  async boot(previous) {
+    const mp = await this.load({
+      heapsize: HEAPSIZE,
+      linebuffer: false,
+      stdin: () => null,
+      stdout: (d) => this.sink(d),
+      stderr: (d) => this.sink(d),
+    });
+    const fs = mp.FS;
+    if (previous) copyTree(previous.FS, fs);
+    ensureDir(fs, "/flash");
+    ensureDir(fs, "/lib");
+    if (!previous && this.opts.root) {
+      mkdirSync(this.opts.root, { recursive: true });
+      hostToBoard(fs, this.opts.root, "/flash");
+    }
+    if (this.opts.inject) fs.writeFile("/lib/machine.py", MACHINE_SHIM);
+    fs.chdir("/");
+    this.mp = mp;
+    this.rawLine = [];
+    this.paste = null;
+    // Start-up scripts, as a board runs them; main.py only when the friendly REPL follows.
+    this.runFile("boot.py");
+    if (!this.raw) this.runFile("main.py");
+    if (this.raw) {
+      this.mute = true;
+      mp.replInit();
+      mp.replProcessChar(CTRL_A);
+      this.mute = false;
+      this.emit(RAW_BANNER + ">");
+    } else {
+      mp.replInit();
+    }
+  }
+
+  runFile(name) {
+    if (!this.mp.FS.analyzePath("/" + name).exists) return;
+    try {
+      this.mp.runPython(`exec(open('/${name}').read())`);
+    } catch (e) {
+      this.emit(String(e && e.message ? e.message : e).replace(/\r?\n/g, "\r\n"));
+    }
+  }
+
+  emit(text) {
+    for (const c of Buffer.from(text, "latin1")) this.out.push(c);
+  }
+
+  take() {
+    const data = Buffer.from(this.out);
+    this.out = [];
+    // All output of one command is produced inside one input chunk, so a traceback is whole.
+    return data.includes("OSError: ") ? Buffer.from(boardErrno(data.toString("latin1")), "latin1")
+      : data;
+  }
+
+  async softReset() {
+    this.emit("MPY: soft reboot\r\n");
+    this.syncOut();
+    const previous = this.mp;
+    await this.boot(previous);
+  }
+
+  syncOut() {
+    if (this.opts.root && this.mp) boardToHost(this.mp.FS, "/flash", this.opts.root);
+  }
+
+  // Feed one byte to pyexec; true when it asked for a soft reset.
+  feed(c) {
+    const wasRaw = this.raw;
+    if (wasRaw) {
+      if (c === CTRL_A || c === CTRL_C || c === CTRL_D) this.rawLine = [];
+      else if (c === CTRL_B) this.raw = false;
+      else this.rawLine.push(c);
+    }
+    const start = this.out.length;
+    const ret = this.mp.replProcessChar(c);
+    if (!wasRaw && this.out.length > start &&
+        Buffer.from(this.out.slice(start)).toString("latin1").includes(RAW_BANNER)) {
+      this.raw = true;
+      this.rawLine = [];
+    }
+    return (ret & FORCED_EXIT) !== 0;
+  }
+
+  // Process bytes from the client; resolves once the output for them is in this.out.
+  async input(data) {
+    for (const c of data) {
+      if (this.paste) {
+        if (await this.pasteByte(c)) await this.softReset();
+        continue;
+      }
+      if (this.raw && c === CTRL_A && this.rawLine.length === 2 && this.rawLine[0] === CTRL_E) {
+        const cmd = this.rawLine[1];
+        this.rawLine = [];
+        this.mp.replProcessChar(CTRL_C); // clears pyexec's line without output
+        if (cmd === 0x41 && this.opts.rawPaste) {
+          this.emit("R\x01" + String.fromCharCode(PASTE_WINDOW & 0xff, PASTE_WINDOW >> 8) + "\x01");
+          this.paste = { src: [], count: 0 };
+        } else {
+          this.emit("R\x00>");
+        }
+        continue;
+      }
+      if (this.feed(c)) await this.softReset();
+    }
+  }
+
+  // One byte of a raw-paste transfer; true when the pasted code asked for a soft reset.
+  async pasteByte(c) {
+    const p = this.paste;
+    if (c === CTRL_C) {
+      this.paste = null;
+      this.emit("\x04\x04KeyboardInterrupt\r\n\x04>");
+      return false;
+    }
+    if (c !== CTRL_D) {
+      p.src.push(c);
+      if (++p.count === PASTE_WINDOW) {
+        p.count = 0;
+        this.emit("\x01"); // another window is free: everything is buffered here already
+      }
+      return false;
+    }
+    this.paste = null;
+    this.emit("\x04"); // end of data acknowledged, before execution as on a board
+    if (p.src.some((b) => b === CTRL_A || b === CTRL_B)) {
+      this.emit("\x04SyntaxError: Ctrl-A/Ctrl-B bytes in source (virtual board limit)\r\n\x04>");
+      return false;
+    }
+    for (const b of p.src) this.feed(b);
+    this.drop = 2;
+    return this.feed(CTRL_D);
+  }
+
+  // The link went away: a half-sent raw-paste transfer is abandoned.
+  hangUp() {
+    if (this.paste) {
+      this.paste = null;
+      this.mp.replProcessChar(CTRL_C);
+      this.rawLine = [];
+    }
+    this.syncOut();
+  }
+}
+
+// -- the serial line over TCP ------------------------------------------------------------------
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  let loadMicroPython;
+  try {
+    ({ loadMicroPython } = await import("@micropython/micropython-webassembly-pyscript"));
+  } catch (e) {
+    process.stderr.write("vboard: cannot load @micropython/micropython-webassembly-pyscript: " +
+      "run `npm ci` at the repo root\n" + String(e) + "\n");
+    process.exit(2);
+  }
+  const board = new Board(loadMicroPython, opts);
+  await board.boot(null);
+
+  let client = null;
+  const waiting = [];
+  let work = Promise.resolve(); // input is processed in arrival order, one chunk at a time
+
+  const attach = (sock) => {
+    client = sock;
+    sock.setNoDelay(true);
+    const pending = board.take(); // what the board printed while nobody listened is lost,
+    void pending; //                 as on a UART with nothing attached
+    sock.on("data", (data) => {
+      work = work.then(async () => {
+        await board.input(data);
+        const out = board.take();
+        if (client === sock && out.length && !sock.destroyed) sock.write(out);
+      }).catch((e) => {
+        process.stderr.write(`vboard: ${e && e.stack ? e.stack : e}\n`);
+      });
+    });
+    sock.on("error", () => {});
+    sock.on("close", () => {
+      work = work.then(() => {
+        board.hangUp();
+        board.take();
+        if (client === sock) client = null;
+        while (!client && waiting.length) {
+          const next = waiting.shift();
+          if (!next.destroyed) {
+            attach(next);
+            next.resume();
+          }
+        }
+      });
+    });
+  };
+
+  const server = net.createServer((sock) => {
+    if (client) {
+      sock.pause();
+      sock.on("error", () => {});
+      waiting.push(sock);
+    } else {
+      attach(sock);
+    }
+  });
+  server.on("error", (e) => {
+    process.stderr.write(`vboard: ${e.message}\n`);
+    process.exit(1);
+  });
+  server.listen(opts.port, "127.0.0.1", () => {
+    process.stdout.write(`listening ${server.address().port}\n`);
+  });
+
+  const quit = () => {
+    try {
+      board.syncOut();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on("SIGTERM", quit);
+  process.on("SIGINT", quit);
+}
+
+await main();
