@@ -18,19 +18,7 @@ except ImportError:
     def const(x):
         return x
 
-try:
-    from time import ticks_ms, ticks_diff, sleep_ms
-except ImportError:  # CPython
-    import time as _time
-
-    def ticks_ms():
-        return int(_time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def sleep_ms(ms):
-        _time.sleep(ms / 1000)
+from firmware.ticks import sleep_ms, ticks_diff, ticks_ms
 
 _HOST_TFI = const(0xD4)
 _CHIP_TFI = const(0xD5)

@@ -3,7 +3,7 @@
 `uart` is anything with read(n) and write(buf), plus any() (machine.UART) or in_waiting
 (pyserial, so a `serial_for_url("socket://...", timeout=0)` object works as is).
 """
-from firmware.drivers.pn532 import ticks_ms, ticks_diff, sleep_ms
+from firmware.ticks import sleep_ms, ticks_diff, ticks_ms
 
 # 0x55 0x55 then zeros: the chip leaves power-down on the first byte and needs the rest of
 # the preamble to be idle before a command (user manual, 7.2.11; what ESPHome and Adafruit send)

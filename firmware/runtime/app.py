@@ -17,7 +17,7 @@ from firmware.runtime.backoff import Backoff
 from firmware.runtime.clock import Clock
 from firmware.runtime.console import Console, LinePort
 from firmware.runtime.health import mem_free
-from firmware.runtime.ticks import due, ticks_add, ticks_diff, ticks_ms
+from firmware.ticks import due, ticks_add, ticks_diff, ticks_ms
 from firmware.runtime.watchdog import Watchdog
 from firmware.runtime.wifi import WifiLink
 

@@ -5,7 +5,7 @@
 offset, see main.py); `ntp` has time() -> Unix seconds or raises OSError (ntptime); `rtc` is
 a DS3231 or None. ReaderCore tags every event with quality().
 """
-from firmware.runtime.ticks import due, ticks_add
+from firmware.ticks import due, ticks_add
 
 _RESYNC_MS = 6 * 3600 * 1000  # drift of an ESP32's RTC: a few seconds a day
 _RETRY_MS = 60 * 1000

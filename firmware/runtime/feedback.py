@@ -21,7 +21,7 @@ PATTERNS = {
 }
 
 
-from firmware.runtime.ticks import ticks_add, ticks_diff
+from firmware.ticks import ticks_add, ticks_diff
 
 
 class Feedback:

@@ -1,7 +1,7 @@
 """Periodic health reports (up/health): free heap, RSSI, battery, reader status."""
 import gc
 
-from firmware.runtime.ticks import due, ticks_add
+from firmware.ticks import due, ticks_add
 
 
 def mem_free():

@@ -9,7 +9,7 @@ the fleet's ack, so an outage costs time, never events.
 """
 from firmware.codec import topic
 from firmware.runtime.backoff import Backoff
-from firmware.runtime.ticks import due, ticks_add
+from firmware.ticks import due, ticks_add
 
 try:
     from micropython import const

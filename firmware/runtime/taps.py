@@ -6,7 +6,7 @@ for _GONE_MS. The last taps are kept in a small ring for the console's `taps` co
 """
 import binascii
 
-from firmware.runtime.ticks import ticks_add, ticks_diff
+from firmware.ticks import ticks_add, ticks_diff
 
 try:
     from micropython import const

@@ -4,7 +4,7 @@ Each task calls beat(i) once per pass; poll() feeds the WDT only when every task
 within `stall_ms`. A task that died (its exception escaped) or hangs stops the feeding, and
 the WDT resets the box: the journal is on flash, so a reset loses no event.
 """
-from firmware.runtime.ticks import ticks_diff
+from firmware.ticks import ticks_diff
 
 
 class Watchdog:

@@ -1,7 +1,7 @@
 """Wi-Fi station link with exponential back-off, over a network.WLAN-like object
 (active(), isconnected(), connect(ssid, key), disconnect(), status("rssi"), ifconfig())."""
 from firmware.runtime.backoff import Backoff
-from firmware.runtime.ticks import due, ticks_add
+from firmware.ticks import due, ticks_add
 
 _JOIN_MS = 15000  # give up one association attempt after this
 

@@ -1,8 +1,11 @@
 """Millisecond ticks that wrap on MicroPython (time.ticks_*), plain ints on CPython."""
 try:
-    from time import ticks_add, ticks_diff, ticks_ms
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
 except ImportError:  # CPython
     import time as _time
+
+    def sleep_ms(ms):
+        _time.sleep(ms / 1000)
 
     def ticks_ms():
         return int(_time.monotonic() * 1000)
