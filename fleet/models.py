@@ -220,6 +220,25 @@ class Device(Base):
     config_version: Mapped[int] = mapped_column(default=0)
     config_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the broker identity (fleet.lifecycle): username = ident; only a hash of the password
+    credential_hash: Mapped[str | None] = mapped_column(String(255))
+    provisioned_at: Mapped[datetime | None]
+    status_changed_at: Mapped[datetime | None]
+    status_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class EnrolmentToken(Base):
+    """A one-time token a phone exchanges for its broker credentials; only its sha256 is kept."""
+
+    __tablename__ = "enrolment_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class ClockEvent(Base):
@@ -334,6 +353,7 @@ class AuditLog(Base):
     target: Mapped[str] = mapped_column(String(200), index=True)
     why: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None]
+    role: Mapped[str | None] = mapped_column(String(16))
 
 
 class Alert(Base):
