@@ -303,11 +303,14 @@ class Board {
         const cmd = this.rawLine[1];
         this.rawLine = [];
         this.mp.replProcessChar(CTRL_C); // clears pyexec's line without output
-        if (cmd === 0x41 && this.opts.rawPaste) {
+        if (!this.opts.rawPaste) {
+          // As firmware from before raw-paste: Ctrl-A just restarts the raw REPL.
+          this.feed(CTRL_A);
+        } else if (cmd === 0x41) {
           this.emit("R\x01" + String.fromCharCode(PASTE_WINDOW & 0xff, PASTE_WINDOW >> 8) + "\x01");
           this.paste = { src: [], count: 0 };
         } else {
-          this.emit("R\x00>");
+          this.emit("R\x00>"); // unknown command, as pyexec answers it
         }
         continue;
       }
