@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vboard.conftest import ROOT, mpremote, ok
+from tests.vboard.helpers import ROOT, mpremote, ok
 
 pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(60)]
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import serial
 
-from tests.vboard.conftest import mpremote, ok
+from tests.vboard.helpers import mpremote, ok
 
 pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(60)]
 
