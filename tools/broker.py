@@ -69,6 +69,31 @@ log_type notice
 connection_messages true
 """
 
+# Broker(auth=True): the dynamic security plugin decides who may connect and what each client
+# may publish and subscribe to; the fleet drives it (fleet.brokerauth).
+DYNSEC_CONF = """\
+# telegest: device identities are enforced by the dynamic security plugin
+per_listener_settings false
+allow_anonymous false
+plugin {plugin}
+plugin_opt_config_file {config}
+"""
+
+
+def _give_to_broker_user(folder: Path) -> None:
+    """Started as root, mosquitto drops to the `mosquitto` user: that user must read and
+    rewrite the plugin's file (and its log), so the folder becomes its own."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        user = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    for path in (folder, *folder.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
+
 
 class Broker:
     """One broker child process on a loopback port; `kind` is 'mosquitto' or 'amqtt'."""
@@ -80,7 +105,15 @@ class Broker:
         host: str = "127.0.0.1",
         workdir: str | Path | None = None,
         purpose: str = "telegest",
+        auth: bool = False,
+        admin: tuple[str, str] | None = None,
+        worker: tuple[str, str] | None = None,
     ) -> None:
+        """`auth=True` (mosquitto only): no anonymous clients; the dynamic security plugin
+        starts from a generated dynamic-security.json holding the fleet's dynsec `admin` and
+        ingest `worker` clients (random passwords when not given: read them from
+        `.admin` / `.worker`). The embedded amqtt broker is for development and always
+        anonymous."""
         if kind == "auto":
             kind = "mosquitto" if mosquitto_path() else "amqtt"
         if kind not in ("mosquitto", "amqtt"):
@@ -95,6 +128,36 @@ class Broker:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tg-broker-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
+        self.auth = auth
+        if auth and kind != "mosquitto":
+            raise BrokerError("broker authentication needs mosquitto and its dynamic security "
+                              "plugin; the embedded amqtt broker is anonymous (development "
+                              "only)")
+        from fleet.brokerauth import new_password
+
+        self.admin = admin or ("fleet-admin", new_password())
+        self.worker = worker or ("fleet-worker", new_password())
+
+    @property
+    def dynsec_path(self) -> Path:
+        return self.workdir / "dynamic-security.json"
+
+    def _write_dynsec(self) -> str:
+        import json
+
+        from fleet.brokerauth import DYNSEC_PLUGIN, initial_config
+
+        if not os.path.exists(DYNSEC_PLUGIN):
+            raise BrokerError(f"{DYNSEC_PLUGIN} is missing: install Debian's mosquitto 2.0 "
+                              "(it ships the dynamic security plugin)")
+        # written once: afterwards the plugin owns the file (it saves every change), so a
+        # restarted broker keeps the devices the fleet provisioned
+        if not self.dynsec_path.exists():
+            self.dynsec_path.write_text(json.dumps(initial_config(self.admin, self.worker),
+                                                   indent=1))
+            self.dynsec_path.chmod(0o600)
+        _give_to_broker_user(self.workdir)
+        return DYNSEC_CONF.format(plugin=DYNSEC_PLUGIN, config=self.dynsec_path)
 
     @property
     def supports_v5(self) -> bool:
@@ -107,8 +170,11 @@ class Broker:
     def _command(self) -> list[str]:
         if self.kind == "mosquitto":
             conf = self.workdir / "mosquitto.conf"
-            conf.write_text(MOSQUITTO_CONF.format(
-                port=self.port, host=self.host, log=self.log_path, purpose=self.purpose))
+            text = MOSQUITTO_CONF.format(
+                port=self.port, host=self.host, log=self.log_path, purpose=self.purpose)
+            if self.auth:
+                text = text.replace("allow_anonymous true\n", "") + self._write_dynsec()
+            conf.write_text(text)
             return [str(mosquitto_path()), "-c", str(conf)]
         return [sys.executable, "-m", "tools.embedded_broker", "--host", self.host,
                 "--port", str(self.port)]
