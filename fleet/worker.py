@@ -27,6 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch
+from fleet.lifecycle import activate_contacted
 from fleet.matching import match_pending
 
 log = logging.getLogger("telegest.worker")
@@ -38,6 +39,11 @@ _MATCH_LIMIT = 5000
 _MATCH_EVERY_S = 1.0
 
 Publish = Callable[[str, bytes], None]
+
+
+def _senders(messages: list) -> set[str]:
+    return {parts[2] for topic, *_ in messages
+            if len(parts := topic.split("/")) > 3 and parts[0] == "tg"}
 
 
 class IngestWorker:
@@ -105,6 +111,8 @@ class IngestWorker:
             try:
                 acks = ingest_batch(session, messages, counters=self.counts,
                                     source=self.client_id)
+                # a provisioned device that got a message through the broker is active
+                activate_contacted(session, _senders(messages))
                 session.commit()
             except Exception:
                 session.rollback()
@@ -178,7 +186,11 @@ class IngestWorker:
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
-            log.warning("broker refused the connection: %s", reason_code)
+            who = self.settings.mqtt_username
+            log.error("broker refused the connection: %s (%s); check TELEGEST_MQTT_USERNAME "
+                      "and TELEGEST_MQTT_PASSWORD: the worker needs its own client in the "
+                      "broker's dynamic security (docs/operations.md)", reason_code,
+                      f"as {who!r}" if who else "anonymous")
             return
         if self.shared:
             opts = SubscribeOptions(qos=1)

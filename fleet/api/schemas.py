@@ -218,3 +218,56 @@ class RejectionOut(Out):
     reason: str
     raw: str
     created_at: datetime
+
+
+class ReasonIn(BaseModel):
+    reason: str | None = Field(None, max_length=2000)
+
+
+class BlockIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CredentialsOut(Out):
+    """Shown once: the fleet keeps only a hash of the password."""
+
+    ident: str
+    username: str
+    password: str
+    client_id: str
+    status: str
+    broker_enforced: bool
+
+
+class EnrolmentOut(BaseModel):
+    ident: str
+    token: str
+    expires_at: datetime
+
+
+class EnrolIn(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
+class DeviceCommandOut(Out):
+    id: int
+    kind: str
+    payload: dict[str, Any] | None
+    state: str
+    created_at: datetime
+    expires_at: datetime
+    sent_at: datetime | None
+    done_at: datetime | None
+    result: str | None
+    created_by: str | None
+
+
+class AuditOut(Out):
+    id: int
+    at: datetime
+    who: str
+    role: str | None
+    action: str
+    target: str
+    why: str | None
+    detail: dict[str, Any] | None

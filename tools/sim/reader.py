@@ -38,7 +38,11 @@ class VirtualReader:
         pump_interval: float = 0.02,
         keepalive: int = 10,
         max_records: int = 2000,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
+        """`username`/`password`: the device's broker credentials (from provisioning); without
+        them it connects anonymously, as on a development broker."""
         self.device_id = device_id
         self.host, self.port = host, port
         self.clock = clock or SimClock()
@@ -54,12 +58,16 @@ class VirtualReader:
         self._running = False
         self._pump: threading.Thread | None = None
         self.started_at = time.monotonic()
+        self.username, self.password = username, password
+        self.refused: list[str] = []  # CONNACK refusals, newest last
         self.client = self._make_client()
 
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id,
                         protocol=mqtt.MQTTv311, clean_session=True)
+        if self.username:
+            c.username_pw_set(self.username, self.password)
         c.will_set(self._topic("state"), b"offline", qos=1, retain=True)
         c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.on_connect = self._on_connect
@@ -73,6 +81,7 @@ class VirtualReader:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:
             log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
+            self.refused.append(str(reason_code))
             return
         client.subscribe([(self._topic("down/#"), 1),
                           (SIM_TAP_TOPIC.format(device=self.device_id), 1)])

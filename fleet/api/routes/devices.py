@@ -1,18 +1,31 @@
-"""Badges and devices (registration only; the device lifecycle comes later)."""
+"""Badges and devices: registration, and the device lifecycle (fleet.lifecycle).
+
+`router` needs an API key like every /api/v1 route; `public_router` holds the one route a
+phone calls without a key (`POST /enrol`, authenticated by its one-time token).
+"""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Iterator
 
-from fastapi import APIRouter, HTTPException
-from sqlalchemy import select
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
+from fleet import audit, lifecycle
 from fleet.api import data
-from fleet.api.deps import FIELD, KeyDep, PageDep, SessionDep
-from fleet.api.schemas import BadgeIn, BadgeOut, BadgePatch, DeviceIn, DeviceOut
-from fleet.models import Badge, Caregiver, Client, Device
+from fleet.api.deps import FIELD, PLANNERS, KeyDep, PageDep, SessionDep
+from fleet.api.schemas import (AuditOut, BadgeIn, BadgeOut, BadgePatch, BlockIn, CredentialsOut,
+                               DeviceCommandOut, DeviceIn, DeviceOut, EnrolIn, EnrolmentOut,
+                               ReasonIn)
+from fleet.brokerauth import BrokerAuthError, BrokerControl, control_from_env
+from fleet.lifecycle import Actor, LifecycleError
+from fleet.models import ApiKey, AuditLog, Badge, Caregiver, Client, Device, DeviceCommand
 
 router = APIRouter()
+public_router = APIRouter()
 _CARD = re.compile(r"^[0-9A-F]{8,20}$")
 
 
@@ -113,3 +126,135 @@ def get_device(ident: str, session: SessionDep, key: KeyDep):
     if device is None:
         raise HTTPException(404, f"device {ident!r} not found")
     return device
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+def broker_control(request: Request) -> BrokerControl:
+    """The app's dynsec admin connection (`app.state.broker_control`), made from
+    TELEGEST_DYNSEC_USERNAME / _PASSWORD on first use; an anonymous broker gets none."""
+    state = request.app.state
+    if getattr(state, "broker_control", None) is None:
+        state.broker_control = control_from_env()
+    return state.broker_control
+
+
+BrokerDep = Annotated[BrokerControl, Depends(broker_control)]
+
+
+def _actor(key: ApiKey) -> Actor:
+    return Actor(data.who(key), key.role)
+
+
+@contextmanager
+def _lifecycle(session) -> Iterator[None]:
+    """Lifecycle refusals become their HTTP status; what was written before (a refused
+    enrolment's audit entry) is kept. A broker failure changes nothing."""
+    try:
+        yield
+    except LifecycleError as e:
+        session.commit()
+        raise HTTPException(e.status, e.message) from None
+    except BrokerAuthError as e:
+        session.rollback()
+        raise HTTPException(503, f"{e}; nothing was changed") from None
+
+
+@router.post("/devices/{ident}/provision", response_model=CredentialsOut, tags=["lifecycle"])
+def provision_device(ident: str, session: SessionDep, key: KeyDep, broker: BrokerDep,
+                     body: Annotated[ReasonIn | None, Body()] = None):
+    """New broker credentials for the device, shown once (admin or technician)."""
+    with _lifecycle(session):
+        creds = lifecycle.provision(session, ident, _actor(key), broker,
+                                    reason=body.reason if body else None,
+                                    organisation_id=key.organisation_id)
+    session.commit()
+    return creds
+
+
+@router.post("/devices/{ident}/block", response_model=DeviceCommandOut, tags=["lifecycle"])
+def block_device(ident: str, body: BlockIn, session: SessionDep, key: KeyDep,
+                 broker: BrokerDep):
+    """Lost or stolen (manager or admin, reason required): the broker refuses the device at
+    once; answers the queued wipe command."""
+    with _lifecycle(session):
+        cmd = lifecycle.block(session, ident, _actor(key), broker, body.reason,
+                              organisation_id=key.organisation_id)
+    session.commit()
+    return cmd
+
+
+@router.post("/devices/{ident}/unblock", response_model=CredentialsOut, tags=["lifecycle"])
+def unblock_device(ident: str, session: SessionDep, key: KeyDep, broker: BrokerDep,
+                   body: Annotated[ReasonIn | None, Body()] = None):
+    """Get a blocked device back: it is provisioned again, with new credentials."""
+    with _lifecycle(session):
+        creds = lifecycle.unblock(session, ident, _actor(key), broker,
+                                  reason=body.reason if body else None,
+                                  organisation_id=key.organisation_id)
+    session.commit()
+    return creds
+
+
+@router.post("/devices/{ident}/wiped", response_model=DeviceOut, tags=["lifecycle"])
+def device_wiped(ident: str, body: BlockIn, session: SessionDep, key: KeyDep):
+    """A technician confirms a recovered blocked device was erased."""
+    with _lifecycle(session):
+        device = lifecycle.record_wiped(session, ident, _actor(key), body.reason,
+                                        organisation_id=key.organisation_id)
+    session.commit()
+    return device
+
+
+@router.post("/devices/{ident}/retire", response_model=DeviceOut, tags=["lifecycle"])
+def retire_device(ident: str, body: BlockIn, session: SessionDep, key: KeyDep,
+                  broker: BrokerDep):
+    with _lifecycle(session):
+        device = lifecycle.retire(session, ident, _actor(key), broker, body.reason,
+                                  organisation_id=key.organisation_id)
+    session.commit()
+    return device
+
+
+@router.post("/devices/{ident}/enrolment", status_code=201, response_model=EnrolmentOut,
+             tags=["lifecycle"])
+def create_enrolment(ident: str, session: SessionDep, key: KeyDep):
+    """A one-time token (15 minutes) a phone exchanges for its credentials at POST /enrol."""
+    with _lifecycle(session):
+        token, expires = lifecycle.create_enrolment(session, ident, _actor(key),
+                                                    organisation_id=key.organisation_id)
+    session.commit()
+    return EnrolmentOut(ident=ident, token=token, expires_at=expires)
+
+
+@router.get("/devices/{ident}/commands", tags=["lifecycle"])
+def list_commands(ident: str, session: SessionDep, key: KeyDep, page: PageDep) -> dict:
+    with _lifecycle(session):
+        device = lifecycle.get_device(session, ident, key.organisation_id)
+    stmt = select(DeviceCommand).where(DeviceCommand.device_id == device.id).order_by(
+        DeviceCommand.id.desc())
+    return data.page(session, stmt, page.limit, page.offset, DeviceCommandOut.model_validate)
+
+
+@router.get("/audit", dependencies=[PLANNERS], tags=["lifecycle"])
+def list_audit(session: SessionDep, key: KeyDep, page: PageDep, target: str | None = None,
+               action: str | None = None, since: datetime | None = None) -> dict:
+    """Newest first. `target` exact (`device:r-0042`) or a prefix with `*`; `since` ISO 8601.
+    A key of one organisation sees the entries about that organisation's devices."""
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(422, "since must carry a UTC offset (2026-11-23T07:00:00Z)")
+    stmt = audit.query(target, action, since)
+    if key.organisation_id is not None:
+        stmt = stmt.where(AuditLog.target.in_(
+            select(literal("device:") + Device.ident)
+            .where(Device.organisation_id == key.organisation_id)))
+    return data.page(session, stmt, page.limit, page.offset, AuditOut.model_validate)
+
+
+@public_router.post("/enrol", response_model=CredentialsOut, tags=["lifecycle"])
+def enrol(body: EnrolIn, session: SessionDep, broker: BrokerDep):
+    """A phone exchanges its one-time token for its credentials (no API key). 401: unknown
+    token; 410: used or expired; every refusal is in the audit log."""
+    with _lifecycle(session):
+        creds = lifecycle.enrol(session, body.token, broker)
+    session.commit()
+    return creds

@@ -1,0 +1,289 @@
+"""The device lifecycle: registered → provisioned → active → blocked → wiped or retired.
+
+Data functions shared by the API and the CLI. Each one checks the transition and the actor's
+role, acts on the broker first (a refused broker command changes nothing in the database),
+then writes the device, its commands and the audit log; the caller commits. See
+docs/operations.md for the order of things and why blocking is immediate.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from fleet import audit
+from fleet.brokerauth import BrokerControl, new_password
+from fleet.models import Device, DeviceCommand, EnrolmentToken
+from fleet.types import utcnow
+
+ENROLMENT_TTL = timedelta(minutes=15)
+WIPE_TTL = timedelta(days=30)
+TOKEN_PREFIX = "tge_"
+
+# action -> (statuses it may start from, status it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "provision": (("registered", "provisioned", "active", "blocked", "wiped"), "provisioned"),
+    "enrol": (("registered", "provisioned", "active", "blocked", "wiped"), "provisioned"),
+    "activate": (("provisioned",), "active"),
+    "block": (("provisioned", "active"), "blocked"),
+    "unblock": (("blocked",), "provisioned"),
+    "wiped": (("blocked",), "wiped"),
+    "retire": (("registered", "provisioned", "active", "blocked", "wiped"), "retired"),
+}
+# who may ask for each action (the fleet itself activates; a phone enrols with its token)
+ROLES: dict[str, tuple[str, ...]] = {
+    "provision": ("admin", "technician"),
+    "enrolment": ("admin", "technician"),
+    "unblock": ("admin", "technician"),
+    "wiped": ("admin", "technician"),
+    "block": ("admin", "manager"),
+    "retire": ("admin", "manager"),
+}
+
+
+class LifecycleError(Exception):
+    """Refused: `status` is the HTTP status the API answers (404, 403, 409, 422, 401, 410)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Actor:
+    who: str   # `api_key:3:console`, `cli:alice`, `fleet`, `enrolment:tge_AbC`
+    role: str  # admin | manager | technician | fleet | device
+
+
+FLEET = Actor("fleet", "fleet")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Shown once: only `hash_secret(password)` and the broker's own hash are kept."""
+
+    ident: str
+    username: str
+    password: str
+    client_id: str
+    status: str
+    broker_enforced: bool
+
+
+# -- secrets -----------------------------------------------------------------------------------
+def hash_secret(secret: str, salt: bytes | None = None, iterations: int = 100_000) -> str:
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations)
+    return "pbkdf2_sha256${}${}${}".format(iterations, base64.b64encode(salt).decode(),
+                                           base64.b64encode(digest).decode())
+
+
+def check_secret(secret: str, stored: str | None) -> bool:
+    if not stored:
+        return False
+    _, iterations, salt, _digest = stored.split("$")
+    again = hash_secret(secret, base64.b64decode(salt), int(iterations))
+    return hmac.compare_digest(again, stored)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# -- checks ------------------------------------------------------------------------------------
+def get_device(session: Session, ident: str, organisation_id: int | None = None) -> Device:
+    device = session.scalars(select(Device).where(Device.ident == ident)).first()
+    if device is None or (organisation_id is not None
+                          and device.organisation_id != organisation_id):
+        raise LifecycleError(404, f"device {ident!r} not found")
+    return device
+
+
+def check_role(actor: Actor, action: str) -> None:
+    allowed = ROLES.get(action)
+    if allowed and actor.role not in allowed:
+        raise LifecycleError(403, f"role {actor.role!r} may not {action} a device (needs "
+                                  f"{' or '.join(allowed)})")
+
+
+def next_status(device: Device, action: str) -> str:
+    """The status `action` leads to, or a 409 naming what is allowed."""
+    sources, target = TRANSITIONS[action]
+    if device.status not in sources:
+        raise LifecycleError(409, f"device {device.ident!r} is {device.status}: cannot "
+                                  f"{action} it (only from {', '.join(sources)})")
+    return target
+
+
+def _reason(reason: str | None, action: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise LifecycleError(422, f"a reason is required to {action} a device")
+    return reason
+
+
+def _move(session: Session, device: Device, action: str, target: str, actor: Actor,
+          why: str | None, detail: dict | None = None) -> None:
+    before = device.status
+    device.status, device.status_changed_at, device.status_reason = target, utcnow(), why
+    audit.record(session, actor.who, action, f"device:{device.ident}", role=actor.role,
+                 why=why, detail={"from": before, "to": target, **(detail or {})})
+
+
+def _close_pending(session: Session, device: Device, result: str) -> int:
+    return session.execute(
+        update(DeviceCommand)
+        .where(DeviceCommand.device_id == device.id, DeviceCommand.state.in_(("pending", "sent")))
+        .values(state="failed", done_at=utcnow(), result=result[:500])).rowcount or 0
+
+
+# -- actions -----------------------------------------------------------------------------------
+def provision(session: Session, ident: str, actor: Actor, broker: BrokerControl, *,
+              reason: str | None = None, action: str = "provision",
+              organisation_id: int | None = None, device: Device | None = None) -> Credentials:
+    """A new identity for the device: a random password the broker learns now, shown once.
+    Whatever credentials it had stop working at once (the broker deletes the old client and
+    kicks its connection). `action` is `unblock` to get a blocked device back."""
+    if action != "enrol":
+        check_role(actor, action)
+    device = device or get_device(session, ident, organisation_id)
+    target = next_status(device, action)
+    password = new_password()
+    broker.provision(device.ident, password)
+    device.credential_hash = hash_secret(password)
+    device.provisioned_at = utcnow()
+    closed = _close_pending(session, device, f"superseded: device re-provisioned by {actor.who}")
+    _move(session, device, action, target, actor, reason,
+          {"broker_enforced": broker.enforced, "commands_closed": closed})
+    return Credentials(device.ident, device.ident, password, device.ident, device.status,
+                       broker.enforced)
+
+
+def block(session: Session, ident: str, actor: Actor, broker: BrokerControl, reason: str, *,
+          organisation_id: int | None = None) -> DeviceCommand:
+    """Lost or stolen: the broker disables the credentials (and drops the live connection)
+    before anything else; then the device is `blocked` and a `wipe` command is queued. What
+    the device's journal held beyond `acked_seq` will not be accepted: the audit entry says
+    where the fleet stopped, so the visits concerned can be corrected."""
+    check_role(actor, "block")
+    why = _reason(reason, "block")
+    device = get_device(session, ident, organisation_id)
+    target = next_status(device, "block")
+    broker.disable(device.ident)
+    now = utcnow()
+    cmd = DeviceCommand(device_id=device.id, kind="wipe", expires_at=now + WIPE_TTL,
+                        created_by=actor.who, state="pending")
+    session.add(cmd)
+    session.flush()
+    cmd.payload = {"id": cmd.id, "cmd": "wipe", "exp": int(cmd.expires_at.timestamp())}
+    health = device.health or {}
+    _move(session, device, "block", target, actor, why, {
+        "broker_enforced": broker.enforced, "wipe_command": cmd.id,
+        "acked_seq": device.acked_seq,
+        "last_seen": device.last_seen.isoformat() if device.last_seen else None,
+        "journal_depth_last_reported": health.get("jd"),
+        "not_accepted": f"events after seq {device.acked_seq} still on the device"})
+    return cmd
+
+
+def unblock(session: Session, ident: str, actor: Actor, broker: BrokerControl, *,
+            reason: str | None = None, organisation_id: int | None = None) -> Credentials:
+    return provision(session, ident, actor, broker, reason=reason, action="unblock",
+                     organisation_id=organisation_id)
+
+
+def record_wiped(session: Session, ident: str, actor: Actor, reason: str, *,
+                 organisation_id: int | None = None) -> Device:
+    """A technician confirms a recovered device was erased (reflashed)."""
+    check_role(actor, "wiped")
+    why = _reason(reason, "record the wipe of")
+    device = get_device(session, ident, organisation_id)
+    target = next_status(device, "wiped")
+    session.execute(update(DeviceCommand).where(
+        DeviceCommand.device_id == device.id, DeviceCommand.kind == "wipe",
+        DeviceCommand.state.in_(("pending", "sent"))).values(
+        state="done", done_at=utcnow(), result=f"wiped by hand: {why}"[:500]))
+    _move(session, device, "wiped", target, actor, why)
+    return device
+
+
+def retire(session: Session, ident: str, actor: Actor, broker: BrokerControl, reason: str, *,
+           organisation_id: int | None = None) -> Device:
+    """Out of service for good: the broker forgets the client and its role."""
+    check_role(actor, "retire")
+    why = _reason(reason, "retire")
+    device = get_device(session, ident, organisation_id)
+    target = next_status(device, "retire")
+    broker.delete(device.ident)
+    device.credential_hash = None
+    _close_pending(session, device, f"device retired by {actor.who}")
+    _move(session, device, "retire", target, actor, why, {"broker_enforced": broker.enforced})
+    return device
+
+
+def activate_contacted(session: Session, idents: set[str]) -> list[str]:
+    """Provisioned devices that just sent something become active (called by the worker)."""
+    if not idents:
+        return []
+    devices = session.scalars(select(Device).where(
+        Device.ident.in_(idents), Device.status == "provisioned")).all()
+    for device in devices:
+        _move(session, device, "activate", "active", FLEET, "first message with its "
+              "provisioned credentials")
+    return [d.ident for d in devices]
+
+
+# -- phones: one-time enrolment tokens ---------------------------------------------------------
+def create_enrolment(session: Session, ident: str, actor: Actor, *,
+                     ttl: timedelta = ENROLMENT_TTL,
+                     organisation_id: int | None = None) -> tuple[str, datetime]:
+    """A token the phone exchanges once, before it expires, for its credentials (shown as a
+    QR code by the console). Only its sha256 is kept."""
+    check_role(actor, "enrolment")
+    device = get_device(session, ident, organisation_id)
+    if device.kind != "phone":
+        raise LifecycleError(422, f"device {ident!r} is a {device.kind}: readers are "
+                                  "provisioned by a technician, phones enrol")
+    next_status(device, "enrol")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    expires = utcnow() + ttl
+    session.add(EnrolmentToken(device_id=device.id, token_hash=_token_hash(token),
+                               expires_at=expires, created_by=actor.who))
+    audit.record(session, actor.who, "enrolment", f"device:{ident}", role=actor.role,
+                 detail={"expires_at": expires.isoformat(), "token_prefix": token[:8]})
+    return token, expires
+
+
+def enrol(session: Session, token: str, broker: BrokerControl) -> Credentials:
+    """Exchange a token for credentials, once. A refusal is written to the audit log before
+    it is raised (the caller commits in both cases)."""
+    row = session.scalars(select(EnrolmentToken).where(
+        EnrolmentToken.token_hash == _token_hash(token))).first()
+    actor = Actor(f"enrolment:{token[:8]}", "device")
+
+    def refuse(status: int, why: str, target: str = "enrolment") -> LifecycleError:
+        audit.record(session, actor.who, "enrol_refused", target, role=actor.role, why=why)
+        return LifecycleError(status, why)
+
+    if row is None:
+        raise refuse(401, "unknown enrolment token")
+    device = session.get(Device, row.device_id)
+    target = f"device:{device.ident}"
+    if row.used_at is not None:
+        raise refuse(410, f"enrolment token already used at {row.used_at.isoformat()}", target)
+    if row.expires_at <= utcnow():
+        raise refuse(410, f"enrolment token expired at {row.expires_at.isoformat()}", target)
+    try:
+        next_status(device, "enrol")
+    except LifecycleError as e:
+        raise refuse(409, e.message, target) from None
+    row.used_at = utcnow()
+    return provision(session, device.ident, actor, broker, action="enrol", device=device,
+                     reason="phone enrolled with a one-time token")
