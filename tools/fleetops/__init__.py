@@ -1,0 +1,1 @@
+"""`telegest fleet device ...`: the device lifecycle from the command line (fleet.lifecycle)."""
