@@ -13,6 +13,7 @@ package(
         "__init__.py",
         "board.py",
         "codec.py",
+        "config.py",
         "decide.py",
         "journal.py",
         "ndef.py",

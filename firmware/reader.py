@@ -9,6 +9,7 @@ import json
 
 from firmware.codec import (CodecError, MAX_EVENTS, build_clock_batch, encode_event,
                             encode_health, parse_ack, topic)
+from firmware.config import ConfigReceiver
 from firmware.decide import REPEAT_S, decide, in_until
 from firmware.journal import JournalFull
 
@@ -24,7 +25,7 @@ _STATE_FILE = "taps.json"
 
 class ReaderCore:
     def __init__(self, device_id, journal, planning, clock, ack_timeout=5, window=64,
-                 fw="0.1.0"):
+                 fw="0.1.0", config_path=None):
         self.device_id = device_id
         self.journal = journal
         self.planning = planning
@@ -50,6 +51,12 @@ class ReaderCore:
         self.taps = {}  # uid -> (ts, dir, visit, until), see decide.py
         self._next = journal.acked + 1  # next seq to send
         self._ack_at = None  # when the ack last advanced while events were outstanding
+        # down/config: a newer planning saved on flash beats the one handed in
+        self.config = ConfigReceiver(device_id, config_path or journal.path + "/config.json")
+        saved = self.config.load()
+        if saved is not None and saved.version > planning.version:
+            self.planning = saved
+        self.config.applied = self.planning.version
         self._rebuild()
 
     # -- taps -------------------------------------------------------------------------------
@@ -166,6 +173,11 @@ class ReaderCore:
 
     def on_message(self, topic, payload):
         """Handle a down message. Never raises: bad input is counted."""
+        if self.config.handles(topic):
+            planning = self.config.on_message(topic, payload)
+            if planning is not None:
+                self.planning = planning
+            return
         if topic != self._t_ack:
             self.ignored_messages += 1
             return
@@ -195,12 +207,15 @@ class ReaderCore:
         j = self.journal
         payload = encode_health(now, self.fw, up, heap, j.depth, j.full, rd,
                                 self.clock.quality(), rssi, bat)
+        payload = payload[:-1] + (',"cfg":' + str(self.planning.version) + "}").encode()
         return self._t_health, payload, 0
 
     def counters(self):
-        return {"refused_full": self.refused_full, "bad_reads": self.bad_reads,
+        out = {"refused_full": self.refused_full, "bad_reads": self.bad_reads,
                 "journal_errors": self.journal_errors, "bad_messages": self.bad_messages,
                 "ignored_messages": self.ignored_messages, "stale_acks": self.stale_acks,
                 "rejected": self.rejected, "resends": self.resends,
                 "taps_dropped": self.taps_dropped, "state_errors": self.state_errors,
                 "journal_torn": self.journal.torn, "journal_corrupt": self.journal.corrupt}
+        out.update(self.config.counters())
+        return out
