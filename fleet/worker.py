@@ -29,6 +29,7 @@ from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch
 from fleet.lifecycle import activate_contacted
 from fleet.matching import match_pending
+from fleet.push import ConfigPusher
 
 log = logging.getLogger("telegest.worker")
 
@@ -37,6 +38,7 @@ PLAIN_TOPIC = "tg/v1/+/up/#"
 _QUEUE_MAX = 50_000  # paho's thread blocks beyond this: back-pressure, not loss
 _MATCH_LIMIT = 5000
 _MATCH_EVERY_S = 1.0
+_PUSH_EVERY_S = 1.0  # planning push: a changed planning is on the broker within about this
 
 Publish = Callable[[str, bytes], None]
 
@@ -52,7 +54,8 @@ class IngestWorker:
     def __init__(self, settings: Settings | str, mqtt_host: str | None = None,
                  mqtt_port: int | None = None, *, client_id: str | None = None,
                  shared: bool = True, protocol: str | None = None, batch_max: int = 500,
-                 batch_wait_s: float = 0.05, publish: Publish | None = None) -> None:
+                 batch_wait_s: float = 0.05, publish: Publish | None = None,
+                 push: bool = True) -> None:
         if isinstance(settings, Settings):
             s = settings
         else:
@@ -68,6 +71,9 @@ class IngestWorker:
         self.counts: Counter = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.push = push  # run the planning pusher (one worker of a fleet is enough)
+        self.pusher: ConfigPusher | None = None
+        self._push_thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._engine = None
         self._sessions = None
@@ -96,6 +102,7 @@ class IngestWorker:
         return {"stored": self.stored, "duplicates": self.duplicates, "batches": self.batches,
                 "messages": self.counts["messages"], "seq_gap": self.counts["seq_gap"],
                 "health": self.counts["health"], "errors": self.counts["errors"],
+                "configs_pushed": self.pusher.counts["pushed"] if self.pusher else 0,
                 "rejected": self.rejected}
 
     # -- database side ----------------------------------------------------------------------
@@ -180,9 +187,22 @@ class IngestWorker:
                 self.match(rounds=1)
                 last_match = time.monotonic()
 
+    def _push_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pusher.poll()
+            except Exception:
+                self.counts["errors"] += 1
+                log.exception("planning push failed; again in %.0f s", _PUSH_EVERY_S)
+            self._stop.wait(_PUSH_EVERY_S)
+
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1)
+
+    def _publish_retained(self, topic: str, payload: bytes, retain: bool) -> None:
+        # paho keeps QoS 1 messages while the link is down and sends them on reconnect
+        self._client.publish(topic, payload, qos=1, retain=retain)
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
@@ -238,6 +258,11 @@ class IngestWorker:
         self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port,
                                    keepalive=30, properties=props)
         self._client.loop_start()
+        if self.push:
+            self.pusher = ConfigPusher(self._sessions, self._publish_retained)
+            self._push_thread = threading.Thread(target=self._push_loop, name="fleet-push",
+                                                 daemon=True)
+            self._push_thread.start()
         return self
 
     def stop(self) -> None:
@@ -247,6 +272,8 @@ class IngestWorker:
             self._client.unsubscribe(list(SHARED_TOPICS) if self.shared else PLAIN_TOPIC)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._push_thread is not None:
+            self._push_thread.join(timeout=30)
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -269,13 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fleet.worker")
     parser.add_argument("--protocol", choices=["v5", "v311"], default=None)
     parser.add_argument("--client-id", default=None)
+    parser.add_argument("--no-push", action="store_true",
+                        help="do not push plannings (another worker does)")
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     IngestWorker(settings, protocol=args.protocol, client_id=args.client_id,
                  batch_max=settings.batch_max,
-                 batch_wait_s=settings.batch_wait_ms / 1000).run()
+                 batch_wait_s=settings.batch_wait_ms / 1000, push=not args.no_push).run()
     return 0
 
 
