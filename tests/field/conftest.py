@@ -38,3 +38,65 @@ def pn532_sim():
     sim.url = f"socket://127.0.0.1:{sim.serve_tcp()}"
     yield sim
     sim.close()
+
+
+@pytest.fixture
+def vboard():
+    """The virtual MicroPython board (WebAssembly MicroPython behind a TCP socket)."""
+    from tools.vboard import VirtualBoard, VirtualBoardError
+
+    try:
+        board = VirtualBoard().start()
+    except VirtualBoardError as e:
+        pytest.fail(str(e))
+    yield board
+    board.stop()
+
+
+class CuttingProxy:
+    """A TCP relay to `port` that hangs up both sides once `cut_after` bytes went towards the
+    board: a USB cable pulled in the middle of a transfer."""
+
+    def __init__(self, port: int, cut_after: int):
+        import socket
+        import threading
+
+        self.target, self.cut_after, self.sent, self.cut = port, cut_after, 0, False
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import select
+        import socket
+
+        while not self.cut:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            board = socket.create_connection(("127.0.0.1", self.target))
+            with client, board:
+                while not self.cut:
+                    ready = select.select([client, board], [], [], 0.1)[0]
+                    if client in ready:
+                        data = client.recv(4096)
+                        if not data:
+                            break
+                        if self.sent + len(data) >= self.cut_after:
+                            self.cut = True
+                            break
+                        self.sent += len(data)
+                        board.sendall(data)
+                    if board in ready:
+                        data = board.recv(4096)
+                        if not data:
+                            break
+                        client.sendall(data)
+
+    def close(self):
+        self.cut = True
+        self.srv.close()
