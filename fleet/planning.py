@@ -79,8 +79,7 @@ def config_bodies(session: Session, devices: Iterable[Device], now: datetime | f
                 for v in visits for uid in owned.get(getattr(v, key), [])]
         org = orgs[d.organisation_id]
         out[d.id] = {"tz": org.timezone, "tolerance_min": org.tolerance_min,
-                     "badges": sorted({uid for v in visits for uid in owned.get(getattr(v, key), [])}),
-                     "visits": rows}
+                     "badges": sorted({r[1] for r in rows}), "visits": rows}
     return out
 
 

@@ -150,7 +150,8 @@ class ConfigPusher:
         )).one())
         d = tuple(session.execute(select(
             func.count(Device.id), func.max(Device.id),
-            func.sum(func.coalesce(Device.client_id, 0) * 7 + func.coalesce(Device.caregiver_id, 0)),
+            func.sum(func.coalesce(Device.client_id, 0) * 7
+                     + func.coalesce(Device.caregiver_id, 0)),
             func.sum(case((Device.status.in_(_GONE), Device.id), else_=0)),
         )).one())
         changed = (b, d) != (self._badges, self._devices)
