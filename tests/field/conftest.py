@@ -100,3 +100,12 @@ class CuttingProxy:
     def close(self):
         self.cut = True
         self.srv.close()
+
+
+@pytest.fixture
+def console_server(tmp_path):
+    from tests.field.console_server import ConsoleServer
+
+    server = ConsoleServer(tmp_path)
+    yield server
+    server.close()

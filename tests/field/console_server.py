@@ -1,0 +1,77 @@
+"""The reader's technician console behind a TCP socket: the real firmware Runtime and Console
+(firmware/runtime) on the fake hardware of tests/runtime/fakes.py, stepped with a fake clock.
+What the WebAssembly board cannot run (asyncio with hardware), this CPython server does, so
+`socket://127.0.0.1:PORT` answers as a reader's USB serial port."""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from pathlib import Path
+
+from firmware.runtime.app import Runtime
+from firmware.runtime.safemode import BootGuard
+from firmware.runtime.settings import Settings
+from tests.runtime.fakes import Hw
+
+LOG_LINE = "# link: mqtt up\n"
+
+
+class ConsoleServer:
+    def __init__(self, tmp: Path):
+        self.hw = Hw()
+        s = Settings(str(tmp / "settings.json"))
+        for k, v in {"ssid": "home", "password": "secret12", "host": "broker.local"}.items():
+            s.set(k, v)
+        guard = BootGuard(str(tmp / "boots"))
+        guard.boot()
+        self.rt = Runtime(self.hw, s, guard, journal_path=str(tmp / "j"),
+                          planning_path=str(tmp / "planning.json"), start=0)
+        self.now = 0
+        self.step(2000)  # Wi-Fi and the broker come up
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def step(self, ms: int) -> None:
+        for _ in range(ms // 50):
+            self.now += 50
+            self.rt.reader_step(self.now)
+            if self.now % 100 == 0:
+                self.rt.net_step(self.now)
+            self.rt.console_step(self.now)
+            if self.now % 1000 == 0:
+                self.rt.main_step(self.now)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not select.select([self.srv], [], [], 0.05)[0]:
+                continue
+            conn, _ = self.srv.accept()
+            with conn:
+                self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        while not self._stop.is_set():
+            if select.select([conn], [], [], 0.02)[0]:
+                try:
+                    data = conn.recv(1024)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.hw.serial.inbuf += data
+            self.step(50)
+            if self.hw.serial.out:
+                out = "".join(self.hw.serial.out)
+                self.hw.serial.out.clear()
+                conn.sendall((LOG_LINE + out).encode())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.srv.close()

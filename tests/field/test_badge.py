@@ -1,0 +1,123 @@
+"""`badge write` / `badge read` through the firmware's PN532 driver against the PN532 simulator
+(socket://), and `badge sheet`: the PDF's pages, images and the QR pixels of every token."""
+from __future__ import annotations
+
+import re
+import zlib
+
+import pytest
+
+from firmware import ndef
+from tools.field.badge import BadgeError, read_badge, write_badge
+from tools.field.sheet import BadgeLabel, badge_sheet, qr_image, read_csv
+
+pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(60)]
+UID = bytes.fromhex("04a1b2c3d4e5f6")
+
+
+def test_write_then_read_a_badge(pn532_sim):
+    pn532_sim.place_tag(UID)
+    b = write_badge(pn532_sim.url, "C12-7F3A", uri="https://tg.example/t/C12-7F3A")
+    assert b.uid == "04A1B2C3D4E5F6" and b.token == "C12-7F3A"
+    # the tag's memory holds the NDEF message the firmware reads
+    msg = ndef.find_message(bytes(pn532_sim.pages[16:]))
+    assert ndef.decode_text(ndef.decode_message(msg)[0]) == ("fr", "C12-7F3A")
+    back = read_badge(pn532_sim.url)
+    assert back.records == [{"type": "text", "lang": "fr", "text": "C12-7F3A"},
+                            {"type": "uri", "uri": "https://tg.example/t/C12-7F3A"}]
+
+
+def test_no_tag_says_lay_the_badge_on_the_antenna(pn532_sim):
+    with pytest.raises(BadgeError, match="no tag on the reader after 0.3 s"):
+        read_badge(pn532_sim.url, timeout=0.3)
+
+
+def test_a_blank_tag_reads_as_empty(pn532_sim):
+    pn532_sim.place_tag(UID)
+    assert read_badge(pn532_sim.url).records == []
+
+
+def test_a_silent_reader_is_explained(pn532_sim):
+    pn532_sim.stop_answering()
+    with pytest.raises(BadgeError, match="no PN532 answers on .*SEL0 off"):
+        read_badge(pn532_sim.url)
+
+
+def test_a_tag_taken_away_mid_write_is_explained_and_a_rewrite_fixes_it(pn532_sim):
+    pn532_sim.place_tag(UID)
+    real = pn532_sim._exchange
+    calls = []
+
+    def leave_after_two_pages(cmd):
+        calls.append(cmd[0])
+        if calls.count(0xA2) == 2:
+            pn532_sim.uid = None  # the badge moved away
+        return real(cmd)
+
+    pn532_sim._exchange = leave_after_two_pages
+    with pytest.raises(BadgeError, match="the badge probably moved"):
+        write_badge(pn532_sim.url, "C12-7F3A" * 4)
+    pn532_sim._exchange = real
+    pn532_sim.place_tag(UID, bytes(pn532_sim.pages))  # back on the reader, half-written
+    assert write_badge(pn532_sim.url, "C12-7F3A" * 4).token == "C12-7F3A" * 4
+    assert read_badge(pn532_sim.url).token == "C12-7F3A" * 4
+
+
+# -- the PDF sheet --------------------------------------------------------------------------------
+def _objects(pdf: bytes):
+    for m in re.finditer(rb"\d+ 0 obj\n<<(.*?)>>\nstream\n", pdf, re.S):
+        head = m.group(1)
+        length = int(re.search(rb"/Length (\d+)", head).group(1))
+        yield head, pdf[m.end():m.end() + length]
+
+
+def _png_unfilter(raw: bytes, width: int, height: int) -> bytes:
+    """PNG predictors (the PDF's /Predictor 15), one gray byte a pixel."""
+    out, prev = bytearray(), bytearray(width)
+    for r in range(height):
+        kind, line = raw[r * (width + 1)], bytearray(raw[r * (width + 1) + 1:(r + 1) * (width + 1)])
+        for i in range(width):
+            a = line[i - 1] if i else 0
+            b, c = prev[i], prev[i - 1] if i else 0
+            p = a + b - c
+            pred = {0: 0, 1: a, 2: b, 3: (a + b) // 2,
+                    4: min((abs(p - a), a), (abs(p - b), b), (abs(p - c), c))[1]}[kind]
+            line[i] = (line[i] + pred) & 0xFF
+        out += line
+        prev = line
+    return bytes(out)
+
+
+def test_the_sheet_has_the_pages_and_one_qr_per_token(tmp_path):
+    labels = [BadgeLabel(f"Hélène Martin {i}", f"C{i:02d}-7F3A") for i in range(14)]
+    out = tmp_path / "badges.pdf"
+    assert badge_sheet(labels, out) == 2
+    pdf = out.read_bytes()
+    assert pdf.startswith(b"%PDF-") and len(re.findall(rb"/Type /Page\b", pdf)) == 2
+    assert b"/MediaBox [0 0 595.28 841.89]" in pdf  # A4
+    images, text = [], b""
+    for head, stream in _objects(pdf):
+        data = zlib.decompress(stream) if b"/FlateDecode" in head else stream
+        if b"/Subtype /Image" in head:
+            w = int(re.search(rb"/Width (\d+)", head).group(1))
+            h = int(re.search(rb"/Height (\d+)", head).group(1))
+            images.append(_png_unfilter(data, w, h))
+        else:
+            text += data
+    assert len(images) == 14
+    expected = {qr_image(b.token).tobytes() for b in labels}
+    assert set(images) == expected  # each token's QR code, pixel for pixel
+    for b in labels:
+        assert f"({b.token})".encode() in text
+    assert "Hélène Martin 3".encode("latin-1") in text
+    assert text.count(b" l") >= 2 * (2 * 4 + 2 * 5 + 2 * 2 * 3)  # cut marks on both pages
+
+
+def test_the_csv_takes_a_header_and_reports_bad_rows(tmp_path):
+    good = tmp_path / "b.csv"
+    good.write_text("name,token\nMme Durand,C1-AAAA\n\nM. Petit,C2-BBBB\n", encoding="utf-8")
+    assert read_csv(good) == [BadgeLabel("Mme Durand", "C1-AAAA"), BadgeLabel("M. Petit", "C2-BBBB")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Mme Durand\n")
+    with pytest.raises(Exception, match="row 1 needs two columns"):
+        read_csv(bad)

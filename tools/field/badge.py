@@ -1,0 +1,127 @@
+"""Badges on NTAG21x tags through a PN532 on a serial port (HSU), with the firmware's own
+driver (firmware/drivers) over pyserial's serial_for_url: write a client's token as an NDEF
+Text record (plus an optional URI), read it back, check it."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from firmware import ndef
+from firmware.drivers import ntag
+from firmware.drivers.pn532 import PN532, PN532Error, PN532Timeout
+from firmware.drivers.pn532_uart import PN532UART
+from tools.errors import TelegestError
+from tools.field.ports import open_port
+
+
+class BadgeError(TelegestError):
+    pass
+
+
+@dataclass
+class Badge:
+    uid: str
+    records: list[dict]
+
+    @property
+    def token(self) -> str | None:
+        for r in self.records:
+            if r["type"] == "text":
+                return r["text"]
+        return None
+
+
+class Reader:
+    """A PN532 on `url`, begun; use as a context manager."""
+
+    def __init__(self, url: str, baud: int = 115200):
+        self.url = url
+        self.port = open_port(url, baud, timeout=0)
+        self.pn = PN532(PN532UART(self.port))
+        try:
+            self.pn.begin()
+            self.version = "PN532 v%d.%d" % self.pn.get_firmware_version()[1:3]
+        except PN532Error as e:
+            self.port.close()
+            raise BadgeError(
+                f"no PN532 answers on {url} ({e}): check the reader's wiring (TX to RX, RX to "
+                "TX, 3.3 V), its switches (HSU: SEL0 off, SEL1 off) and the baud rate "
+                "(115200)") from e
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.port.close()
+
+    def wait_tag(self, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                uid = self.pn.list_target()
+            except PN532Error as e:
+                raise BadgeError(f"the reader failed while looking for a tag: {e}") from e
+            if uid:
+                return uid
+            if time.monotonic() >= deadline:
+                raise BadgeError(f"no tag on the reader after {timeout:g} s: lay the badge flat "
+                                 "on the antenna and run again")
+            time.sleep(0.1)
+
+
+def _describe(records: list[ndef.Record]) -> list[dict]:
+    out = []
+    for r in records:
+        try:
+            lang, text = ndef.decode_text(r)
+            out.append({"type": "text", "lang": lang, "text": text})
+            continue
+        except ndef.NdefError:
+            pass
+        try:
+            out.append({"type": "uri", "uri": ndef.decode_uri(r)})
+        except ndef.NdefError:
+            out.append({"type": "other", "tnf": r.tnf, "rtype": bytes(r.type).hex(),
+                        "payload": bytes(r.payload).hex()})
+    return out
+
+
+def read_badge(url: str, timeout: float = 10.0, baud: int = 115200) -> Badge:
+    with Reader(url, baud) as reader:
+        uid = reader.wait_tag(timeout)
+        try:
+            records = ndef.decode_message(ntag.read_message(reader.pn))
+        except ndef.NdefError as e:
+            raise BadgeError(f"tag {uid.hex().upper()} holds no readable NDEF message ({e}): "
+                             "write it again with `telegest badge write`") from e
+        except PN532Error as e:
+            raise BadgeError(_moved(e)) from e
+        return Badge(uid.hex().upper(), _describe(records))
+
+
+def write_badge(url: str, token: str, uri: str | None = None, lang: str = "fr",
+                timeout: float = 10.0, baud: int = 115200) -> Badge:
+    """Write `token` (and `uri`) on the tag, read it back and compare."""
+    if not 1 <= len(token) <= 64:
+        raise BadgeError("a token has 1 to 64 characters")
+    records = [ndef.text_record(token, lang)] + ([ndef.uri_record(uri)] if uri else [])
+    message = ndef.encode_message(records)
+    with Reader(url, baud) as reader:
+        uid = reader.wait_tag(timeout)
+        try:
+            ntag.write_message(reader.pn, message)
+            back = ntag.read_message(reader.pn)
+        except ndef.NdefError as e:
+            raise BadgeError(f"cannot write this tag: {e}") from e
+        except PN532Error as e:
+            raise BadgeError(_moved(e)) from e
+        if bytes(back) != bytes(message):
+            raise BadgeError("the tag reads back something else than what was written: keep "
+                             "it on the reader and write again")
+        return Badge(uid.hex().upper(), _describe(records))
+
+
+def _moved(e: PN532Error) -> str:
+    what = "the reader stopped answering" if isinstance(e, PN532Timeout) else str(e)
+    return (f"the tag exchange failed ({what}): the badge probably moved. Keep it flat on the "
+            "reader and run again (a half-written badge is fixed by writing it again)")
