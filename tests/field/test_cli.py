@@ -1,0 +1,106 @@
+"""The field commands through their command table (tools/field/cli.py main), as a technician
+types them: output, and one clear message with exit code 2 on failure."""
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+from serial.tools import list_ports
+
+from tools.field.cli import main
+
+pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(120)]
+
+
+def test_ports_names_the_esp32_bridges(monkeypatch, capsys):
+    fake = [SimpleNamespace(device="/dev/ttyUSB0", vid=0x10C4, pid=0xEA60, description="CP2102"),
+            SimpleNamespace(device="/dev/ttyACM0", vid=0x303A, pid=0x1001, description="USB JTAG"),
+            SimpleNamespace(device="/dev/ttyACM1", vid=0x2341, pid=0x0043, description="Uno"),
+            SimpleNamespace(device="/dev/ttyS0", vid=None, pid=None, description="n/a")]
+    monkeypatch.setattr(list_ports, "comports", lambda: fake)  # no USB devices on this machine
+    assert main(["device", "ports"]) == 0
+    out = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert "10C4:EA60" in out["/dev/ttyUSB0"] and "CP210x" in out["/dev/ttyUSB0"]
+    assert "303A:1001" in out["/dev/ttyACM0"] and "native USB" in out["/dev/ttyACM0"]
+    assert "not a known ESP32 bridge" in out["/dev/ttyACM1"]
+    assert "no USB identity" in out["/dev/ttyS0"]
+
+
+def test_ports_with_nothing_plugged(monkeypatch, capsys):
+    monkeypatch.setattr(list_ports, "comports", lambda: [])
+    assert main(["device", "ports"]) == 0
+    assert "data USB cable" in capsys.readouterr().out
+
+
+def test_flash_prints_the_chip_and_the_check(esp_sim, tmp_path, capsys):
+    img = tmp_path / "mp.bin"
+    img.write_bytes(os.urandom(20_000))
+    assert main(["device", "flash", esp_sim.url, str(img)]) == 0
+    out, err = capsys.readouterr()
+    assert "ESP32-D0WD-V3" in out and "verified (MD5" in out and "after a full erase" in out
+    assert "100%" in err
+    assert esp_sim.flash[0x1000:0x1000 + 20_000] == img.read_bytes()
+
+
+def test_flash_failure_is_one_line_and_exit_2(make_esp_sim, tmp_path, capsys):
+    img = tmp_path / "mp.bin"
+    img.write_bytes(b"\x00" * 1000)
+    sim = make_esp_sim(boot_mode="app")
+    assert main(["device", "flash", sim.url, str(img), "--connect-attempts", "1"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("telegest: no ESP32 bootloader answers") and "hold BOOT" in last
+    assert "Traceback" not in err
+
+
+def test_console_one_command_and_json(console_server, capsys):
+    assert main(["device", "console", console_server.url, "journal"]) == 0
+    assert json.loads(capsys.readouterr().out)["depth"] == 0
+    assert main(["device", "console", "--json", console_server.url, "wifi", "set",
+                 "Maison 5G", "motdepasse"]) == 0
+    assert capsys.readouterr().out.strip() == '"ok"'
+    assert console_server.rt.settings.get("ssid") == "Maison 5G"
+    assert main(["device", "console", console_server.url, "status", "now"]) == 2
+    assert "takes no arguments" in capsys.readouterr().err
+
+
+def test_console_interactive(console_server, monkeypatch, capsys):
+    lines = iter(["status", "", "taps", "quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(lines))
+    assert main(["device", "console", console_server.url]) == 0
+    out = capsys.readouterr().out
+    assert '"mode": "normal"' in out and '"taps": []' in out
+
+
+def test_deploy_dry_run_lists(vboard, capsys):
+    assert main(["device", "deploy", vboard.url, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would copy   /lib/firmware/codec.mpy" in out and "would copy   /main.py" in out
+    assert "dry run: 32 to copy" in out or "dry run:" in out
+
+
+def test_a_missing_port_for_deploy(capsys):
+    assert main(["device", "deploy", "/dev/ttyUSB97"]) == 2
+    assert "no serial port /dev/ttyUSB97" in capsys.readouterr().err
+
+
+def test_badge_write_read_and_sheet(pn532_sim, tmp_path, capsys):
+    pn532_sim.place_tag(bytes.fromhex("04a1b2c3d4e5f6"))
+    assert main(["badge", "write", pn532_sim.url, "C12-7F3A"]) == 0
+    assert "wrote and checked token 'C12-7F3A'" in capsys.readouterr().out
+    assert main(["badge", "read", pn532_sim.url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"][0]["text"] == "C12-7F3A"
+    csv = tmp_path / "b.csv"
+    csv.write_text("name,token\nMme Durand,C1-AAAA\n")
+    out = tmp_path / "b.pdf"
+    assert main(["badge", "sheet", str(out), "--csv", str(csv), "--badge", "M. Petit",
+                 "C2-BBBB"]) == 0
+    assert "2 badges on 1 A4 page" in capsys.readouterr().out
+    assert out.read_bytes().count(b"/Subtype /Image") == 2
+
+
+def test_badge_sheet_without_badges(tmp_path, capsys):
+    assert main(["badge", "sheet", str(tmp_path / "x.pdf")]) == 2
+    assert "no badges to print" in capsys.readouterr().err

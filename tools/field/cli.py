@@ -1,0 +1,271 @@
+"""The technician's commands: `telegest device ports|flash|deploy|console` and
+`telegest badge write|read|sheet`. Thin handlers over tools/field's API; tools/cli.py wires
+them in with add_commands(), and main() builds the same table for tests and standalone use."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from tools.errors import TelegestError
+
+BAUD = 115200
+
+
+class Bar:
+    """A progress bar on stderr: redrawn in place on a terminal, every 25 % otherwise."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = self.stream.isatty()
+        self.last: tuple[str, int] = ("", -1)
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        step = pct if self.tty else pct // 25 * 25
+        if (label, step) == self.last:
+            return
+        self.last = (label, step)
+        fill = self.width * pct // 100
+        line = f"{label:<12.40} [{'#' * fill}{'.' * (self.width - fill)}] {pct:3d}%"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if pct >= 100 else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+# -- device ------------------------------------------------------------------------------------
+def cmd_ports(args) -> int:
+    from tools.field.ports import list_serial_ports
+
+    ports = list_serial_ports()
+    if not ports:
+        print("no serial port: plug the board in with a data USB cable (a charge-only cable "
+              "shows nothing)")
+        return 0
+    for p in ports:
+        print(f"{p.device:<22} {p.usb_id:<10} {p.hint}" + (f" ({p.description})"
+                                                           if p.description else ""))
+    return 0
+
+
+def cmd_flash(args) -> int:
+    from tools.field.flash import flash_image
+
+    address = int(args.address, 0) if args.address else None
+    echo = (lambda s: print(s, file=sys.stderr)) if getattr(args, "verbose", False) else None
+    r = flash_image(args.port, args.image, chip=args.chip, address=address, baud=args.baud,
+                    before=args.before, stub=not args.no_stub, erase=not args.no_erase,
+                    connect_attempts=args.connect_attempts, progress=Bar(), echo=echo)
+    print(f"chip: {r.description}, MAC {r.mac}")
+    print(f"wrote {r.size} bytes at {r.address:#x}{' after a full erase' if r.erased else ''}; "
+          f"verified (MD5 {r.md5})")
+    for note in r.notes:
+        print(f"note: {note}")
+    print("next: telegest device deploy " + args.port)
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    from tools.field.bundle import build_bundle
+    from tools.field.deploy import deploy
+
+    bundle = build_bundle(compile=not args.source)
+    bar = Bar()
+    p = deploy(args.port, baud=args.baud, dry_run=args.dry_run, reset=not args.no_reset,
+               bundle=bundle, timeout=args.timeout,
+               progress=lambda name, done, total: bar(name.rsplit("/", 1)[-1], done, total))
+    if args.dry_run:
+        for f in p.copy:
+            print(f"would copy   {f.dest} ({len(f.data)} bytes)")
+        for path in p.delete:
+            print(f"would delete {path}")
+        print(f"dry run: {len(p.copy)} to copy ({p.bytes_to_copy} bytes), {len(p.delete)} to "
+              f"delete, {p.unchanged} up to date")
+        return 0
+    for path in p.deleted:
+        print(f"deleted {path}")
+    print(f"deployed: {len(p.copied)} copied, {len(p.deleted)} deleted, {p.unchanged} up to date"
+          + ("" if args.no_reset else "; the board restarts with it"))
+    return 0
+
+
+def cmd_console(args) -> int:
+    from tools.field.console import ReaderConsole, passthrough, pretty
+
+    if args.raw:
+        if sys.stdin.isatty():
+            print("raw console: lines go to the board as typed; Ctrl-] then Enter, or Ctrl-D, "
+                  "to quit", file=sys.stderr)
+        passthrough(args.port, sys.stdin, sys.stdout, baud=args.baud)
+        return 0
+    show: Callable[[object], str] = (lambda a: json.dumps(a)) if args.json else pretty
+    with ReaderConsole(args.port, args.baud, args.timeout) as c:
+        if args.line:
+            print(show(c.command(" ".join(_quote(w) for w in args.line))))
+            return 0
+        print("reader console: type help, status, selftest, taps, journal, counters, wifi, "
+              "broker; quit to leave", file=sys.stderr)
+        while True:
+            try:
+                line = input("reader> ").strip()
+            except EOFError:
+                return 0
+            if line in ("quit", "exit"):
+                return 0
+            if not line:
+                continue
+            try:
+                print(show(c.command(line)))
+            except TelegestError as e:
+                print(f"telegest: {e}", file=sys.stderr)
+                if "lost the serial link" in str(e):
+                    return e.exit_code
+
+
+def _quote(word: str) -> str:
+    """Words given on our command line keep their spaces on the reader's (console.split)."""
+    if word and not any(c in word for c in ' \t"\\'):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# -- badge ---------------------------------------------------------------------------------------
+def cmd_badge_write(args) -> int:
+    from tools.field.badge import write_badge
+
+    print("lay the badge on the reader...", file=sys.stderr)
+    b = write_badge(args.port, args.token, uri=args.uri, lang=args.lang, timeout=args.timeout,
+                    baud=args.baud)
+    print(f"badge {b.uid}: wrote and checked token {b.token!r}" +
+          (f" and {args.uri}" if args.uri else ""))
+    return 0
+
+
+def cmd_badge_read(args) -> int:
+    from tools.field.badge import read_badge
+
+    print("lay the badge on the reader...", file=sys.stderr)
+    b = read_badge(args.port, timeout=args.timeout, baud=args.baud)
+    if args.json:
+        print(json.dumps({"uid": b.uid, "records": b.records}))
+        return 0
+    print(f"badge {b.uid}")
+    if not b.records:
+        print("  empty (no NDEF record): write it with `telegest badge write`")
+    for r in b.records:
+        print("  " + {"text": lambda: f"text [{r.get('lang')}]: {r.get('text')}",
+                      "uri": lambda: f"uri: {r.get('uri')}"}.get(r["type"], lambda: str(r))())
+    return 0
+
+
+def cmd_badge_sheet(args) -> int:
+    from tools.field.sheet import BadgeLabel, badge_sheet, read_csv
+
+    labels = read_csv(args.csv) if args.csv else []
+    labels += [BadgeLabel(n, t) for n, t in args.badge or []]
+    pages = badge_sheet(labels, args.out)
+    print(f"{args.out}: {len(labels)} badges on {pages} A4 page{'s' if pages > 1 else ''}; "
+          "print at 100 % (no fit to page) and cut along the marks")
+    return 0
+
+
+# -- the table ---------------------------------------------------------------------------------
+def _port(p: argparse.ArgumentParser) -> None:
+    p.add_argument("port", help="serial port: /dev/ttyUSB0, COM3, socket://host:port, "
+                                "rfc2217://host:port, loop://")
+    p.add_argument("--baud", type=int, default=BAUD, help="baud rate (default 115200)")
+
+
+def add_commands(device_parsers, badge_parsers, command) -> None:
+    """Register the field commands under `telegest device` and `telegest badge`."""
+    command(device_parsers, "ports", cmd_ports,
+            "list serial ports and what seems attached (ESP32 USB bridges by VID:PID)")
+
+    f = command(device_parsers, "flash", cmd_flash,
+                "erase the ESP32 and write a MicroPython image, verified (esptool)")
+    _port(f)
+    f.add_argument("image", help="MicroPython .bin for the board (ESP32_GENERIC-...bin)")
+    f.add_argument("--chip", default="esp32", choices=["esp32", "esp32s3"])
+    f.add_argument("--address", help="flash offset (default: 0x1000 on ESP32, 0x0 on S3)")
+    f.add_argument("--no-stub", action="store_true",
+                   help="talk to the ROM bootloader only (slower; no full erase)")
+    f.add_argument("--no-erase", action="store_true", help="keep the rest of the flash")
+    f.add_argument("--before", default="default-reset",
+                   choices=["default-reset", "usb-reset", "no-reset"],
+                   help="how to enter download mode (no-reset: you hold BOOT and tap EN)")
+    f.add_argument("--connect-attempts", type=int, default=7)
+
+    d = command(device_parsers, "deploy", cmd_deploy,
+                "copy the reader firmware (.mpy) to the board, only what changed (mpremote)")
+    _port(d)
+    d.add_argument("--dry-run", action="store_true", help="list what would change, write nothing")
+    d.add_argument("--no-reset", action="store_true", help="do not restart the board afterwards")
+    d.add_argument("--source", action="store_true", help="copy .py sources, no mpy-cross")
+    d.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the MicroPython prompt")
+
+    c = command(device_parsers, "console", cmd_console,
+                "the reader's technician console: status, selftest, taps, journal, counters, "
+                "wifi [set], broker [set], reboot")
+    _port(c)
+    c.add_argument("line", nargs="*", help="one command to send, e.g. status (none: interactive)")
+    c.add_argument("--raw", action="store_true",
+                   help="pass-through: lines typed go to the board, everything it prints "
+                        "comes out (boot log, REPL)")
+    c.add_argument("--json", action="store_true", help="answers as one JSON line")
+    c.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+
+    w = command(badge_parsers, "write", cmd_badge_write,
+                "write a client's token on an NTAG through a PN532 reader, and check it")
+    _port(w)
+    w.add_argument("token", help="the client's tag token (1 to 64 characters)")
+    w.add_argument("--uri", help="also write this URI record")
+    w.add_argument("--lang", default="fr", help="language of the text record")
+    w.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the badge")
+
+    r = command(badge_parsers, "read", cmd_badge_read, "read a badge's UID and NDEF records")
+    _port(r)
+    r.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the badge")
+    r.add_argument("--json", action="store_true")
+
+    s = command(badge_parsers, "sheet", cmd_badge_sheet,
+                "a PDF of QR badges to print (A4, 12 a page, cut marks)")
+    s.add_argument("out", help="the PDF to write")
+    s.add_argument("--csv", help="CSV with columns name,token")
+    s.add_argument("--badge", nargs=2, action="append", metavar=("NAME", "TOKEN"),
+                   help="one badge (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="telegest", description="telegest field tools")
+    p.add_argument("-v", "--verbose", action="store_true", help="show esptool's messages")
+    sub = p.add_subparsers(dest="area", required=True)
+
+    def command(parent, name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
+        c = parent.add_parser(name, help=help, description=help)
+        c.set_defaults(handler=handler)
+        return c
+
+    dev = sub.add_parser("device", help="devices").add_subparsers(dest="cmd", required=True)
+    badge = sub.add_parser("badge", help="badges").add_subparsers(dest="cmd", required=True)
+    add_commands(dev, badge, command)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except TelegestError as e:
+        print(f"telegest: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
