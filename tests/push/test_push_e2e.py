@@ -128,3 +128,17 @@ def test_planning_changes_reach_only_the_readers_concerned(demo, mosquitto, work
         for r in readers.values():
             r.stop()
         spy.stop()
+
+
+def test_bench_push_prints_one_json_object(capsys, tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from tools.bench.push import run_bench_push
+
+    assert run_bench_push(SimpleNamespace(devices=50, visits=4, db=None)) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    r = json.loads(out[0])
+    assert r["devices"] == 50 and r["pushed"] == 50 and r["messages"] >= 50
+    assert r["bytes"] > 0 and r["push_all_s"] > 0
