@@ -32,6 +32,7 @@ def cmd_fleet_worker(args) -> int:
     host, port = _broker(args.broker)
     os.environ["TELEGEST_MQTT_HOST"], os.environ["TELEGEST_MQTT_PORT"] = host, str(port)
     argv = ["--protocol", args.protocol] if args.protocol else []
+    argv += ["--no-push"] if args.no_push else []
     # the worker reports its connections and counters at INFO unless told otherwise
     logging.getLogger().setLevel(os.environ.get("TELEGEST_LOG_LEVEL", "INFO").upper())
     return worker_main(argv) or 0
@@ -103,6 +104,12 @@ def cmd_bench_firmware(args) -> int:
     return run_bench_firmware(args)
 
 
+def cmd_bench_push(args) -> int:
+    from tools.bench.push import run_bench_push
+
+    return run_bench_push(args)
+
+
 def _broker(url: str) -> tuple[str, int]:
     from tools.sim.run import parse_broker
 
@@ -139,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--broker", default=DEFAULT_BROKER)
     w.add_argument("--protocol", choices=["v5", "v311"], default=None,
                    help="v5 with a shared subscription (default), v311 for a 3.1.1-only broker")
+    w.add_argument("--no-push", action="store_true",
+                   help="do not push plannings to devices (run exactly one worker that does)")
     a = command(fleet, "api", cmd_fleet_api, "serve the REST API")
     a.add_argument("--db", default=DEFAULT_DB)
     a.add_argument("--host", default="127.0.0.1")
@@ -151,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--db", default=DEFAULT_DB)
     k.add_argument("--role", choices=["admin", "manager", "technician"], default="admin")
     k.add_argument("--label", default="cli")
+    from tools.fleetops.cli import add_commands as add_fleet_device_commands
+
+    add_fleet_device_commands(fleet, command)
 
     dev = sub.add_parser("device", help="devices: virtual readers").add_subparsers(
         dest="cmd", required=True)
@@ -192,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print only the JSON result")
     f.add_argument("--taps", type=int, default=10000)
     f.add_argument("--warmup", type=int, default=3000)
+    pb = command(bench, "push", cmd_bench_push,
+                 "push a new planning to N devices through a real mosquitto")
+    pb.add_argument("--json", action="store_true", help="print only the JSON result")
+    pb.add_argument("--devices", type=int, default=10000)
+    pb.add_argument("--visits", type=int, default=4, help="visits per home per day")
+    pb.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     return p
 
 

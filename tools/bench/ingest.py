@@ -119,8 +119,9 @@ def run_bench_ingest(args) -> int:
     watcher = AckWatcher(broker.host, broker.port, {d: per_device for d in devices})
     try:
         for i in range(args.workers):  # they share the load through $share/fleet/...
+            push = [] if i == 0 else ["--no-push"]  # one planning pusher per fleet
             workers.append(_child(["-m", "tools.cli", "fleet", "worker", "--db", db_url,
-                                   "--broker", f"{broker.host}:{broker.port}"],
+                                   "--broker", f"{broker.host}:{broker.port}", *push],
                                   stdout=open(work / f"worker{i}.log", "wb"),
                                   stderr=subprocess.STDOUT))
         ready = work / "rawsub.ready"
