@@ -1,6 +1,7 @@
 """mpremote (files, exec, run, soft reset, errors) against the virtual board."""
 from __future__ import annotations
 
+import json
 import hashlib
 import os
 import shutil
@@ -157,3 +158,28 @@ def test_deploy_firmware_and_use_the_journal(board, tmp_path):
                       "from firmware.journal import Journal\n"
                       "j = Journal('/flash/journal')\nprint(j.last_seq, j.read_from(2, 10))"))
     assert out.strip() == "2 [(2, b'{\"badge\":\"04B2\"}')]"
+
+
+def test_a_simulated_tap_is_journaled_on_the_board(board, tmp_path):
+    """The firmware deployed by mpremote decides and journals a tap on the board itself."""
+    stage = _stage_firmware(tmp_path)
+    ok(mpremote(board, "fs", "cp", "-r", str(stage), ":/lib/", timeout=60))
+    code = (
+        "import time\n"
+        "from firmware.journal import Journal\n"
+        "from firmware.planning import Planning\n"
+        "from firmware.reader import ReaderCore\n"
+        "class Clock:\n"
+        "    def time(self): return 1795426549\n"
+        "    def quality(self): return 'rtc'\n"
+        "cfg = {'version': 1, 'tz': 'UTC', 'tolerance_min': 30, 'badges': ['04A1B2C3D4E5F6'],\n"
+        "       'visits': [[7, '04A1B2C3D4E5F6', 1795426500, 1795430100]]}\n"
+        "core = ReaderCore('vb-1', Journal('/flash/tapjournal'), Planning.from_config(cfg),"
+        " Clock())\n"
+        "print(core.tap('04A1B2C3D4E5F6'), core.journal.depth)\n"
+        "print(core.outgoing(1795426549)[0][1].decode())\n")
+    out = ok(mpremote(board, "exec", code)).splitlines()
+    assert out[0] == "in 1"
+    batch = json.loads(out[1])
+    assert batch["events"] == [{"seq": 1, "badge": "04A1B2C3D4E5F6", "dir": "in",
+                                "method": "nfc", "ts": 1795426549, "tq": "rtc", "visit": 7}]
