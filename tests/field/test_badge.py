@@ -116,7 +116,8 @@ def test_the_sheet_has_the_pages_and_one_qr_per_token(tmp_path):
 def test_the_csv_takes_a_header_and_reports_bad_rows(tmp_path):
     good = tmp_path / "b.csv"
     good.write_text("name,token\nMme Durand,C1-AAAA\n\nM. Petit,C2-BBBB\n", encoding="utf-8")
-    assert read_csv(good) == [BadgeLabel("Mme Durand", "C1-AAAA"), BadgeLabel("M. Petit", "C2-BBBB")]
+    assert read_csv(good) == [BadgeLabel("Mme Durand", "C1-AAAA"),
+                              BadgeLabel("M. Petit", "C2-BBBB")]
     bad = tmp_path / "bad.csv"
     bad.write_text("Mme Durand\n")
     with pytest.raises(Exception, match="row 1 needs two columns"):

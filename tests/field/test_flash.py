@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import pytest
 import serial
@@ -83,8 +84,6 @@ def test_a_busy_pty_says_close_the_other_program():
 
 def test_a_busy_socket_says_close_the_other_client(esp_sim):
     with socket.create_connection(("127.0.0.1", int(esp_sim.url.rsplit(":", 1)[1]))):
-        import time
-
         time.sleep(0.2)  # the simulator takes the first client
         with pytest.raises(TelegestError, match="already has a client"):
             flash_image(esp_sim.url, IMAGE, connect_attempts=1)
