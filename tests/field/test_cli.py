@@ -74,11 +74,15 @@ def test_console_interactive(console_server, monkeypatch, capsys):
     assert '"mode": "normal"' in out and '"taps": []' in out
 
 
-def test_deploy_dry_run_lists(vboard, capsys):
+def test_deploy_dry_run_then_deploy_then_nothing(vboard, capsys):
     assert main(["device", "deploy", vboard.url, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would copy   /lib/firmware/codec.mpy" in out and "would copy   /main.py" in out
-    assert "dry run: 32 to copy" in out or "dry run:" in out
+    assert "dry run: " in out and "0 up to date" in out
+    assert main(["device", "deploy", "--no-reset", vboard.url]) == 0
+    assert "deployed firmware 0.1.0: " in capsys.readouterr().out
+    assert main(["device", "deploy", vboard.url]) == 0
+    assert " 0 copied, 0 deleted" in capsys.readouterr().out
 
 
 def test_a_missing_port_for_deploy(capsys):

@@ -4,6 +4,7 @@ those two files as source). manifest.py only serves frozen builds and stays behi
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ class BundleFile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+def firmware_version(firmware: Path = FIRMWARE) -> str:
+    """The version in firmware/manifest.py's metadata(), recorded in the board's manifest."""
+    try:
+        text = (firmware / "manifest.py").read_text()
+        m = re.search(r'metadata\([^)]*version\s*=\s*"([^"]+)"', text)
+    except OSError:
+        return "unknown"
+    return m.group(1) if m else "unknown"
 
 
 def _mpy_cross() -> str:

@@ -70,13 +70,13 @@ def cmd_flash(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from tools.field.bundle import build_bundle
+    from tools.field.bundle import build_bundle, firmware_version
     from tools.field.deploy import deploy
 
     bundle = build_bundle(compile=not args.source)
     bar = Bar()
     p = deploy(args.port, baud=args.baud, dry_run=args.dry_run, reset=not args.no_reset,
-               bundle=bundle, timeout=args.timeout,
+               bundle=bundle, timeout=args.timeout, version=firmware_version(),
                progress=lambda name, done, total: bar(name.rsplit("/", 1)[-1], done, total))
     if args.dry_run:
         for f in p.copy:
@@ -88,7 +88,8 @@ def cmd_deploy(args) -> int:
         return 0
     for path in p.deleted:
         print(f"deleted {path}")
-    print(f"deployed: {len(p.copied)} copied, {len(p.deleted)} deleted, {p.unchanged} up to date"
+    print(f"deployed firmware {firmware_version()}: {len(p.copied)} copied, "
+          f"{len(p.deleted)} deleted, {p.unchanged} up to date"
           + ("" if args.no_reset else "; the board restarts with it"))
     return 0
 
