@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer,
-                        MetaData, String, Text, UniqueConstraint)
+                        MetaData, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from fleet.types import BigId, UTCDateTime, utcnow
@@ -31,7 +31,12 @@ DEVICE_KINDS = ("reader", "phone")
 DEVICE_STATUSES = ("registered", "provisioned", "active", "blocked", "wiped", "retired")
 MATCH_STATUSES = ("pending", "matched", "anomaly", "ignored")
 ROLES = ("admin", "manager", "technician")
-ALERT_KINDS = ("late", "missing", "sos", "device_offline", "low_battery")
+DEVICE_ALERT_KINDS = ("device_offline", "low_battery", "reader_failed", "clock_drift",
+                      "journal_full")
+ALERT_KINDS = ("late", "missing", "sos") + DEVICE_ALERT_KINDS
+LINK_STATES = ("online", "offline")
+_OPEN_DEVICE_ALERT = ("resolved_at IS NULL AND kind IN ('device_offline', 'low_battery', "
+                      "'reader_failed', 'clock_drift', 'journal_full')")
 COMMAND_KINDS = ("block", "wipe", "reboot", "update", "ping")
 COMMAND_STATES = ("pending", "sent", "done", "failed", "expired")
 
@@ -357,21 +362,55 @@ class AuditLog(Base):
 
 
 class Alert(Base):
+    """Something a manager or technician should look at. Device-health alerts (fleet.alerts)
+    open and resolve themselves: at most one open alert per (device, kind)."""
+
     __tablename__ = "alerts"
-    __table_args__ = (_one_of("kind", ALERT_KINDS),)
+    __table_args__ = (
+        _one_of("kind", ALERT_KINDS),
+        Index("uq_alerts_open_device_kind", "device_id", "kind", unique=True,
+              sqlite_where=text(_OPEN_DEVICE_ALERT), postgresql_where=text(_OPEN_DEVICE_ALERT)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
     caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
-    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), index=True)
     clock_event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("clock_events.id"))
     detail: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # when the condition began (an offline device: its last sign of life); resolved_at: when
+    # it cleared (`resolved` mirrors it)
+    opened_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_who: Mapped[str | None] = mapped_column(String(200))
     resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class AlertSettings(Base):
+    """Per-organisation alert settings; an organisation without a row gets the defaults."""
+
+    __tablename__ = "alert_settings"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"),
+                                                 primary_key=True)
+    offline_after_s: Mapped[int] = mapped_column(default=900)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeviceLink(Base):
+    """The device's last will state (`tg/v1/<id>/state`) as the fleet last saw it."""
+
+    __tablename__ = "device_links"
+    __table_args__ = (_one_of("state", LINK_STATES),)
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8))
+    changed_at: Mapped[datetime]
 
 
 class DeviceCommand(Base):
