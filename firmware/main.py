@@ -121,6 +121,19 @@ class NoReader:
 
 
 def make_reader(pins, i2c):
+    if pins.READER in ("WS1850S", "RC522"):
+        from firmware.drivers.rc522 import RC522
+        from firmware.runtime.taps import RC522Reader
+        if pins.READER_BUS == "spi":
+            from firmware.drivers.rc522_spi import RC522SPI
+            spi = machine.SPI(pins.SPI_ID, baudrate=pins.SPI_BAUD or 1000000, polarity=0, phase=0,
+                              sck=machine.Pin(pins.SPI_SCK), mosi=machine.Pin(pins.SPI_MOSI),
+                              miso=machine.Pin(pins.SPI_MISO))
+            t = RC522SPI(spi, machine.Pin(pins.READER_CS, machine.Pin.OUT, value=1))
+        else:
+            from firmware.drivers.rc522_i2c import RC522I2C
+            t = RC522I2C(i2c, pins.READER_ADDR or 0x28)
+        return RC522Reader(RC522(t))
     if pins.READER != "PN532":
         return NoReader(pins.READER)
     from firmware.drivers.pn532 import PN532

@@ -1,6 +1,7 @@
 """The reader loop: poll the NFC reader, hand each new card to ReaderCore, show feedback.
 
-`reader` is anything with read_uid() -> bytes or None (PN532Reader adapts the PN532 driver).
+`reader` is anything with read_uid() -> bytes or None (PN532Reader and RC522Reader adapt the
+drivers).
 A card left on the reader is one tap: its UID is ignored until it has been out of the field
 for _GONE_MS. The last taps are kept in a small ring for the console's `taps` command.
 """
@@ -40,6 +41,29 @@ class PN532Reader:
     def version(self):
         ic, ver, rev, support = self.pn532.get_firmware_version()
         return "PN5%02x v%d.%d" % (ic, ver, rev)
+
+
+class RC522Reader:
+    """read_uid() over firmware.drivers.rc522.RC522 (MFRC522, WS1850S): reset() on first use
+    and after an error; list_target() is bounded by the chip's 25 ms tag timer."""
+
+    def __init__(self, rc522):
+        self.rc522 = rc522
+        self._ready = False
+
+    def read_uid(self):
+        if not self._ready:
+            self.rc522.reset()
+            self._ready = True
+        try:
+            return self.rc522.list_target()
+        except Exception:
+            self._ready = False  # reset the chip again next time
+            raise
+
+    def version(self):
+        from firmware.drivers.rc522 import chip_name
+        return chip_name(self.rc522.version())
 
 
 class TapLoop:
