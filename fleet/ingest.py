@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,13 +19,14 @@ from sqlalchemy import Select, bindparam, case, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from fleet import checks
+from fleet import alerts, checks
 from fleet.models import ClockEvent, Device, IngestCounter, Rejection
 
 log = logging.getLogger("telegest.ingest")
 
 Message = tuple[str, bytes | str, "datetime | float"]
 _GONE = ("wiped", "retired")  # devices whose messages are refused as unknown
+STATE_TOPIC = re.compile(r"^tg/v1/([A-Za-z0-9_-]{1,64})/state$")  # the last will
 
 
 @dataclass
@@ -118,9 +120,13 @@ def _ingest(session: Session, messages: list[Message]) -> _Batch:
     batch = _Batch()
     clocks: list[tuple[str, str, bytes, datetime, dict, IngestResult]] = []
     healths: list[tuple[str, bytes, datetime]] = []
+    states: list[tuple[str, bytes, datetime]] = []
     for topic, payload, received_at in messages:
         raw = payload.encode() if isinstance(payload, str) else bytes(payload)
         when = _when(received_at)
+        if (s := STATE_TOPIC.match(topic)) is not None:
+            states.append((s.group(1), raw, when))
+            continue
         m = checks.TOPIC.match(topic)
         if not m:
             batch.counts["bad_topic"] += 1
@@ -138,7 +144,8 @@ def _ingest(session: Session, messages: list[Message]) -> _Batch:
         else:
             clocks.append((ident, topic, raw, when, doc, result))
 
-    devices = _load_devices(session, {c[0] for c in clocks} | {h[0] for h in healths})
+    devices = _load_devices(session, {c[0] for c in clocks} | {h[0] for h in healths}
+                            | {s[0] for s in states})
     known = []
     for ident, topic, raw, when, doc, result in clocks:
         dev = devices.get(ident)
@@ -153,6 +160,7 @@ def _ingest(session: Session, messages: list[Message]) -> _Batch:
     if known:
         _advance_acks(session, batch, known)
     _store_health(session, batch, devices, healths)
+    _store_states(session, batch, devices, states)
     return batch
 
 
@@ -328,6 +336,24 @@ def _store_health(session: Session, batch: _Batch, devices: dict[str, _Dev],
                 last_seen=bindparam("b_seen"), health=bindparam("b_health"),
                 clock_offset_s=bindparam("b_off"), fw_version=bindparam("b_fw")),
             list(latest.values()))
+        reports = [alerts.HealthReport(r["b_id"], r["b_health"], r["b_off"], r["b_seen"])
+                   for r in latest.values()]
+        batch.counts.update(alerts.on_health(session, reports, datetime.now(timezone.utc)))
+
+
+def _store_states(session: Session, batch: _Batch, devices: dict[str, _Dev],
+                  states: list[tuple[str, bytes, datetime]]) -> None:
+    """The last will topic: `online` / `offline` (plain text), the latest per device."""
+    latest: dict[int, tuple[str, datetime]] = {}
+    for ident, raw, when in states:
+        dev = devices.get(ident)
+        state = raw.strip().decode("ascii", errors="replace").lower()
+        if dev is None or state not in ("online", "offline"):
+            batch.counts["bad_state" if dev else "unknown_device"] += 1
+            continue
+        if dev.id not in latest or when >= latest[dev.id][1]:
+            latest[dev.id] = (state, when)
+    batch.counts.update(alerts.on_state(session, latest, datetime.now(timezone.utc)))
 
 
 def _save_counts(session: Session, source: str, counts: Counter) -> None:

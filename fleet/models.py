@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer,
+                        LargeBinary,
                         MetaData, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -35,8 +36,8 @@ DEVICE_ALERT_KINDS = ("device_offline", "low_battery", "reader_failed", "clock_d
                       "journal_full")
 ALERT_KINDS = ("late", "missing", "sos") + DEVICE_ALERT_KINDS
 LINK_STATES = ("online", "offline")
-_OPEN_DEVICE_ALERT = ("resolved_at IS NULL AND kind IN ('device_offline', 'low_battery', "
-                      "'reader_failed', 'clock_drift', 'journal_full')")
+OPEN_DEVICE_ALERT = ("resolved_at IS NULL AND kind IN ('device_offline', 'low_battery', "
+                     "'reader_failed', 'clock_drift', 'journal_full')")
 COMMAND_KINDS = ("block", "wipe", "reboot", "update", "ping")
 COMMAND_STATES = ("pending", "sent", "done", "failed", "expired")
 
@@ -369,7 +370,8 @@ class Alert(Base):
     __table_args__ = (
         _one_of("kind", ALERT_KINDS),
         Index("uq_alerts_open_device_kind", "device_id", "kind", unique=True,
-              sqlite_where=text(_OPEN_DEVICE_ALERT), postgresql_where=text(_OPEN_DEVICE_ALERT)),
+              sqlite_where=text(OPEN_DEVICE_ALERT),
+              postgresql_where=text(OPEN_DEVICE_ALERT)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -463,3 +465,79 @@ class EmergencyNumber(Base):
     label: Mapped[str] = mapped_column(String(100))
     number: Mapped[str] = mapped_column(String(32))
     position: Mapped[int] = mapped_column(default=0)
+
+
+BUNDLE_PRODUCTS = ("telegest-reader",)
+ROLLOUT_STATES = ("running", "paused", "done", "cancelled")
+TARGET_STATES = ("waiting", "offered", "downloading", "installed", "ok", "failed", "cancelled")
+
+
+class UpdateBundle(Base):
+    """A signed firmware bundle (fleet.updates, docs/updates.md): the canonical manifest text
+    exactly as signed, its sha256, the Ed25519 signature; the files apart."""
+
+    __tablename__ = "update_bundles"
+    __table_args__ = (_one_of("product", BUNDLE_PRODUCTS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product: Mapped[str] = mapped_column(String(32), default="telegest-reader")
+    version: Mapped[str] = mapped_column(String(32), unique=True)
+    manifest: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    signature: Mapped[str] = mapped_column(String(88))  # base64 of 64 bytes
+    size: Mapped[int] = mapped_column(default=0)  # bytes of files
+    file_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class UpdateBundleFile(Base):
+    __tablename__ = "update_bundle_files"
+    __table_args__ = (UniqueConstraint("bundle_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("update_bundles.id"), index=True)
+    idx: Mapped[int]  # 1.. in manifest order (0 is the manifest itself on the wire)
+    name: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Rollout(Base):
+    """A bundle offered to a set of devices in waves; paused when `max_failures` devices
+    failed since the start or the last resume (hawkBit's error threshold)."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (_one_of("state", ROLLOUT_STATES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("update_bundles.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    waves: Mapped[list[int]] = mapped_column(JSON)  # cumulative percents, e.g. [10, 50, 100]
+    wave: Mapped[int] = mapped_column(default=-1)  # the wave offered last; -1 before the first
+    max_failures: Mapped[int] = mapped_column(default=1)
+    failures_at_resume: Mapped[int] = mapped_column(default=0)
+    offer_ttl_s: Mapped[int] = mapped_column(default=3600)
+    target_filter: Mapped[dict[str, Any] | None]
+    reason: Mapped[str | None] = mapped_column(Text)  # why it paused, or was cancelled
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RolloutTarget(Base):
+    __tablename__ = "rollout_targets"
+    __table_args__ = (UniqueConstraint("rollout_id", "device_id"),
+                      _one_of("state", TARGET_STATES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    wave: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    command_id: Mapped[int | None] = mapped_column(ForeignKey("device_commands.id"), index=True)
+    progress: Mapped[int] = mapped_column(default=0)  # percent downloaded
+    why: Mapped[str | None] = mapped_column(String(64))  # the device's reason for a failure
+    offered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]

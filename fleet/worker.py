@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -24,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from fleet import alerts
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch
@@ -35,10 +37,14 @@ log = logging.getLogger("telegest.worker")
 
 SHARED_TOPICS = ("$share/fleet/tg/v1/+/up/clock", "$share/fleet/tg/v1/+/up/health")
 PLAIN_TOPIC = "tg/v1/+/up/#"
+# Not shared: retained messages are not delivered on a shared subscription, and every worker
+# may apply a state (idempotent); this is how a worker learns who is offline at start.
+STATE_TOPIC = "tg/v1/+/state"
 _QUEUE_MAX = 50_000  # paho's thread blocks beyond this: back-pressure, not loss
 _MATCH_LIMIT = 5000
 _MATCH_EVERY_S = 1.0
 _PUSH_EVERY_S = 1.0  # planning push: a changed planning is on the broker within about this
+_ALERT_SWEEP_S = 30.0  # the offline sweep (fleet.alerts); an alert waits at most this longer
 
 Publish = Callable[[str, bytes], None]
 
@@ -55,7 +61,7 @@ class IngestWorker:
                  mqtt_port: int | None = None, *, client_id: str | None = None,
                  shared: bool = True, protocol: str | None = None, batch_max: int = 500,
                  batch_wait_s: float = 0.05, publish: Publish | None = None,
-                 push: bool = True) -> None:
+                 push: bool = True, alert_sweep_s: float | None = _ALERT_SWEEP_S) -> None:
         if isinstance(settings, Settings):
             s = settings
         else:
@@ -74,6 +80,8 @@ class IngestWorker:
         self.push = push  # run the planning pusher (one worker of a fleet is enough)
         self.pusher: ConfigPusher | None = None
         self._push_thread: threading.Thread | None = None
+        self.alert_sweep_s = alert_sweep_s  # None: no sweep (another worker does it)
+        self._alert_thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._engine = None
         self._sessions = None
@@ -94,8 +102,9 @@ class IngestWorker:
     @property
     def rejected(self) -> dict[str, int]:
         skip = {"stored", "duplicate", "batches", "messages", "health", "seq_gap", "errors",
-                "acks", "matched"}
-        return {k: v for k, v in self.counts.items() if k not in skip and v}
+                "acks", "matched", "alert_resolved"}
+        return {k: v for k, v in self.counts.items()
+                if k not in skip and v and not k.startswith(("alert_opened_", "state_"))}
 
     @property
     def counters(self) -> dict:
@@ -196,6 +205,21 @@ class IngestWorker:
                 log.exception("planning push failed; again in %.0f s", _PUSH_EVERY_S)
             self._stop.wait(_PUSH_EVERY_S)
 
+    def sweep_alerts(self) -> None:
+        """One offline sweep (fleet.alerts.sweep), in its own transaction."""
+        with self._sessions() as session:
+            try:
+                self.counts.update(alerts.sweep(session, datetime.now(timezone.utc)))
+                session.commit()
+            except Exception:
+                session.rollback()
+                self.counts["errors"] += 1
+                log.exception("offline sweep failed; again in %.0f s", self.alert_sweep_s)
+
+    def _alert_loop(self) -> None:
+        while not self._stop.wait(self.alert_sweep_s):
+            self.sweep_alerts()
+
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1)
@@ -219,6 +243,7 @@ class IngestWorker:
             client.subscribe([(PLAIN_TOPIC, SubscribeOptions(qos=1))])
         else:
             client.subscribe(PLAIN_TOPIC, qos=1)
+        client.subscribe(STATE_TOPIC, qos=1)
         log.info("connected to %s:%d, subscribed (%s)", self.settings.mqtt_host,
                  self.settings.mqtt_port, "shared" if self.shared else "plain")
 
@@ -263,17 +288,23 @@ class IngestWorker:
             self._push_thread = threading.Thread(target=self._push_loop, name="fleet-push",
                                                  daemon=True)
             self._push_thread.start()
+        if self.alert_sweep_s:
+            self._alert_thread = threading.Thread(target=self._alert_loop, name="fleet-alerts",
+                                                  daemon=True)
+            self._alert_thread.start()
         return self
 
     def stop(self) -> None:
         """Stop taking messages, finish what is queued (acks included), disconnect."""
         self._stop.set()
         if self._client is not None:
-            self._client.unsubscribe(list(SHARED_TOPICS) if self.shared else PLAIN_TOPIC)
+            self._client.unsubscribe(
+                [*(SHARED_TOPICS if self.shared else [PLAIN_TOPIC]), STATE_TOPIC])
         if self._thread is not None:
             self._thread.join(timeout=30)
-        if self._push_thread is not None:
-            self._push_thread.join(timeout=30)
+        for thread in (self._push_thread, self._alert_thread):
+            if thread is not None:
+                thread.join(timeout=30)
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
