@@ -131,7 +131,7 @@ def test_four_byte_uid_and_the_card_stays_present_poll_after_poll(bus):
     for _ in range(3):
         assert r.list_target() == UID4
     # the tag selected last time is halted, then woken with WUPA
-    assert sim.frames[-4:] == [(H("50005" "7cd"), 0), (H("52"), 7), (H("9320"), 0),
+    assert sim.frames[-4:] == [(H("500057cd"), 0), (H("52"), 7), (H("9320"), 0),
                                (H("93701122334444519c"), 0)]
 
 
