@@ -68,6 +68,8 @@ def test_hardware_is_built_from_the_board_file(name, monkeypatch, tmp_path):
         assert hw.reader.__class__.__name__ == "PN532Reader"
         if pins.READER_BUS == "uart":
             assert ("UART", pins.READER_TX, pins.READER_RX) in made
+    elif pins.READER in ("WS1850S", "RC522"):
+        assert hw.reader.__class__.__name__ == "RC522Reader"  # read path: tests/drivers
     else:
         with pytest.raises(OSError, match="no driver"):
             hw.reader.read_uid()
