@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fleet_device_commands(fleet, command)
 
-    dev = sub.add_parser("device", help="devices: virtual readers").add_subparsers(
+    dev = sub.add_parser("device", help="devices: flash, deploy, console, virtual readers"
+                         ).add_subparsers(
         dest="cmd", required=True)
     s = command(dev, "sim", cmd_device_sim, "run virtual reader boxes")
     s.add_argument("--broker", default=DEFAULT_BROKER, help="host:port")
@@ -186,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("device")
     t.add_argument("badge", help="card UID in hex, e.g. 04A1B2C3D4E5F6")
     t.add_argument("--broker", default=DEFAULT_BROKER)
+
+    badge = sub.add_parser("badge", help="badges: write, read, print").add_subparsers(
+        dest="cmd", required=True)
+    from tools.field.cli import add_commands as add_field_commands
+
+    add_field_commands(dev, badge, command)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON").add_subparsers(
         dest="cmd", required=True)
