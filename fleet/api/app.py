@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from fleet.api.deps import current_key
-from fleet.api.routes import devices, directory, events, visits
+from fleet.api.routes import alerts, devices, directory, events, visits
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 from fleet.web import routes as board
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     auth = [Depends(current_key)]
-    for module in (directory, devices, visits, events):
+    for module in (directory, devices, visits, events, alerts):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 

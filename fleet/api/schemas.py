@@ -271,3 +271,19 @@ class AuditOut(Out):
     target: str
     why: str | None
     detail: dict[str, Any] | None
+
+
+class AlertOut(Out):
+    id: int
+    kind: str
+    organisation_id: int
+    device_id: int | None
+    visit_id: int | None
+    caregiver_id: int | None
+    detail: dict[str, Any] | None
+    created_at: datetime
+    opened_at: datetime | None
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+    acknowledged_who: str | None
