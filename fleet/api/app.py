@@ -6,6 +6,7 @@ import logging
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
+from fleet import caregiver
 from fleet.api.deps import current_key
 from fleet.api.routes import alerts, devices, directory, events, visits
 from fleet.config import Settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 
     board.install(app)
+    caregiver.install(app)  # the phones: the caregiver app at /app/, its gateway at /gw/v1
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
