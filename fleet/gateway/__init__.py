@@ -1,0 +1,18 @@
+"""The HTTPS device gateway: what a phone (the caregiver web app) calls instead of MQTT.
+
+A browser cannot reach Mosquitto (Debian's build has no WebSocket listener), so the phone
+speaks JSON over HTTPS with the same payloads as the MQTT topics (docs/protocol.md, "Device
+gateway (HTTPS)"): `POST /gw/v1/clock` takes an `up/clock` batch and answers the `down/ack`
+only after the commit; `POST /gw/v1/health` an `up/health` report; `GET /gw/v1/config` the
+phone's planning; `GET /gw/v1/cmd` its commands. The same `fleet.ingest` checks apply.
+"""
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def install(app: FastAPI) -> None:
+    from fleet.gateway import routes
+
+    app.include_router(routes.router, prefix="/gw/v1")
+    routes.install_errors(app)

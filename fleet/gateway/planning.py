@@ -1,0 +1,52 @@
+"""The phone's planning as the gateway serves it: its caregiver's visits of today and the
+coming week, with what the screen needs (client names and addresses, tags, services and
+tasks). Richer than the reader's `down/config` body (fleet.planning), which a phone does not
+need; `version` is still the device's config version, kept in step with the planning push by
+stamping the very body the pusher would send."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.models import Badge, Caregiver, Client, Device, Organisation, Service, Visit
+from fleet.planning import config_bodies, config_hash, stamp
+from fleet.push import window_start
+
+DAYS = 7
+
+
+def phone_planning(session: Session, device: Device, now: float, days: int = DAYS) -> dict:
+    """`{"version", "hash", "from", "days", "tz", "tolerance_min", "caregiver", "visits",
+    "clients", "services"}`; `hash` is the sha256 of the canonical body without `version`.
+    May bump `device.config_version` (the caller commits)."""
+    org = session.get(Organisation, device.organisation_id)
+    start = window_start(org.timezone, now)
+    version = stamp(device, config_bodies(session, [device], start, 2)[device.id])["version"]
+    visits = list(session.scalars(select(Visit).where(
+        Visit.caregiver_id == device.caregiver_id, Visit.status != "cancelled",
+        Visit.planned_end >= start, Visit.planned_start < start + timedelta(days=days))
+        .order_by(Visit.planned_start, Visit.id)))
+    client_ids = {v.client_id for v in visits}
+    service_ids = {v.service_id for v in visits if v.service_id is not None}
+    clients = {c.id: {"name": c.name, "address": c.address, "tags": []}
+               for c in session.scalars(select(Client).where(Client.id.in_(client_ids)))}
+    for b in session.scalars(select(Badge).where(
+            Badge.kind == "client_tag", Badge.active, Badge.client_id.in_(client_ids))
+            .order_by(Badge.uid)):
+        clients[b.client_id]["tags"].append(b.uid)
+    services = {s.id: {"name": s.name, "tasks": [[t.id, t.label] for t in s.tasks]}
+                for s in session.scalars(select(Service).where(Service.id.in_(service_ids)))}
+    caregiver = session.get(Caregiver, device.caregiver_id) if device.caregiver_id else None
+    body = {
+        "from": int(start.timestamp()), "days": days, "tz": org.timezone,
+        "tolerance_min": org.tolerance_min,
+        "caregiver": {"id": caregiver.id, "name": caregiver.name} if caregiver else None,
+        "visits": [{"id": v.id, "client": v.client_id, "service": v.service_id,
+                    "start": int(v.planned_start.timestamp()),
+                    "end": int(v.planned_end.timestamp())} for v in visits],
+        "clients": {str(k): v for k, v in clients.items()},
+        "services": {str(k): v for k, v in services.items()},
+    }
+    return {"version": version, "hash": config_hash(body), **body}
