@@ -6,11 +6,13 @@ fail (never skip) when it is not set.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from tests.helpers import WorkerProcess
-from tools.broker import Broker
+from tests.helpers import ROOT, WorkerProcess
+from tools.broker import Broker, free_port, wait_port
 from tools.up import seed
 
 
@@ -77,6 +79,23 @@ def api(demo):
     with TestClient(create_app(Settings(database_url=demo[0]))) as client:
         client.headers["Authorization"] = f"Bearer {key}"
         yield client
+
+
+@pytest.fixture
+def api_server(demo, tmp_path):
+    """`telegest fleet api` on a free port, as a user would run it."""
+    port = free_port()
+    log = open(tmp_path / "api.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "fleet", "api", "--db", demo[0],
+                             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not wait_port("127.0.0.1", port, 30):
+            raise AssertionError((tmp_path / "api.log").read_text())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
 
 
 # -- CI gate: every marker collects tests, nothing is skipped ------------------------------------

@@ -20,15 +20,14 @@ LOG_LINE = "# link: mqtt up\n"
 class ConsoleServer:
     def __init__(self, tmp: Path):
         self.hw = Hw()
+        self.tmp = tmp
         s = Settings(str(tmp / "settings.json"))
         for k, v in {"ssid": "home", "password": "secret12", "host": "broker.local"}.items():
             s.set(k, v)
-        guard = BootGuard(str(tmp / "boots"))
-        guard.boot()
-        self.rt = Runtime(self.hw, s, guard, journal_path=str(tmp / "j"),
-                          planning_path=str(tmp / "planning.json"), start=0)
+        s.save()
         self.now = 0
-        self.step(2000)  # Wi-Fi and the broker come up
+        self.boots = 0
+        self._boot()
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(1)
@@ -37,8 +36,21 @@ class ConsoleServer:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _boot(self) -> None:
+        """Power on (or reset): a new Runtime from what the box keeps on flash."""
+        self.boots += 1
+        self.resets_seen = self.hw.resets
+        guard = BootGuard(str(self.tmp / "boots"))
+        guard.boot()
+        self.rt = Runtime(self.hw, Settings(str(self.tmp / "settings.json")), guard,
+                          journal_path=str(self.tmp / "j"),
+                          planning_path=str(self.tmp / "planning.json"), start=self.now)
+        self.step(2000)  # Wi-Fi and the broker come up
+
     def step(self, ms: int) -> None:
         for _ in range(ms // 50):
+            if self.hw.resets != self.resets_seen:  # the firmware asked for a reset
+                self._boot()
             self.now += 50
             self.rt.reader_step(self.now)
             if self.now % 100 == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -181,6 +182,20 @@ def _port(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baud", type=int, default=BAUD, help="baud rate (default 115200)")
 
 
+def cmd_provision(args) -> int:
+    from tools.field.provision import FleetApi, provision
+
+    key = args.api_key or os.environ.get("TELEGEST_API_KEY")
+    if not key:
+        raise TelegestError("give the fleet API key: --api-key or TELEGEST_API_KEY "
+                            "(a technician's or an admin's)")
+    wifi = (args.wifi_ssid, args.wifi_password or "") if args.wifi_ssid else None
+    host, _, port = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "1883")
+    provision(args.port, FleetApi(args.fleet, key), args.ident, host, int(port),
+              client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait)
+    return 0
+
+
 def add_commands(device_parsers, badge_parsers, command) -> None:
     """Register the field commands under `telegest device` and `telegest badge`."""
     command(device_parsers, "ports", cmd_ports,
@@ -208,6 +223,19 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
     d.add_argument("--source", action="store_true", help="copy .py sources, no mpy-cross")
     d.add_argument("--timeout", type=float, default=10.0,
                    help="seconds to wait for the MicroPython prompt")
+
+    pv = command(device_parsers, "provision", cmd_provision,
+                 "register the box in the fleet, write its identity and broker credentials "
+                 "over serial, and check that it connects")
+    _port(pv)
+    pv.add_argument("--ident", required=True, help="the device id, e.g. r-0042")
+    pv.add_argument("--client-id", type=int, help="the home where it is installed (new box)")
+    pv.add_argument("--fleet", default="http://127.0.0.1:8000", help="the fleet's URL")
+    pv.add_argument("--api-key", help="or TELEGEST_API_KEY")
+    pv.add_argument("--broker", required=True, help="host:port the box connects to")
+    pv.add_argument("--wifi-ssid")
+    pv.add_argument("--wifi-password")
+    pv.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the link")
 
     c = command(device_parsers, "console", cmd_console,
                 "the reader's technician console: status, selftest, taps, journal, counters, "
