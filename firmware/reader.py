@@ -9,6 +9,7 @@ import json
 
 from firmware.codec import (CodecError, MAX_EVENTS, build_clock_batch, encode_event,
                             encode_health, parse_ack, topic)
+from firmware.commands import Commands
 from firmware.config import ConfigReceiver
 from firmware.decide import REPEAT_S, decide, in_until
 from firmware.journal import JournalFull
@@ -25,7 +26,7 @@ _STATE_FILE = "taps.json"
 
 class ReaderCore:
     def __init__(self, device_id, journal, planning, clock, ack_timeout=5, window=64,
-                 fw="0.1.0", config_path=None):
+                 fw="0.1.0", config_path=None, updater=None):
         self.device_id = device_id
         self.journal = journal
         self.planning = planning
@@ -57,6 +58,7 @@ class ReaderCore:
         if saved is not None and saved.version > planning.version:
             self.planning = saved
         self.config.applied = self.planning.version
+        self.commands = Commands(device_id, clock, updater)  # down/cmd, down/ota, up/ota
         self._rebuild()
 
     # -- taps -------------------------------------------------------------------------------
@@ -145,6 +147,7 @@ class ReaderCore:
         """After a (re)connect the broker may have lost anything unacked: resend it all."""
         self._next = self.journal.acked + 1
         self._ack_at = None
+        self.commands.on_connect()
 
     def outgoing(self, now):
         """[(topic, payload, qos)] of the clock batches to publish now."""
@@ -169,7 +172,7 @@ class ReaderCore:
                 self._ack_at = now
             out.append((self._t_clock, payload, 1))
             self._next = items[n - 1][0] + 1
-        return out
+        return out + self.commands.outgoing(now * 1000)
 
     def on_message(self, topic, payload):
         """Handle a down message. Never raises: bad input is counted."""
@@ -177,6 +180,10 @@ class ReaderCore:
             planning = self.config.on_message(topic, payload)
             if planning is not None:
                 self.planning = planning
+            return
+        if self.commands.handles(topic):
+            if not self.commands.on_message(topic, payload):
+                self.ignored_messages += 1  # malformed, or a command not handled here
             return
         if topic != self._t_ack:
             self.ignored_messages += 1
@@ -205,6 +212,7 @@ class ReaderCore:
 
     def health(self, now, up, heap, rssi=None, bat=None, rd="ok"):
         j = self.journal
+        self.commands.health(rd, up)
         payload = encode_health(now, self.fw, up, heap, j.depth, j.full, rd,
                                 self.clock.quality(), rssi, bat)
         payload = payload[:-1] + (',"cfg":' + str(self.planning.version) + "}").encode()
@@ -218,4 +226,5 @@ class ReaderCore:
                 "taps_dropped": self.taps_dropped, "state_errors": self.state_errors,
                 "journal_torn": self.journal.torn, "journal_corrupt": self.journal.corrupt}
         out.update(self.config.counters())
+        out.update(self.commands.counters())
         return out

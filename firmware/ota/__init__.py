@@ -1,0 +1,209 @@
+"""File-level updates of the firmware package: verify, stage, switch, confirm or roll back.
+
+Flash layout under `root` (/ota on the box):
+    state.json    which slot runs: {"cur": "a"|"b"|null, "v", "prev", "pv", "try", "id", "out"}
+    a/, b/        two slots, each a whole `firmware` package (a/firmware/reader.py ...)
+`cur` null is the factory firmware (frozen, or /lib/firmware). boot.py calls boot(root,
+sys.path), which puts `root/<cur>` first on sys.path, so the slot's package wins.
+
+An update (docs/updates.md, docs/protocol.md "Updates"):
+1. The offer on down/cmd carries the manifest's sha256 and the Ed25519 signature over
+   SIGNED_PREFIX + that digest. The signature is checked first, before anything is fetched.
+2. The manifest, then each file, is fetched chunk by chunk (up/ota asks, down/ota answers),
+   hashed as it is written (`<name>.part`), checked against its sha256, renamed into place, in
+   the slot that is not running. A slot already holding the same manifest is resumed.
+3. The switch is one rename: state.json.tmp over state.json with cur = the new slot, the old
+   one as prev and "try": TRIAL_BOOTS. A power cut before it runs the old firmware, after it
+   the new one; both slots are complete at that moment.
+4. The new firmware must report healthy (connected, reader ok) within `deadline_s` of its
+   boot: it then clears "try" and reports ok. Otherwise it asks for a reboot; a boot that
+   finds "try" used up switches back to prev (one rename again) and the old firmware
+   reports the failure with why "rolled_back".
+"""
+import binascii
+import hashlib
+import json
+import os
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    const = lambda x: x  # noqa: E731
+
+SIGNED_PREFIX = b"telegest bundle v1\n"
+PRODUCT = "telegest-reader"
+CHUNK = const(640)  # raw bytes per down/ota chunk: 856 base64 characters, under 1 KiB
+MAX_MANIFEST = const(8192)
+MAX_FILES = const(64)
+MAX_TOTAL = const(524288)  # bytes of files in a bundle
+TRIAL_BOOTS = const(1)  # boots the new firmware gets to prove itself
+_RETRY_MS = const(5000)  # a chunk request unanswered this long is asked again
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
+_HEX = "0123456789abcdef"
+
+
+def _hex(b):
+    return "".join(_HEX[c >> 4] + _HEX[c & 15] for c in b)
+
+
+# Every change to flash goes through these, so the tests can cut the power at each one.
+def _open_w(path):
+    return open(path, "wb")
+
+
+def _rename(a, b):
+    os.rename(a, b)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _mkdir(path):
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _is_dir(path):
+    try:
+        return os.stat(path)[0] & 0x4000 != 0
+    except OSError:
+        return False
+
+
+def _rmtree(path):
+    if not _is_dir(path):
+        _remove(path)
+        return
+    for name in os.listdir(path):
+        _rmtree(path + "/" + name)
+    _rmdir(path)
+
+
+def _sync(f):
+    f.flush()
+    if hasattr(os, "fsync"):
+        os.fsync(f.fileno())
+
+
+def file_sha256(path):
+    """sha256 hex of a file, or None when it cannot be read."""
+    h = hashlib.sha256()
+    buf = bytearray(512)
+    try:
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(buf if n == 512 else buf[:n])
+    except OSError:
+        return None
+    return _hex(h.digest())
+
+
+def version_tuple(v):
+    """"0.2.10" -> (0, 2, 10); ValueError when it is not dotted integers."""
+    parts = v.split(".")
+    if not 1 <= len(parts) <= 4:
+        raise ValueError("bad version")
+    return tuple(int(p) for p in parts)
+
+
+# -- the state file -----------------------------------------------------------------------
+def read_state(root):
+    """The slot state; a missing or unreadable file is the factory firmware."""
+    try:
+        with open(root + "/state.json") as f:
+            st = json.load(f)
+        if type(st) is dict and st.get("cur") in (None, "a", "b"):
+            return st
+    except (OSError, ValueError):
+        pass
+    return {"cur": None}
+
+
+def write_state(root, st):
+    _mkdir(root)
+    tmp = root + "/state.json.tmp"
+    f = _open_w(tmp)
+    try:
+        f.write(json.dumps(st).encode())
+        _sync(f)
+    finally:
+        f.close()
+    _rename(tmp, root + "/state.json")  # the switch: atomic on littlefs and POSIX
+
+
+def boot(root, path=None):
+    """At every boot, before the firmware is imported: count a trial boot, or roll back when
+    the trial is used up; then put the running slot first on `path` (sys.path). Returns the
+    state. Never raises: a failure leaves the factory or current slot in use."""
+    st = read_state(root)
+    try:
+        if "try" in st:
+            if st["try"] <= 0:
+                st = {"cur": st.get("prev"), "v": st.get("pv"),
+                      "out": {"id": st.get("id"), "v": st.get("v"), "st": "failed",
+                              "why": "rolled_back"}}
+            else:
+                st["try"] -= 1
+            write_state(root, st)
+    except Exception as e:  # flash full: run what the state says rather than nothing
+        print("# ota boot:", e)
+    if path is not None and st.get("cur"):
+        slot = root + "/" + st["cur"]
+        if slot not in path:
+            path.insert(0, slot)
+    return st
+
+
+def check_manifest(doc, v):
+    """The manifest's files [(name, size, sha256)] when `doc` is a well-formed manifest of
+    version `v`; ValueError otherwise."""
+    if type(doc) is not dict or doc.get("product") != PRODUCT or doc.get("format") != 1:
+        raise ValueError("not a %s manifest" % PRODUCT)
+    if doc.get("v") != v:
+        raise ValueError("manifest version differs from the offer")
+    files = doc.get("files")
+    if type(files) is not list or not 1 <= len(files) <= MAX_FILES:
+        raise ValueError("1 to %d files" % MAX_FILES)
+    out = []
+    total = 0
+    for e in files:
+        name, size, sha = e.get("name"), e.get("size"), e.get("sha256")
+        if (type(name) is not str or not 1 <= len(name) <= 64 or name[0] == "/"
+                or ".." in name or name.endswith("/") or "//" in name
+                or any(c not in _NAME_CHARS for c in name)):
+            raise ValueError("bad file name")
+        if name in ("state.json", "state.json.tmp", ".manifest"):
+            raise ValueError("reserved file name")
+        if type(size) is not int or size < 0 or type(sha) is not str or len(sha) != 64:
+            raise ValueError("bad size or sha256")
+        total += size
+        out.append((name, size, sha))
+    if total > MAX_TOTAL:
+        raise ValueError("bundle over %d bytes" % MAX_TOTAL)
+    return out
+
+
+def verify_offer(keys, mh, sig):
+    """True when one of `keys` (hex public keys) signed the manifest digest `mh` (hex)."""
+    from firmware.ota.ed25519 import verify
+    msg = SIGNED_PREFIX + binascii.unhexlify(mh)
+    for k in keys:
+        if verify(binascii.unhexlify(k), msg, sig):
+            return True
+    return False
