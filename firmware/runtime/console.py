@@ -130,8 +130,10 @@ class Console:
             w = rt.wifi
             return {"ssid": w.ssid, "password_set": bool(w.password), "status": w.status(),
                     "rssi": w.rssi(), "ip": w.ip(), "drops": w.drops}
+        if args == ["scan"]:
+            return {"networks": rt.wifi.scan()}
         if args[0] != "set" or not 2 <= len(args) <= 3:
-            raise ValueError("usage: wifi | wifi set <ssid> [password]")
+            raise ValueError("usage: wifi | wifi scan | wifi set <ssid> [password]")
         ssid, pw = args[1], args[2] if len(args) == 3 else ""
         if not ssid:
             raise ValueError("ssid is empty")

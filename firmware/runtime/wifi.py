@@ -85,3 +85,20 @@ class WifiLink:
             self.attempts += 1
         except OSError:
             self._retry = ticks_add(now, self.backoff.next())
+
+    def scan(self, limit=10):
+        """The networks in range, strongest first: [{ssid, rssi, ch, open}], at most `limit`
+        (a technician checks the box hears the home's Wi-Fi, and how well)."""
+        self.wlan.active(True)
+        try:
+            found = self.wlan.scan()
+        except OSError:
+            return []
+        nets = []
+        for ssid, _bssid, ch, rssi, auth, _hidden in found:
+            if isinstance(ssid, bytes):
+                ssid = ssid.decode("utf-8", "replace")
+            nets.append({"ssid": ssid, "rssi": rssi, "ch": ch, "open": auth == 0})
+        nets.sort(key=lambda n: -n["rssi"])
+        return nets[:limit]
+

@@ -32,6 +32,11 @@ class FakeWLAN:
         self.connected = False
         self._wait = None
 
+    def scan(self):  # (ssid, bssid, channel, RSSI, security, hidden), as network.WLAN does
+        return [(b"Voisin", b"\x02" * 6, 1, -80, 3, False),
+                (b"Maison Durand", b"\x01" * 6, 6, -52, 3, False),
+                (b"FreeWifi", b"\x03" * 6, 11, -70, 0, False)]
+
     def drop(self):
         self.connected = False
         self._wait = None

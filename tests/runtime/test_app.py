@@ -191,6 +191,9 @@ def test_every_command_answers_one_parseable_line(tmp_path):
     b = json.loads(ask(rt, hw, "broker"))
     assert (b["host"], b["port"], b["id"], b["status"]) == ("broker.local", 1883, "r1", "up")
     assert "secret" not in ask(rt, hw, "wifi") + ask(rt, hw, "broker")
+    nets = json.loads(ask(rt, hw, "wifi scan"))["networks"]
+    assert [(n["ssid"], n["rssi"], n["open"]) for n in nets] == [
+        ("Maison Durand", -52, False), ("FreeWifi", -70, True), ("Voisin", -80, False)]
     s = json.loads(ask(rt, hw, "selftest"))
     assert s["reader"] == "PN532 v1.6" and s["ok"] and s["rtc"] == "absent"
     assert json.loads(ask(rt, hw, "counters"))["published"] >= 1
@@ -221,8 +224,8 @@ def test_set_commands_save_and_apply(tmp_path):
 @pytest.mark.parametrize("line, reason", [
     ("frobnicate", "error: unknown command frobnicate (try help)"),
     ("status now", "error: takes no arguments"),
-    ("wifi set", "error: usage: wifi | wifi set <ssid> [password]"),
-    ("wifi connect home", "error: usage: wifi | wifi set <ssid> [password]"),
+    ("wifi set", "error: usage: wifi | wifi scan | wifi set <ssid> [password]"),
+    ("wifi connect home", "error: usage: wifi | wifi scan | wifi set <ssid> [password]"),
     ("wifi set home short", "error: a WPA password has 8 to 63 characters"),
     ('wifi set ""', "error: ssid is empty"),
     ('wifi set "home', "error: unclosed quote"),
