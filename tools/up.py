@@ -92,7 +92,7 @@ def run_up(args) -> int:
     db_url = f"sqlite:///{data / 'telegest.db'}"
     print(f"telegest up: data in {data}")
     info = seed(db_url)
-    key = admin_key(db_url, data / "api-key.txt")
+    admin_key(db_url, data / "api-key.txt")  # created once, read by the user from the file
 
     mqtt_port = args.mqtt_port or (1883 if port_free("127.0.0.1", 1883) else free_port())
     if not port_free("127.0.0.1", args.port):

@@ -1,7 +1,6 @@
 """Chaos: broker restarts, worker kills, reader power cuts. Afterwards 0 lost, 0 duplicated."""
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,7 +13,6 @@ from tests.helpers import (WorkerProcess, count_events, find_device_with_visit_n
                            reader_for, stored_seqs, wait_until)
 from tools.broker import Broker
 from tools.sim.reader import VirtualReader
-from tools.sim.run import configs_from_db
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 
 from fleet.api import create_app
 from fleet.config import Settings
-from fleet.db import make_engine, session_factory
 from fleet.keys import create_api_key
 
 

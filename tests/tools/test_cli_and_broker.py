@@ -12,7 +12,7 @@ from tests.helpers import ROOT, wait_until
 from tools.broker import Broker, BrokerError
 from tools.cli import main
 from tools.sim.reader import VirtualReader
-from tools.sim.run import EMPTY_CONFIG, parse_broker, pick_badge, send_tap
+from tools.sim.run import EMPTY_CONFIG, parse_broker, pick_badge
 
 
 @pytest.mark.parametrize("url,expected", [
