@@ -62,6 +62,8 @@ persistence false
 # the fleet may lag behind a burst: queue rather than drop (devices resend anyway)
 max_queued_messages 200000
 max_inflight_messages 100
+# no cap on connections (the fleet bench holds 10,000); the file limit is the process's
+max_connections -1
 log_dest file {log}
 log_type error
 log_type warning
