@@ -6,12 +6,11 @@ import logging
 from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
-from fleet import caregiver
+from fleet import caregiver, console
 from fleet.api.deps import current_key
 from fleet.api.routes import alerts, devices, directory, events, visits
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
-from fleet.web import routes as board
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 
-    board.install(app)
+    console.install(app)  # the manager console: /login, /board, /planning, /devices, /audit
     caregiver.install(app)  # the phones: the caregiver app at /app/, its gateway at /gw/v1
 
     @app.get("/", include_in_schema=False)

@@ -9,23 +9,28 @@ from tools.sim.reader import VirtualReader
 pytestmark = pytest.mark.browser
 
 
-def admin_key(db_url: str) -> str:
+PASSWORD = "browser test password"
+
+
+def manager_account(db_url: str) -> str:
+    """A manager of the console (email, password PASSWORD), as `telegest fleet user add`."""
+    from fleet.console.users import create_user
     from fleet.db import make_engine, session_factory
-    from fleet.keys import create_api_key
 
     engine = make_engine(db_url)
     with session_factory(engine)() as s:
-        key = create_api_key(s, "manager", "browser test")
+        user = create_user(s, "manager@demo.example", "manager", PASSWORD)
         s.commit()
     engine.dispose()
-    return key
+    return user.email
 
 
-def sign_in(page, base: str, key: str) -> None:
+def sign_in(page, base: str, email: str) -> None:
     page.goto(base + "/board")
-    assert page.url.endswith("/board/login"), "the board asks for a sign-in first"
-    page.fill("#key", key)
-    page.click("button[type=submit]")
+    assert "/login" in page.url, "the board asks for a sign-in first"
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("#login button[type=submit]")
     page.wait_for_url(base + "/board")
 
 
@@ -34,7 +39,7 @@ def test_a_clock_in_shows_on_the_board_without_a_reload(browser, demo, mosquitto
     db_url, _ = demo
     ident, config, (visit_id, badge) = find_device_with_visit_now(db_url)
     page = browser.new_page()
-    sign_in(page, api_server, admin_key(db_url))
+    sign_in(page, api_server, manager_account(db_url))
     row = page.locator(f'tr[data-visit="{visit_id}"]')
     assert row.count() == 1
     assert "in progress" not in row.inner_text()
@@ -55,16 +60,17 @@ def test_a_clock_in_shows_on_the_board_without_a_reload(browser, demo, mosquitto
 def test_wrong_key_is_refused_with_a_clear_message(browser, demo, api_server):
     page = browser.new_page()
     page.goto(api_server + "/board/login")
+    page.click("summary")  # the API-key sign-in, folded under the password form
     page.fill("#key", "not-a-key")
-    page.click("button[type=submit]")
+    page.click("#key-login button[type=submit]")
     assert "Unknown or revoked key" in page.inner_text("[role=alert]")
     page.goto(api_server + "/board")
-    assert page.url.endswith("/board/login")
+    assert "/login" in page.url
 
 
 def test_board_fits_a_360_pixel_phone(browser, demo, api_server, tmp_path):
     page = browser.new_page(viewport={"width": 360, "height": 740})
-    sign_in(page, api_server, admin_key(demo[0]))
+    sign_in(page, api_server, manager_account(demo[0]))
     assert page.locator("#rows tr").count() > 1
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page scrolls sideways on a phone ({width}px)"

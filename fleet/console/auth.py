@@ -1,0 +1,182 @@
+"""Who is signed in to the console: argon2 passwords, signed session cookies, CSRF tokens.
+
+A session is a cookie holding `{uid | key, csrf, exp, pw}` signed with HMAC-SHA256 (no table:
+migrations belong to others). Every request loads the user again, so a deactivated user, a
+changed role or a changed password (`pw` is a fingerprint of the hash) takes effect at once;
+the cookie only says who, never what they may do. The CSRF token lives in the session and is
+sent back in a hidden field by every form; before sign-in, a short-lived signed cookie plays
+that part for the login form.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleet.keys import find_api_key
+from fleet.models import ApiKey, User
+
+SESSION_COOKIE = "tg_session"
+PRELOGIN_COOKIE = "tg_prelogin"
+SESSION_SECONDS = int(os.environ.get("TELEGEST_CONSOLE_SESSION_MINUTES", "480")) * 60
+PRELOGIN_SECONDS = 30 * 60
+MIN_PASSWORD = 10
+_WEAK = {"changeme", "secret", "password", "telegest", "admin"}
+
+_hasher = PasswordHasher()
+# verified against when the email is unknown, so that both answers take as long
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AuthError(ValueError):
+    """A password or account refused; the message is for the person at the keyboard."""
+
+
+# -- passwords -----------------------------------------------------------------------------------
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
+    if password.lower() in _WEAK:
+        raise AuthError("this password is a well-known default: choose another")
+
+
+def hash_password(password: str) -> str:
+    check_password_rules(password)
+    return _hasher.hash(password)
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with this email and password, or None. Rehashes an old-parameter hash."""
+    user = session.scalars(select(User).where(
+        func.lower(User.email) == email.strip().lower())).first()
+    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active or not user.password_hash:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def _fingerprint(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+# -- signed cookies ------------------------------------------------------------------------------
+def _secret() -> bytes:
+    """TELEGEST_CONSOLE_SECRET when set (several API processes must share it); otherwise a
+    random secret per process: sessions then end when the API restarts."""
+    global _SECRET
+    if _SECRET is None:
+        env = os.environ.get("TELEGEST_CONSOLE_SECRET", "")
+        if env and (len(env) < 32 or env.lower() in _WEAK):
+            raise RuntimeError("TELEGEST_CONSOLE_SECRET must be at least 32 random characters")
+        _SECRET = env.encode() if env else secrets.token_bytes(32)
+    return _SECRET
+
+
+_SECRET: bytes | None = None
+
+
+def sign(payload: dict) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
+    mac = hmac.new(_secret(), body, hashlib.sha256).digest()
+    return (body + b"." + base64.urlsafe_b64encode(mac)).decode()
+
+
+def unsign(value: str) -> dict | None:
+    """The payload of a cookie we signed, or None when it was forged or mangled."""
+    try:
+        body, mac = value.encode().split(b".", 1)
+        good = hmac.new(_secret(), body, hashlib.sha256).digest()
+        if not hmac.compare_digest(base64.urlsafe_b64decode(mac), good):
+            return None
+        payload = json.loads(base64.urlsafe_b64decode(body))
+    except (ValueError, TypeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def tokens_match(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and hmac.compare_digest(a.encode(), b.encode())
+
+
+# -- the signed-in person ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at a page, as read again from the database on every request."""
+
+    who: str                 # `user:alice@agency.fr` or `api_key:3:label`, for the audit log
+    role: str                # admin | manager | technician
+    organisation_id: int | None
+    csrf: str
+    user_id: int | None = None
+
+    @property
+    def plans(self) -> bool:
+        """Sees client records and the planning (technicians see devices and health only)."""
+        return self.role in ("admin", "manager")
+
+    def may(self, action: str) -> bool:
+        from fleet.lifecycle import ROLES
+
+        return self.role in ROLES.get(action, ())
+
+
+def new_session(user: User | None = None, key: ApiKey | None = None,
+                now: float | None = None) -> tuple[str, dict]:
+    now = time.time() if now is None else now
+    payload = {"csrf": secrets.token_urlsafe(24), "exp": int(now) + SESSION_SECONDS}
+    if user is not None:
+        payload.update(uid=user.id, pw=_fingerprint(user.password_hash))
+    elif key is not None:
+        payload.update(key=key.id)
+    return sign(payload), payload
+
+
+class SessionState:
+    MISSING, EXPIRED, INVALID = "missing", "expired", "invalid"
+
+
+def viewer_from_cookie(session: Session, cookie: str | None,
+                       now: float | None = None) -> Viewer | str:
+    """The Viewer, or why not: `missing`, `expired` or `invalid` (forged, user gone or
+    deactivated, password changed, key revoked)."""
+    if not cookie:
+        return SessionState.MISSING
+    payload = unsign(cookie)
+    if payload is None:
+        return SessionState.INVALID
+    if int(payload.get("exp", 0)) <= (time.time() if now is None else now):
+        return SessionState.EXPIRED
+    csrf = str(payload.get("csrf", ""))
+    if "uid" in payload:
+        user = session.get(User, payload["uid"])
+        if user is None or not user.active or payload.get("pw") != _fingerprint(
+                user.password_hash):
+            return SessionState.INVALID
+        return Viewer(f"user:{user.email}", user.role, user.organisation_id, csrf, user.id)
+    if "key" in payload:
+        key = session.get(ApiKey, payload["key"])
+        if key is None or key.revoked:
+            return SessionState.INVALID
+        return Viewer(f"api_key:{key.id}:{key.label}"[:200], key.role, key.organisation_id,
+                      csrf)
+    return SessionState.INVALID
+
+
+def key_sign_in(session: Session, plaintext: str) -> ApiKey | None:
+    return find_api_key(session, plaintext.strip()) if plaintext.strip() else None

@@ -1,0 +1,203 @@
+"""Devices and their health, "declare lost or stolen", provisioning, and the audit log.
+
+Technicians see devices and health but no client record: the holder of a device (a client's
+name for a reader, a caregiver's for a phone) is shown to managers and admins only. Who may
+do what to a device is fleet.lifecycle.ROLES: a manager blocks, never provisions.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Annotated, Iterator
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import literal, or_, select
+from sqlalchemy.orm import Session
+
+from fleet import audit, lifecycle
+from fleet.api.routes.devices import broker_control
+from fleet.brokerauth import BrokerAuthError
+from fleet.console.auth import Viewer
+from fleet.console.web import (Forbidden, Missing, PosterDep, SessionDep, ViewerDep,
+                               organisation, page, redirect)
+from fleet.lifecycle import Actor, LifecycleError
+from fleet.models import AuditLog, Caregiver, Client, Device, DeviceCommand, User
+
+router = APIRouter(include_in_schema=False)
+STALE_AFTER_S = 15 * 60
+
+
+def _tz(session: Session, viewer: Viewer) -> ZoneInfo:
+    org = organisation(session, viewer)
+    return ZoneInfo(org.timezone if org else "Europe/Paris")
+
+
+def _scoped_devices(viewer: Viewer):
+    q = select(Device).order_by(Device.ident)
+    if viewer.organisation_id is not None:
+        q = q.where(Device.organisation_id == viewer.organisation_id)
+    return q
+
+
+def _device(session: Session, viewer: Viewer, ident: str) -> Device:
+    device = session.scalars(_scoped_devices(viewer).where(Device.ident == ident)).first()
+    if device is None:
+        raise Missing(f"No device {ident} · Aucun appareil {ident}")
+    return device
+
+
+def _holders(session: Session, viewer: Viewer, devices: list[Device]) -> dict[int, str]:
+    """Device id → client or caregiver name, for those who may see client records."""
+    if not viewer.plans:
+        return {}
+    clients = dict(session.execute(select(Client.id, Client.name).where(
+        Client.id.in_({d.client_id for d in devices if d.client_id}))).all())
+    caregivers = dict(session.execute(select(Caregiver.id, Caregiver.name).where(
+        Caregiver.id.in_({d.caregiver_id for d in devices if d.caregiver_id}))).all())
+    return {d.id: clients.get(d.client_id) or caregivers.get(d.caregiver_id) or ""
+            for d in devices}
+
+
+def health_of(device: Device, now: datetime) -> dict:
+    h = device.health or {}
+    age = (now - device.last_seen).total_seconds() if device.last_seen else None
+    return {"battery": h.get("bat"), "journal": h.get("jd"), "journal_full": h.get("jfull"),
+            "firmware": device.fw_version or h.get("fw"), "reader": h.get("rd"),
+            "rssi": h.get("rssi"), "time": h.get("tq"),
+            "stale": age is None or age > STALE_AFTER_S,
+            "low_battery": h.get("bat") is not None and h.get("bat") < 20}
+
+
+@router.get("/devices")
+def devices(request: Request, session: SessionDep, viewer: ViewerDep,
+            status: str | None = None) -> Response:
+    q = _scoped_devices(viewer)
+    if status:
+        q = q.where(Device.status == status)
+    found = list(session.scalars(q))
+    now = datetime.now(timezone.utc)
+    tz = _tz(session, viewer)
+    return page(request, "devices.html", viewer, devices=found, status=status,
+                holders=_holders(session, viewer, found),
+                health={d.id: health_of(d, now) for d in found},
+                fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M") if t else "never")
+
+
+@router.get("/devices/{ident}")
+def device_page(ident: str, request: Request, session: SessionDep,
+                viewer: ViewerDep) -> Response:
+    device = _device(session, viewer, ident)
+    tz = _tz(session, viewer)
+    commands = session.scalars(select(DeviceCommand).where(
+        DeviceCommand.device_id == device.id).order_by(DeviceCommand.id.desc()).limit(10)).all()
+    entries = session.scalars(audit.query(f"device:{device.ident}").limit(20)).all()
+    return page(request, "device.html", viewer, device=device, commands=commands,
+                entries=entries, holder=_holders(session, viewer, [device]).get(device.id),
+                health=health_of(device, datetime.now(timezone.utc)),
+                fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M") if t else "—")
+
+
+def _need(viewer: Viewer, action: str) -> None:
+    if not viewer.may(action):
+        allowed = " or ".join(lifecycle.ROLES[action])
+        raise Forbidden(f"Role {viewer.role} may not {action} a device (needs {allowed}) · "
+                        f"Le rôle {viewer.role} ne peut pas faire cela")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@contextmanager
+def _acting(session: Session) -> Iterator[None]:
+    """Lifecycle refusals and broker failures become a page; a broker failure changes nothing."""
+    try:
+        yield
+    except LifecycleError as e:
+        session.commit()
+        raise _Refused(e.status, e.message) from None
+    except BrokerAuthError as e:
+        session.rollback()
+        raise _Refused(503, f"{e}; nothing was changed · rien n'a été modifié") from None
+
+
+def _refused_page(request: Request, viewer: Viewer, device: Device, e: _Refused) -> Response:
+    return page(request, "error.html", viewer, e.status, title=f"{device.ident}: refused · "
+                "refusé", message=e.message)
+
+
+@router.get("/devices/{ident}/lost")
+def lost_page(ident: str, request: Request, session: SessionDep, viewer: ViewerDep) -> Response:
+    _need(viewer, "block")
+    device = _device(session, viewer, ident)
+    return page(request, "lost.html", viewer, device=device, error=None, reason="",
+                holder=_holders(session, viewer, [device]).get(device.id))
+
+
+@router.post("/devices/{ident}/lost")
+def declare_lost(ident: str, request: Request, session: SessionDep, viewer: PosterDep,
+                 reason: Annotated[str, Form()] = "",
+                 confirm: Annotated[str, Form()] = "") -> Response:
+    _need(viewer, "block")
+    device = _device(session, viewer, ident)
+    if not reason.strip() or confirm != "yes":
+        return page(request, "lost.html", viewer, 422, device=device, reason=reason,
+                    holder=_holders(session, viewer, [device]).get(device.id),
+                    error="Give the reason and tick the confirmation · Indiquez le motif et "
+                          "cochez la confirmation")
+    if device.status == "blocked":  # sent twice: it is done already
+        return redirect(f"/devices/{device.ident}", "already")
+    try:
+        with _acting(session):
+            lifecycle.block(session, device.ident, Actor(viewer.who, viewer.role),
+                            broker_control(request), reason.strip(),
+                            organisation_id=viewer.organisation_id)
+    except _Refused as e:
+        return _refused_page(request, viewer, device, e)
+    session.commit()
+    return redirect(f"/devices/{device.ident}", "blocked")
+
+
+@router.post("/devices/{ident}/provision")
+def provision(ident: str, request: Request, session: SessionDep, viewer: PosterDep,
+              reason: Annotated[str, Form()] = "") -> Response:
+    _need(viewer, "provision")
+    device = _device(session, viewer, ident)
+    try:
+        with _acting(session):
+            creds = lifecycle.provision(session, device.ident, Actor(viewer.who, viewer.role),
+                                        broker_control(request), reason=reason.strip() or None,
+                                        organisation_id=viewer.organisation_id)
+    except _Refused as e:
+        return _refused_page(request, viewer, device, e)
+    session.commit()
+    resp = page(request, "credentials.html", viewer, device=device, creds=creds)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@router.get("/audit")
+def audit_log(request: Request, session: SessionDep, viewer: ViewerDep,
+              target: str | None = None, action: str | None = None,
+              offset: int = 0) -> Response:
+    """Newest first. Technicians see device entries only; someone of one organisation sees
+    its devices' entries and what its own people did."""
+    stmt = audit.query(target.strip() if target else None, action or None)
+    if not viewer.plans:
+        stmt = stmt.where(AuditLog.target.startswith("device:"))
+    if viewer.organisation_id is not None:
+        stmt = stmt.where(or_(
+            AuditLog.target.in_(select(literal("device:") + Device.ident).where(
+                Device.organisation_id == viewer.organisation_id)),
+            AuditLog.who.in_(select(literal("user:") + User.email).where(
+                User.organisation_id == viewer.organisation_id))))
+    offset = max(offset, 0)
+    entries = session.scalars(stmt.limit(101).offset(offset)).all()
+    tz = _tz(session, viewer)
+    return page(request, "audit.html", viewer, entries=entries[:100], more=len(entries) > 100,
+                offset=offset, target=target or "", action=action or "",
+                fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"))

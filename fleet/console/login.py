@@ -1,0 +1,94 @@
+"""Sign in (email and password, or an API key such as the one `telegest up` writes) and out."""
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from fleet import audit
+from fleet.console.auth import (PRELOGIN_COOKIE, PRELOGIN_SECONDS, SESSION_COOKIE,
+                                SESSION_SECONDS, authenticate, key_sign_in, new_session, sign,
+                                tokens_match, unsign)
+from fleet.console.web import PosterDep, SessionDep, page, redirect
+
+router = APIRouter(include_in_schema=False)
+
+EXPIRED = ("Your session has expired: please sign in again · Votre session a expiré : "
+           "reconnectez-vous")
+REFUSED = ("Wrong email or password · Adresse ou mot de passe incorrect")
+BAD_KEY = "Unknown or revoked key · Clé inconnue ou révoquée"
+STALE = ("The sign-in form was out of date: try again · Le formulaire de connexion était "
+         "périmé : recommencez")
+
+
+def _safe_next(url: str | None) -> str:
+    return url if url and url.startswith("/") and not url.startswith("//") else "/board"
+
+
+def _login_page(request: Request, error: str | None = None, status_code: int = 200,
+                next_url: str = "/board") -> Response:
+    """The sign-in form, with a fresh pre-login CSRF token in a signed cookie and the form."""
+    token = secrets.token_urlsafe(24)
+    resp = page(request, "login.html", None, status_code, error=error, csrf=token,
+                next_url=next_url)
+    resp.set_cookie(PRELOGIN_COOKIE, sign({"csrf": token, "exp": int(time.time())
+                                           + PRELOGIN_SECONDS}),
+                    httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                    max_age=PRELOGIN_SECONDS)
+    return resp
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None, expired: int = 0) -> Response:
+    return _login_page(request, EXPIRED if expired else None, next_url=_safe_next(next))
+
+
+@router.get("/board/login")
+def board_login_page() -> Response:
+    return redirect("/login?next=/board")
+
+
+@router.post("/login")
+def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = "",
+          email: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+          key: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/board") -> Response:
+    pre = unsign(request.cookies.get(PRELOGIN_COOKIE, "")) or {}
+    next_url = _safe_next(next)
+    if not tokens_match(csrf, pre.get("csrf")) or pre.get("exp", 0) <= time.time():
+        return _login_page(request, STALE, 403, next_url)
+    if key:
+        found = key_sign_in(session, key)
+        if found is None:
+            return _login_page(request, BAD_KEY, 401, next_url)
+        cookie, _ = new_session(key=found)
+        who, role = f"api_key:{found.id}:{found.label}", found.role
+    else:
+        user = authenticate(session, email, password)
+        if user is None:
+            audit.record(session, f"login:{email.strip().lower()[:150]}", "login_refused",
+                         "console")
+            session.commit()
+            return _login_page(request, REFUSED, 401, next_url)
+        cookie, _ = new_session(user=user)
+        who, role = f"user:{user.email}", user.role
+    audit.record(session, who, "login", "console", role=role)
+    session.commit()
+    if role == "technician" and next_url == "/board":
+        next_url = "/devices"
+    resp = redirect(next_url)
+    resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", max_age=SESSION_SECONDS)
+    resp.delete_cookie(PRELOGIN_COOKIE)
+    return resp
+
+
+@router.post("/logout")
+def logout(viewer: PosterDep, session: SessionDep) -> Response:
+    audit.record(session, viewer.who, "logout", "console", role=viewer.role)
+    session.commit()
+    resp = redirect("/login", "signed_out")
+    resp.delete_cookie(SESSION_COOKIE)
+    return resp

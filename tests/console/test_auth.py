@@ -1,0 +1,129 @@
+"""Sign-in, sessions, CSRF: what the console refuses and why."""
+from __future__ import annotations
+
+import time
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from fleet.console.auth import SESSION_COOKIE, SESSION_SECONDS, hash_password, new_session, \
+    sign
+from fleet.models import AuditLog, User, Visit
+from tests.console.conftest import PASSWORD, csrf_of, form_id_of, sign_in
+
+
+def test_pages_ask_for_a_sign_in_first(app):
+    c = TestClient(app)
+    r = c.get("/planning")
+    assert r.url.path == "/login" and "next=/planning" in str(r.url)
+    assert c.get("/board/rows", follow_redirects=False).status_code == 401
+
+
+def test_password_sign_in_and_out(app):
+    c = TestClient(app)
+    r = sign_in(c, "Manager@Agency.fr")
+    assert r.url.path == "/board" and "Sign out" in r.text
+    r = c.post("/logout", data={"csrf": csrf_of(r.text)})
+    assert r.url.path == "/login" and "Signed out" in r.text
+    assert c.get("/board").url.path == "/login"
+
+
+def test_wrong_password_is_refused_with_a_clear_message(app, db):
+    c = TestClient(app)
+    r = sign_in(c, "manager@agency.fr", "not the password")
+    assert r.status_code == 401
+    assert "Wrong email or password · Adresse ou mot de passe incorrect" in r.text
+    assert sign_in(c, "nobody@agency.fr").status_code == 401
+    with db() as s:
+        assert s.scalar(select(func.count()).where(AuditLog.action == "login_refused")) == 2
+
+
+def test_login_form_without_its_token_is_refused(app):
+    c = TestClient(app)
+    r = c.post("/login", data={"email": "manager@agency.fr", "password": PASSWORD})
+    assert r.status_code == 403 and "out of date" in r.text
+    c.get("/login")  # a pre-login cookie, but the field forged
+    r = c.post("/login", data={"csrf": "forged", "email": "manager@agency.fr",
+                               "password": PASSWORD})
+    assert r.status_code == 403
+
+
+def test_api_key_sign_in_still_works(app, db):
+    from fleet.keys import create_api_key
+
+    with db() as s:
+        key = create_api_key(s, "manager", "board")
+        s.commit()
+    c = TestClient(app)
+    token = csrf_of(c.get("/login").text)
+    assert c.post("/login", data={"csrf": token, "key": "tg_nope"}).status_code == 401
+    token = csrf_of(c.get("/login").text)
+    r = c.post("/login", data={"csrf": token, "key": key})
+    assert r.url.path == "/board" and r.status_code == 200
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_does_nothing(as_role, db):
+    c = as_role("manager")
+    form = c.get("/planning/visits/new").text
+    with db() as s:
+        client_id, caregiver_id = s.execute(select(Visit.client_id, Visit.caregiver_id)).first()
+        before = s.scalar(select(func.count()).select_from(Visit))
+    data = {"form_id": form_id_of(form), "client_id": client_id, "caregiver_id": caregiver_id,
+            "day": "2030-01-07", "start": "09:00", "end": "10:00"}
+    r = c.post("/planning/visits", data=data)
+    assert r.status_code == 403 and "Form refused" in r.text
+    r = c.post("/planning/visits", data={**data, "csrf": "someone-elses-token"})
+    assert r.status_code == 403
+    other = TestClient(c.app)  # another person's valid token is not this session's
+    other_token = csrf_of(sign_in(other, "admin@agency.fr").text)
+    assert c.post("/planning/visits", data={**data, "csrf": other_token}).status_code == 403
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Visit)) == before
+
+
+def test_an_expired_session_goes_back_to_sign_in_with_a_message(app, db):
+    with db() as s:
+        user = s.scalars(select(User).where(User.email == "manager@agency.fr")).one()
+        cookie, _ = new_session(user=user, now=time.time() - SESSION_SECONDS - 1)
+    c = TestClient(app, cookies={SESSION_COOKIE: cookie})
+    r = c.get("/planning")
+    assert r.url.path == "/login" and "expired=1" in str(r.url)
+    assert "Your session has expired" in r.text and "Votre session a expiré" in r.text
+    assert c.get("/board/rows", follow_redirects=False).status_code == 401
+
+
+def test_a_forged_or_outdated_session_is_refused(app, db):
+    with db() as s:
+        user = s.scalars(select(User).where(User.email == "manager@agency.fr")).one()
+        cookie, payload = new_session(user=user)
+        as_admin = dict(payload, uid=s.scalars(select(User).where(
+            User.email == "admin@agency.fr")).one().id)
+    tampered = cookie.split(".")[0][:-2] + "xx." + cookie.split(".")[1]
+    assert TestClient(app, cookies={SESSION_COOKIE: tampered}).get(
+        "/planning").url.path == "/login"
+    # signed by us, but the password fingerprint is the manager's: not the admin's session
+    assert TestClient(app, cookies={SESSION_COOKIE: sign(as_admin)}).get(
+        "/planning").url.path == "/login"
+    ok = TestClient(app, cookies={SESSION_COOKIE: cookie})
+    assert ok.get("/planning").url.path == "/planning"
+    with db() as s:  # a new password closes the open sessions
+        s.scalars(select(User).where(User.email == "manager@agency.fr")).one().password_hash = \
+            hash_password("another long password")
+        s.commit()
+    assert ok.get("/planning").url.path == "/login"
+
+
+def test_a_deactivated_user_is_signed_out(as_role, db):
+    c = as_role("manager")
+    with db() as s:
+        s.scalars(select(User).where(User.email == "manager@agency.fr")).one().active = False
+        s.commit()
+    assert c.get("/planning").url.path == "/login"
+    assert sign_in(TestClient(c.app), "manager@agency.fr").status_code == 401
+
+
+def test_passwords_are_argon2(app, db):
+    with db() as s:
+        user = s.scalars(select(User).where(User.email == "admin@agency.fr")).one()
+        assert user.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in user.password_hash
