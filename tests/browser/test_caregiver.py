@@ -112,7 +112,7 @@ def test_nfc_clock_in_then_offline_clock_out_reaches_the_fleet(browser, api_serv
     assert "Mme Jeanne Durand" in card.inner_text()
     assert "?token" not in page.url, "the one-time token leaves the address bar"
     no_sideways_scroll(page)
-    page.screenshot(path=str(tmp_path / "caregiver-today.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "caregiver-today.png"))
 
     card.click()
     page.click("#nfc-start")
@@ -136,7 +136,7 @@ def test_nfc_clock_in_then_offline_clock_out_reaches_the_fleet(browser, api_serv
     page.goto(f"{api_server}/app/#/visit/{setup.visit_id}")
     page.wait_for_selector("#nfc-start, #nfc-on")
     no_sideways_scroll(page)
-    page.screenshot(path=str(tmp_path / "caregiver-visit.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "caregiver-visit.png"))
 
     context.set_offline(True)
     page.wait_for_selector('#net[data-state="offline"]')
@@ -150,7 +150,7 @@ def test_nfc_clock_in_then_offline_clock_out_reaches_the_fleet(browser, api_serv
     page.click("#save-notes")
     time.sleep(2)  # two polls while offline: nothing can leave the phone
     assert len(setup.events()) == 1
-    page.screenshot(path=str(tmp_path / "caregiver-offline.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "caregiver-offline.png"))
 
     context.set_offline(False)
     page.wait_for_selector('#net[data-queue="0"]', timeout=15_000)
@@ -180,7 +180,7 @@ def test_manual_clock_in_with_a_reason(browser, api_server, setup, tmp_path):
     page.select_option("#reason-kind", "")
     page.fill("#reason", "badge arraché")
     no_sideways_scroll(page)
-    page.screenshot(path=str(tmp_path / "caregiver-manual.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "caregiver-manual.png"))
     page.click("#manual-ok")
     page.wait_for_selector("#current:not([hidden])")
     wait_until(lambda: len(setup.events()) == 1, 15, what="the manual clock-in stored")
@@ -206,7 +206,7 @@ def test_planning_change_raises_an_alert(browser, api_server, setup, tmp_path):
     assert "Mme Jeanne Durand" in page.inner_text("#alert")
     assert page.evaluate("document.body.dataset.alerts") == "1"
     no_sideways_scroll(page)
-    page.screenshot(path=str(tmp_path / "caregiver-alert.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "caregiver-alert.png"))
     page.click("#alert-ok")
     assert page.locator("#alert").is_hidden()
     time.sleep(2.5)  # later polls: unchanged planning (304), no new alert
@@ -236,7 +236,7 @@ def test_a_lost_phone_is_wiped_at_its_next_contact(browser, api_server, setup, t
         what="the phone's database erased")
     assert page.evaluate("caches.keys()") == []
     assert "Mme Jeanne Durand" not in page.content()
-    page.screenshot(path=str(tmp_path / "caregiver-blocked.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "caregiver-blocked.png"))
     cmds = setup.api.get(f"/devices/{setup.ident}/commands").json()["items"]
     assert cmds[0]["kind"] == "wipe" and cmds[0]["state"] == "sent"
     page.goto(f"{api_server}/app/")

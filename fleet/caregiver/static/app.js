@@ -294,8 +294,10 @@ function planningChanges(old, doc) {
     if (!o && v.start < oldEnd && v.end > now) {
       out.push(`Nouvelle : ${dayTitle(v.start)} ${hm(v.start)} ${name(v, doc)}`);
     } else if (o && (o.start !== v.start || o.end !== v.end || o.client !== v.client)) {
-      out.push(`Modifiée : ${name(o, old)} ${dayTitle(o.start)} ${hm(o.start)} → ` +
-               `${name(v, doc)} ${dayTitle(v.start)} ${hm(v.start)}–${hm(v.end)}`);
+      const who = o.client === v.client ? "" : name(v, doc) + ", ";
+      const day = dayOf(o.start) === dayOf(v.start) ? "" : dayTitle(v.start) + " ";
+      out.push(`Modifiée : ${name(o, old)}, ${dayTitle(o.start)} ${hm(o.start)} → ` +
+               `${who}${day}${hm(v.start)}–${hm(v.end)}`);
     }
   }
   for (const o of old.visits) {
@@ -490,7 +492,7 @@ function visitCard(v) {
     : S.done && S.done.has(v.id) ? '<span class="state done">pointée</span>' : "";
   return `<a class="card" href="#/visit/${v.id}" data-visit="${v.id}">${state}
     <span class="when">${hm(v.start)} – ${hm(v.end)}</span> ${esc(c.name)}
-    <div class="muted">${esc(svc)} · ${esc(c.address)}</div></a>`;
+    <div class="muted">${esc([svc, c.address].filter(Boolean).join(" · "))}</div></a>`;
 }
 
 function viewEnrol() {
