@@ -355,7 +355,8 @@ async function sendHealth(force) {
     try { S.battery = Math.round((await navigator.getBattery()).level * 100); } catch (e) { /**/ }
   }
   const doc = { now: nowS(), fw: VERSION, up: Math.round((Date.now() - STARTED) / 1000),
-    heap: 0, jd: S.queue, jfull: false, rd: S.nfc === "on" ? "ok" : "nfc_" + S.nfc,
+    // rd: a phone without NFC (iPhone) is not a broken reader; a refused permission is
+    heap: 0, jd: S.queue, jfull: false, rd: S.nfc === "denied" ? "nfc_denied" : "ok",
     tq: timeQuality(), cfg: (S.config && S.config.version) || 0, sync: S.lastSync || 0,
     app: "caregiver" };
   if (S.battery !== null) doc.bat = S.battery;
