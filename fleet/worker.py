@@ -32,10 +32,12 @@ from fleet.ingest import ingest_batch
 from fleet.lifecycle import activate_contacted
 from fleet.matching import match_pending
 from fleet.push import ConfigPusher
+from fleet.updates import UpdateService
 
 log = logging.getLogger("telegest.worker")
 
-SHARED_TOPICS = ("$share/fleet/tg/v1/+/up/clock", "$share/fleet/tg/v1/+/up/health")
+SHARED_TOPICS = ("$share/fleet/tg/v1/+/up/clock", "$share/fleet/tg/v1/+/up/health",
+                 "$share/fleet/tg/v1/+/up/ota")
 PLAIN_TOPIC = "tg/v1/+/up/#"
 # Not shared: retained messages are not delivered on a shared subscription, and every worker
 # may apply a state (idempotent); this is how a worker learns who is offline at start.
@@ -80,6 +82,8 @@ class IngestWorker:
         self.push = push  # run the planning pusher (one worker of a fleet is enough)
         self.pusher: ConfigPusher | None = None
         self._push_thread: threading.Thread | None = None
+        self._update_thread: threading.Thread | None = None
+        self.updates: UpdateService | None = None
         self.alert_sweep_s = alert_sweep_s  # None: no sweep (another worker does it)
         self._alert_thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
@@ -252,6 +256,9 @@ class IngestWorker:
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, _client, _userdata, msg) -> None:
+        if msg.topic.endswith("/up/ota"):  # chunk requests and update reports
+            self.updates.handle(msg.topic, msg.payload)
+            return
         self.queue.put((msg.topic, msg.payload, time.time()))
 
     def _make_client(self) -> mqtt.Client:
@@ -276,6 +283,12 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._drain, name="fleet-db", daemon=True)
         self._thread.start()
         self._client = self._make_client()
+        # updates: every worker serves chunks; the pushing one also drives the rollouts
+        self.updates = UpdateService(self._sessions, self._mqtt_publish)
+        self._update_thread = threading.Thread(target=self.updates.run, args=(self._stop,),
+                                               kwargs={"drive": self.push},
+                                               name="fleet-updates", daemon=True)
+        self._update_thread.start()
         props = None
         if self.protocol == "v5":
             props = Properties(PacketTypes.CONNECT)
@@ -302,7 +315,7 @@ class IngestWorker:
                 [*(SHARED_TOPICS if self.shared else [PLAIN_TOPIC]), STATE_TOPIC])
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for thread in (self._push_thread, self._alert_thread):
+        for thread in (self._push_thread, self._alert_thread, self._update_thread):
             if thread is not None:
                 thread.join(timeout=30)
         if self._client is not None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from firmware.journal import Journal
+from firmware.ota import boot as ota_boot
+from firmware.ota.updater import Updater
 from firmware.planning import Planning
 from firmware.reader import ReaderCore
 from tools.sim.hardware import SimClock, SimFeedback
@@ -40,27 +42,61 @@ class VirtualReader:
         max_records: int = 2000,
         username: str | None = None,
         password: str | None = None,
+        fw: str = "0.1.0",
+        trust_keys: list[str] | None = None,
+        ota_deadline_s: float = 120,
     ) -> None:
         """`username`/`password`: the device's broker credentials (from provisioning); without
-        them it connects anonymously, as on a development broker."""
+        them it connects anonymously, as on a development broker. Updates (firmware/ota) are
+        installed in `<journal_dir>.ota/` and a reboot rebuilds the core from it (this
+        process does not import the slot's code: the box does, through sys.path);
+        `reader_status` is what its health reports, hence what a trial boot is judged on."""
         self.device_id = device_id
         self.host, self.port = host, port
         self.clock = clock or SimClock()
         self.feedback = SimFeedback()
         self.config = config
-        self.journal = Journal(str(journal_dir), max_records=max_records)
-        self.core = ReaderCore(device_id, self.journal, Planning.from_config(config), self.clock,
-                               ack_timeout=ack_timeout)
+        self.journal_dir, self.max_records, self.ack_timeout = journal_dir, max_records, ack_timeout
+        self.ota_root = str(journal_dir) + ".ota"
+        self.factory_fw, self.trust_keys, self.ota_deadline_s = fw, trust_keys, ota_deadline_s
+        self.reader_status = "ok"
+        self.reboots = 0
+        self._boot()
         self.pump_interval = pump_interval
         self.keepalive = keepalive
         self.connected = threading.Event()
         self._lock = threading.RLock()
         self._running = False
         self._pump: threading.Thread | None = None
-        self.started_at = time.monotonic()
         self.username, self.password = username, password
         self.refused: list[str] = []  # CONNACK refusals, newest last
         self.client = self._make_client()
+
+    def _boot(self) -> None:
+        st = ota_boot(self.ota_root)  # the trial count or the rollback, as boot.py does
+        self.updater = Updater(self.ota_root, self.factory_fw, keys=self.trust_keys,
+                               clock=self.clock, deadline_s=self.ota_deadline_s, boot_state=st)
+        self.journal = Journal(str(self.journal_dir), max_records=self.max_records)
+        self.core = ReaderCore(self.device_id, self.journal, Planning.from_config(self.config),
+                               self.clock, ack_timeout=self.ack_timeout, fw=self.updater.fw,
+                               updater=self.updater)
+        self.started_at = time.monotonic()
+
+    @property
+    def fw(self) -> str:
+        return self.core.fw
+
+    def reboot(self) -> None:
+        """A reset: drop the link, boot again from flash (journal, update slots), reconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+        with self._lock:
+            self._boot()
+        self.reboots += 1
+        self.client = self._make_client()
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
+        self.client.loop_start()
 
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -92,6 +128,8 @@ class VirtualReader:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()
+        with self._lock:
+            self.core.commands.on_disconnect()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if msg.topic.startswith("sim/"):
@@ -102,9 +140,20 @@ class VirtualReader:
             self.core.on_message(msg.topic, msg.payload)
 
     def _pump_loop(self) -> None:
+        last_health = 0.0
         while self._running:
             if self.connected.is_set():
                 self.pump()
+                # a trial boot is judged on its health reports: send them every second
+                if "try" in self.updater.state and time.monotonic() - last_health >= 1:
+                    self.send_health()
+                    last_health = time.monotonic()
+            if self.core.commands.reboot or (
+                    "try" in self.updater.state and not self.connected.is_set()
+                    and time.monotonic() - self.started_at >= self.ota_deadline_s):
+                time.sleep(0.2)  # the box resets half a second after asking: reports go out
+                self.pump()
+                self.reboot()
             time.sleep(self.pump_interval)
 
     def pump(self) -> int:
@@ -118,7 +167,8 @@ class VirtualReader:
     def send_health(self) -> None:
         up = int(time.monotonic() - self.started_at)
         with self._lock:
-            topic, payload, qos = self.core.health(self.clock.time(), up, 80_000, rssi=-60)
+            topic, payload, qos = self.core.health(self.clock.time(), up, 80_000, rssi=-60,
+                                                   rd=self.reader_status)
         self.client.publish(topic, payload, qos=qos)
 
     # -- hardware ----------------------------------------------------------------------------
