@@ -287,3 +287,51 @@ class AlertOut(Out):
     acknowledged_at: datetime | None
     acknowledged_by: int | None
     acknowledged_who: str | None
+
+
+# -- updates (fleet.updates) ----------------------------------------------------------------------
+class BundleOut(Out):
+    id: int
+    product: str
+    version: str
+    manifest_sha256: str
+    signature: str
+    size: int
+    file_count: int
+    created_at: datetime
+    created_by: str | None
+
+
+class RolloutIn(BaseModel):
+    bundle_id: int
+    devices: list[str] | None = Field(None, min_length=1, max_length=10000)
+    filter: dict[str, Any] | None = None  # {"fw", "prefix", "organisation_id"}
+    waves: list[int] = Field(default_factory=lambda: [10, 50, 100], min_length=1,
+                             max_length=10)
+    max_failures: int = Field(1, ge=1)
+    offer_ttl_s: int = Field(3600, ge=60, le=30 * 86400)
+
+
+class RolloutTargetOut(BaseModel):
+    device: str
+    wave: int
+    state: str
+    progress: int
+    why: str | None
+    command_id: int | None
+
+
+class RolloutOut(BaseModel):
+    id: int
+    bundle_id: int
+    version: str
+    state: str
+    reason: str | None
+    wave: int
+    waves: list[int]
+    max_failures: int
+    failures: int
+    created_at: datetime
+    created_by: str | None
+    wave_counts: list[dict[str, int]]
+    targets: list[RolloutTargetOut]
