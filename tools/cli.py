@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.fleetops.cli import add_commands as add_fleet_device_commands
 
     add_fleet_device_commands(fleet, command)
+    from tools.console_users import add_commands as add_fleet_user_commands
+
+    add_fleet_user_commands(fleet, command)
 
     dev = sub.add_parser("device", help="devices: flash, deploy, console, virtual readers"
                          ).add_subparsers(
