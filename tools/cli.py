@@ -110,6 +110,12 @@ def cmd_bench_push(args) -> int:
     return run_bench_push(args)
 
 
+def cmd_bench_fleet(args) -> int:
+    from tools.bench.fleet import run_bench_fleet
+
+    return run_bench_fleet(args)
+
+
 def _broker(url: str) -> tuple[str, int]:
     from tools.sim.run import parse_broker
 
@@ -166,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.console_users import add_commands as add_fleet_user_commands
 
     add_fleet_user_commands(fleet, command)
+    from tools.updates.cli import add_commands as add_update_commands
+
+    add_update_commands(fleet, command)
 
     dev = sub.add_parser("device", help="devices: flash, deploy, console, virtual readers"
                          ).add_subparsers(
@@ -214,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print only the JSON result")
     f.add_argument("--taps", type=int, default=10000)
     f.add_argument("--warmup", type=int, default=3000)
+    bf = command(bench, "fleet", cmd_bench_fleet,
+                 "N devices connected to a real mosquitto sending health and taps to one fleet "
+                 "worker: health rate, backlog, planning push, tap-to-stored p99")
+    bf.add_argument("--json", action="store_true", help="print only the JSON result")
+    bf.add_argument("--devices", type=int, default=10000)
+    bf.add_argument("--health-every", type=float, default=60.0, help="seconds per device")
+    bf.add_argument("--seconds", type=float, default=120.0, help="the measured window")
+    bf.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     pb = command(bench, "push", cmd_bench_push,
                  "push a new planning to N devices through a real mosquitto")
     pb.add_argument("--json", action="store_true", help="print only the JSON result")
