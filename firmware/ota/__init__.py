@@ -37,7 +37,7 @@ MAX_MANIFEST = const(8192)
 MAX_FILES = const(64)
 MAX_TOTAL = const(524288)  # bytes of files in a bundle
 TRIAL_BOOTS = const(1)  # boots the new firmware gets to prove itself
-_RETRY_MS = const(5000)  # a chunk request unanswered this long is asked again
+RETRY_MS = const(5000)  # a chunk request unanswered this long is asked again
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
 _HEX = "0123456789abcdef"
 
@@ -167,6 +167,12 @@ def boot(root, path=None):
         slot = root + "/" + st["cur"]
         if slot not in path:
             path.insert(0, slot)
+        # boot.py imported this module from the factory package: forget it, so that the
+        # next `import firmware...` finds the slot's package, not the cached factory one
+        import sys
+        for name in list(sys.modules):
+            if name == "firmware" or name.startswith("firmware."):
+                del sys.modules[name]
     return st
 
 
@@ -202,8 +208,8 @@ def check_manifest(doc, v):
 def verify_offer(keys, mh, sig):
     """True when one of `keys` (hex public keys) signed the manifest digest `mh` (hex)."""
     from firmware.ota.ed25519 import verify
-    msg = SIGNED_PREFIX + binascii.unhexlify(mh)
+    msg = SIGNED_PREFIX + binascii.unhexlify(mh.encode())
     for k in keys:
-        if verify(binascii.unhexlify(k), msg, sig):
+        if verify(binascii.unhexlify(k.encode()), msg, sig):
             return True
     return False

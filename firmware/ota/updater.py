@@ -6,14 +6,14 @@ import binascii
 import hashlib
 import json
 
-from firmware.ota import (MAX_MANIFEST, TRIAL_BOOTS, _NAME_CHARS, _RETRY_MS, _hex, _mkdir,
+from firmware.ota import (MAX_MANIFEST, RETRY_MS, TRIAL_BOOTS, _NAME_CHARS, _hex, _mkdir,
                           _open_w, _remove, _rename, _rmtree, _sync, check_manifest,
                           file_sha256, read_state, verify_offer, version_tuple, write_state)
 
 
 class UpdateError(Exception):
     def __init__(self, why, detail=""):
-        Exception.__init__(self, why)
+        super().__init__(why)
         self.why = why
         self.detail = detail
 
@@ -77,10 +77,10 @@ class Updater:
         if type(id) is not int or type(b) is not int or type(v) is not str:
             return self._fail(id, b, v, "bad_offer")
         try:
-            mh, ms, sig = cmd["mh"], cmd["ms"], binascii.a2b_base64(cmd["sig"])
+            mh, ms, sig = cmd["mh"], cmd["ms"], binascii.a2b_base64(cmd["sig"].encode())
             if len(mh) != 64 or type(ms) is not int or not 0 < ms <= MAX_MANIFEST:
                 raise ValueError
-            binascii.unhexlify(mh)
+            binascii.unhexlify(mh.encode())
             newer = version_tuple(v) > version_tuple(self.fw)
         except Exception:
             return self._fail(id, b, v, "bad_offer")
@@ -178,7 +178,7 @@ class Updater:
             if m["b"] != job["b"] or m["f"] != job["i"] or m["o"] != job["o"]:
                 self.counters_["ota_stale_chunks"] += 1
                 return
-            data = binascii.a2b_base64(m["d"])
+            data = binascii.a2b_base64(m["d"].encode())
         except Exception:
             self.counters_["ota_stale_chunks"] += 1
             return
@@ -252,7 +252,7 @@ class Updater:
         job = self.job
         if job is not None and job["f"] is not None and self.connected:
             w = job["wait"]
-            if w is None or now_ms - w >= _RETRY_MS or now_ms < w:
+            if w is None or now_ms - w >= RETRY_MS or now_ms < w:
                 if w is not None:
                     self.counters_["ota_retries"] += 1
                 job["wait"] = now_ms
