@@ -600,14 +600,15 @@ class UpdateService:
         t.updated_at = now
         self.counts["ota_offers"] += 1
 
-    def run(self, stop: threading.Event, every_s: float = 1.0) -> None:
-        """The worker's update thread: reports and chunks as they come, rollouts each second."""
+    def run(self, stop: threading.Event, every_s: float = 1.0, drive: bool = True) -> None:
+        """The worker's update thread: reports and chunks as they come, rollouts each second
+        (unless `drive` is False: another worker drives them)."""
         last = 0.0
         while not stop.is_set():
             self._wake.clear()
             try:
                 self.drain()
-                if time.monotonic() - last >= every_s:
+                if drive and time.monotonic() - last >= every_s:
                     self.poll()
                     last = time.monotonic()
             except Exception:
