@@ -7,3 +7,14 @@ try:
     BootGuard("/boots").boot()
 except Exception as e:  # never let boot.py itself stop the board from reaching the REPL
     print("# boot.py:", e)
+
+# Then the update slots (firmware/ota): count a trial boot of a new version, or switch back to
+# the previous one when its trial is used up, and put the running slot first on sys.path.
+try:
+    import sys
+
+    from firmware import ota
+
+    ota.boot("/ota", sys.path)
+except Exception as e:
+    print("# boot.py ota:", e)

@@ -195,7 +195,7 @@ def main():
     if settings.status != "ok":
         print("# settings:", settings.status, "- defaults in use")
     gc.collect()
-    rt = Runtime(Hardware(settings), settings, BootGuard("/boots"))
+    rt = Runtime(Hardware(settings), settings, BootGuard("/boots"), ota_root="/ota")
     asyncio.run(rt.run())
 
 

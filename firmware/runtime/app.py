@@ -45,8 +45,9 @@ def load_planning(path):
 
 class Runtime:
     def __init__(self, hw, settings, guard, journal_path="/journal",
-                 planning_path="/planning.json", fw=FW, start=None):
+                 planning_path="/planning.json", fw=FW, start=None, ota_root=None):
         self.hw = hw
+        self.ota_root = ota_root  # None: no updates (tests); the box passes "/ota"
         self.settings = settings
         self.guard = guard
         self.fw = fw
@@ -84,8 +85,15 @@ class Runtime:
         gc.collect()
         s = self.settings.values
         planning, self.planning_status = load_planning(planning_path)
+        updater = None
+        if self.ota_root:
+            try:
+                from firmware.ota.updater import Updater
+                updater = Updater(self.ota_root, self.fw, clock=self.clock)
+            except Exception as e:  # no updates rather than no clock-ins
+                log("ota: %s" % e)
         self.core = ReaderCore(self.device_id, Journal(journal_path), planning, self.clock,
-                               fw=self.fw)
+                               fw=updater.fw if updater else self.fw, updater=updater)
         self.feedback = Feedback(self.hw.indicator)
         self.taps = TapLoop(self.hw.reader, self.core, self.feedback)
         self.link = MqttLink(self.core, self.hw.mqtt_factory, self.device_id, s["host"],
@@ -128,6 +136,9 @@ class Runtime:
             self.guard.clear()  # this boot is a good one: reset the crash counter
         if self.safe and self.up_s >= _SAFE_REBOOT_S and self._reboot_at is None:
             log("safe mode: rebooting to try the full firmware")
+            self.request_reboot()
+        if self.core is not None and self.core.commands.reboot and self._reboot_at is None:
+            log("ota: rebooting into the new firmware, or back to the old one")
             self.request_reboot()
         if self._reboot_at is not None and due(now, self._reboot_at):
             self.hw.reset()

@@ -327,3 +327,25 @@ def test_asyncio_loop_runs_tap_to_ack_and_feedback_within_300_ms(tmp_path):
     assert rt.core.journal.acked == 1 and ("r1", 1) in hw.broker.stored
     assert json.loads(hw.serial.lines()[0])["mode"] == "normal"
     assert hw.wdt.feeds >= 1 and rt.wd.stalled == ""
+
+
+def test_the_box_builds_its_updater_and_resets_when_an_update_asks(tmp_path):
+    hw = Hw()
+    guard = BootGuard(str(tmp_path / "boots"))
+    guard.boot()
+    rt = Runtime(hw, settings(tmp_path), guard, journal_path=str(tmp_path / "j"),
+                 planning_path=str(tmp_path / "planning.json"), start=0,
+                 ota_root=str(tmp_path / "ota"))
+    updater = rt.core.commands.updater
+    assert updater is not None and rt.core.fw == rt.fw  # factory firmware: no slot yet
+    rt.main_step(1000)
+    assert hw.resets == 0
+    updater.reboot = True  # a new version was switched in (or a trial must roll back)
+    rt.main_step(2000)
+    rt.main_step(3000)
+    assert hw.resets == 1
+
+
+def test_without_an_ota_root_there_is_no_updater(tmp_path):
+    hw, rt = runtime(tmp_path)
+    assert rt.core.commands.updater is None
