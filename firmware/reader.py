@@ -20,7 +20,8 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 _TAPS_SOFT = const(32)  # prune settled badges past this many entries
-_TAPS_HARD = const(128)  # then drop the oldest: bounded heap whatever cards are shown
+_TAPS_HARD = const(64)  # then drop the oldest: bounded heap whatever cards are shown (a home
+# sees a handful of caregivers a day; 64 "in" at once is already far past any real one)
 _STATE_FILE = "taps.json"
 
 

@@ -191,7 +191,7 @@ def test_tap_state_is_bounded(tmp_path):
         r.tap("%08X" % (0x10000000 + i))
         if i % 500 == 0:
             ack(r, r.journal.last_seq)
-        assert len(r.taps) <= 128
+        assert len(r.taps) <= 64
     assert r.taps_dropped > 0
 
 

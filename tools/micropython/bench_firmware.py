@@ -211,7 +211,7 @@ print("BENCH warmup_taps %d" % WARMUP)
 print("BENCH decision_us %.1f" % (state[2] / state[1]))
 print("BENCH journal_depth %d" % core.journal.depth)
 print("BENCH feedback %s" % ",".join("%s=%d" % (k, kinds[k]) for k in sorted(kinds) if kinds[k]))
-# Worst case: the per-badge tap state at its hard cap (128 badges all tapped in).
+# Worst case: the per-badge tap state at its hard cap (64 badges all tapped in).
 for i in range(200):
     clock.t += 11
     core.tap(badge(1000 + i))

@@ -131,5 +131,5 @@ if MP:
     m3 = gc.mem_alloc()
     print("heap over 10000 taps: %d, %d, %d bytes allocated" % (m1, m2, m3))
     check(m3 - m1 < 2048 and m3 - m2 < 1024, "heap grows with taps")
-check(len(r.taps) <= 128, "tap state bounded")
+check(len(r.taps) <= 64, "tap state bounded")
 done()
