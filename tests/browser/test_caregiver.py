@@ -170,7 +170,30 @@ def test_nfc_clock_in_then_offline_clock_out_reaches_the_fleet(browser, api_serv
         assert report() == (12, 450, "Repas pris, RAS.\n\nComments: Parking payant")
     finally:
         engine.dispose()
+
+    # the visit is closed: a second tap does not reopen it, and says why in both languages
+    page.goto(f"{api_server}/app/#/clock")
+    if page.locator("#nfc-start").count():
+        page.click("#nfc-start")
+    page.wait_for_selector("#nfc-on")
+    page.evaluate(f"window.__tap({setup.tag!r})")
+    page.wait_for_selector("#toast:not([hidden])")
+    assert "already closed" in page.inner_text("#toast")
+    assert "déjà terminée" in page.inner_text("#toast")
+    time.sleep(1)
+    assert len(setup.events()) == 2, "nothing recorded for a closed visit"
     context.close()
+
+    # and the manager's board shows the completed visit
+    board = browser.new_page()
+    board.goto(f"{api_server}/board")
+    board.click("#key-login summary, details summary")
+    board.fill("#key", manager_key(setup.db_url))
+    board.click("#key-login button[type=submit]")
+    board.wait_for_url(f"{api_server}/board*")
+    row = board.locator(f'tr[data-visit="{setup.visit_id}"]')
+    assert row.count() == 1 and "done" in row.get_attribute("class")
+    board.close()
 
 
 def test_manual_clock_in_with_a_reason(browser, api_server, setup, tmp_path):

@@ -211,6 +211,14 @@ async function clockTag(token, method, reason, visitId) {
     return;
   }
   const v = visitId ? visitById(visitId) : bestVisit(clientId);
+  const done = v && (await getNote(v.id));
+  if (done && done.ended && method !== "manual") {
+    // its departure is already on the phone: a second arrival would open it again
+    toast("Intervention déjà terminée (fin à " + hm(done.ended) + ") · This visit is already " +
+          "closed. Autre intervention : pointage manuel avec un motif · Another visit: " +
+          "manual clock-in with a reason.", true);
+    return;
+  }
   const current = { visit: v ? v.id : null, client: v ? v.client : clientId, tag: token,
                     since: nowS() };
   await addEvent({ tag: token, dir: "in", method, reason, visit: current.visit }, current);
