@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-30
+Create Date: 2026-11-23
 """
 from __future__ import annotations
 
