@@ -16,13 +16,11 @@ MicroPython banner, no bootloader), `chip="esp8266"` (another chip's magic), `di
 from __future__ import annotations
 
 import hashlib
-import os
-import select
-import socket
 import struct
 import threading
-import tty
 import zlib
+
+from tools.sim.wire import WireSim
 
 FLASH_SIZE = 4 * 1024 * 1024
 SECTOR = 0x1000
@@ -58,8 +56,11 @@ def checksum(data: bytes, state: int = CHECKSUM_SEED) -> int:
     return state
 
 
-class EspRomSim:
+class EspRomSim(WireSim):
     """One simulated ESP32 in download mode; serve it with serve_tcp() or serve_pty()."""
+
+    name = "esp-rom-sim"
+    refuse_second_client = True
 
     def __init__(self, chip: str = "esp32", boot_mode: str = "download",
                  flash_size: int = FLASH_SIZE) -> None:
@@ -86,11 +87,11 @@ class EspRomSim:
         self._rx = bytearray()
         self._in_packet = False
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._closers: list = []
-        self._busy = False
+        self._init_wire()
         self._greeted = False
+
+    def on_connect(self) -> None:
+        self._greeted = False  # a new client sees the ROM's greeting again
 
     # -- knobs ---------------------------------------------------------------------------------
     def die_after(self, blocks: int) -> None:
@@ -259,87 +260,6 @@ class EspRomSim:
             self.stub = True
             return answer + slip(b"OHAI")
         return answer
-
-    # -- serving -------------------------------------------------------------------------------
-    def serve_tcp(self, host: str = "127.0.0.1") -> int:
-        """Listen on a free port. One client at a time: a second one is hung up on at once,
-        as a serial server that already has a client does."""
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((host, 0))
-        srv.listen(4)
-        self._closers.append(srv.close)
-        self._start(self._accept_loop, srv)
-        return srv.getsockname()[1]
-
-    def serve_pty(self) -> str:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        path = os.ttyname(slave)
-        self._closers += [lambda: os.close(master), lambda: os.close(slave)]
-        self._start(self._fd_loop, master)
-        return path
-
-    def close(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=2)
-        for c in self._closers:
-            try:
-                c()
-            except OSError:
-                pass
-        self._closers.clear()
-
-    def __enter__(self) -> EspRomSim:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _start(self, target, *args) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True, name="esp-rom-sim")
-        self._threads.append(t)
-        t.start()
-
-    def _accept_loop(self, srv: socket.socket) -> None:
-        while not self._stop.is_set():
-            if not select.select([srv], [], [], 0.05)[0]:
-                continue
-            conn, _ = srv.accept()
-            if self._busy:
-                conn.close()
-                continue
-            self._busy = True
-            self._start(self._conn_thread, conn)
-
-    def _conn_thread(self, conn: socket.socket) -> None:
-        try:
-            with conn:
-                self._greeted = False
-                self._serve(conn.recv, conn.sendall, conn)
-        finally:
-            self._busy = False
-
-    def _fd_loop(self, fd: int) -> None:
-        self._serve(lambda n: os.read(fd, n), lambda b: os.write(fd, b), fd)
-
-    def _serve(self, recv, send, waitable) -> None:
-        while not self._stop.is_set():
-            if not select.select([waitable], [], [], 0.05)[0]:
-                continue
-            try:
-                data = recv(4096)
-            except OSError:
-                return
-            if not data:
-                return
-            reply = self.feed(data)
-            if reply:
-                try:
-                    send(reply)
-                except OSError:
-                    return
 
 
 class _Refused(Exception):

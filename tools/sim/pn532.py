@@ -8,13 +8,10 @@ stop answering, fall asleep.
 """
 from __future__ import annotations
 
-import os
-import select
-import socket
 import threading
-import tty
 
 from firmware.drivers.pn532 import ACK, ERROR_FRAME, NACK, build_frame
+from tools.sim.wire import WireSim
 
 FIRMWARE = bytes((0x32, 0x01, 0x06, 0x07))  # PN532 v1.6, ISO 14443A/B + FeliCa
 
@@ -34,8 +31,11 @@ def ntag_image(uid: bytes, kind: str = "NTAG213") -> bytearray:
     return img
 
 
-class PN532Sim:
+class PN532Sim(WireSim):
     """One simulated chip; serve it with serve_tcp() or serve_pty(), then close()."""
+
+    name = "pn532-sim"
+    chunk = 512
 
     def __init__(self, tag: tuple[bytes, bytes] | None = None) -> None:
         self._lock = threading.Lock()
@@ -52,9 +52,7 @@ class PN532Sim:
         self._buf = bytearray()
         self.commands: list[int] = []  # command codes received, in order
         self.bad_frames = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._closers: list = []
+        self._init_wire()
 
     # -- the field and the knobs -----------------------------------------------------------
     def place_tag(self, uid: bytes, pages: bytes | None = None) -> None:
@@ -185,73 +183,6 @@ class PN532Sim:
             self.pages[cmd[1] * 4 : cmd[1] * 4 + 4] = cmd[2:6]
             return b"\x00"
         return b"\x01"  # the tag NAKs: the PN532 reports a timeout
-
-    # -- serving -----------------------------------------------------------------------------
-    def serve_tcp(self, host: str = "127.0.0.1") -> int:
-        """Listen on a free port; one client at a time. Returns the port."""
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((host, 0))
-        srv.listen(1)
-        self._closers.append(srv.close)
-        self._start(self._accept_loop, srv)
-        return srv.getsockname()[1]
-
-    def serve_pty(self) -> str:
-        """A pseudo-terminal in raw mode; returns the path pyserial opens."""
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        path = os.ttyname(slave)
-        self._closers += [lambda: os.close(master), lambda: os.close(slave)]
-        self._start(self._fd_loop, master)
-        return path
-
-    def close(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=2)
-        for c in self._closers:
-            try:
-                c()
-            except OSError:
-                pass
-        self._closers.clear()
-
-    def __enter__(self) -> PN532Sim:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _start(self, target, arg) -> None:
-        t = threading.Thread(target=target, args=(arg,), daemon=True, name="pn532-sim")
-        self._threads.append(t)
-        t.start()
-
-    def _accept_loop(self, srv: socket.socket) -> None:
-        while not self._stop.is_set():
-            if not select.select([srv], [], [], 0.05)[0]:
-                continue
-            conn, _ = srv.accept()
-            with conn:
-                self._serve_conn(conn.recv, conn.sendall, conn)
-
-    def _fd_loop(self, fd: int) -> None:
-        self._serve_conn(lambda n: os.read(fd, n), lambda b: os.write(fd, b), fd)
-
-    def _serve_conn(self, recv, send, waitable) -> None:
-        while not self._stop.is_set():
-            if not select.select([waitable], [], [], 0.05)[0]:
-                continue
-            try:
-                data = recv(512)
-            except OSError:
-                return
-            if not data:
-                return
-            reply = self.feed(data)
-            if reply:
-                send(reply)
 
 
 def main(argv: list[str] | None = None) -> None:
