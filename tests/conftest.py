@@ -23,6 +23,25 @@ def database_url(tmp_path) -> str:
 
 
 @pytest.fixture
+def engine(database_url):
+    """An engine on the fresh SQLite database, migrated to the latest schema."""
+    from fleet.db import make_engine, migrate
+
+    migrate(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    from fleet.db import session_factory
+
+    with session_factory(engine)() as s:
+        yield s
+
+
+@pytest.fixture
 def pg_database_url() -> str:
     """The PostgreSQL test database, emptied (schema public dropped and recreated)."""
     url = os.environ.get("TELEGEST_TEST_DATABASE_URL")

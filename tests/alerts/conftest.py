@@ -4,22 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.db import make_engine, migrate, session_factory
 from fleet.models import Device, Organisation
-
-
-@pytest.fixture
-def engine(database_url):
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine):
-    with session_factory(engine)() as s:
-        yield s
 
 
 @pytest.fixture

@@ -5,24 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fleet.db import make_engine, migrate, session_factory
 from fleet.models import Badge, Caregiver, Client, Device, Organisation
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris
-
-
-@pytest.fixture
-def engine(database_url):
-    migrate(database_url)
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine):
-    with session_factory(engine)() as s:
-        yield s
 
 
 @pytest.fixture
