@@ -180,6 +180,35 @@ def provision(ident: str, request: Request, session: SessionDep, viewer: PosterD
     return resp
 
 
+@router.post("/devices/{ident}/enrolment")
+def enrolment(ident: str, request: Request, session: SessionDep, viewer: PosterDep) -> Response:
+    """A phone's one-time enrolment token, shown as a QR code the phone scans (15 minutes)."""
+    _need(viewer, "enrolment")
+    device = _device(session, viewer, ident)
+    try:
+        with _acting(session):
+            token, expires = lifecycle.create_enrolment(
+                session, device.ident, Actor(viewer.who, viewer.role),
+                organisation_id=viewer.organisation_id)
+    except _Refused as e:
+        return _refused_page(request, viewer, device, e)
+    session.commit()
+    url = f"{str(request.base_url).rstrip('/')}/app/enrol?token={token}"
+    tz = _tz(session, viewer)
+    resp = page(request, "enrolment.html", viewer, device=device, url=url, qr=qr_svg(url),
+                expires=expires, fmt=lambda t: t.astimezone(tz).strftime("%H:%M"))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def qr_svg(text: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    return img.to_string(encoding="unicode")
+
+
 @router.get("/audit")
 def audit_log(request: Request, session: SessionDep, viewer: ViewerDep,
               target: str | None = None, action: str | None = None,

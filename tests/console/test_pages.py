@@ -217,3 +217,31 @@ def test_board_filters_by_caregiver_and_client(as_role, db):
     assert caregiver.name in rows and not any(name in rows for name in others)
     board = c.get(f"/board?client={client.id}&caregiver=").text
     assert f"client={client.id}" in board  # the live refresh keeps the filter
+
+
+def test_a_technician_shows_a_phone_its_enrolment_qr_code(as_role, db):
+    from fleet.models import Caregiver, Device
+
+    with db() as s:
+        carer = s.scalars(select(Caregiver).order_by(Caregiver.id)).first()
+        s.add(Device(ident="phone-alice", kind="phone", organisation_id=carer.organisation_id,
+                     caregiver_id=carer.id))
+        s.commit()
+    c = as_role("technician")
+    page = c.get("/devices/phone-alice").text
+    assert 'id="enrol"' in page
+    r = c.post("/devices/phone-alice/enrolment", data={"csrf": csrf_of(page)})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    url = re.search(r'<code id="enrolment-url">([^<]+)</code>', r.text).group(1)
+    assert "/app/enrol?token=" in url
+    assert "<svg" in r.text and "enrolment-qr" in r.text
+    # the token is the real one: the phone exchanges it once for its credentials
+    token = url.split("token=", 1)[1]
+    assert c.post("/api/v1/enrol", json={"token": token}).status_code == 200
+    assert c.post("/api/v1/enrol", json={"token": token}).status_code == 410
+    # a manager may not enrol phones; readers have no enrolment
+    m = as_role("manager")
+    mpage = m.get("/devices/phone-alice").text
+    assert 'id="enrol"' not in mpage
+    assert m.post("/devices/phone-alice/enrolment",
+                  data={"csrf": csrf_of(mpage)}).status_code == 403
