@@ -102,6 +102,7 @@ print("BENCH heap_planning_bytes %d" % (gc.mem_alloc() - base))
 #@step
 core = ReaderCore("bench", Journal("/bench_journal", max_records=2000), planning, clock)
 run(WARMUP)
+#@repeat 10  (SAMPLES times: sample the heap, then a tenth of the taps)
 #@step
 gc.collect()
 #@step
@@ -111,6 +112,7 @@ entries[ns[0]] = len(core.taps)
 ns[0] += 1
 #@step
 run(TAPS // SAMPLES)
+#@end
 #@step
 gc.collect()
 #@step
@@ -119,87 +121,7 @@ samples[ns[0]] = gc.mem_alloc() - base
 entries[ns[0]] = len(core.taps)
 ns[0] += 1
 #@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
-run(TAPS // SAMPLES)
-#@step
-gc.collect()
-#@step
-gc.collect()
-samples[ns[0]] = gc.mem_alloc() - base
-entries[ns[0]] = len(core.taps)
-ns[0] += 1
-#@step
+assert ns[0] == SAMPLES + 1, "the #@repeat count must be SAMPLES"
 samples, entries = samples[:ns[0]], entries[:ns[0]]
 print("BENCH heap_samples_bytes %s" % ",".join(str(x) for x in samples))
 print("BENCH tap_state_samples %s" % ",".join(str(x) for x in entries))

@@ -66,7 +66,11 @@ for (const name of readdirSync(scriptDir)) {
 // A line "#@step" splits the script into parts run one after the other with shared globals.
 // Inside one run the WebAssembly port's gc.collect() frees nothing (the running frame's roots
 // cannot be told apart), so a heap measurement starts a new part and collects there.
-const parts = readFileSync(script, "utf8").split(/^#@step[^\n]*$/m);
+// "#@repeat N" ... "#@end" writes the lines between them N times (steps included).
+const source = readFileSync(script, "utf8").replace(
+  /^#@repeat (\d+)[^\n]*\n([\s\S]*?)^#@end[^\n]*\n/gm,
+  (_, n, body) => body.repeat(parseInt(n, 10)));
+const parts = source.split(/^#@step[^\n]*$/m);
 try {
   for (const part of parts) {
     await mp.runPythonAsync(part);
