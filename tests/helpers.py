@@ -14,6 +14,24 @@ from tools.sim.reader import VirtualReader
 from tools.sim.run import configs_from_db
 
 ROOT = Path(__file__).resolve().parent.parent
+RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
+PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+
+
+def run_mp(script: Path, *runner_args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run a script on the real MicroPython (WebAssembly under Node, tools/micropython/run_mp.mjs);
+    fail (never skip) when the toolchain is missing."""
+    import shutil
+
+    import pytest
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed: install Node.js, then run `npm ci` at the repo root")
+    if not (PACKAGE / "micropython.mjs").exists():
+        pytest.fail(f"{PACKAGE} is missing: run `npm ci` at the repo root")
+    return subprocess.run([node, str(RUNNER), str(script), *runner_args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 class WorkerProcess:

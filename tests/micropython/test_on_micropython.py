@@ -9,31 +9,19 @@ Missing node or npm packages fail these tests (they never skip): run `npm ci`.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_mp
+
 pytestmark = pytest.mark.micropython
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"
-RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
-PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-
-
-def run_mp(script: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """Run a script on MicroPython; fail (never skip) when the toolchain is missing."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: install Node.js, then run `npm ci` at the repo root")
-    if not (PACKAGE / "micropython.mjs").exists():
-        pytest.fail(f"{PACKAGE} is missing: run `npm ci` at the repo root")
-    return subprocess.run([node, str(RUNNER), str(script)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def run_cpython(script: Path) -> subprocess.CompletedProcess[str]:

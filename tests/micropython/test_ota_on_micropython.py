@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from tests.micropython.test_on_micropython import PACKAGE, RUNNER, SCRIPTS, checks
+from tests.helpers import run_mp
+from tests.micropython.test_on_micropython import SCRIPTS, checks
 from tests.updates.bundles import PUB, offer, signed, wire_files
 
 pytestmark = pytest.mark.micropython
@@ -31,8 +31,6 @@ def write_data(path, files=None):
 
 
 def run(tmp_path, heapsize: int):
-    node = shutil.which("node")
-    assert node and (PACKAGE / "micropython.mjs").exists(), "node and `npm ci` are needed"
     for name in ("ota.py", "_check.py"):
         shutil.copy(SCRIPTS / name, tmp_path / name)
     from tests.updates.bundles import files_for
@@ -44,8 +42,7 @@ def run(tmp_path, heapsize: int):
     for rel in ("ota/__init__.py", "ota/updater.py", "ota/ed25519.py"):
         files["firmware/" + rel] = (fw / rel).read_bytes()
     write_data(tmp_path / "_ota_data.py", files)
-    return subprocess.run([node, str(RUNNER), str(tmp_path / "ota.py"), "--heapsize",
-                           str(heapsize)], capture_output=True, text=True, timeout=240)
+    return run_mp(tmp_path / "ota.py", "--heapsize", str(heapsize))
 
 
 def test_update_path_on_micropython_in_a_32_kib_heap(tmp_path):
