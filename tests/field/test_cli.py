@@ -1,4 +1,4 @@
-"""The field commands through their command table (tools/field/cli.py main), as a technician
+"""The field commands through their command table (tools/cli.py main), as a technician
 types them: output, and one clear message with exit code 2 on failure."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from serial.tools import list_ports
 
-from tools.field.cli import main
+from tools.cli import main
 
 pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(120)]
 

@@ -267,34 +267,3 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
     s.add_argument("--csv", help="CSV with columns name,token")
     s.add_argument("--badge", nargs=2, action="append", metavar=("NAME", "TOKEN"),
                    help="one badge (repeatable)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="telegest", description="telegest field tools")
-    p.add_argument("-v", "--verbose", action="store_true", help="show esptool's messages")
-    sub = p.add_subparsers(dest="area", required=True)
-
-    def command(parent, name: str, handler: Callable, help: str) -> argparse.ArgumentParser:
-        c = parent.add_parser(name, help=help, description=help)
-        c.set_defaults(handler=handler)
-        return c
-
-    dev = sub.add_parser("device", help="devices").add_subparsers(dest="cmd", required=True)
-    badge = sub.add_parser("badge", help="badges").add_subparsers(dest="cmd", required=True)
-    add_commands(dev, badge, command)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except TelegestError as e:
-        print(f"telegest: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
