@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fleet import audit
-from fleet.brokerauth import BrokerControl, new_password
+from fleet.brokerauth import BrokerAuthError, BrokerControl, new_password
 from fleet.models import Device, DeviceCommand, EnrolmentToken
 from fleet.types import utcnow
 
@@ -54,6 +56,21 @@ class LifecycleError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+@contextmanager
+def settled(session: Session) -> Iterator[None]:
+    """Around a lifecycle action: a refusal keeps what was written before it (a refused
+    enrolment's audit entry) and goes on as LifecycleError; a broker failure undoes everything
+    and goes on as LifecycleError 503."""
+    try:
+        yield
+    except LifecycleError:
+        session.commit()
+        raise
+    except BrokerAuthError as e:
+        session.rollback()
+        raise LifecycleError(503, f"{e}; nothing was changed · rien n'a été modifié") from None
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,8 @@ do what to a device is fleet.lifecycle.ROLES: a manager blocks, never provisions
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Annotated, Iterator
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -18,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from fleet import audit, lifecycle
 from fleet.api.routes.devices import broker_control
-from fleet.brokerauth import BrokerAuthError
 from fleet.console.auth import Viewer
 from fleet.console.web import (Forbidden, Missing, PosterDep, SessionDep, ViewerDep,
                                organisation, page, redirect)
@@ -106,26 +104,8 @@ def _need(viewer: Viewer, action: str) -> None:
                         f"Le rôle {viewer.role} ne peut pas faire cela")
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-@contextmanager
-def _acting(session: Session) -> Iterator[None]:
-    """Lifecycle refusals and broker failures become a page; a broker failure changes nothing."""
-    try:
-        yield
-    except LifecycleError as e:
-        session.commit()
-        raise _Refused(e.status, e.message) from None
-    except BrokerAuthError as e:
-        session.rollback()
-        raise _Refused(503, f"{e}; nothing was changed · rien n'a été modifié") from None
-
-
-def _refused_page(request: Request, viewer: Viewer, device: Device, e: _Refused) -> Response:
+def _refused_page(request: Request, viewer: Viewer, device: Device,
+                  e: LifecycleError) -> Response:
     return page(request, "error.html", viewer, e.status, title=f"{device.ident}: refused · "
                 "refusé", message=e.message)
 
@@ -152,11 +132,11 @@ def declare_lost(ident: str, request: Request, session: SessionDep, viewer: Post
     if device.status == "blocked":  # sent twice: it is done already
         return redirect(f"/devices/{device.ident}", "already")
     try:
-        with _acting(session):
+        with lifecycle.settled(session):
             lifecycle.block(session, device.ident, Actor(viewer.who, viewer.role),
                             broker_control(request), reason.strip(),
                             organisation_id=viewer.organisation_id)
-    except _Refused as e:
+    except LifecycleError as e:
         return _refused_page(request, viewer, device, e)
     session.commit()
     return redirect(f"/devices/{device.ident}", "blocked")
@@ -168,11 +148,11 @@ def provision(ident: str, request: Request, session: SessionDep, viewer: PosterD
     _need(viewer, "provision")
     device = _device(session, viewer, ident)
     try:
-        with _acting(session):
+        with lifecycle.settled(session):
             creds = lifecycle.provision(session, device.ident, Actor(viewer.who, viewer.role),
                                         broker_control(request), reason=reason.strip() or None,
                                         organisation_id=viewer.organisation_id)
-    except _Refused as e:
+    except LifecycleError as e:
         return _refused_page(request, viewer, device, e)
     session.commit()
     resp = page(request, "credentials.html", viewer, device=device, creds=creds)
@@ -186,11 +166,11 @@ def enrolment(ident: str, request: Request, session: SessionDep, viewer: PosterD
     _need(viewer, "enrolment")
     device = _device(session, viewer, ident)
     try:
-        with _acting(session):
+        with lifecycle.settled(session):
             token, expires = lifecycle.create_enrolment(
                 session, device.ident, Actor(viewer.who, viewer.role),
                 organisation_id=viewer.organisation_id)
-    except _Refused as e:
+    except LifecycleError as e:
         return _refused_page(request, viewer, device, e)
     session.commit()
     url = f"{str(request.base_url).rstrip('/')}/app/enrol?token={token}"

@@ -20,7 +20,7 @@ from fleet.api.deps import FIELD, PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import (AuditOut, BadgeIn, BadgeOut, BadgePatch, BlockIn, CredentialsOut,
                                DeviceCommandOut, DeviceIn, DeviceOut, EnrolIn, EnrolmentOut,
                                ReasonIn)
-from fleet.brokerauth import BrokerAuthError, BrokerControl, control_from_env
+from fleet.brokerauth import BrokerControl, control_from_env
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.models import ApiKey, AuditLog, Badge, Caregiver, Client, Device, DeviceCommand
 
@@ -147,16 +147,12 @@ def _actor(key: ApiKey) -> Actor:
 
 @contextmanager
 def _lifecycle(session) -> Iterator[None]:
-    """Lifecycle refusals become their HTTP status; what was written before (a refused
-    enrolment's audit entry) is kept. A broker failure changes nothing."""
+    """Lifecycle refusals (and broker failures: 503, nothing changed) become their HTTP status."""
     try:
-        yield
+        with lifecycle.settled(session):
+            yield
     except LifecycleError as e:
-        session.commit()
         raise HTTPException(e.status, e.message) from None
-    except BrokerAuthError as e:
-        session.rollback()
-        raise HTTPException(503, f"{e}; nothing was changed") from None
 
 
 @router.post("/devices/{ident}/provision", response_model=CredentialsOut, tags=["lifecycle"])
