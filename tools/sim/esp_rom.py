@@ -60,6 +60,7 @@ class EspRomSim(WireSim):
     """One simulated ESP32 in download mode; serve it with serve_tcp() or serve_pty()."""
 
     name = "esp-rom-sim"
+    label = "ESP32 ROM"
     refuse_second_client = True
 
     def __init__(self, chip: str = "esp32", boot_mode: str = "download",
@@ -271,7 +272,6 @@ class _Refused(Exception):
 def main(argv: list[str] | None = None) -> None:
     """`python -m tools.sim.esp_rom [--pty] [--chip esp8266] [--app]`: serve until Ctrl-C."""
     import argparse
-    import time
 
     ap = argparse.ArgumentParser(description="An ESP32 ROM bootloader speaking esptool's SLIP")
     ap.add_argument("--pty", action="store_true", help="a pseudo-terminal instead of TCP")
@@ -279,13 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--app", action="store_true", help="not in download mode: print a boot log")
     args = ap.parse_args(argv)
     sim = EspRomSim(args.chip, "app" if args.app else "download")
-    where = sim.serve_pty() if args.pty else "socket://127.0.0.1:%d" % sim.serve_tcp()
-    print("ESP32 ROM simulator on", where, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        sim.close()
+    sim.serve_forever(args.pty)
 
 
 if __name__ == "__main__":

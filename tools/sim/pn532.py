@@ -35,6 +35,7 @@ class PN532Sim(WireSim):
     """One simulated chip; serve it with serve_tcp() or serve_pty(), then close()."""
 
     name = "pn532-sim"
+    label = "PN532"
     chunk = 512
 
     def __init__(self, tag: tuple[bytes, bytes] | None = None) -> None:
@@ -188,7 +189,6 @@ class PN532Sim(WireSim):
 def main(argv: list[str] | None = None) -> None:
     """`python -m tools.sim.pn532 [--pty] [--uid HEX]`: serve until Ctrl-C."""
     import argparse
-    import time
 
     ap = argparse.ArgumentParser(description="A PN532 simulator speaking HSU frames")
     ap.add_argument("--pty", action="store_true", help="a pseudo-terminal instead of TCP")
@@ -197,13 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     sim = PN532Sim()
     if args.uid:
         sim.place_tag(bytes.fromhex(args.uid))
-    where = sim.serve_pty() if args.pty else "socket://127.0.0.1:%d" % sim.serve_tcp()
-    print("PN532 simulator on", where, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        sim.close()
+    sim.serve_forever(args.pty)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import tty
 
 class WireSim:
     name = "wire-sim"
+    label = "wire"  # "<label> simulator on <where>"
     chunk = 4096
     # True: a second client is hung up on while one is served (a serial server with a client);
     # False: it waits its turn in the listen backlog.
@@ -47,6 +48,18 @@ class WireSim:
         self._closers += [lambda: os.close(master), lambda: os.close(slave)]
         self._start(self._fd_loop, master)
         return path
+
+    def serve_forever(self, pty: bool = False) -> None:
+        """For `python -m tools.sim....`: serve, say where, until Ctrl-C."""
+        import time
+
+        where = self.serve_pty() if pty else "socket://127.0.0.1:%d" % self.serve_tcp()
+        print(self.label, "simulator on", where, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            self.close()
 
     def close(self) -> None:
         self._stop.set()
