@@ -1,25 +1,16 @@
 """`telegest fleet user add|passwd|list`, through the argparse table the main CLI uses."""
 from __future__ import annotations
 
-import argparse
 import io
 
 import pytest
 
-from tools.console_users import add_commands
+from tools.cli import build_parser
 from tools.errors import TelegestError
 
 
 def run(argv: list[str], stdin: str = "", monkeypatch=None) -> int:
-    p = argparse.ArgumentParser(prog="telegest")
-    fleet = p.add_subparsers(dest="area").add_parser("fleet").add_subparsers(dest="cmd")
-
-    def command(parent, name, handler, help):
-        c = parent.add_parser(name, help=help)
-        c.set_defaults(handler=handler)
-        return c
-    add_commands(fleet, command)
-    args = p.parse_args(["fleet", *argv])
+    args = build_parser().parse_args(["fleet", *argv])  # the real command table
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     return args.handler(args)
 

@@ -1,26 +1,16 @@
 """`telegest fleet device ...` on the database directly: the same checks and audit as the API."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 from tools.errors import TelegestError
-from tools.fleetops.cli import add_commands
+from tools.cli import build_parser
 
 
 def run(argv, capsys):
-    p = argparse.ArgumentParser()
-    fleet = p.add_subparsers(dest="area").add_parser("fleet").add_subparsers(dest="cmd")
-
-    def command(parent, name, handler, help):
-        c = parent.add_parser(name, help=help)
-        c.set_defaults(handler=handler)
-        return c
-
-    add_commands(fleet, command)
-    args = p.parse_args(["fleet", "device", *argv])
+    args = build_parser().parse_args(["fleet", "device", *argv])  # the real command table
     code = args.handler(args)
     return code, capsys.readouterr().out
 

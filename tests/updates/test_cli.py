@@ -2,7 +2,6 @@
 argparse tree built the way tools/cli.py builds it."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -10,21 +9,11 @@ import pytest
 from fleet.updates import read_bundle, verify_manifest
 from tools.errors import TelegestError
 from tools.up import seed
-from tools.updates import add_commands
+from tools.cli import build_parser
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="telegest")
-    fleet = parser.add_subparsers(dest="cmd", required=True).add_parser("fleet") \
-        .add_subparsers(dest="fleet_cmd", required=True)
-
-    def command(parent, name, handler, help):
-        c = parent.add_parser(name, help=help)
-        c.set_defaults(handler=handler)
-        return c
-
-    add_commands(fleet, command)
-    args = parser.parse_args(["fleet", *argv])
+    args = build_parser().parse_args(["fleet", *argv])  # the real command table
     return args.handler(args)
 
 
