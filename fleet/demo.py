@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet import tagtokens
 from fleet.models import (Badge, Caregiver, Client, Device, Organisation, Service, ServiceTask,
                           Visit)
 
@@ -83,7 +84,8 @@ def seed_demo(session: Session, day: date, now: datetime) -> dict:
         badges[g.name] = uid
     tags, devices = {}, []
     for i, c in enumerate(clients, 1):
-        tags[c.name] = f"C{i:02d}-DEMO"
+        # signed like every tag the fleet issues; a fixed serial keeps a rerun idempotent
+        tags[c.name] = tagtokens.mint(org.tag_secret, org.id, c.id, f"DEMOTAG{'ABCDEFGH'[i]}")
         _get(session, Badge, {"organisation_id": org.id, "client_id": c.id},
              kind="client_tag", uid=tags[c.name])
         _get(session, Device, {"kind": "reader", "organisation_id": org.id, "client_id": c.id,

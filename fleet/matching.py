@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from fleet import tagtokens
 from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 
@@ -38,6 +39,7 @@ class _Event:
     ts: datetime
     tq: str
     offset: int
+    refused: tuple[str, str] | None = None  # (anomaly, detail): a revoked or forged badge
 
 
 def retained_time(actual: datetime, planned: datetime, org: Organisation) -> datetime:
@@ -88,24 +90,49 @@ class _Matcher:
         self._load_recent()
 
     def _load_badges(self) -> None:
+        """Every badge the events name, revoked ones too: a revoked badge is told apart."""
         uids = {e.badge for e in self.events if e.badge}
         tags = {e.tag for e in self.events if e.tag}
-        rows = list(self.s.scalars(select(Badge).where(Badge.active, or_(
+        rows = list(self.s.scalars(select(Badge).where(or_(
             (Badge.kind == "caregiver_card") & Badge.uid.in_(uids),
             (Badge.kind == "client_tag") & Badge.uid.in_(tags)))))
-        self.cards = {(b.organisation_id, b.uid): b.caregiver_id
-                      for b in rows if b.kind == "caregiver_card"}
-        self.tags = {(b.organisation_id, b.uid): b.client_id
-                     for b in rows if b.kind == "client_tag"}
+        self.cards = {(b.organisation_id, b.uid): b for b in rows if b.kind == "caregiver_card"}
+        self.tags = {(b.organisation_id, b.uid): b for b in rows if b.kind == "client_tag"}
 
     def _resolve(self, e: _Event) -> None:
         """Who and where: a reader knows its home, a phone knows its caregiver."""
-        card = self.cards.get((e.org_id, e.badge)) if e.badge else None
+        card = self._owner(e, self.cards.get((e.org_id, e.badge)), "card", e.badge)
         if e.kind == "reader":
             e.caregiver_id = card
-        else:
-            e.client_id = self.tags.get((e.org_id, e.tag)) if e.tag else None
-            e.caregiver_id = e.caregiver_id or card
+            return
+        e.caregiver_id = e.caregiver_id or card
+        if e.tag:
+            row = self.tags.get((e.org_id, e.tag))
+            e.client_id = self._owner(e, row, "tag", e.tag)
+            if row is None and tagtokens.looks_signed(e.tag):
+                self._check_token(e)
+
+    @staticmethod
+    def _owner(e: _Event, b: Badge | None, what: str, uid: str | None) -> int | None:
+        if b is None:
+            return None
+        if not b.active:
+            when = b.revoked_at.strftime("%Y-%m-%d %H:%M UTC") if b.revoked_at else "?"
+            e.refused = ("revoked_badge", f"{what} {uid} (badge {b.id}) revoked on {when}: "
+                                          f"{b.revoke_reason or 'no reason given'}")
+            return None
+        return b.caregiver_id if b.kind == "caregiver_card" else b.client_id
+
+    def _check_token(self, e: _Event) -> None:
+        """A TG1 token the fleet does not hold: forged, or another organisation's."""
+        token = tagtokens.parse(e.tag)
+        if token is not None and token.organisation_id != e.org_id:
+            e.refused = ("unknown_badge", f"tag {e.tag!r} belongs to organisation "
+                                          f"{token.organisation_id}, not this one")
+            return
+        wrong = tagtokens.verify(self.orgs[e.org_id].tag_secret, e.org_id, e.tag)
+        e.refused = ("forged_tag" if wrong else "unknown_badge",
+                     f"tag {e.tag!r}: {wrong or 'signed here but not registered (restored backup?)'}")
 
     def _load_visits(self) -> None:
         pairs = {(e.client_id, e.caregiver_id) for e in self.events
@@ -173,6 +200,9 @@ class _Matcher:
         if last is not None and abs(e.ts - last) <= DOUBLE_TAP:
             self._flag(e, "double_tap", f"same {e.dir} within {DOUBLE_TAP.seconds}s")
             return self._done(e, "ignored")
+        if e.refused:
+            self._flag(e, *e.refused)
+            return self._done(e, "anomaly")
         if not (e.client_id and e.caregiver_id):
             self._flag(e, "unknown_badge", f"badge {e.badge!r} tag {e.tag!r} not known here")
             return self._done(e, "anomaly")

@@ -13,6 +13,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, 
                         MetaData, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from fleet.tagtokens import looks_signed, new_secret
 from fleet.types import BigId, UTCDateTime, utcnow
 
 NAMING = {
@@ -62,6 +63,8 @@ class Organisation(Base):
     tolerance_min: Mapped[int] = mapped_column(default=30)
     rounding_mode: Mapped[str] = mapped_column(String(16), default="none")
     rounding_step_min: Mapped[int] = mapped_column(default=15)
+    # signs the client tags' tokens (fleet.tagtokens); never leaves the fleet
+    tag_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -203,6 +206,15 @@ class Badge(Base):
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(200))
+    # the badge this one replaced (lost card, copied or worn tag)
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("badges.id"))
+
+    @property
+    def signed(self) -> bool:
+        """A client tag whose token the fleet signed (fleet.tagtokens), not an imported one."""
+        return self.kind == "client_tag" and looks_signed(self.uid)
 
 
 class Device(Base):

@@ -108,7 +108,9 @@ class ServiceOut(Out):
 
 class BadgeIn(BaseModel):
     kind: Literal["caregiver_card", "client_tag"]
-    uid: str = Field(min_length=1, max_length=64)
+    uid: str | None = Field(None, min_length=1, max_length=64, description=(
+        "a card's UID (hex); for a client tag, leave it out to have the fleet mint a signed "
+        "token, or give an existing tag's text to import it"))
     caregiver_id: int | None = None
     client_id: int | None = None
     active: bool = True
@@ -116,6 +118,13 @@ class BadgeIn(BaseModel):
 
 class BadgePatch(BaseModel):
     active: bool
+    reason: str | None = Field(None, max_length=200, description="why it is revoked")
+
+
+class BadgeReplaceIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, description="lost, stolen, copied, worn")
+    uid: str | None = Field(None, min_length=1, max_length=64, description=(
+        "the new card's UID; for a client tag, leave it out to mint a new signed token"))
 
 
 class BadgeOut(Out):
@@ -126,6 +135,11 @@ class BadgeOut(Out):
     caregiver_id: int | None
     client_id: int | None
     active: bool
+    signed: bool
+    created_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+    replaces_id: int | None
 
 
 class DeviceIn(BaseModel):
@@ -218,6 +232,22 @@ class RejectionOut(Out):
     reason: str
     raw: str
     created_at: datetime
+
+
+class AnomalyOut(Out):
+    id: int
+    kind: str
+    organisation_id: int
+    device_id: int | None
+    clock_event_id: int | None
+    visit_id: int | None
+    detail: str
+    created_at: datetime
+    resolved: bool
+
+
+class AnomalyPatch(BaseModel):
+    resolved: bool
 
 
 class ReasonIn(BaseModel):

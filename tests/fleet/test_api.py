@@ -5,10 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fleet.api import create_app
 from fleet.config import Settings
 from fleet.keys import create_api_key
+from fleet.models import AuditLog
 
 
 @pytest.fixture
@@ -142,6 +144,60 @@ def test_badges_and_devices(api, org, keys):
     assert api.get("/api/v1/devices/r1").json()["acked_seq"] == 0
     assert api.get("/api/v1/devices/nope").status_code == 404
     assert api.get("/api/v1/badges", params={"kind": "caregiver_card"}).json()["total"] == 1
+
+
+def test_client_tags_are_signed_replaced_and_revoked(app, api, org, keys):
+    client = org["client"]["id"]
+    r = api.post("/api/v1/badges", json={"kind": "client_tag", "client_id": client})
+    assert r.status_code == 201, r.text
+    tag = r.json()
+    assert tag["signed"] and tag["uid"].startswith(f"TG1.{org['id']}.{client}.")
+    # a signed token is only registered if this organisation signed it, for this client
+    forged = tag["uid"][:-1] + ("A" if tag["uid"][-1] != "A" else "B")
+    r = api.post("/api/v1/badges", json={"kind": "client_tag", "client_id": client,
+                                          "uid": forged})
+    assert r.status_code == 422 and "signature does not match" in r.json()["detail"]
+    other = api.post("/api/v1/clients", json={"organisation_id": org["id"], "name": "M. Petit"})
+    r = api.post("/api/v1/badges", json={"kind": "client_tag", "uid": tag["uid"],
+                                          "client_id": other.json()["id"]})
+    assert r.status_code == 422 and "another client" in r.json()["detail"]
+    # an existing tag's text can be imported; it is not signed
+    r = api.post("/api/v1/badges", json={"kind": "client_tag", "client_id": client,
+                                          "uid": "C12-7F3A"})
+    assert r.status_code == 201 and not r.json()["signed"]
+    # the manager told of a copied QR code replaces the tag, and must say why
+    manager = {"Authorization": f"Bearer {keys['manager']}"}
+    url = f"/api/v1/badges/{tag['id']}/replace"
+    assert api.post(url, headers=manager, json={"reason": ""}).status_code == 422
+    r = api.post(url, headers=manager, json={"reason": "QR code photographed"})
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["signed"] and new["uid"] != tag["uid"] and new["replaces_id"] == tag["id"]
+    old = api.get(f"/api/v1/badges/{tag['id']}").json()
+    assert not old["active"] and old["revoke_reason"] == "QR code photographed"
+    assert old["revoked_at"]
+    r = api.post(url, json={"reason": "again"})
+    assert r.status_code == 409 and f"replaced by badge {new['id']}" in r.json()["detail"]
+    r = api.patch(f"/api/v1/badges/{tag['id']}", json={"active": True})
+    assert r.status_code == 409 and "replaced" in r.json()["detail"]
+
+
+def test_cards_are_revoked_with_a_reason_and_replaced(app, api, org):
+    card = api.post("/api/v1/badges", json={"kind": "caregiver_card", "uid": "04A1B2C3D4E5F6",
+                                            "caregiver_id": org["caregiver"]["id"]}).json()
+    url = f"/api/v1/badges/{card['id']}"
+    r = api.patch(url, json={"active": False})
+    assert r.status_code == 422 and "say why" in r.json()["detail"]
+    r = api.patch(url, json={"active": False, "reason": "lost at 19:00"})
+    assert r.status_code == 200 and not r.json()["active"]
+    assert api.patch(url, json={"active": False, "reason": "x"}).status_code == 409
+    assert api.post(f"{url}/replace", json={"reason": "lost"}).status_code == 422  # no uid
+    r = api.post(f"{url}/replace", json={"reason": "lost", "uid": "04 a1 b2 c3 d4 e5 f7"})
+    assert r.status_code == 201 and r.json()["uid"] == "04A1B2C3D4E5F7"
+    with app.state.sessions() as s:
+        actions = [(a.action, a.why) for a in s.scalars(select(AuditLog).where(
+            AuditLog.target.startswith("badge:")).order_by(AuditLog.id))]
+    assert actions == [("create", None), ("revoke", "lost at 19:00"), ("create", None)]
 
 
 def _visit(api, org, start, minutes=60, **extra):

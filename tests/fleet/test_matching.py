@@ -6,9 +6,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from fleet import tagtokens
+from fleet.badges import issue, replace, revoke
 from fleet.ingest import handle_clock
 from fleet.matching import match_pending, retained_time
-from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
+from fleet.models import (Anomaly, Badge, Client, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 
 from .conftest import NOW, TS
@@ -111,13 +113,16 @@ def test_unknown_badge(session, clock, event, visit):
     assert anomalies(session) == ["unknown_badge"]
 
 
-def test_inactive_badge_is_unknown(session, clock, event, visit):
-    for b in session.scalars(select(Badge)):
-        b.active = False
+def test_revoked_card_is_flagged_with_when_and_why(session, clock, event, visit):
+    card = session.scalars(select(Badge).where(Badge.uid == CARD_A)).one()
+    revoke(session, "test", card, "lost on the bus")
     session.commit()
     tap(session, clock, event, event(1, CARD_A, "in", TS))
     match_pending(session)
-    assert anomalies(session) == ["unknown_badge"]
+    assert anomalies(session) == ["revoked_badge"]
+    detail = session.scalar(select(Anomaly.detail))
+    assert "lost on the bus" in detail and f"badge {card.id}" in detail
+    assert session.scalar(select(ClockEvent.match_status)) == "anomaly"
 
 
 def test_wrong_home_is_no_planned_visit(session, clock, event, visit):
@@ -221,6 +226,73 @@ def test_phone_with_client_tag(session, clock, event, visit, agency):
     tap(session, clock, event, ev, device="p1")
     match_pending(session)
     assert session.scalar(select(ClockEvent.visit_id)) == visit.id
+
+
+@pytest.fixture
+def phone(session, agency):
+    session.add(Device(ident="p1", kind="phone", organisation_id=agency["org"].id,
+                       caregiver_id=agency["caregivers"][0].id))
+    session.commit()
+
+
+def phone_tap(session, clock, event, tag, seq=1, ts=TS):
+    ev = event(seq, None, "in", ts, tag=tag, method="nfc")
+    ev.pop("badge")
+    tap(session, clock, event, ev, device="p1")
+    match_pending(session)
+    session.commit()
+
+
+def test_signed_tag_issued_by_the_fleet_matches(session, clock, event, visit, agency, phone):
+    badge = issue(session, "test", agency["clients"][0])
+    session.commit()
+    assert badge.signed and tagtokens.verify(agency["org"].tag_secret, agency["org"].id,
+                                             badge.uid) is None
+    phone_tap(session, clock, event, badge.uid)
+    assert anomalies(session) == [] and session.scalar(select(ClockEvent.visit_id)) == visit.id
+
+
+def test_forged_tag_is_flagged(session, clock, event, visit, agency, phone):
+    """A token made up from the client's number, or one with a single character changed."""
+    org, client = agency["org"], agency["clients"][0]
+    good = issue(session, "test", client).uid
+    session.commit()
+    made_up = tagtokens.mint("00" * 32, org.id, client.id)
+    flipped = good[:-1] + ("A" if good[-1] != "A" else "B")
+    for seq, tag in enumerate([made_up, flipped, "TG1.garbage"], 1):
+        phone_tap(session, clock, event, tag, seq=seq, ts=TS + 60 * seq)
+    assert anomalies(session) == ["forged_tag"] * 3
+    details = session.scalars(select(Anomaly.detail)).all()
+    assert "signature does not match" in details[0] and "not a TG1 token" in details[2]
+    assert session.scalar(select(ClockEvent.visit_id).where(ClockEvent.visit_id.is_not(None))) \
+        is None
+
+
+def test_replaced_tag_stops_matching(session, clock, event, visit, agency, phone):
+    """The copied QR code of a replaced tag is flagged; the new tag matches."""
+    old = issue(session, "test", agency["clients"][0])
+    session.commit()
+    new = replace(session, "test", old, "QR code photographed")
+    session.commit()
+    assert new.uid != old.uid and new.replaces_id == old.id and not old.active
+    phone_tap(session, clock, event, old.uid)
+    assert anomalies(session) == ["revoked_badge"]
+    phone_tap(session, clock, event, new.uid, seq=2, ts=TS + 60)
+    assert session.scalar(select(ClockEvent.visit_id).where(ClockEvent.seq == 2)) == visit.id
+
+
+def test_another_organisations_tag_is_unknown_not_forged(session, clock, event, visit, phone):
+    other = Organisation(name="Autre agence")
+    session.add(other)
+    session.flush()
+    client = Client(organisation_id=other.id, name="Mme Autre")
+    session.add(client)
+    session.flush()
+    tag = issue(session, "test", client).uid
+    session.commit()
+    phone_tap(session, clock, event, tag)
+    assert anomalies(session) == ["unknown_badge"]
+    assert "belongs to organisation" in session.scalar(select(Anomaly.detail))
 
 
 def test_cancelled_visits_are_not_matched(session, clock, event, visit):

@@ -47,10 +47,11 @@ def test_first_contact_activates_the_phone(phone, fleet_api):
 # -- clock events -------------------------------------------------------------------------------
 
 def test_clock_in_and_out_acked_after_commit_and_matched(phone, fleet_api):
-    r = phone.post("/clock", json=batch(ev(1, phone.tag), ev(2, phone.tag, "out")))
+    sent = batch(ev(1, phone.tag), ev(2, phone.tag, "out"))
+    r = phone.post("/clock", json=sent)
     assert r.status_code == 200
     assert r.json() == {"ack": 2, "rejected": []}
-    again = phone.post("/clock", json=batch(ev(1, phone.tag), ev(2, phone.tag, "out")))
+    again = phone.post("/clock", json=sent)  # the same events, even if a second went by
     assert again.json() == {"ack": 2, "rejected": []}, "a resend is a no-op with the same ack"
     events = fleet_api.get("/api/v1/clock-events", params={"device": phone.ident}).json()
     assert [e["seq"] for e in events["items"]] == [1, 2]
@@ -81,6 +82,32 @@ def test_refused_messages_are_not_acked(phone):
     r = phone.post("/clock", json=big)
     assert r.status_code == 413 and r.json()["error"] == "oversized"
     assert phone.get("/device").json()["acked_seq"] == 0
+
+
+def test_forged_and_replaced_tags_are_stored_and_flagged(phone, fleet_api):
+    """A made-up token and the photographed QR code of a replaced tag: acked like any event
+    (nothing lost), flagged for the manager; the new tag clocks in."""
+    assert phone.tag.startswith("TG1."), "the demo's tags are signed"
+    forged = phone.tag[:-1] + ("A" if phone.tag[-1] != "A" else "B")
+    old = fleet_api.get("/api/v1/badges", params={"uid": phone.tag}).json()["items"][0]
+    new = fleet_api.post(f"/api/v1/badges/{old['id']}/replace",
+                         json={"reason": "QR code seen on a social network"}).json()
+    r = phone.post("/clock", json=batch(ev(1, forged, method="qr"), ev(2, phone.tag, "in", "qr"),
+                                        ev(3, new["uid"])))
+    assert r.json() == {"ack": 3, "rejected": []}
+    flagged = fleet_api.get("/api/v1/anomalies", params={"device": phone.ident}).json()["items"]
+    assert sorted(a["kind"] for a in flagged) == ["forged_tag", "revoked_badge"]
+    revoked = next(a for a in flagged if a["kind"] == "revoked_badge")
+    assert "QR code seen on a social network" in revoked["detail"]
+    events = fleet_api.get("/api/v1/clock-events", params={"device": phone.ident}).json()
+    assert [(e["seq"], e["match_status"]) for e in events["items"]] == [
+        (1, "anomaly"), (2, "anomaly"), (3, "matched")]
+    # the manager marks the forged one handled: it leaves the open list
+    forged_id = next(a["id"] for a in flagged if a["kind"] == "forged_tag")
+    assert fleet_api.patch(f"/api/v1/anomalies/{forged_id}",
+                           json={"resolved": True}).json()["resolved"]
+    still = fleet_api.get("/api/v1/anomalies", params={"resolved": False}).json()["items"]
+    assert [a["kind"] for a in still] == ["revoked_badge"]
 
 
 def test_a_phone_writes_only_its_own_events(phone, fleet_api):

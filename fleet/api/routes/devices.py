@@ -5,7 +5,6 @@ phone calls without a key (`POST /enrol`, authenticated by its one-time token).
 """
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Iterator
@@ -14,10 +13,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
-from fleet import audit, lifecycle
+from fleet import audit, badges, lifecycle
 from fleet.api import data
 from fleet.api.deps import FIELD, PLANNERS, KeyDep, PageDep, SessionDep
-from fleet.api.schemas import (AuditOut, BadgeIn, BadgeOut, BadgePatch, BlockIn, CredentialsOut,
+from fleet.api.schemas import (AuditOut, BadgeIn, BadgeOut, BadgePatch, BadgeReplaceIn, BlockIn, CredentialsOut,
                                DeviceCommandOut, DeviceIn, DeviceOut, EnrolIn, EnrolmentOut,
                                ReasonIn)
 from fleet.brokerauth import BrokerControl, control_from_env
@@ -26,35 +25,26 @@ from fleet.models import ApiKey, AuditLog, Badge, Caregiver, Client, Device, Dev
 
 router = APIRouter()
 public_router = APIRouter()
-_CARD = re.compile(r"^[0-9A-F]{8,20}$")
+
+
+@contextmanager
+def _badge_errors() -> Iterator[None]:
+    try:
+        yield
+    except badges.BadgeError as e:
+        raise HTTPException(e.status, e.message) from None
 
 
 @router.post("/badges", status_code=201, response_model=BadgeOut, dependencies=[FIELD],
              tags=["fleet"])
 def create_badge(body: BadgeIn, session: SessionDep, key: KeyDep):
-    if body.kind == "caregiver_card":
-        uid = body.uid.replace(":", "").replace(" ", "").upper()
-        if not _CARD.match(uid) or body.caregiver_id is None or body.client_id is not None:
-            raise HTTPException(422, "a caregiver card needs caregiver_id and a uid of 8 to 20 "
-                                     "hex digits (e.g. 04A1B2C3D4E5F6)")
-        owner = session.get(Caregiver, body.caregiver_id)
-    else:
-        uid = body.uid.strip()
-        if body.client_id is None or body.caregiver_id is not None:
-            raise HTTPException(422, "a client tag needs client_id")
-        owner = session.get(Client, body.client_id)
-    if owner is None:
-        raise HTTPException(422, "the badge's owner does not exist")
-    org = data.org_for_write(session, key, owner.organisation_id)
-    badge = Badge(organisation_id=org.id, kind=body.kind, uid=uid,
-                  caregiver_id=body.caregiver_id, client_id=body.client_id, active=body.active)
-    session.add(badge)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise HTTPException(409, f"badge {uid} is already registered") from None
-    data.audit(session, key, "create", f"badge:{badge.id}", {"kind": body.kind, "uid": uid})
+    """Register a caregiver's card (its UID) or issue a client's tag: without `uid`, the fleet
+    mints a signed token to write on the NTAG and print as a QR code."""
+    with _badge_errors():
+        owner = badges.owner_of(session, body.kind, body.caregiver_id, body.client_id)
+        data.org_for_write(session, key, owner.organisation_id)
+        badge = badges.issue(session, data.who(key), owner, body.uid, active=body.active,
+                             role=key.role)
     session.commit()
     return badge
 
@@ -71,14 +61,36 @@ def list_badges(session: SessionDep, key: KeyDep, page: PageDep, kind: str | Non
     return data.page(session, stmt, page.limit, page.offset, BadgeOut.model_validate)
 
 
+@router.get("/badges/{badge_id}", response_model=BadgeOut, tags=["fleet"])
+def get_badge(badge_id: int, session: SessionDep, key: KeyDep):
+    return data.get_scoped(session, key, Badge, badge_id)
+
+
 @router.patch("/badges/{badge_id}", response_model=BadgeOut, dependencies=[FIELD],
               tags=["fleet"])
 def update_badge(badge_id: int, body: BadgePatch, session: SessionDep, key: KeyDep):
+    """Revoke (`active: false`, with a `reason`) or restore a badge."""
     badge = data.get_scoped(session, key, Badge, badge_id)
-    badge.active = body.active
-    data.audit(session, key, "activate" if body.active else "deactivate", f"badge:{badge.id}")
+    with _badge_errors():
+        if body.active:
+            badges.restore(session, data.who(key), badge, role=key.role)
+        else:
+            badges.revoke(session, data.who(key), badge, body.reason or "", role=key.role)
     session.commit()
     return badge
+
+
+@router.post("/badges/{badge_id}/replace", status_code=201, response_model=BadgeOut,
+             dependencies=[FIELD], tags=["fleet"])
+def replace_badge(badge_id: int, body: BadgeReplaceIn, session: SessionDep, key: KeyDep):
+    """Revoke a badge and issue its successor in one step: a new card's `uid`, or for a client
+    tag a new signed token (events that still carry the old one are flagged `revoked_badge`)."""
+    badge = data.get_scoped(session, key, Badge, badge_id)
+    with _badge_errors():
+        new = badges.replace(session, data.who(key), badge, body.reason, body.uid,
+                             role=key.role)
+    session.commit()
+    return new
 
 
 @router.post("/devices", status_code=201, response_model=DeviceOut, dependencies=[FIELD],

@@ -1,5 +1,5 @@
 """What the devices sent and what the fleet made of it: clock events, visit records,
-rejections, ingest counters. Read-only."""
+anomalies, rejections, ingest counters. Read-only, but for marking an anomaly handled."""
 from __future__ import annotations
 
 from datetime import date
@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from sqlalchemy import or_, select
 
 from fleet.api import data
-from fleet.api.deps import KeyDep, PageDep, SessionDep
-from fleet.api.schemas import ClockEventOut, RejectionOut, VisitRecordOut
+from fleet.api.deps import PLANNERS, KeyDep, PageDep, SessionDep
+from fleet.api.schemas import (AnomalyOut, AnomalyPatch, ClockEventOut, RejectionOut,
+                               VisitRecordOut)
 from fleet.ingest import ingest_stats
-from fleet.models import Badge, ClockEvent, Device, Rejection, Visit, VisitRecord
+from fleet.models import Anomaly, Badge, ClockEvent, Device, Rejection, Visit, VisitRecord
 
 router = APIRouter()
 
@@ -57,6 +58,35 @@ def list_visit_records(session: SessionDep, key: KeyDep, page: PageDep,
         if val is not None:
             stmt = stmt.where(col == val)
     return data.page(session, stmt, page.limit, page.offset, VisitRecordOut.model_validate)
+
+
+@router.get("/anomalies", tags=["events"])
+def list_anomalies(session: SessionDep, key: KeyDep, page: PageDep, kind: str | None = None,
+                   device: str | None = None, resolved: bool | None = None,
+                   day: date | None = None) -> dict:
+    """What matching flagged (unknown_badge, no_planned_visit, out_before_in, double_tap,
+    clock_off, revoked_badge, forged_tag), newest first."""
+    stmt = data.scope(select(Anomaly).order_by(Anomaly.id.desc()), key, Anomaly.organisation_id)
+    if day is not None:
+        stmt = stmt.where(data.day_clause(session, key, day, Anomaly.created_at,
+                                          Anomaly.organisation_id))
+    if device is not None:
+        stmt = stmt.where(Anomaly.device_id.in_(select(Device.id).where(Device.ident == device)))
+    for col, val in ((Anomaly.kind, kind), (Anomaly.resolved, resolved)):
+        if val is not None:
+            stmt = stmt.where(col == val)
+    return data.page(session, stmt, page.limit, page.offset, AnomalyOut.model_validate)
+
+
+@router.patch("/anomalies/{anomaly_id}", response_model=AnomalyOut, dependencies=[PLANNERS],
+              tags=["events"])
+def update_anomaly(anomaly_id: int, body: AnomalyPatch, session: SessionDep, key: KeyDep):
+    """Mark an anomaly handled (or not): it leaves the board's list."""
+    anomaly = data.get_scoped(session, key, Anomaly, anomaly_id)
+    anomaly.resolved = body.resolved
+    data.audit(session, key, "resolve" if body.resolved else "reopen", f"anomaly:{anomaly.id}")
+    session.commit()
+    return anomaly
 
 
 @router.get("/rejections", tags=["events"])
