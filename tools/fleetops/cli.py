@@ -226,3 +226,6 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
     au.add_argument("--since", help="ISO 8601 with an offset")
     au.add_argument("--limit", type=int, default=100)
     au.add_argument("--json", action="store_true")
+    from tools.fleetops.badges import add_commands as add_badge_commands
+
+    add_badge_commands(fleet_parsers, command, common)
