@@ -8,6 +8,7 @@ import zlib
 import pytest
 
 from firmware import ndef
+from fleet import tagtokens
 from tools.field.badge import BadgeError, read_badge, write_badge
 from tools.field.sheet import BadgeLabel, badge_sheet, qr_image, read_csv
 
@@ -25,6 +26,15 @@ def test_write_then_read_a_badge(pn532_sim):
     back = read_badge(pn532_sim.url)
     assert back.records == [{"type": "text", "lang": "fr", "text": "C12-7F3A"},
                             {"type": "uri", "uri": "https://tg.example/t/C12-7F3A"}]
+
+
+def test_a_signed_token_is_written_whole_or_not_at_all(pn532_sim):
+    pn532_sim.place_tag(UID)
+    token = tagtokens.mint("ab" * 32, 3, 12)
+    assert write_badge(pn532_sim.url, token).token == token
+    with pytest.raises(BadgeError, match="not a whole TG1 token.*nothing was written"):
+        write_badge(pn532_sim.url, token[:-3])  # a truncated copy-paste
+    assert read_badge(pn532_sim.url).token == token
 
 
 def test_no_tag_says_lay_the_badge_on_the_antenna(pn532_sim):

@@ -10,6 +10,7 @@ from firmware import ndef
 from firmware.drivers import ntag
 from firmware.drivers.pn532 import PN532, PN532Error, PN532Timeout
 from firmware.drivers.pn532_uart import PN532UART
+from fleet import tagtokens
 from tools.errors import TelegestError
 from tools.field.ports import open_port
 
@@ -102,8 +103,13 @@ def read_badge(url: str, timeout: float = 10.0, baud: int = 115200) -> Badge:
 def write_badge(url: str, token: str, uri: str | None = None, lang: str = "fr",
                 timeout: float = 10.0, baud: int = 115200) -> Badge:
     """Write `token` (and `uri`) on the tag, read it back and compare."""
+    token = token.strip()
     if not 1 <= len(token) <= 64:
         raise BadgeError("a token has 1 to 64 characters")
+    if tagtokens.looks_signed(token) and tagtokens.parse(token) is None:
+        raise BadgeError(f"{token!r} is not a whole TG1 token (TG1.<org>.<client>.<serial>."
+                         "<16 characters>): copy it again from the console or `telegest fleet "
+                         "badge list`; nothing was written")
     records = [ndef.text_record(token, lang)] + ([ndef.uri_record(uri)] if uri else [])
     message = ndef.encode_message(records)
     with Reader(url, baud) as reader:
