@@ -72,8 +72,9 @@ def _tag_uid(org: Organisation, client: Client, text: str | None) -> str:
 
 def issue(session: Session, who: str, owner: Caregiver | Client, uid: str | None = None,
           *, active: bool = True, replaces: Badge | None = None,
-          role: str | None = None) -> Badge:
-    """A new badge for `owner`. A card needs its UID; a tag without one gets a signed token."""
+          role: str | None = None, note: dict | None = None) -> Badge:
+    """A new badge for `owner`. A card needs its UID; a tag without one gets a signed token.
+    `note` is added to the audit entry's detail (the console's form_id)."""
     org = session.get(Organisation, owner.organisation_id)
     if isinstance(owner, Caregiver):
         if uid is None:
@@ -92,7 +93,7 @@ def issue(session: Session, who: str, owner: Caregiver | Client, uid: str | None
             session.flush()
     except IntegrityError:
         raise BadgeError(409, f"badge {uid} is already registered") from None
-    detail = {"kind": kind, "uid": uid, "signed": badge.signed}
+    detail = {**(note or {}), "kind": kind, "uid": uid, "signed": badge.signed}
     if replaces is not None:
         detail["replaces"] = replaces.id
     audit.record(session, who, "create", f"badge:{badge.id}", role=role, detail=detail)
@@ -126,7 +127,7 @@ def restore(session: Session, who: str, badge: Badge, role: str | None = None) -
 
 
 def replace(session: Session, who: str, badge: Badge, reason: str, uid: str | None = None,
-            role: str | None = None) -> Badge:
+            role: str | None = None, note: dict | None = None) -> Badge:
     """Revoke `badge` (unless it already is: a lost card revoked at once, replaced the next
     day) and issue its successor for the same owner, in one step."""
     owner = (session.get(Caregiver, badge.caregiver_id) if badge.kind == "caregiver_card"
@@ -138,4 +139,4 @@ def replace(session: Session, who: str, badge: Badge, reason: str, uid: str | No
         revoke(session, who, badge, reason, role=role)
     elif not reason.strip():
         raise BadgeError(422, "say why the badge is replaced (lost, stolen, copied, worn...)")
-    return issue(session, who, owner, uid, replaces=badge, role=role)
+    return issue(session, who, owner, uid, replaces=badge, role=role, note=note)

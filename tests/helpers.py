@@ -1,11 +1,14 @@
-"""Helpers shared by the e2e, chaos and postgres tests: real broker, real worker process."""
+"""Helpers shared by the e2e, chaos and postgres tests (real broker, real worker process) and by
+the tests of the printed badge sheets (the PDF's images and text)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -139,3 +142,38 @@ def find_device_with_visit_now(db_url):
         except AssertionError:
             continue
     raise AssertionError("no demo reader has a visit starting now")
+
+
+def pdf_images_and_text(pdf: bytes) -> tuple[list[bytes], bytes]:
+    """The PDF's images (8-bit gray pixels, row by row) and its page content streams, as fpdf2
+    writes them: a QR code image compares to `tools.field.sheet.qr_image(token).tobytes()`."""
+    images, text = [], b""
+    for m in re.finditer(rb"\d+ 0 obj\n<<(.*?)>>\nstream\n", pdf, re.S):
+        head = m.group(1)
+        length = int(re.search(rb"/Length (\d+)", head).group(1))
+        stream = pdf[m.end():m.end() + length]
+        data = zlib.decompress(stream) if b"/FlateDecode" in head else stream
+        if b"/Subtype /Image" in head:
+            w = int(re.search(rb"/Width (\d+)", head).group(1))
+            h = int(re.search(rb"/Height (\d+)", head).group(1))
+            images.append(_png_unfilter(data, w, h))
+        else:
+            text += data
+    return images, text
+
+
+def _png_unfilter(raw: bytes, width: int, height: int) -> bytes:
+    """PNG predictors (the PDF's /Predictor 15), one gray byte a pixel."""
+    out, prev = bytearray(), bytearray(width)
+    for r in range(height):
+        kind, line = raw[r * (width + 1)], bytearray(raw[r * (width + 1) + 1:(r + 1) * (width + 1)])
+        for i in range(width):
+            a = line[i - 1] if i else 0
+            b, c = prev[i], prev[i - 1] if i else 0
+            p = a + b - c
+            pred = {0: 0, 1: a, 2: b, 3: (a + b) // 2,
+                    4: min((abs(p - a), a), (abs(p - b), b), (abs(p - c), c))[1]}[kind]
+            line[i] = (line[i] + pred) & 0xFF
+        out += line
+        prev = line
+    return bytes(out)

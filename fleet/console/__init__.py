@@ -1,7 +1,7 @@
 """The manager console: server-rendered pages over the fleet's data functions.
 
-Sign-in with roles (fleet.console.auth), today's board, planning, CSV import, devices and the
-audit log. `install(app)` mounts it all on the API's FastAPI app; see docs/console.md.
+Sign-in with roles (fleet.console.auth), today's board, planning, CSV import, devices, badges
+and the audit log. `install(app)` mounts it all on the API's FastAPI app; see docs/console.md.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def install(app: FastAPI) -> None:
-    from fleet.console import board, devices, imports, login, planning
+    from fleet.console import badges, board, devices, imports, login, planning
     from fleet.console.web import install_handlers
 
-    for module in (login, board, imports, planning, devices):  # imports before /planning/{kind}
+    # imports before /planning/{kind}
+    for module in (login, board, imports, planning, devices, badges):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_handlers(app)

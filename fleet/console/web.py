@@ -28,6 +28,11 @@ MESSAGES = {
     "blocked": "Device declared lost or stolen: the broker refuses it, a wipe is queued · "
                "Appareil déclaré perdu ou volé : le broker le refuse, un effacement est en attente",
     "imported": "Planning imported · Planning importé",
+    "issued": "Badge issued · Badge émis",
+    "revoked": "Badge revoked: it no longer clocks in · Badge révoqué : il ne pointe plus",
+    "restored": "Badge restored: it clocks in again · Badge rétabli : il pointe de nouveau",
+    "replaced": "Badge replaced: the old one no longer clocks in · Badge remplacé : l'ancien ne "
+                "pointe plus",
     "signed_out": "Signed out · Déconnecté",
 }
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import zlib
 
 import pytest
 
 from firmware import ndef
 from fleet import tagtokens
+from tests.helpers import pdf_images_and_text
 from tools.field.badge import BadgeError, read_badge, write_badge
 from tools.field.sheet import BadgeLabel, badge_sheet, qr_image, read_csv
 
@@ -74,30 +74,6 @@ def test_a_tag_taken_away_mid_write_is_explained_and_a_rewrite_fixes_it(pn532_si
 
 
 # -- the PDF sheet --------------------------------------------------------------------------------
-def _objects(pdf: bytes):
-    for m in re.finditer(rb"\d+ 0 obj\n<<(.*?)>>\nstream\n", pdf, re.S):
-        head = m.group(1)
-        length = int(re.search(rb"/Length (\d+)", head).group(1))
-        yield head, pdf[m.end():m.end() + length]
-
-
-def _png_unfilter(raw: bytes, width: int, height: int) -> bytes:
-    """PNG predictors (the PDF's /Predictor 15), one gray byte a pixel."""
-    out, prev = bytearray(), bytearray(width)
-    for r in range(height):
-        kind, line = raw[r * (width + 1)], bytearray(raw[r * (width + 1) + 1:(r + 1) * (width + 1)])
-        for i in range(width):
-            a = line[i - 1] if i else 0
-            b, c = prev[i], prev[i - 1] if i else 0
-            p = a + b - c
-            pred = {0: 0, 1: a, 2: b, 3: (a + b) // 2,
-                    4: min((abs(p - a), a), (abs(p - b), b), (abs(p - c), c))[1]}[kind]
-            line[i] = (line[i] + pred) & 0xFF
-        out += line
-        prev = line
-    return bytes(out)
-
-
 def test_the_sheet_has_the_pages_and_one_qr_per_token(tmp_path):
     labels = [BadgeLabel(f"Hélène Martin {i}", f"C{i:02d}-7F3A") for i in range(14)]
     out = tmp_path / "badges.pdf"
@@ -105,15 +81,7 @@ def test_the_sheet_has_the_pages_and_one_qr_per_token(tmp_path):
     pdf = out.read_bytes()
     assert pdf.startswith(b"%PDF-") and len(re.findall(rb"/Type /Page\b", pdf)) == 2
     assert b"/MediaBox [0 0 595.28 841.89]" in pdf  # A4
-    images, text = [], b""
-    for head, stream in _objects(pdf):
-        data = zlib.decompress(stream) if b"/FlateDecode" in head else stream
-        if b"/Subtype /Image" in head:
-            w = int(re.search(rb"/Width (\d+)", head).group(1))
-            h = int(re.search(rb"/Height (\d+)", head).group(1))
-            images.append(_png_unfilter(data, w, h))
-        else:
-            text += data
+    images, text = pdf_images_and_text(pdf)
     assert len(images) == 14
     expected = {qr_image(b.token).tobytes() for b in labels}
     assert set(images) == expected  # each token's QR code, pixel for pixel

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import qrcode
 from fpdf import FPDF
@@ -55,8 +56,9 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")  # the PDF core fonts' charset
 
 
-def badge_sheet(labels: list[BadgeLabel], out: str | Path, title: str = "telegest") -> int:
-    """Write the PDF; returns its number of pages."""
+def badge_sheet(labels: list[BadgeLabel], out: str | Path | BinaryIO,
+                title: str = "telegest") -> int:
+    """Write the PDF to a path or a binary file object; returns its number of pages."""
     if not labels:
         raise TelegestError("no badges to print: give a CSV file or --badge NAME TOKEN")
     for b in labels:
@@ -81,6 +83,9 @@ def badge_sheet(labels: list[BadgeLabel], out: str | Path, title: str = "teleges
         pdf.set_xy(x, y + 54)
         pdf.set_font("Courier", "", 9)
         pdf.cell(CELL_W, 5, _latin1(b.token), align="C")
+    if hasattr(out, "write"):
+        out.write(pdf.output())
+        return pdf.pages_count
     try:
         pdf.output(str(out))
     except OSError as e:
