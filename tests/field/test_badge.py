@@ -10,7 +10,7 @@ from firmware import ndef
 from fleet import tagtokens
 from tests.helpers import pdf_images_and_text
 from tools.field.badge import BadgeError, read_badge, write_badge
-from tools.field.sheet import BadgeLabel, badge_sheet, qr_image, read_csv
+from tools.field.sheet import BadgeLabel, badge_sheet, qr_image, read_csv, token_lines
 
 pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(60)]
 UID = bytes.fromhex("04a1b2c3d4e5f6")
@@ -89,6 +89,24 @@ def test_the_sheet_has_the_pages_and_one_qr_per_token(tmp_path):
         assert f"({b.token})".encode() in text
     assert "Hélène Martin 3".encode("latin-1") in text
     assert text.count(b" l") >= 2 * (2 * 4 + 2 * 5 + 2 * 2 * 3)  # cut marks on both pages
+
+
+def test_long_tokens_are_printed_whole_inside_their_cell(tmp_path):
+    """A TG1 token is cut after a dot onto two lines of Courier 8 that fit the 60 mm cell."""
+    signed = tagtokens.mint("ab" * 32, 9_999_999_999, 9_999_999_999)
+    labels = [BadgeLabel("Mme Durand", signed), BadgeLabel("M. Petit", "X" * 64)]
+    for b in labels:
+        lines = token_lines(b.token)
+        assert "".join(lines) == b.token and len(lines) == 2
+        assert all(len(line) * 0.6 * 8 * 25.4 / 72 <= 56 for line in lines)  # mm, margins 2
+    assert token_lines(signed)[0].endswith(".")
+    out = tmp_path / "long.pdf"
+    badge_sheet(labels, out)
+    images, text = pdf_images_and_text(out.read_bytes())
+    assert set(images) == {qr_image(b.token).tobytes() for b in labels}
+    for b in labels:
+        for line in token_lines(b.token):
+            assert f"({line})".encode() in text
 
 
 def test_the_csv_takes_a_header_and_reports_bad_rows(tmp_path):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
-import zlib
 
 import pytest
 from sqlalchemy import select
@@ -11,23 +9,16 @@ from sqlalchemy import select
 from fleet import tagtokens
 from fleet.db import make_engine, session_factory
 from fleet.models import AuditLog, Client, Organisation
+from tests.helpers import pdf_images_and_text
 from tools.cli import build_parser
 from tools.errors import TelegestError
+from tools.field.sheet import token_lines
 
 
 def run(argv, capsys):
     args = build_parser().parse_args(["fleet", "badge", *argv])  # the real command table
     code = args.handler(args)
     return code, capsys.readouterr().out
-
-
-def _pdf_text(path) -> bytes:
-    pdf = path.read_bytes()
-    assert pdf.startswith(b"%PDF-")
-    out = b""
-    for m in re.finditer(rb"<<(.*?)>>\s*stream\r?\n(.*?)endstream", pdf, re.S):
-        out += zlib.decompress(m[2]) if b"/FlateDecode" in m[1] else m[2]
-    return out
 
 
 def test_issue_replace_revoke_restore(demo, capsys, tmp_path):
@@ -44,7 +35,8 @@ def test_issue_replace_revoke_restore(demo, capsys, tmp_path):
                      "--sheet", str(sheet), *db], capsys)
     tag = json.loads(out)
     assert code == 0 and tag["signed"] and tagtokens.verify(secret, org_id, tag["uid"]) is None
-    assert f"({tag['uid']})".encode() in _pdf_text(sheet)
+    text = pdf_images_and_text(sheet.read_bytes())[1]
+    assert all(f"({line})".encode() in text for line in token_lines(tag["uid"]))
     with pytest.raises(SystemExit):  # --reason is required
         run(["replace", str(tag["id"]), "--by", "alice", *db], capsys)
     _, out = run(["replace", str(tag["id"]), "--reason", "QR photographed", "--by", "bob", *db],

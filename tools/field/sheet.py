@@ -19,6 +19,7 @@ COLS, ROWS = 3, 4
 CELL_W, CELL_H = 60.0, 66.0
 QR_MM = 40.0
 MARK = 4.0  # cut mark length, mm
+TOKEN_CHARS = 33  # Courier 8 pt is 1.69 mm a character: 33 fit the 60 mm cell with margins
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,17 @@ def qr_image(token: str):
     return qr.make_image(fill_color="black", back_color="white").get_image().convert("L")
 
 
+def token_lines(token: str, width: int = TOKEN_CHARS) -> list[str]:
+    """The token in clear on at most two lines of `width` characters, cut after a dot when it
+    can be (a TG1 token: `TG1.3.12.K7Q2M9XA.` / `PW5RJ2N4ZB6TQE3H`)."""
+    if len(token) <= width:
+        return [token]
+    cut = token.rfind(".", 0, width) + 1
+    if cut <= 0 or len(token) - cut > width:
+        cut = width
+    return [token[:cut], token[cut:]]
+
+
 def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")  # the PDF core fonts' charset
 
@@ -80,9 +92,10 @@ def badge_sheet(labels: list[BadgeLabel], out: str | Path | BinaryIO,
         pdf.set_xy(x, y + 47)
         pdf.set_font("Helvetica", "B", 11)
         pdf.cell(CELL_W, 6, _latin1(b.name), align="C")
-        pdf.set_xy(x, y + 54)
-        pdf.set_font("Courier", "", 9)
-        pdf.cell(CELL_W, 5, _latin1(b.token), align="C")
+        pdf.set_font("Courier", "", 8)
+        for k, line in enumerate(token_lines(b.token)):
+            pdf.set_xy(x, y + 54 + 4.5 * k)
+            pdf.cell(CELL_W, 4.5, _latin1(line), align="C")
     if hasattr(out, "write"):
         out.write(pdf.output())
         return pdf.pages_count
