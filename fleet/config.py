@@ -56,6 +56,8 @@ class Settings:
     batch_wait_ms: int = field(
         default_factory=lambda: _int("TELEGEST_INGEST_BATCH_WAIT_MS", 50, 0, 60_000))
     log_level: str = field(default_factory=lambda: _env("TELEGEST_LOG_LEVEL", "INFO"))
+    # the fleet-duties lease (fleet.lease): a dead leader is replaced within about this
+    lease_ttl_s: int = field(default_factory=lambda: _int("TELEGEST_LEASE_TTL_S", 15, 2, 600))
 
     def __post_init__(self) -> None:
         try:

@@ -553,3 +553,15 @@ class RolloutTarget(Base):
     why: Mapped[str | None] = mapped_column(String(64))  # the device's reason for a failure
     offered_at: Mapped[datetime | None]
     updated_at: Mapped[datetime | None]
+
+
+class Lease(Base):
+    """A named lease (fleet.lease): its holder does a once-per-fleet duty until `expires_at`.
+    Both times are the database's clock, so workers on different machines agree on them."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime]  # when this holder took it (kept while it renews)
+    expires_at: Mapped[datetime]

@@ -112,6 +112,14 @@ class ConfigPusher:
         self._parts: dict[int, int] = {}  # device -> parts of its last published config
         self._retry: set[int] = set()  # committed but not published: sent again next poll
 
+    def restart(self) -> None:
+        """Forget what the scans learnt (which visits each device's config held, the tables'
+        aggregates): another pusher ran meanwhile (the worker led again after losing its
+        lease), so the next poll is a full pass. Counts and unpublished configs are kept."""
+        self._since, self._full_at, self._orgs = None, 0.0, {}
+        self._badges = self._devices = None
+        self._visit_devices, self._device_visits = {}, {}
+
     # -- the loop body ----------------------------------------------------------------------
     def poll(self) -> int:
         """One scan: push what changed; returns how many devices got a new config."""

@@ -600,15 +600,18 @@ class UpdateService:
         t.updated_at = now
         self.counts["ota_offers"] += 1
 
-    def run(self, stop: threading.Event, every_s: float = 1.0, drive: bool = True) -> None:
+    def run(self, stop: threading.Event, every_s: float = 1.0,
+            drive: bool | Callable[[], bool] = True) -> None:
         """The worker's update thread: reports and chunks as they come, rollouts each second
-        (unless `drive` is False: another worker drives them)."""
+        while `drive` is (or returns) true: only the worker holding the fleet-duties lease
+        drives them."""
         last = 0.0
         while not stop.is_set():
             self._wake.clear()
             try:
                 self.drain()
-                if drive and time.monotonic() - last >= every_s:
+                if (drive() if callable(drive) else drive) and \
+                        time.monotonic() - last >= every_s:
                     self.poll()
                     last = time.monotonic()
             except Exception:

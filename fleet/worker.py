@@ -4,6 +4,11 @@ paho's network thread only enqueues; one database thread drains the queue in bat
 them (fleet.ingest) and commits, then publishes the acks, then matches the new events. A crash
 anywhere before the commit loses nothing: no ack went out, so the devices resend. Pending
 matches are redone at start.
+
+Any number of identical workers may run: they share the ingest, and the once-per-fleet duties
+(planning push, rollout driving, offline sweep) run only in the worker that holds the
+database lease `fleet-duties` (fleet.lease), each loop checking before each step, so a dead
+leader is replaced within about the lease's TTL.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import argparse
 import logging
 import os
 import queue
+import secrets
 import signal
 import socket
 import threading
@@ -29,6 +35,7 @@ from fleet import alerts
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch
+from fleet.lease import DUTIES, Leadership
 from fleet.lifecycle import activate_contacted
 from fleet.matching import match_pending
 from fleet.push import ConfigPusher
@@ -63,7 +70,8 @@ class IngestWorker:
                  mqtt_port: int | None = None, *, client_id: str | None = None,
                  shared: bool = True, protocol: str | None = None, batch_max: int = 500,
                  batch_wait_s: float = 0.05, publish: Publish | None = None,
-                 push: bool = True, alert_sweep_s: float | None = _ALERT_SWEEP_S) -> None:
+                 push: bool = True, alert_sweep_s: float | None = _ALERT_SWEEP_S,
+                 lease_ttl_s: float | None = None) -> None:
         if isinstance(settings, Settings):
             s = settings
         else:
@@ -79,18 +87,29 @@ class IngestWorker:
         self.counts: Counter = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.push = push  # run the planning pusher (one worker of a fleet is enough)
+        # compete for the fleet-duties lease; the leader pushes plannings, drives rollouts
+        # and sweeps alerts (False: this worker only ingests, --no-push)
+        self.push = push
+        self.lease_ttl_s = lease_ttl_s or s.lease_ttl_s
+        self.leadership: Leadership | None = None
+        self._leader_stop = threading.Event()
+        self._leader_thread: threading.Thread | None = None
         self.pusher: ConfigPusher | None = None
         self._push_thread: threading.Thread | None = None
         self._update_thread: threading.Thread | None = None
         self.updates: UpdateService | None = None
-        self.alert_sweep_s = alert_sweep_s  # None: no sweep (another worker does it)
+        self.alert_sweep_s = alert_sweep_s  # None: no sweep, even when leader
         self._alert_thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._engine = None
         self._sessions = None
 
     # -- counters ---------------------------------------------------------------------------
+    @property
+    def leader(self) -> bool:
+        """Whether this worker does the fleet duties now (it holds a live lease)."""
+        return self.leadership is not None and self.leadership.is_leader()
+
     @property
     def stored(self) -> int:
         return self.counts["stored"]
@@ -116,7 +135,7 @@ class IngestWorker:
                 "messages": self.counts["messages"], "seq_gap": self.counts["seq_gap"],
                 "health": self.counts["health"], "errors": self.counts["errors"],
                 "configs_pushed": self.pusher.counts["pushed"] if self.pusher else 0,
-                "rejected": self.rejected}
+                "leader": self.leader, "rejected": self.rejected}
 
     # -- database side ----------------------------------------------------------------------
     def open_database(self) -> None:
@@ -201,12 +220,18 @@ class IngestWorker:
                 last_match = time.monotonic()
 
     def _push_loop(self) -> None:
+        term = self.leadership.term
         while not self._stop.is_set():
-            try:
-                self.pusher.poll()
-            except Exception:
-                self.counts["errors"] += 1
-                log.exception("planning push failed; again in %.0f s", _PUSH_EVERY_S)
+            if self.leader:
+                if self.leadership.term != term:
+                    # led again after another worker did: what the scans learnt is stale
+                    term = self.leadership.term
+                    self.pusher.restart()
+                try:
+                    self.pusher.poll()
+                except Exception:
+                    self.counts["errors"] += 1
+                    log.exception("planning push failed; again in %.0f s", _PUSH_EVERY_S)
             self._stop.wait(_PUSH_EVERY_S)
 
     def sweep_alerts(self) -> None:
@@ -222,7 +247,8 @@ class IngestWorker:
 
     def _alert_loop(self) -> None:
         while not self._stop.wait(self.alert_sweep_s):
-            self.sweep_alerts()
+            if self.leader:
+                self.sweep_alerts()
 
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
@@ -280,13 +306,22 @@ class IngestWorker:
         self._stop.clear()
         self.open_database()
         self.match()  # what a killed worker left pending
+        if self.push:
+            holder = f"{self.client_id[:180]}/{secrets.token_hex(3)}"  # new at each start
+            self.leadership = Leadership(self._engine, holder, DUTIES, self.lease_ttl_s)
+            self._leader_stop.clear()
+            self.leadership.renew()  # a lone worker leads from the start
+            self._leader_thread = threading.Thread(target=self.leadership.run,
+                                                   args=(self._leader_stop,),
+                                                   name="fleet-leader", daemon=True)
+            self._leader_thread.start()
         self._thread = threading.Thread(target=self._drain, name="fleet-db", daemon=True)
         self._thread.start()
         self._client = self._make_client()
-        # updates: every worker serves chunks; the pushing one also drives the rollouts
+        # updates: every worker serves chunks; the leader also drives the rollouts
         self.updates = UpdateService(self._sessions, self._mqtt_publish)
         self._update_thread = threading.Thread(target=self.updates.run, args=(self._stop,),
-                                               kwargs={"drive": self.push},
+                                               kwargs={"drive": lambda: self.leader},
                                                name="fleet-updates", daemon=True)
         self._update_thread.start()
         props = None
@@ -301,7 +336,7 @@ class IngestWorker:
             self._push_thread = threading.Thread(target=self._push_loop, name="fleet-push",
                                                  daemon=True)
             self._push_thread.start()
-        if self.alert_sweep_s:
+        if self.push and self.alert_sweep_s:
             self._alert_thread = threading.Thread(target=self._alert_loop, name="fleet-alerts",
                                                   daemon=True)
             self._alert_thread.start()
@@ -318,6 +353,9 @@ class IngestWorker:
         for thread in (self._push_thread, self._alert_thread, self._update_thread):
             if thread is not None:
                 thread.join(timeout=30)
+        if self._leader_thread is not None:  # the duties are stopped: hand the lease over
+            self._leader_stop.set()
+            self._leader_thread.join(timeout=30)
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -341,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=["v5", "v311"], default=None)
     parser.add_argument("--client-id", default=None)
     parser.add_argument("--no-push", action="store_true",
-                        help="do not push plannings (another worker does)")
+                        help="never lead: only ingest (no planning push, rollouts or sweep)")
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(),

@@ -33,7 +33,7 @@ def test_low_battery_then_offline_by_last_will_then_back(demo, mosquitto, tmp_pa
         org_id = s.scalar(select(Device.organisation_id).where(Device.ident == IDENT))
         alerts.set_offline_after(s, org_id, 2)  # seconds, for the test
         s.commit()
-    worker = IngestWorker(db_url, mosquitto.host, mosquitto.port, push=False,
+    worker = IngestWorker(db_url, mosquitto.host, mosquitto.port,  # leads: it sweeps
                           alert_sweep_s=0.3).start()
     reader = reader_for(db_url, mosquitto, tmp_path, IDENT, keepalive=5)
     again = None
