@@ -86,8 +86,10 @@ def cmd_device_sim(args) -> int:
 
 def cmd_device_tap(args) -> int:
     from tools.sim.run import send_tap
+    from tools.up_broker import SIM_CONTROL, read_credentials
 
-    send_tap(args.broker, args.device, args.badge)
+    login = read_credentials(args.credentials)[SIM_CONTROL] if args.credentials else None
+    send_tap(args.broker, args.device, args.badge, login=login)
     print(f"tap {args.badge} sent to {args.device}")
     return 0
 
@@ -195,10 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stay", action="store_true", help="keep running after scripted taps")
     s.add_argument("--ack-timeout", type=float, default=5.0)
     s.add_argument("--health-every", type=float, default=60.0)
+    s.add_argument("--credentials", help="each reader's broker login, from this JSON file "
+                   "(telegest up writes <data>/broker-credentials.json)")
     t = command(dev, "tap", cmd_device_tap, "make a running virtual reader read a card")
     t.add_argument("device")
     t.add_argument("badge", help="card UID in hex, e.g. 04A1B2C3D4E5F6")
     t.add_argument("--broker", default=DEFAULT_BROKER)
+    t.add_argument("--credentials", help="log in as sim-control, from this JSON file "
+                   "(telegest up writes <data>/broker-credentials.json)")
 
     badge = sub.add_parser("badge", help="badges: write, read, print").add_subparsers(
         dest="cmd", required=True)

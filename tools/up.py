@@ -1,9 +1,10 @@
 """`telegest up`: the whole system on one machine, on embedded defaults.
 
-An SQLite file, a broker started here (mosquitto when installed, else the embedded amqtt), the
-ingest worker, the API on localhost, a demo agency with today's planning and a few virtual
-readers tapping. Each part is a child process with its log in <data>/logs; Ctrl-C stops them all,
-readers first, so that nothing is left half-sent.
+An SQLite file, a broker started here, the ingest worker, the API on localhost, a demo agency
+with today's planning and a few virtual readers tapping. The broker is mosquitto when installed,
+authenticated as in production (tools/up_broker.py: each process and each reader logs in with
+its own credentials), else the embedded amqtt, anonymous. Each part is a child process with its
+log in <data>/logs; Ctrl-C stops them all, readers first, so that nothing is left half-sent.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from tools.broker import Broker, BrokerError, free_port, port_free, wait_port
+from fleet.brokerauth import DYNSEC_PLUGIN
+from tools.broker import Broker, BrokerError, free_port, mosquitto_path, port_free, wait_port
 from tools.errors import TelegestError
+from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,6 +89,27 @@ class Children:
                     p.wait()
 
 
+def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
+           readers: list[str], held: dict[str, str]) -> None:
+    url = f"127.0.0.1:{broker.port}"
+    if creds_file:
+        print(f"  broker   {broker.kind} on {url}, authenticated: one login per process and "
+              f"reader (dynamic security)\n           credentials in {creds_file}")
+    else:
+        print(f"  broker   {broker.kind} on {url}, anonymous: development only, a blocked "
+              f"device is not refused")
+    print(f"  API      http://127.0.0.1:{port}/docs   (key in {data / 'api-key.txt'})")
+    print(f"  board    http://127.0.0.1:{port}/board")
+    login = f" --credentials {creds_file}" if creds_file else ""
+    print(f"  readers  {', '.join(readers) or 'none'}\n           tap one: telegest device tap "
+          f"{readers[0] if readers else 'demo-r1'} <badge> --broker {url}{login}")
+    if held:
+        print(f"  refused  {', '.join(f'{d} ({s})' for d, s in held.items())}: not started, "
+              f"the fleet refuses it")
+    print(f"  logs     {data / 'logs'}")
+    print("Ctrl-C stops everything.", flush=True)
+
+
 def run_up(args) -> int:
     data = Path(args.data).resolve()
     (data / "logs").mkdir(parents=True, exist_ok=True)
@@ -98,9 +122,18 @@ def run_up(args) -> int:
     if not port_free("127.0.0.1", args.port):
         raise TelegestError(f"port {args.port} is taken on localhost: stop what uses it or "
                             f"pass --port")
+    kind = args.broker if args.broker != "auto" else "mosquitto" if mosquitto_path() else "amqtt"
+    if kind == "mosquitto" and not os.path.exists(DYNSEC_PLUGIN):
+        raise TelegestError(f"{DYNSEC_PLUGIN} is missing: `telegest up` runs mosquitto with its "
+                            f"dynamic security plugin (Debian's mosquitto 2.0 ships it); or run "
+                            f"the embedded broker, anonymous: --broker amqtt")
+    creds_file = data / CREDENTIALS
+    creds_file.unlink(missing_ok=True)  # it describes the broker started now, or none
     try:
-        broker = Broker(args.broker, port=mqtt_port, workdir=data / "broker",
-                        purpose="telegest up").start()
+        broker = Broker(kind, port=mqtt_port, workdir=data / "broker", purpose="telegest up",
+                        auth=kind == "mosquitto")
+        broker.dynsec_path.unlink(missing_ok=True)  # rebuilt at every start: tools/up_broker.py
+        broker.start()
     except BrokerError as e:
         raise TelegestError(str(e))
     broker_url = f"127.0.0.1:{broker.port}"
@@ -113,28 +146,31 @@ def run_up(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        creds, refused = admit(broker, db_url, info["devices"]) if broker.auth else (None, {})
+        sim_login = []
+        if creds:
+            write_credentials(creds_file, creds)
+            sim_login = ["--credentials", str(creds_file)]
+        worker_env, api_env = process_env(creds, broker.host, broker.port)
         env = {"TELEGEST_DATABASE_URL": db_url}
         protocol = "v5" if broker.supports_v5 else "v311"
         children.start("worker", ["tools.cli", "fleet", "worker", "--db", db_url,
-                                  "--broker", broker_url, "--protocol", protocol], env)
+                                  "--broker", broker_url, "--protocol", protocol],
+                       {**env, **worker_env})
         children.start("api", ["tools.cli", "fleet", "api", "--db", db_url,
-                               "--port", str(args.port)], env)
+                               "--port", str(args.port)], {**env, **api_env})
         if not wait_port("127.0.0.1", args.port, 30):
             raise TelegestError(f"the API did not start: see {data / 'logs' / 'api.log'}")
         readers = info["devices"][: args.readers]
+        held = {d: refused[d] for d in readers if d in refused}
+        readers = [d for d in readers if d not in held]
         if readers:
             children.start("readers", ["tools.cli", "device", "sim", "--broker", broker_url,
                                        "--db", db_url, "--devices", ",".join(readers),
                                        "--journal-dir", str(data / "journals"),
                                        "--tap-every", str(args.tap_every),
-                                       "--health-every", "30"], env)
-        print(f"  broker   {broker.kind} on {broker_url}")
-        print(f"  API      http://127.0.0.1:{args.port}/docs   (key in {data / 'api-key.txt'})")
-        print(f"  board    http://127.0.0.1:{args.port}/board")
-        print(f"  readers  {', '.join(readers) or 'none'} (tap one: telegest device tap "
-              f"{readers[0] if readers else 'demo-r1'} <badge> --broker {broker_url})")
-        print(f"  logs     {data / 'logs'}")
-        print("Ctrl-C stops everything.", flush=True)
+                                       "--health-every", "30", *sim_login], env)
+        banner(data, args.port, broker, creds_file if creds else None, readers, held)
         deadline = time.monotonic() + args.for_seconds if args.for_seconds else None
         while not stop["now"]:
             dead = children.dead()

@@ -13,6 +13,7 @@ from tools.broker import Broker, BrokerError
 from tools.cli import main
 from tools.sim.reader import VirtualReader
 from tools.sim.run import EMPTY_CONFIG, parse_broker, pick_badge
+from tools.up_broker import CREDENTIALS, admit, write_credentials
 
 
 @pytest.mark.parametrize("url,expected", [
@@ -80,6 +81,32 @@ def test_tap_command_reaches_a_running_virtual_reader(tmp_path):
             assert r.feedback.last() == "unplanned_in"
         finally:
             r.stop()
+
+
+def test_up_broker_lets_only_sim_control_tap_a_provisioned_reader(demo, tmp_path, capsys):
+    """`telegest up`'s broker (tools/up_broker.py): the demo readers are provisioned with the
+    development simulator role; the tap topic takes the sim-control login, not an anonymous one."""
+    db_url, _ = demo
+    with Broker("mosquitto", workdir=tmp_path / "broker", auth=True) as b:
+        creds, refused = admit(b, db_url, ["demo-r1", "demo-r2"])
+        assert refused == {} and set(creds["devices"]) == {"demo-r1", "demo-r2"}
+        path = tmp_path / CREDENTIALS
+        write_credentials(path, creds)
+        login = creds["devices"]["demo-r1"]
+        r = VirtualReader("demo-r1", b.host, b.port, tmp_path / "flash",
+                          dict(EMPTY_CONFIG, badges=["04A1B2C3D4E5F6"]),
+                          username=login["username"], password=login["password"]).start()
+        try:
+            assert r.connected.wait(10), r.refused
+            tap = ["device", "tap", "demo-r1", "04A1B2C3D4E5F6", "--broker", f"{b.host}:{b.port}"]
+            assert main(tap) == 2
+            assert "refused the connection: Not authorized" in capsys.readouterr().err
+            assert main([*tap, "--credentials", str(path)]) == 0
+            wait_until(lambda: r.last_seq == 1, 10, what="the tap journaled")
+        finally:
+            r.stop()
+    assert main(["device", "sim", "--devices", "demo-r3", "--credentials", str(path)]) == 2
+    assert "no credentials for demo-r3" in capsys.readouterr().err
 
 
 def test_sim_without_devices_is_a_clear_error(capsys):

@@ -3,7 +3,9 @@
 Each reader's planning comes from the fleet's database (`--db`), from a JSON file (`--config`),
 or is empty. Taps come from the control topic (`telegest device tap`), from a random demo
 schedule (`--tap-every`), or from a script (`--taps N`: tap until each journal holds N events,
-one line per tap appended to `--tap-log`, for the chaos tests).
+one line per tap appended to `--tap-log`, for the chaos tests). On a broker that enforces
+identities, `--credentials FILE` (the file `telegest up` writes) gives each reader its login,
+and `telegest device tap` the `sim-control` login.
 """
 from __future__ import annotations
 
@@ -127,13 +129,28 @@ class Fleet:
 
 
 def build_fleet(device_ids: list[str], configs: dict[str, dict], host: str, port: int,
-                journal_root: str | Path, ack_timeout: float = 5.0) -> Fleet:
+                journal_root: str | Path, ack_timeout: float = 5.0,
+                logins: dict[str, dict] | None = None) -> Fleet:
+    """`logins`: each device's {"username", "password"}; none: anonymous."""
     readers = []
     for d in device_ids:
         cfg = configs.get(d, EMPTY_CONFIG)
-        r = VirtualReader(d, host, port, Path(journal_root) / d, cfg, ack_timeout=ack_timeout)
+        login = (logins or {}).get(d, {})
+        r = VirtualReader(d, host, port, Path(journal_root) / d, cfg, ack_timeout=ack_timeout,
+                          username=login.get("username"), password=login.get("password"))
         readers.append(r)
     return Fleet(readers)
+
+
+def device_logins(path: str, devices: list[str]) -> dict[str, dict]:
+    from tools.up_broker import read_credentials
+
+    logins = read_credentials(path).get("devices", {})
+    missing = [d for d in devices if d not in logins]
+    if missing:
+        raise TelegestError(f"no credentials for {', '.join(missing)} in {path}: provision "
+                            f"them, or leave them out of --devices")
+    return logins
 
 
 def run_sim(args) -> int:
@@ -150,7 +167,9 @@ def run_sim(args) -> int:
         configs = {}
     if not devices:
         raise TelegestError("no devices to simulate: give --devices, --count or --db")
-    fleet = build_fleet(devices, configs, host, port, args.journal_dir, args.ack_timeout).start()
+    logins = device_logins(args.credentials, devices) if args.credentials else None
+    fleet = build_fleet(devices, configs, host, port, args.journal_dir, args.ack_timeout,
+                        logins).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -175,18 +194,33 @@ def run_sim(args) -> int:
         fleet.stop()
 
 
-def send_tap(broker: str, device: str, badge: str, timeout: float = 5.0) -> None:
-    """Make a running virtual reader read a card, through its control topic."""
+def send_tap(broker: str, device: str, badge: str, timeout: float = 5.0,
+             login: dict | None = None) -> None:
+    """Make a running virtual reader read a card, through its control topic; `login`: the
+    `sim-control` client's, on a broker that enforces identities."""
     host, port = parse_broker(broker)
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    if login:
+        c.username_pw_set(login["username"], login["password"])
+    answered, answer = threading.Event(), []
+    c.on_connect = lambda _c, _u, _f, rc, _p=None: (answer.append(rc), answered.set())
     try:
         c.connect(host, port, keepalive=10)
     except OSError as e:
         raise TelegestError(f"cannot reach the broker at {host}:{port}: {e}")
     c.loop_start()
-    info = c.publish(SIM_TAP_TOPIC.format(device=device), badge.encode(), qos=1)
     try:
+        if not answered.wait(timeout):
+            raise TelegestError(f"the broker at {host}:{port} did not answer the connection")
+        if answer[0].is_failure:
+            hint = "" if login else (": it wants a login (`telegest up` writes one: "
+                                     "--credentials <data>/broker-credentials.json)")
+            raise TelegestError(f"the broker at {host}:{port} refused the connection: "
+                                f"{answer[0]}{hint}")
+        info = c.publish(SIM_TAP_TOPIC.format(device=device), badge.encode(), qos=1)
         info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise TelegestError(f"the broker did not take the tap within {timeout}s")
     except (RuntimeError, ValueError) as e:
         raise TelegestError(f"the tap was not delivered to the broker: {e}")
     finally:
