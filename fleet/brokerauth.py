@@ -15,6 +15,7 @@ Roles (see docs/operations.md):
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import json
 import logging
@@ -31,7 +32,23 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 ADMIN_ROLE = "fleet-admin"
 WORKER_ROLE = "fleet-worker"
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+
+
+def _find_plugin() -> str:
+    """Mosquitto's dynamic security plugin: TELEGEST_DYNSEC_PLUGIN, or where Debian (any
+    architecture), Alpine or a source build put it; the Debian x86_64 path when none is there
+    (the error then names it)."""
+    if os.environ.get("TELEGEST_DYNSEC_PLUGIN"):
+        return os.environ["TELEGEST_DYNSEC_PLUGIN"]
+    name = "mosquitto_dynamic_security.so"
+    for path in (*sorted(glob.glob(f"/usr/lib/*-linux-*/{name}")), f"/usr/lib/{name}",
+                 f"/usr/local/lib/{name}", f"/usr/lib/mosquitto/{name}"):
+        if os.path.exists(path):
+            return path
+    return f"/usr/lib/x86_64-linux-gnu/{name}"
+
+
+DYNSEC_PLUGIN = _find_plugin()
 _ITERATIONS = 101  # what mosquitto_ctrl uses; the passwords are 256-bit random anyway
 # errors of a delete that finds nothing: re-provisioning a device the broker never saw is fine
 _ABSENT = ("Client not found", "Role not found")
