@@ -12,7 +12,7 @@ import io
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,35 +20,15 @@ from sqlalchemy.orm import Session
 from fleet import badges
 from fleet.console import forms
 from fleet.console.auth import Viewer
-from fleet.console.web import (Forbidden, Missing, PosterDep, SessionDep, ViewerDep,
-                               organisation, page, redirect)
+from fleet.console.web import Missing, PosterDep, SessionDep, ViewerDep, organisation, page, \
+    redirect
 from fleet.models import Badge, Caregiver, Client, Organisation
 
 router = APIRouter(include_in_schema=False)
-ROLES = ("admin", "manager", "technician")  # the API's FIELD
+FormStr = Annotated[str, Form()]
 KINDS = {"client_tag": "Client tag · Badge usager",
          "caregiver_card": "Caregiver card · Carte intervenant"}
 STATES = {"active": "active · actif", "revoked": "revoked · révoqué"}
-
-
-def _may(viewer: Viewer) -> Viewer:
-    if viewer.role not in ROLES:
-        raise Forbidden(f"Role {viewer.role} may not manage badges (needs {' or '.join(ROLES)}) "
-                        f"· Le rôle {viewer.role} ne peut pas gérer les badges")
-    return viewer
-
-
-def _viewing(viewer: ViewerDep) -> Viewer:
-    return _may(viewer)
-
-
-def _posting(viewer: PosterDep) -> Viewer:
-    return _may(viewer)
-
-
-BadgeViewerDep = Annotated[Viewer, Depends(_viewing)]
-BadgePosterDep = Annotated[Viewer, Depends(_posting)]
-FormStr = Annotated[str, Form()]
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
@@ -97,7 +77,7 @@ def _int(raw: str | None) -> int | None:
 
 
 @router.get("/badges")
-def badge_list(request: Request, session: SessionDep, viewer: BadgeViewerDep,
+def badge_list(request: Request, session: SessionDep, viewer: ViewerDep,
                kind: str | None = None, client: str | None = None,
                caregiver: str | None = None, state: str | None = None) -> Response:
     org = _org(session, viewer)
@@ -122,7 +102,7 @@ def badge_list(request: Request, session: SessionDep, viewer: BadgeViewerDep,
 
 
 @router.get("/badges/sheet.pdf")
-def badge_sheet_pdf(request: Request, session: SessionDep, viewer: BadgeViewerDep,
+def badge_sheet_pdf(request: Request, session: SessionDep, viewer: ViewerDep,
                     client_id: Annotated[list[int] | None, Query()] = None,
                     badge_id: Annotated[list[int] | None, Query()] = None) -> Response:
     """The QR codes of the active client tags (of these clients, or these tags; all by
@@ -160,7 +140,7 @@ def _issue_form(request: Request, session: Session, viewer: Viewer, org: Organis
 
 
 @router.get("/badges/new")
-def new_badge(request: Request, session: SessionDep, viewer: BadgeViewerDep,
+def new_badge(request: Request, session: SessionDep, viewer: ViewerDep,
               kind: str = "client_tag", client: str | None = None,
               caregiver: str | None = None) -> Response:
     return _issue_form(request, session, viewer, _org(session, viewer),
@@ -181,7 +161,7 @@ def _owner(session: Session, org: Organisation, kind: str, raw: str) -> Caregive
 
 
 @router.post("/badges")
-def issue_badge(request: Request, session: SessionDep, viewer: BadgePosterDep,
+def issue_badge(request: Request, session: SessionDep, viewer: PosterDep,
                 kind: FormStr = "", owner: FormStr = "", uid: FormStr = "",
                 form_id: FormStr = "") -> Response:
     """A client tag (a signed token unless an existing tag's text is given) or a card."""
@@ -218,14 +198,14 @@ def _badge_page(request: Request, session: Session, viewer: Viewer, org: Organis
 
 @router.get("/badges/{badge_id}")
 def badge_page(badge_id: int, request: Request, session: SessionDep,
-               viewer: BadgeViewerDep) -> Response:
+               viewer: ViewerDep) -> Response:
     org = _org(session, viewer)
     return _badge_page(request, session, viewer, org, _badge(session, org, badge_id))
 
 
 @router.post("/badges/{badge_id}/revoke")
 def revoke_badge(badge_id: int, request: Request, session: SessionDep,
-                 viewer: BadgePosterDep, reason: FormStr = "") -> Response:
+                 viewer: PosterDep, reason: FormStr = "") -> Response:
     org = _org(session, viewer)
     badge = _badge(session, org, badge_id)
     if not badge.active and reason.strip():  # sent twice: it is done already
@@ -242,7 +222,7 @@ def revoke_badge(badge_id: int, request: Request, session: SessionDep,
 
 @router.post("/badges/{badge_id}/restore")
 def restore_badge(badge_id: int, request: Request, session: SessionDep,
-                  viewer: BadgePosterDep) -> Response:
+                  viewer: PosterDep) -> Response:
     org = _org(session, viewer)
     badge = _badge(session, org, badge_id)
     if badge.active:  # sent twice
@@ -258,7 +238,7 @@ def restore_badge(badge_id: int, request: Request, session: SessionDep,
 
 @router.post("/badges/{badge_id}/replace")
 def replace_badge(badge_id: int, request: Request, session: SessionDep,
-                  viewer: BadgePosterDep, reason: FormStr = "", uid: FormStr = "",
+                  viewer: PosterDep, reason: FormStr = "", uid: FormStr = "",
                   form_id: FormStr = "") -> Response:
     """Revoke the badge and issue its successor in one step; refused, nothing is kept."""
     org = _org(session, viewer)
