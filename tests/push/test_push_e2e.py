@@ -42,17 +42,19 @@ class ConfigSpy:
         self.c.disconnect()
 
 
-def empty_reader(ident, broker, tmp_path) -> VirtualReader:
-    return VirtualReader(ident, broker.host, broker.port, tmp_path / "flash" / ident,
-                         dict(EMPTY_CONFIG), ack_timeout=2.0).start()
+def empty_reader(ident, broker, tmp_path, start: bool = True) -> VirtualReader:
+    r = VirtualReader(ident, broker.host, broker.port, tmp_path / "flash" / ident,
+                      dict(EMPTY_CONFIG), ack_timeout=2.0)
+    return r.start() if start else r
 
 
 def test_empty_reader_gets_its_planning_on_connect_and_taps_in(demo, mosquitto, worker,
                                                                 tmp_path):
     ident, cfg, (visit_id, badge) = find_device_with_visit_now(demo[0])
-    r = empty_reader(ident, mosquitto, tmp_path)
+    r = empty_reader(ident, mosquitto, tmp_path, start=False)
+    assert r.core.planning.version == 0  # before it connects: the retained config is quick
+    r.start()
     try:
-        assert r.core.planning.version == 0
         wait_until(lambda: r.core.planning.known(badge), 15, what="the planning, retained")
         assert r.core.planning.version >= 1 and r.core.config.applied_count == 1
         assert r.tap(badge) == "in"

@@ -110,7 +110,9 @@ def test_corrupted_host_frame_gets_the_error_frame(port, sim, reader):
 
 def test_garbled_forever_gives_a_clear_error(reader, sim):
     sim.garble_next(100)
-    with pytest.raises(PN532Error, match="garbled answer"):
+    # a NACKed answer resent late (a busy machine) lands after the drain and reads as a
+    # garbled ACK: either way the exchange ends, bounded, with the reason
+    with pytest.raises(PN532Error, match=r"failed after \d+ attempts: garbled (answer|ACK)"):
         reader.get_firmware_version()
 
 
