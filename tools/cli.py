@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--protocol", choices=["v5", "v311"], default=None,
                    help="v5 with a shared subscription (default), v311 for a 3.1.1-only broker")
     w.add_argument("--no-push", action="store_true",
-                   help="do not push plannings to devices (run exactly one worker that does)")
+                   help="only ingest: never take the fleet duties (planning push, rollouts, "
+                        "alert sweep) that one worker of the fleet holds by lease")
     a = command(fleet, "api", cmd_fleet_api, "serve the REST API")
     a.add_argument("--db", default=DEFAULT_DB)
     a.add_argument("--host", default="127.0.0.1")
