@@ -19,7 +19,7 @@ from sqlalchemy import Select, bindparam, case, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from fleet import alerts, checks
+from fleet import alerts, bulk, checks
 from fleet.models import ClockEvent, Device, IngestCounter, Rejection
 
 log = logging.getLogger("telegest.ingest")
@@ -262,10 +262,8 @@ def _store_events(session: Session, batch: _Batch, known: list) -> None:
                 "device_ts": datetime.fromtimestamp(ev["ts"], timezone.utc),
                 "received_at": when, "time_quality": ev["tq"], "clock_offset_s": offset,
                 "pos": ev.get("pos"), "raw": ev, "visit_id": None, "match_status": "pending"})
-    if batch.events:
-        stmt = _insert(session, ClockEvent.__table__).on_conflict_do_nothing(
-            index_elements=["device_id", "seq"])
-        session.execute(stmt, batch.events)
+    bulk.insert_rows(session, ClockEvent.__table__, batch.events,
+                     skip_conflicts_on=["device_id", "seq"])
 
 
 def _beyond_watermark(ids: set[int]) -> Select:
