@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import Select, bindparam, case, select, union_all, update
+from sqlalchemy import TextClause, bindparam, case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ log = logging.getLogger("telegest.ingest")
 Message = tuple[str, bytes | str, "datetime | float"]
 _GONE = ("wiped", "retired")  # devices whose messages are refused as unknown
 STATE_TOPIC = re.compile(r"^tg/v1/([A-Za-z0-9_-]{1,64})/state$")  # the last will
+_RANGES_PER_QUERY = 200
 
 
 @dataclass
@@ -266,13 +267,14 @@ def _store_events(session: Session, batch: _Batch, known: list) -> None:
                      skip_conflicts_on=["device_id", "seq"])
 
 
-def _beyond_watermark(ids: set[int]) -> Select:
-    ev = (select(ClockEvent.device_id, ClockEvent.seq).join(Device)
-          .where(ClockEvent.device_id.in_(ids), ClockEvent.seq > Device.acked_seq))
-    rj = (select(Rejection.device_id, Rejection.seq)
-          .join(Device, Device.id == Rejection.device_id)
-          .where(Rejection.device_id.in_(ids), Rejection.seq > Device.acked_seq))
-    return union_all(ev, rj)
+def _beyond_watermark(devs: list[_Dev]) -> TextClause:
+    """(device_id, seq) stored or rejected above each device's watermark, read as one index
+    range per device. (Joined on devices.acked_seq instead, PostgreSQL reads every event the
+    device ever sent, at every batch.) The ids and seqs are ints, written into the SQL."""
+    ranges = " OR ".join(f"(device_id = {int(d.id)} AND seq > {int(d.acked_seq)})"
+                         for d in devs)
+    return text(f"SELECT device_id, seq FROM clock_events WHERE {ranges} "
+                f"UNION ALL SELECT device_id, seq FROM rejections WHERE {ranges}")
 
 
 def _advance_acks(session: Session, batch: _Batch, known: list) -> None:
@@ -283,8 +285,11 @@ def _advance_acks(session: Session, batch: _Batch, known: list) -> None:
         if dev.id not in latest or when >= latest[dev.id][0]:
             latest[dev.id] = (when, round(when.timestamp() - doc["now"]))
     beyond: dict[int, set[int]] = defaultdict(set)
-    for device_id, seq in session.execute(_beyond_watermark({d.id for d in devs.values()})):
-        beyond[device_id].add(seq)
+    ranges = list(devs.values())
+    for i in range(0, len(ranges), _RANGES_PER_QUERY):  # SQLite caps an expression's depth
+        for device_id, seq in session.execute(_beyond_watermark(
+                ranges[i:i + _RANGES_PER_QUERY])):
+            beyond[device_id].add(seq)
     params = []
     for ident, dev in devs.items():
         ack, have = dev.acked_seq, beyond.get(dev.id, set())
