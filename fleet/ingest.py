@@ -211,7 +211,7 @@ def _known_pairs(session: Session, known: list) -> tuple[dict, set]:
 
 def _store_events(session: Session, batch: _Batch, known: list) -> None:
     stored, rejected_before = _known_pairs(session, known)
-    seen: dict[tuple[int, int], tuple] = {}
+    seen: dict[tuple[int, int], dict | tuple] = {}  # in this batch: the event, () if rejected
     for dev, topic, raw, when, doc, result in known:
         now_s = when.timestamp()
         offset = round(now_s - doc["now"])
@@ -231,6 +231,8 @@ def _store_events(session: Session, batch: _Batch, known: list) -> None:
                 result.duplicates += 1
                 continue
             if problem is None and known_content is not None:
+                if isinstance(known_content, dict):  # stored earlier in this batch
+                    known_content = checks.content(known_content)
                 if known_content == checks.content(ev):
                     batch.counts["duplicate"] += 1
                     result.duplicates += 1
@@ -253,7 +255,7 @@ def _store_events(session: Session, batch: _Batch, known: list) -> None:
                 if problem != "replay":
                     seen[key] = ()
                 continue
-            seen[key] = checks.content(ev)
+            seen[key] = ev
             batch.counts["stored"] += 1
             result.stored += 1
             batch.events.append({
