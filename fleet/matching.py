@@ -7,17 +7,18 @@ Works on the events still `pending`, in device-time order, a batch at a time wit
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from fleet import tagtokens
+from fleet import bulk, tagtokens
 from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
+from fleet.types import utcnow
 
 log = logging.getLogger("telegest.matching")
 
@@ -74,12 +75,18 @@ def match_pending(session: Session, limit: int = 5000) -> Counter:
     return _Matcher(session, events).run()
 
 
+def _inline(ids: list[int]):
+    """Integer ids written into the SQL: thousands of bound parameters cost more to send
+    than the statement itself."""
+    return bindparam("ids", ids, expanding=True, literal_execute=True)
+
+
 class _Matcher:
     def __init__(self, session: Session, events: list[_Event]) -> None:
         self.s = session
         self.events = events
         self.counts: Counter = Counter()
-        self.updates: list[dict] = []
+        self.done: dict[tuple[str, int | None], list[int]] = defaultdict(list)
         self.anomalies: list[dict] = []
         self.orgs = {o.id: o for o in session.scalars(
             select(Organisation).where(Organisation.id.in_({e.org_id for e in events})))}
@@ -173,10 +180,14 @@ class _Matcher:
     def run(self) -> Counter:
         for e in self.events:
             self._match(e)
-        if self.updates:
-            self.s.execute(update(ClockEvent), self.updates)
-        if self.anomalies:  # one executemany, not one INSERT per ORM object
-            self.s.execute(insert(Anomaly), self.anomalies)
+        # one UPDATE per outcome (and per visit for matched events), not one per event
+        for (status, visit_id), ids in self.done.items():
+            self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
+                           .values(match_status=status, visit_id=visit_id))
+        if self.anomalies:  # in one statement, not one INSERT per ORM object
+            now = utcnow()
+            bulk.insert_rows(self.s, Anomaly.__table__,
+                             [{**a, "created_at": now, "resolved": False} for a in self.anomalies])
         self.s.flush()
         return self.counts
 
@@ -189,7 +200,7 @@ class _Matcher:
 
     def _done(self, e: _Event, status: str, visit_id: int | None = None) -> None:
         self.counts[status] += 1
-        self.updates.append({"id": e.id, "match_status": status, "visit_id": visit_id})
+        self.done[(status, visit_id)].append(e.id)
 
     def _match(self, e: _Event) -> None:
         if abs(e.offset) > CLOCK_OFF_S or e.tq == "unsynced":
