@@ -87,6 +87,9 @@ class IngestWorker:
         self.counts: Counter = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._match_thread: threading.Thread | None = None  # PostgreSQL only
+        self._match_stop = threading.Event()
+        self._drained = threading.Event()  # the drain loop found the queue empty
         # compete for the fleet-duties lease; the leader pushes plannings, drives rollouts
         # and sweeps alerts (False: this worker only ingests, --no-push)
         self.push = push
@@ -212,12 +215,24 @@ class IngestWorker:
             # Durability first: while messages wait, store and ack them; match once the queue
             # is drained, or at least every second so the board never lags far behind.
             self.process(batch, match=False)
-            if self.queue.empty():
+            if self._match_thread is not None:  # PostgreSQL: matching runs beside
+                if self.queue.empty():
+                    self._drained.set()
+            elif self.queue.empty():
                 self.match()
                 last_match = time.monotonic()
             elif time.monotonic() - last_match > _MATCH_EVERY_S:
                 self.match(rounds=1)
                 last_match = time.monotonic()
+
+    def _match_loop(self) -> None:
+        """PostgreSQL: matching in its own thread and connection, so that storing and acking
+        never wait for it. Same rhythm as in the drain loop: all that is pending once the queue
+        is drained, else a chunk a second."""
+        while not self._match_stop.is_set():
+            drained = self._drained.wait(_MATCH_EVERY_S)
+            self._drained.clear()
+            self.match(rounds=None if drained else 1)
 
     def _push_loop(self) -> None:
         term = self.leadership.term
@@ -316,6 +331,11 @@ class IngestWorker:
                                                    name="fleet-leader", daemon=True)
             self._leader_thread.start()
         self._thread = threading.Thread(target=self._drain, name="fleet-db", daemon=True)
+        if self._engine.dialect.name == "postgresql":  # SQLite: one writer, matching in _drain
+            self._match_stop.clear()
+            self._match_thread = threading.Thread(target=self._match_loop, name="fleet-match",
+                                                  daemon=True)
+            self._match_thread.start()
         self._thread.start()
         self._client = self._make_client()
         # updates: every worker serves chunks; the leader also drives the rollouts
@@ -350,6 +370,11 @@ class IngestWorker:
                 [*(SHARED_TOPICS if self.shared else [PLAIN_TOPIC]), STATE_TOPIC])
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._match_thread is not None:
+            self._match_stop.set()
+            self._drained.set()
+            self._match_thread.join(timeout=30)
+            self.match()  # what the last batches stored
         for thread in (self._push_thread, self._alert_thread, self._update_thread):
             if thread is not None:
                 thread.join(timeout=30)
