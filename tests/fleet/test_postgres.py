@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch, ingest_stats
@@ -105,3 +105,46 @@ def test_matching_with_the_demo(pg_sessions):
     with S() as s:
         assert match_pending(s) == {}
         assert s.scalar(select(func.count()).select_from(Badge)) == 9
+
+
+
+def test_bulk_insert_stores_what_an_executemany_stores(pg_sessions):
+    """fleet.bulk sends PostgreSQL one JSON document: the rows read back exactly as
+    SQLAlchemy's executemany stores them (JSON null, a list, non-ASCII text, microseconds),
+    and a row that would duplicate the unique key is skipped."""
+    from fleet.bulk import insert_rows
+
+    S = pg_sessions
+    with S() as s:
+        org = Organisation(name="pg bulk")
+        s.add(org)
+        s.flush()
+        s.add(Device(ident="b1", kind="reader", organisation_id=org.id))
+        s.commit()
+        dev = s.scalar(select(Device.id))
+    received = NOW + timedelta(microseconds=123457)
+
+    def row(seq, **kw):
+        ev = {"seq": seq, "tag": "Mme Hélène", "dir": "in", "method": "manual",
+              "reason": "lecteur en panne, « oublié »", "ts": TS, "tq": "rtc", **kw}
+        return {"device_id": dev, "seq": seq, "badge_uid": None, "tag": ev["tag"],
+                "dir": "in", "method": "manual", "reason": ev["reason"], "device_ts": NOW,
+                "received_at": received, "time_quality": "rtc", "clock_offset_s": -3,
+                "pos": ev.get("pos"), "raw": ev, "visit_id": None, "match_status": "pending"}
+
+    pos = [45.76, 4.83, 12.5]
+    with S() as s:
+        s.execute(ClockEvent.__table__.insert(), [row(1), row(2, pos=pos)])  # executemany
+        insert_rows(s, ClockEvent.__table__, [row(11), row(12, pos=pos)])
+        insert_rows(s, ClockEvent.__table__, [row(11, dir="out"), row(13)],
+                    skip_conflicts_on=["device_id", "seq"])
+        s.commit()
+    with S() as s:
+        got = {seq: rest for seq, *rest in s.execute(text(
+            "SELECT seq, tag, reason, device_ts, received_at, clock_offset_s, pos IS NULL, "
+            "pos::text, match_status, raw::text FROM clock_events ORDER BY seq"))}
+    assert sorted(got) == [1, 2, 11, 12, 13]
+    for a, b in ((1, 11), (2, 12)):
+        assert got[b][:-1] == got[a][:-1]
+        assert got[b][-1] == got[a][-1].replace(f'"seq": {a},', f'"seq": {b},')
+    assert got[1][3] == received and got[1][5:7] == [False, "null"]
