@@ -1,8 +1,9 @@
 """The MQTT ingest worker: the one module that owns an MQTT client.
 
 paho's network thread only enqueues; one database thread drains the queue in batches, stores
-them (fleet.ingest) and commits, then publishes the acks, then matches the new events. A crash
-anywhere before the commit loses nothing: no ack went out, so the devices resend. Pending
+them (fleet.ingest) and commits, then publishes the acks, then matches the new events (on
+PostgreSQL a thread of its own matches, on its own connection, so acks never wait for it). A
+crash anywhere before the commit loses nothing: no ack went out, so the devices resend. Pending
 matches are redone at start.
 
 Any number of identical workers may run: they share the ingest, and the once-per-fleet duties
