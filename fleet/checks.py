@@ -39,6 +39,12 @@ def event_seq(ev: Any) -> int | None:
     return seq if is_int(seq) and seq >= 1 else None
 
 
+def text_ok(value: Any, most: int, least: int = 1) -> bool:
+    """A string of `least` to `most` characters without NUL: PostgreSQL's text refuses NUL,
+    and one such string would fail its whole batch again at every resend."""
+    return isinstance(value, str) and least <= len(value) <= most and "\x00" not in value
+
+
 def event_problem(ev: dict, now_s: float) -> str | None:
     """None for a good event, else bad_event, ts_future or ts_past. `ev` has a valid seq."""
     badge, tag = ev.get("badge"), ev.get("tag")
@@ -46,12 +52,12 @@ def event_problem(ev: dict, now_s: float) -> str | None:
         return "bad_event"
     if badge is not None and not (isinstance(badge, str) and _BADGE.match(badge)):
         return "bad_event"
-    if tag is not None and not (isinstance(tag, str) and 1 <= len(tag) <= 64):
+    if tag is not None and not text_ok(tag, 64):
         return "bad_event"
     if ev.get("dir") not in ("in", "out") or ev.get("method") not in ("nfc", "qr", "manual"):
         return "bad_event"
     reason = ev.get("reason")
-    if reason is not None and not (isinstance(reason, str) and len(reason) <= 120):
+    if reason is not None and not text_ok(reason, 120, 0):
         return "bad_event"
     if ev["method"] == "manual" and not reason:
         return "bad_event"
@@ -79,9 +85,9 @@ def health_ok(doc: Any) -> bool:
         return False
     if not all(is_int(doc.get(k)) for k in ("now", "up", "heap", "jd")):
         return False
-    if not isinstance(doc.get("fw"), str) or len(doc["fw"]) > 32:
+    if not text_ok(doc.get("fw"), 32, 0):
         return False
-    if not isinstance(doc.get("jfull"), bool) or not isinstance(doc.get("rd"), str):
+    if not isinstance(doc.get("jfull"), bool) or not text_ok(doc.get("rd"), 1000, 0):
         return False
     if doc.get("tq") not in TIME_QUALITIES:
         return False

@@ -80,7 +80,8 @@ def _when(received_at: datetime | float) -> datetime:
 
 
 def _text(payload: bytes) -> str:
-    return payload[:1024].decode("utf-8", errors="replace")[:1024]
+    # NUL is shown as U+FFFD like any undecodable byte: PostgreSQL's text refuses it
+    return payload[:1024].decode("utf-8", errors="replace")[:1024].replace("\x00", "\ufffd")
 
 
 def _insert(session: Session, table):

@@ -21,6 +21,35 @@ def reasons(session):
     return sorted((r.seq, r.reason) for r in session.scalars(select(Rejection)))
 
 
+def nul_does_not_poison_the_batch(session, good: str, bad: str) -> None:
+    """A NUL in a string (PostgreSQL's text refuses it) is that event's or message's problem
+    only: the rest of the batch is stored and acked, the bad parts are rejected and kept."""
+    ev = {"seq": 1, "badge": "04A1B2C3D4E5F6", "dir": "in", "method": "nfc", "ts": TS,
+          "tq": "synced"}
+    bad_events = [dict(ev, seq=1, tag="C1\x00"), dict(ev, seq=2, method="manual",
+                                                      reason="lost\x00"), dict(ev, seq=3)]
+    health = {"now": TS, "fw": "1.0\x00", "up": 1, "heap": 1, "jd": 0, "jfull": False,
+              "rd": "ok", "tq": "synced"}
+    acks = ingest_batch(session, [
+        (f"tg/v1/{bad}/up/clock", json.dumps({"now": TS, "events": bad_events}).encode(), NOW),
+        (f"tg/v1/{bad}/up/clock", b'{"now": 1, "events": [\x00]}', NOW),
+        (f"tg/v1/{bad}/up/health", json.dumps(health).encode(), NOW),
+        (f"tg/v1/{good}/up/clock", json.dumps({"now": TS, "events": [ev]}).encode(), NOW)])
+    session.commit()
+    assert {a.device: a.ack for a in acks} == {good: 1, bad: 3}
+    assert seqs(session, good) == [1] and seqs(session, bad) == [3]
+    rejected = {(r.seq, r.reason): r.raw for r in session.scalars(
+        select(Rejection).where(Rejection.device_ident == bad))}
+    assert set(rejected) == {(None, "malformed_json"), (1, "bad_event"), (2, "bad_event")}
+    kept = rejected[(None, "malformed_json")]
+    assert "\ufffd" in kept and "\x00" not in kept
+    assert session.scalar(select(Device.fw_version).where(Device.ident == bad)) is None
+
+
+def test_nul_in_a_string_is_rejected_alone(session, agency):
+    nul_does_not_poison_the_batch(session, "r1", "r2")
+
+
 def test_good_batch_is_stored_and_acked(session, agency, clock, event):
     res = handle_clock(session, "r1", clock(event(1), event(2, dir="out")), NOW)
     session.commit()

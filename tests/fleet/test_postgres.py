@@ -83,6 +83,19 @@ def test_ingest_on_conflict_gaps_and_replays(pg_sessions):
         assert ingest_stats(s)["rejections"] == {"replay": 1}
 
 
+def test_nul_in_a_string_is_rejected_alone(pg_sessions):
+    """PostgreSQL's text refuses NUL: without the check the whole batch failed at every resend."""
+    from .test_ingest import nul_does_not_poison_the_batch
+
+    with pg_sessions() as s:
+        org = Organisation(name="pg nul")
+        s.add(org)
+        s.flush()
+        s.add_all([Device(ident=i, kind="reader", organisation_id=org.id) for i in ("n1", "n2")])
+        s.commit()
+        nul_does_not_poison_the_batch(s, "n1", "n2")
+
+
 def test_matching_with_the_demo(pg_sessions):
     S = pg_sessions
     now = NOW + timedelta(hours=2)
