@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from fleet import alerts
 from fleet.config import Settings
@@ -62,6 +63,12 @@ Publish = Callable[[str, bytes], None]
 def _senders(messages: list) -> set[str]:
     return {parts[2] for topic, *_ in messages
             if len(parts := topic.split("/")) > 3 and parts[0] == "tg"}
+
+
+def _connection_lost(error: Exception | None) -> bool:
+    """The database is away (or locked): storing message by message would fail the same."""
+    return isinstance(error, (OperationalError, InterfaceError)) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated)
 
 
 class IngestWorker:
@@ -149,20 +156,21 @@ class IngestWorker:
 
     def process(self, messages: list, match: bool = True) -> list:
         """Store one batch, commit, publish the acks, then match (unless `match` is False:
-        the drain loop defers matching while a backlog waits). Returns the acks."""
-        with self._sessions() as session:
-            try:
-                acks = ingest_batch(session, messages, counters=self.counts,
-                                    source=self.client_id)
-                # a provisioned device that got a message through the broker is active
-                activate_contacted(session, _senders(messages))
-                session.commit()
-            except Exception:
-                session.rollback()
-                self.counts["errors"] += 1
-                log.exception("batch of %d messages failed; not acked, devices will resend",
-                              len(messages))
-                return []
+        the drain loop defers matching while a backlog waits). Returns the acks.
+
+        A batch that fails for another reason than a lost database is stored again one
+        message at a time: a message the fleet cannot store (a bug's poison) holds back its
+        own device only, not every device whose messages shared its batch."""
+        acks, error = self._store(messages)
+        if acks is None and len(messages) > 1 and not _connection_lost(error):
+            acks = []
+            for message in messages:
+                one, error = self._store([message])
+                if one is None and _connection_lost(error):
+                    break
+                acks += one or []
+        if acks is None:
+            return []
         self.counts["batches"] += 1
         self.counts["messages"] += len(messages)
         for ack in acks:
@@ -174,6 +182,25 @@ class IngestWorker:
         if match:
             self.match()
         return acks
+
+    def _store(self, messages: list) -> tuple[list | None, Exception | None]:
+        """(acks, None) once committed; (None, the error) when the transaction failed. The
+        counters move only with a commit."""
+        counts: Counter = Counter()
+        with self._sessions() as session:
+            try:
+                acks = ingest_batch(session, messages, counters=counts, source=self.client_id)
+                # a provisioned device that got a message through the broker is active
+                activate_contacted(session, _senders(messages))
+                session.commit()
+            except Exception as e:
+                session.rollback()
+                self.counts["errors"] += 1
+                log.exception("%d message(s) failed; not acked, their devices will resend",
+                              len(messages))
+                return None, e
+        self.counts.update(counts)
+        return acks, None
 
     def match(self, rounds: int | None = None) -> int:
         """Match pending events until none is left (or for `rounds` chunks); returns how

@@ -54,6 +54,52 @@ def test_failed_batch_publishes_nothing(database_url, agency, clock, event, monk
     assert published == [] and worker.counters["errors"] == 1
 
 
+def test_a_message_that_cannot_be_stored_holds_back_only_its_device(
+        database_url, agency, clock, event, monkeypatch, engine):
+    """A poison message (here: the checks crash on it, standing for any bug) fails its batch;
+    the worker stores the batch again one message at a time, so the other devices are acked."""
+    import fleet.ingest
+
+    real = fleet.ingest.checks.event_problem
+
+    def crash_on_poison(ev, now_s):
+        if ev.get("tag") == "POISON":
+            raise ValueError("a bug the tests stand in for")
+        return real(ev, now_s)
+
+    monkeypatch.setattr(fleet.ingest.checks, "event_problem", crash_on_poison)
+    published = []
+    worker = IngestWorker(database_url, "127.0.0.1", 1,
+                          publish=lambda t, p: published.append((t, json.loads(p))))
+    worker.open_database()
+    acks = worker.process([("tg/v1/r1/up/clock", clock(event(1)), TS),
+                           ("tg/v1/r2/up/clock", clock(event(1, tag="POISON")), TS),
+                           ("tg/v1/r1/up/clock", clock(event(2)), TS)], match=False)
+    assert published == [("tg/v1/r1/down/ack", {"ack": 1, "rejected": []}),
+                         ("tg/v1/r1/down/ack", {"ack": 2, "rejected": []})]
+    assert len(acks) == 2 and worker.counters["errors"] == 2  # the batch, then r2 alone
+    assert worker.stored == 2  # counted once, with the commits that stored them
+    with engine.connect() as c:
+        assert c.scalar(select(func.count()).select_from(ClockEvent)) == 2
+
+
+def test_a_lost_database_is_not_retried_message_by_message(database_url, agency, clock, event,
+                                                           monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    def gone(session, messages, **_k):
+        calls.append(len(messages))
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr("fleet.worker.ingest_batch", gone)
+    worker = IngestWorker(database_url, "127.0.0.1", 1, publish=lambda t, p: None)
+    worker.open_database()
+    assert worker.process([("tg/v1/r1/up/clock", clock(event(s)), TS) for s in (1, 2, 3)]) == []
+    assert calls == [3]
+
+
 def test_worker_from_settings(database_url):
     from fleet.config import Settings
 
