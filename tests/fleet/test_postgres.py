@@ -50,14 +50,19 @@ def _msg(ident, *seqs, badge="04A1B2C3D4E5F6", dir="in", ts=TS):
     return (f"tg/v1/{ident}/up/clock", json.dumps({"now": TS, "events": evs}).encode(), NOW)
 
 
+def _readers(session, org_name: str, *idents: str) -> None:
+    """An organisation with a reader per ident, committed."""
+    org = Organisation(name=org_name)
+    session.add(org)
+    session.flush()
+    session.add_all([Device(ident=i, kind="reader", organisation_id=org.id) for i in idents])
+    session.commit()
+
+
 def test_ingest_on_conflict_gaps_and_replays(pg_sessions):
     S = pg_sessions
     with S() as s:
-        org = Organisation(name="pg")
-        s.add(org)
-        s.flush()
-        s.add(Device(ident="p1", kind="reader", organisation_id=org.id))
-        s.commit()
+        _readers(s, "pg", "p1")
     counters = Counter()
     with S() as s:
         acks = ingest_batch(s, [_msg("p1", 1, 2), _msg("p1", 4), _msg("p1", 2)],
@@ -88,11 +93,7 @@ def test_nul_in_a_string_is_rejected_alone(pg_sessions):
     from .test_ingest import nul_does_not_poison_the_batch
 
     with pg_sessions() as s:
-        org = Organisation(name="pg nul")
-        s.add(org)
-        s.flush()
-        s.add_all([Device(ident=i, kind="reader", organisation_id=org.id) for i in ("n1", "n2")])
-        s.commit()
+        _readers(s, "pg nul", "n1", "n2")
         nul_does_not_poison_the_batch(s, "n1", "n2")
 
 
@@ -129,11 +130,7 @@ def test_bulk_insert_stores_what_an_executemany_stores(pg_sessions):
 
     S = pg_sessions
     with S() as s:
-        org = Organisation(name="pg bulk")
-        s.add(org)
-        s.flush()
-        s.add(Device(ident="b1", kind="reader", organisation_id=org.id))
-        s.commit()
+        _readers(s, "pg bulk", "b1")
         dev = s.scalar(select(Device.id))
     received = NOW + timedelta(microseconds=123457)
 
