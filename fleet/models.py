@@ -5,12 +5,11 @@ alerts) is derived from them and may be recomputed. See docs/data-model.md.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer,
-                        LargeBinary,
-                        MetaData, String, Text, UniqueConstraint, text)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index,
+                        Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from fleet.tagtokens import looks_signed, new_secret
@@ -25,6 +24,7 @@ NAMING = {
 }
 
 ROUNDING_MODES = ("none", "nearest", "planned")
+OVERRUN_POLICIES = ("bill", "cap")  # an overrun is billed, or capped at the planned duration
 VISIT_STATUSES = ("planned", "in_progress", "done", "cancelled")
 RECORD_STATUSES = ("in_progress", "done", "incomplete", "validated")
 CORRECTION_CODES = ("CRE", "MDT", "SUP", "COA", "COD", "CO2", "HOR")
@@ -35,7 +35,12 @@ MATCH_STATUSES = ("pending", "matched", "anomaly", "ignored")
 ROLES = ("admin", "manager", "technician")
 DEVICE_ALERT_KINDS = ("device_offline", "low_battery", "reader_failed", "clock_drift",
                       "journal_full")
-ALERT_KINDS = ("late", "missing", "sos") + DEVICE_ALERT_KINDS
+VISIT_ALERT_KINDS = ("late", "missed")
+ALERT_KINDS = ("late", "missing", "missed", "sos") + DEVICE_ALERT_KINDS
+ONE_VISIT_ALERT = "visit_id IS NOT NULL AND kind IN ('late', 'missed')"
+FUNDER_KINDS = ("APA", "PCH", "AM")
+OUTBOX_CHANNELS = ("email", "webpush", "webhook")
+OUTBOX_STATES = ("pending", "sent", "dead")
 LINK_STATES = ("online", "offline")
 OPEN_DEVICE_ALERT = ("resolved_at IS NULL AND kind IN ('device_offline', 'low_battery', "
                      "'reader_failed', 'clock_drift', 'journal_full')")
@@ -55,7 +60,8 @@ class Base(DeclarativeBase):
 
 class Organisation(Base):
     __tablename__ = "organisations"
-    __table_args__ = (_one_of("rounding_mode", ROUNDING_MODES),)
+    __table_args__ = (_one_of("rounding_mode", ROUNDING_MODES),
+                      _one_of("overrun_policy", OVERRUN_POLICIES))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -63,6 +69,11 @@ class Organisation(Base):
     tolerance_min: Mapped[int] = mapped_column(default=30)
     rounding_mode: Mapped[str] = mapped_column(String(16), default="none")
     rounding_step_min: Mapped[int] = mapped_column(default=15)
+    # fleet.retained: an overrun of the planned duration is billed, or capped at it
+    overrun_policy: Mapped[str] = mapped_column(String(8), default="bill")
+    # the provider's identity in exports (ESPPADOM ShipFromCITradeParty)
+    siret: Mapped[str] = mapped_column(String(14), default="")
+    esppadom_id: Mapped[str] = mapped_column(String(64), default="")
     # signs the client tags' tokens (fleet.tagtokens); never leaves the fleet
     tag_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -77,6 +88,9 @@ class Client(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(400), default="")
+    postcode: Mapped[str] = mapped_column(String(10), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    birth_date: Mapped[date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -171,6 +185,12 @@ class VisitRecord(Base):
     km: Mapped[int | None]
     expenses_cents: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # the correction in force (fleet.corrections): who made it and when (API keys have no user)
+    corrected_who: Mapped[str | None] = mapped_column(String(200))
+    corrected_at: Mapped[datetime | None]
+    # locked for pay and billing: changes only after a reopening (audited)
+    validated_at: Mapped[datetime | None]
+    validated_who: Mapped[str | None] = mapped_column(String(200))
 
 
 class VisitTaskCheck(Base):
@@ -384,6 +404,9 @@ class Alert(Base):
         Index("uq_alerts_open_device_kind", "device_id", "kind", unique=True,
               sqlite_where=text(OPEN_DEVICE_ALERT),
               postgresql_where=text(OPEN_DEVICE_ALERT)),
+        # a visit gets at most one late and one missed alert, ever
+        Index("uq_alerts_visit_kind", "visit_id", "kind", unique=True,
+              sqlite_where=text(ONE_VISIT_ALERT), postgresql_where=text(ONE_VISIT_ALERT)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -413,6 +436,11 @@ class AlertSettings(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"),
                                                  primary_key=True)
     offline_after_s: Mapped[int] = mapped_column(default=900)
+    # a visit not started at planned start + late_after_min is late; + missed_after_min, missed
+    late_after_min: Mapped[int] = mapped_column(default=15)
+    missed_after_min: Mapped[int] = mapped_column(default=60)
+    # the on-call coordinators' e-mail addresses, comma-separated
+    oncall_emails: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -565,3 +593,107 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime]  # when this holder took it (kept while it renews)
     expires_at: Mapped[datetime]
+
+
+# -- the office side (docs/office.md): corrections, validation, funders, the outbox -------------
+
+class VisitCorrection(Base):
+    """A manager's correction of a visit, with its ESPPADOM code (fleet.corrections). Raw clock
+    events are never touched; the newest correction of a visit is the one in force, and each
+    keeps the record as it was before and after it."""
+
+    __tablename__ = "visit_corrections"
+    __table_args__ = (_one_of("code", CORRECTION_CODES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    code: Mapped[str] = mapped_column(String(3))
+    arrival: Mapped[datetime | None]
+    departure: Mapped[datetime | None]
+    why: Mapped[str] = mapped_column(Text)
+    who: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    # the correction this one corrects, when it does
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("visit_corrections.id"))
+
+
+class MonthValidation(Base):
+    """An agency's month validated at once (fleet.validation); reopened_at ends it."""
+
+    __tablename__ = "month_validations"
+    __table_args__ = (Index("ix_month_validations_org_month", "organisation_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, in the agency's time zone
+    validated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    validated_who: Mapped[str] = mapped_column(String(200))
+    visits: Mapped[int] = mapped_column(default=0)
+    reopened_at: Mapped[datetime | None]
+    reopened_who: Mapped[str | None] = mapped_column(String(200))
+    reopen_why: Mapped[str | None] = mapped_column(Text)
+
+
+class Funder(Base):
+    """Who pays for a client's care: the département (APA, PCH) or a health insurer (AM)."""
+
+    __tablename__ = "funders"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),
+                      _one_of("kind", FUNDER_KINDS))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    # the funder's télétransmission identifier (ESPPADOM IssuerCITradeParty); required to export
+    identifier: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FundingPlan(Base):
+    """A client's plan d'aide with one funder: the order line the deliveries are billed to."""
+
+    __tablename__ = "funding_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    funder_id: Mapped[int] = mapped_column(ForeignKey("funders.id"), index=True)
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    reference: Mapped[str] = mapped_column(String(64))  # the order (line) reference
+    beneficiary_ref: Mapped[str] = mapped_column(String(64), default="")
+    minutes_per_month: Mapped[int | None]
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """Everything that leaves the fleet (e-mail, Web Push, webhooks): written in the same
+    transaction as the change that causes it, sent by one dispatcher (fleet.outbox), retried
+    with backoff, kept as a dead letter after the last try."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (_one_of("channel", OUTBOX_CHANNELS), _one_of("state", OUTBOX_STATES),
+                      Index("ix_outbox_state_next", "state", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(400))
+    subject: Mapped[str] = mapped_column(String(400), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any] | None]
+    # the same thing is never queued twice (e.g. "alert:12:ops@agency.fr")
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
