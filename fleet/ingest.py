@@ -219,9 +219,13 @@ def _store_events(session: Session, batch: _Batch, known: list) -> None:
         ack = result.ack = batch.acks.setdefault(dev.ident, Ack(dev.ident, dev.acked_seq))
         for ev in doc["events"]:
             seq = checks.event_seq(ev)
-            if seq is None:
+            if seq is None:  # cannot be acked; kept as a rejection so that it is visible
                 batch.counts["bad_event"] += 1
-                log.warning("%s: event without a valid seq dropped", dev.ident)
+                batch.rejections.append({
+                    "device_ident": dev.ident, "device_id": dev.id, "topic": topic[:255],
+                    "seq": None, "reason": "bad_event", "raw": _text(json.dumps(ev).encode()),
+                    "created_at": when})
+                log.warning("%s: event without a valid seq rejected", dev.ident)
                 continue
             key = (dev.id, seq)
             problem = checks.event_problem(ev, now_s)
