@@ -16,6 +16,17 @@ from tools.broker import Broker, free_port, wait_port
 from tools.up import seed
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Sign-in failure counters are per process: each test starts with none."""
+    from fleet import throttle
+
+    throttle.ACCOUNTS.clear()
+    throttle.ADDRESSES.clear()
+    throttle.BUDGET.tokens = throttle.BUDGET.rate
+    yield
+
+
 @pytest.fixture
 def database_url(tmp_path) -> str:
     """A fresh, empty SQLite database file (no schema yet)."""

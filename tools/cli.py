@@ -112,6 +112,12 @@ def cmd_bench_push(args) -> int:
     return run_bench_push(args)
 
 
+def cmd_bench_login_flood(args) -> int:
+    from tools.bench.login_flood import run_bench_login_flood
+
+    return run_bench_login_flood(args)
+
+
 def cmd_bench_fleet(args) -> int:
     from tools.bench.fleet import run_bench_fleet
 
@@ -244,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--devices", type=int, default=10000)
     pb.add_argument("--visits", type=int, default=4, help="visits per home per day")
     pb.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    lf = command(bench, "login-flood", cmd_bench_login_flood,
+                 "ingest rate with and without a flood of bad console sign-ins (ratio)")
+    lf.add_argument("--json", action="store_true", help="print only the JSON result")
+    lf.add_argument("--events", type=int, default=20000, help="clock events per phase")
+    lf.add_argument("--devices", type=int, default=20)
+    lf.add_argument("--rate", type=int, default=200, help="bad sign-ins per second")
+    lf.add_argument("--addresses", type=int, default=200,
+                    help="source addresses of 127.0.0.0/8 the flood comes from")
     return p
 
 

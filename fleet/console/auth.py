@@ -10,6 +10,7 @@ that part for the login form.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -17,6 +18,8 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,15 +28,18 @@ from sqlalchemy.orm import Session
 
 from fleet.keys import find_api_key
 from fleet.models import ApiKey, User
+from fleet.throttle import hashing
 
 SESSION_COOKIE = "tg_session"
 PRELOGIN_COOKIE = "tg_prelogin"
 SESSION_SECONDS = int(os.environ.get("TELEGEST_CONSOLE_SESSION_MINUTES", "480")) * 60
 PRELOGIN_SECONDS = 30 * 60
-MIN_PASSWORD = 10
-_WEAK = {"changeme", "secret", "password", "telegest", "admin"}
+MIN_PASSWORD = 12
+_COMMON_FILE = Path(__file__).resolve().parents[1] / "data" / "common-passwords.txt.gz"
 
-_hasher = PasswordHasher()
+# OWASP's argon2id profile (19 MiB, 2 passes, 1 lane): one core per hash, a few tens of ms;
+# older hashes still verify and are rehashed at the next sign-in
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # verified against when the email is unknown, so that both answers take as long
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
@@ -43,11 +49,21 @@ class AuthError(ValueError):
 
 
 # -- passwords -----------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The 20,000 most common passwords (fleet/data, from Django's list: its licence is beside
+    it), lower case, plus the product's own defaults."""
+    with gzip.open(_COMMON_FILE, "rt", encoding="utf-8") as f:
+        words = {line.strip().lower() for line in f if line.strip()}
+    return frozenset(words | {"telegest", "changeme", "telegest-admin", "motdepasse"})
+
+
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
-    if password.lower() in _WEAK:
-        raise AuthError("this password is a well-known default: choose another")
+    folded = password.lower()
+    if folded in common_passwords() or len(set(folded)) < 4:
+        raise AuthError("this password is among the most common ones: choose another")
 
 
 def hash_password(password: str) -> str:
@@ -61,7 +77,8 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         func.lower(User.email) == email.strip().lower())).first()
     stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
     try:
-        _hasher.verify(stored, password)
+        with hashing():  # raises throttle.Busy when every slot stays taken
+            _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.active or not user.password_hash:

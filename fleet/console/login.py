@@ -7,12 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from sqlalchemy import func, select
 
-from fleet import audit
+from fleet import audit, throttle
 from fleet.console.auth import (PRELOGIN_COOKIE, PRELOGIN_SECONDS, SESSION_COOKIE,
                                 SESSION_SECONDS, authenticate, key_sign_in, new_session, sign,
                                 tokens_match, unsign)
 from fleet.console.web import PosterDep, SessionDep, page, redirect
+from fleet.models import User
 
 router = APIRouter(include_in_schema=False)
 
@@ -20,6 +22,10 @@ EXPIRED = ("Your session has expired: please sign in again · Votre session a ex
            "reconnectez-vous")
 REFUSED = ("Wrong email or password · Adresse ou mot de passe incorrect")
 BAD_KEY = "Unknown or revoked key · Clé inconnue ou révoquée"
+LOCKED = ("Too many failed sign-ins: try again in {minutes} min · Trop d'échecs de connexion : "
+          "réessayez dans {minutes} min")
+BUSY = ("Too many sign-ins at once: try again in a moment · Trop de connexions simultanées : "
+        "réessayez dans un instant")
 STALE = ("The sign-in form was out of date: try again · Le formulaire de connexion était "
          "périmé : recommencez")
 
@@ -59,19 +65,34 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
     next_url = _safe_next(next)
     if not tokens_match(csrf, pre.get("csrf")) or pre.get("exp", 0) <= time.time():
         return _login_page(request, STALE, 403, next_url)
+    account = f"console:{(email.strip().lower() if not key else 'key')[:150]}"
+    address = f"address:{request.client.host if request.client else '?'}"
+    wait = max(throttle.ACCOUNTS.locked_for(account) if not key else 0,
+               throttle.ADDRESSES.locked_for(address))
+    if wait:  # refused before any hash is computed
+        return _refused(request, LOCKED.format(minutes=-(-int(wait) // 60)), 429, next_url,
+                        wait)
     if key:
         found = key_sign_in(session, key)
         if found is None:
+            _failed(session, address=address)
             return _login_page(request, BAD_KEY, 401, next_url)
         cookie, _ = new_session(key=found)
         who, role = f"api_key:{found.id}:{found.label}", found.role
     else:
-        user = authenticate(session, email, password)
+        try:
+            user = authenticate(session, email, password)
+        except throttle.Busy:
+            return _refused(request, BUSY, 503, next_url, 1)
         if user is None:
-            audit.record(session, f"login:{email.strip().lower()[:150]}", "login_refused",
-                         "console")
+            if _known(session, email):  # an unknown address is not written: a spray of made-up
+                # accounts would otherwise queue a database write per guess behind the ingest
+                audit.record(session, f"login:{email.strip().lower()[:150]}", "login_refused",
+                             "console")
+            _failed(session, account, address)
             session.commit()
             return _login_page(request, REFUSED, 401, next_url)
+        throttle.ACCOUNTS.success(account)
         cookie, _ = new_session(user=user)
         who, role = f"user:{user.email}", user.role
     audit.record(session, who, "login", "console", role=role)
@@ -83,6 +104,31 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
                     secure=request.url.scheme == "https", max_age=SESSION_SECONDS)
     resp.delete_cookie(PRELOGIN_COOKIE)
     return resp
+
+
+def _refused(request: Request, message: str, status: int, next_url: str,
+             wait: float) -> Response:
+    resp = _login_page(request, message, status, next_url)
+    resp.headers["Retry-After"] = throttle.retry_after(wait)
+    return resp
+
+
+def _known(session, email: str) -> bool:
+    return session.scalar(select(User.id).where(
+        func.lower(User.email) == email.strip().lower()).limit(1)) is not None
+
+
+def _failed(session, account: str | None = None, address: str | None = None) -> None:
+    """Count a failed sign-in; the failure that starts a lockout is audited (it ends by
+    itself after throttle's lock time)."""
+    for limiter, key in ((throttle.ACCOUNTS, account), (throttle.ADDRESSES, address)):
+        if key and limiter.failure(key):
+            audit.record(session, "fleet", "lockout", key,
+                         why=f"{limiter.limit} failed sign-ins within "
+                             f"{int(limiter.window_s // 60)} min: locked for "
+                             f"{int(limiter.lock_s // 60)} min")
+    if session.new:
+        session.commit()
 
 
 @router.post("/logout")

@@ -19,6 +19,7 @@ from threading import Lock
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet import throttle
 from fleet.lifecycle import check_secret
 from fleet.models import Device
 
@@ -32,9 +33,11 @@ class DeviceRefused(Exception):
     """The gateway's refusals: `status` 401 (who are you?) or 403 (identity ended: wipe)."""
 
     def __init__(self, status: int, error: str, detail: str, *, wipe: bool = False,
-                 device: Device | None = None) -> None:
+                 device: Device | None = None, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
+        self.retry_after = retry_after
+        self.lockouts: list[str] = []  # the throttle keys this refusal locked (to audit)
         self.wipe = wipe
         self.device_status = device.status if device else None
         self.device_id = device.id if device else None
@@ -64,7 +67,13 @@ def _password_ok(device: Device, password: str) -> bool:
         if _verified.get(key) == device.credential_hash:
             _verified.move_to_end(key)
             return True
-    if not check_secret(password, device.credential_hash):
+    try:
+        with throttle.hashing():
+            good = check_secret(password, device.credential_hash)
+    except throttle.Busy:
+        raise DeviceRefused(503, "busy", "too many authentications at once: retry in a "
+                            "moment", retry_after=1) from None
+    if not good:
         return False
     with _lock:
         _verified[key] = device.credential_hash
@@ -73,9 +82,26 @@ def _password_ok(device: Device, password: str) -> bool:
     return True
 
 
-def authenticate(session: Session, header: str | None) -> Device:
-    """The calling phone, active or provisioned; raises DeviceRefused otherwise."""
+def authenticate(session: Session, header: str | None, address: str = "?") -> Device:
+    """The calling phone, active or provisioned; raises DeviceRefused otherwise. Failures are
+    counted per ident and per address (fleet.throttle): past the limit, 429 before any hash."""
     ident, password = parse_basic(header)
+    keys = (f"phone:{ident[:64]}", f"address:{address}")
+    wait = max(throttle.ACCOUNTS.locked_for(keys[0]), throttle.ADDRESSES.locked_for(keys[1]))
+    if wait:
+        raise DeviceRefused(429, "locked", "too many failed authentications: retry later",
+                            retry_after=wait)
+    try:
+        device = _identify(session, ident, password)
+    except DeviceRefused as e:
+        if e.status == 401:
+            e.lockouts = [k for lim, k in zip((throttle.ACCOUNTS, throttle.ADDRESSES), keys)
+                          if lim.failure(k)]
+        raise
+    return device
+
+
+def _identify(session: Session, ident: str, password: str) -> Device:
     device = session.scalars(select(Device).where(Device.ident == ident)).first()
     if device is None or device.kind != "phone":
         raise DeviceRefused(401, "unknown_device", f"no phone {ident!r} in this fleet")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from fleet import lifecycle
+from fleet import audit, lifecycle, throttle
 from fleet.api.deps import SessionDep
 from fleet.gateway.auth import DeviceRefused, authenticate
 from fleet.gateway.planning import phone_planning
@@ -35,10 +35,15 @@ def phone(request: Request, session: SessionDep) -> Device:
     """The authenticated phone. A blocked one gets its queued wipe delivered: the 403 with
     Clear-Site-Data is the wipe, so the command is marked sent."""
     try:
-        device = authenticate(session, request.headers.get("authorization"))
+        device = authenticate(session, request.headers.get("authorization"),
+                              request.client.host if request.client else "?")
     except DeviceRefused as e:
         if e.device_status == "blocked" and e.device_id is not None:
             _deliver_wipe(session, e.device_id)
+        for key in e.lockouts:  # a lockout starts: audited once, it ends by itself
+            audit.record(session, "fleet", "lockout", key, why="failed device "
+                         "authentications past the limit (docs/security.md)")
+            session.commit()
         raise
     if device.status == "provisioned":
         lifecycle.activate_contacted(session, {device.ident})
@@ -210,6 +215,8 @@ def install_errors(app: FastAPI) -> None:
             headers["Clear-Site-Data"] = '"storage"'
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'TelegestDevice realm="gateway"'
+        if exc.retry_after is not None:
+            headers["Retry-After"] = throttle.retry_after(exc.retry_after)
         body = {"error": exc.error, "detail": exc.detail}
         if exc.wipe:
             body["wipe"] = True

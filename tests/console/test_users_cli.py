@@ -25,7 +25,7 @@ def test_first_admin_then_passwd_and_list(database_url, monkeypatch, capsys):
     with pytest.raises(TelegestError, match="already exists"):
         run(["user", "add", "boss@agency.fr", "--password-stdin", "--db", database_url],
             "a long enough secret\n", monkeypatch)
-    with pytest.raises(TelegestError, match="at least 10"):
+    with pytest.raises(TelegestError, match="at least 12"):
         run(["user", "add", "new@agency.fr", "--password-stdin", "--db", database_url],
             "short\n", monkeypatch)
     assert run(["user", "passwd", "boss@agency.fr", "--password-stdin", "--db",

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
-from fleet import audit, badges, lifecycle
+from fleet import audit, badges, lifecycle, throttle
 from fleet.api import data
 from fleet.api.deps import FIELD, PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import (AuditOut, BadgeIn, BadgeOut, BadgePatch, BadgeReplaceIn, BlockIn, CredentialsOut,
@@ -259,10 +259,23 @@ def list_audit(session: SessionDep, key: KeyDep, page: PageDep, target: str | No
 
 
 @public_router.post("/enrol", response_model=CredentialsOut, tags=["lifecycle"])
-def enrol(body: EnrolIn, session: SessionDep, broker: BrokerDep):
+def enrol(body: EnrolIn, request: Request, session: SessionDep, broker: BrokerDep):
     """A phone exchanges its one-time token for its credentials (no API key). 401: unknown
-    token; 410: used or expired; every refusal is in the audit log."""
-    with _lifecycle(session):
-        creds = lifecycle.enrol(session, body.token, broker)
+    token; 410: used or expired; 429 after too many refusals from one address (it ends by
+    itself); every refusal is in the audit log."""
+    address = f"enrol:{request.client.host if request.client else '?'}"
+    wait = throttle.ADDRESSES.locked_for(address)
+    if wait:
+        raise HTTPException(429, "too many refused enrolments from this address: retry later",
+                            headers={"Retry-After": throttle.retry_after(wait)})
+    try:
+        with _lifecycle(session):
+            creds = lifecycle.enrol(session, body.token, broker)
+    except HTTPException as e:
+        if e.status_code in (401, 410) and throttle.ADDRESSES.failure(address):
+            audit.record(session, "fleet", "lockout", address, why="refused enrolments past "
+                         "the limit (docs/security.md)")
+            session.commit()
+        raise
     session.commit()
     return creds

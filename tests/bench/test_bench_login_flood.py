@@ -1,0 +1,25 @@
+"""`telegest bench login-flood` end to end, small: it runs the flood against a real API process
+and prints the figures it promises (no timing assertion: figures come from the benchmark)."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tools.bench.login_flood import run_bench_login_flood
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_login_flood_prints_its_figures(capsys):
+    code = run_bench_login_flood(SimpleNamespace(events=300, devices=3, rate=40, addresses=8,
+                                                 json=True))
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("ingest_events_per_s_alone", "ingest_events_per_s", "ratio",
+                "bad_logins_per_s", "login_answers"):
+        assert key in out, out
+    assert out["lost"] == 0 and out["duplicated"] == 0 and code == 0
+    # the flood reached the console: refused sign-ins (401), or "try again" past the budget
+    answers = set(out["login_answers"]) - {"error"}  # a loaded machine may time some out
+    assert answers and answers <= {"401", "429", "503"}, out
