@@ -7,7 +7,7 @@ keeps the record as it was before and after, supersedes the previous correction 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -104,7 +104,7 @@ def _time(value: datetime | None, what: str, near: datetime) -> datetime | None:
     if abs(value - near) > _FAR:
         raise CorrectionRefused(422, f"{what} {value.isoformat()} is more than a day from the "
                                      "planned time: is it the right visit?")
-    return to_minute(value)
+    return to_minute(value.astimezone(timezone.utc))
 
 
 def _times(code: str, arrival: datetime | None, departure: datetime | None,
