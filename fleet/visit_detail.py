@@ -40,8 +40,8 @@ def visit_detail(session: Session, visit: Visit) -> dict:
     org = session.get(Organisation, visit.organisation_id)
     record = record_of(session, visit.id)
     events = session.execute(
-        select(ClockEvent, Device.ident, Device.kind).join(Device, Device.id == ClockEvent.device_id)
-        .where(ClockEvent.visit_id == visit.id).order_by(ClockEvent.device_ts, ClockEvent.id))
+        select(ClockEvent, Device.ident, Device.kind)
+        .join(Device, Device.id == ClockEvent.device_id).where(ClockEvent.visit_id == visit.id).order_by(ClockEvent.device_ts, ClockEvent.id))
     actual = (record.actual_start, record.actual_end) if record else (None, None)
     retained = current_retained(visit, record, org)
     late = None
