@@ -131,13 +131,13 @@ def _times(code: str, arrival: datetime | None, departure: datetime | None,
     return start, end
 
 
-def correct(session: Session, visit: Visit | int, *, code: str | None,
-            arrival: datetime | None, departure: datetime | None, why: str, who: str,
-            role: str | None, organisation_id: int | None) -> VisitCorrection:
+def correct(session: Session, visit: Visit | int, *, code: str | None = None,
+            arrival: datetime | None = None, departure: datetime | None = None, why: str,
+            who: str, role: str | None, organisation_id: int | None) -> VisitCorrection:
     """Correct `visit`'s retained period with ESPPADOM `code` (None: the suggested one).
 
     `organisation_id` is the caller's agency (None: any, an admin of no organisation); a time
-    not given keeps the retained one in force. Refusals (nothing changed): 404 visit not
+    not given keeps the retained one in force; SUP ignores the times. Refusals (nothing changed): 404 visit not
     found or another agency's; 409 validated (reopen it first); 422 unknown code, empty
     `why`, a time the code needs missing, departure not after arrival, a time more than a day
     from the planned one. The caller commits."""

@@ -150,6 +150,20 @@ def test_the_devices_chosen_visit_is_honoured(session, clock, event, two_visits)
     assert session.get(Visit, first.id).status == "planned"
 
 
+def test_a_phones_chosen_visit_is_honoured(session, clock, event, two_visits, agency, phone):
+    """The caregiver app picked the 10:15 visit at 09:20: the rules alone would take the
+    09:00 one (on time)."""
+    _, second, _ = two_visits
+    session.add(Badge(organisation_id=agency["org"].id, kind="client_tag", uid="C12-7F3A",
+                      client_id=agency["clients"][0].id))
+    session.commit()
+    ev = event(1, None, "in", TS + 20 * 60, tag="C12-7F3A", method="qr", visit=second.id)
+    ev.pop("badge")
+    tap(session, clock, event, ev, device="p1")
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == second.id
+
+
 def test_a_chosen_visit_of_another_caregiver_is_not_honoured(session, clock, event, two_visits):
     first, _, bruno = two_visits
     tap(session, clock, event, event(1, CARD_A, "in", TS + 5 * 60, visit=bruno.id))
