@@ -229,8 +229,12 @@ class _Matcher:
         only the actual (raw) times."""
         return rec.correction_code is not None or rec.validated_at is not None
 
-    def _retain(self, rec: VisitRecord, visit: Visit, org: Organisation) -> None:
+    def _settle(self, rec: VisitRecord, visit: Visit, org: Organisation, status: str,
+                visit_status: str) -> None:
+        """Statuses and the retained period follow the events, unless the record is locked:
+        a coordinator's correction or validation stands."""
         if not self._locked(rec):
+            rec.status, visit.status = status, visit_status
             rec.retained_start, rec.retained_end = retained_period(
                 rec.actual_start, rec.actual_end, visit, org)
 
@@ -253,11 +257,9 @@ class _Matcher:
             visit = min(on_time or late, key=lambda v: abs(v.planned_start - e.ts))
         rec = self._record(visit)
         rec.actual_start, rec.start_event_id = e.ts, e.id
-        if rec.actual_end is None:
-            rec.status, visit.status = "in_progress", "in_progress"
-        else:  # the departure came first (offline phone, late sync): now complete
-            rec.status, visit.status = "done", "done"
-        self._retain(rec, visit, org)
+        # with a departure already there (offline phone, late sync), now complete
+        st = "in_progress" if rec.actual_end is None else "done"
+        self._settle(rec, visit, org, st, st)
         self._done(e, "matched", visit.id)
 
     def _leave(self, e: _Event, org: Organisation, visits: list[Visit]) -> None:
@@ -277,16 +279,14 @@ class _Matcher:
                      and (v.id not in self.records or self.records[v.id].actual_end is None)]
         if started:
             visit = max(started, key=lambda v: self.records[v.id].actual_start)
-            rec = self.records[visit.id]
-            rec.status, visit.status = "done", "done"
+            rec, st = self.records[visit.id], "done"
         else:
             if not open_:
                 self._flag(e, "no_planned_visit", "no visit planned around this departure")
                 return self._done(e, "anomaly")
             visit = min(open_, key=lambda v: abs(v.planned_end - e.ts))
-            rec = self._record(visit)
-            rec.status, visit.status = "incomplete", "done"
+            rec, st = self._record(visit), "incomplete"
             self._flag(e, "out_before_in", "departure without an arrival", visit.id)
         rec.actual_end, rec.end_event_id = e.ts, e.id
-        self._retain(rec, visit, org)
+        self._settle(rec, visit, org, st, "done")
         self._done(e, "matched", visit.id)

@@ -199,6 +199,20 @@ def test_a_corrected_record_keeps_its_retained_period(session, clock, event, vis
     assert rec.correction_code == "COD"
 
 
+def test_a_late_event_leaves_a_created_visit_done(session, clock, event, visit, agency):
+    """CRE from a paper sheet, then the reader's arrival syncs: recorded raw, nothing else."""
+    correct(session, visit.id, code="CRE", arrival=NOW, departure=NOW + timedelta(hours=1),
+            why="paper sheet", who="test", role="manager", organisation_id=None)
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 300))
+    match_pending(session)
+    session.commit()
+    rec = record(session, visit)
+    assert rec.actual_start == NOW + timedelta(minutes=5) and rec.status == "done"
+    assert session.get(Visit, visit.id).status == "done"
+    assert (rec.retained_start, rec.retained_end) == (NOW, NOW + timedelta(hours=1))
+
+
 def test_a_validated_record_keeps_its_retained_period(session, clock, event, visit):
     from fleet.validation import validate_visit
 
