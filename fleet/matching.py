@@ -10,7 +10,6 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from fleet import bulk, tagtokens
 from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
+from fleet.retained import retained_period
 from fleet.types import utcnow
 
 log = logging.getLogger("telegest.matching")
@@ -40,22 +40,8 @@ class _Event:
     ts: datetime
     tq: str
     offset: int
+    chosen: int | None  # the visit the device chose (the event's optional `visit`)
     refused: tuple[str, str] | None = None  # (anomaly, detail): a revoked or forged badge
-
-
-def retained_time(actual: datetime, planned: datetime, org: Organisation) -> datetime:
-    """The time kept for pay and billing, by the organisation's rounding rule."""
-    if org.rounding_mode == "planned":
-        if abs(actual - planned) <= timedelta(minutes=org.tolerance_min):
-            return planned
-        return actual
-    if org.rounding_mode == "nearest" and org.rounding_step_min > 0:
-        step = org.rounding_step_min * 60
-        shift = actual.astimezone(ZoneInfo(org.timezone)).utcoffset().total_seconds()
-        local = actual.timestamp() + shift
-        rounded = (local + step / 2) // step * step - shift
-        return datetime.fromtimestamp(rounded, actual.tzinfo)
-    return actual
 
 
 def match_pending(session: Session, limit: int = 5000) -> Counter:
@@ -63,7 +49,8 @@ def match_pending(session: Session, limit: int = 5000) -> Counter:
     stmt = (select(ClockEvent.id, ClockEvent.device_id, Device.organisation_id, Device.kind,
                    Device.client_id, Device.caregiver_id, ClockEvent.badge_uid,
                    ClockEvent.tag, ClockEvent.dir, ClockEvent.device_ts,
-                   ClockEvent.time_quality, ClockEvent.clock_offset_s)
+                   ClockEvent.time_quality, ClockEvent.clock_offset_s,
+                   ClockEvent.raw["visit"].as_integer())
             .join(Device, Device.id == ClockEvent.device_id)
             .where(ClockEvent.match_status == "pending")
             .order_by(ClockEvent.device_ts, ClockEvent.id).limit(limit))
@@ -150,11 +137,13 @@ class _Matcher:
             return
         lo = min(e.ts for e in self.events) - timedelta(days=1)
         hi = max(e.ts for e in self.events) + timedelta(days=1)
-        rows = self.s.scalars(select(Visit).where(
-            Visit.client_id.in_({p[0] for p in pairs}),
-            Visit.caregiver_id.in_({p[1] for p in pairs}),
-            Visit.planned_start.between(lo, hi), Visit.status != "cancelled"))
-        for v in rows:
+        near = (Visit.client_id.in_({p[0] for p in pairs})
+                & Visit.caregiver_id.in_({p[1] for p in pairs})
+                & Visit.planned_start.between(lo, hi))
+        chosen = {e.chosen for e in self.events if e.chosen}
+        if chosen:  # a chosen visit may lie outside the window
+            near = near | Visit.id.in_(chosen)
+        for v in self.s.scalars(select(Visit).where(near, Visit.status != "cancelled")):
             if (v.client_id, v.caregiver_id) in self.visits:
                 self.visits[(v.client_id, v.caregiver_id)].append(v)
         ids = [v.id for vs in self.visits.values() for v in vs]
@@ -231,43 +220,73 @@ class _Matcher:
             self.records[visit.id] = rec
         return rec
 
+    def _chosen(self, e: _Event, visits: list[Visit]) -> Visit | None:
+        """The visit the device chose, when it is one of this caregiver's at this client."""
+        return next((v for v in visits if v.id == e.chosen), None) if e.chosen else None
+
+    def _locked(self, rec: VisitRecord) -> bool:
+        """A corrected or validated record keeps its retained period: later events update
+        only the actual (raw) times."""
+        return rec.correction_code is not None or rec.validated_at is not None
+
+    def _settle(self, rec: VisitRecord, visit: Visit, org: Organisation, status: str,
+                visit_status: str) -> None:
+        """Statuses and the retained period follow the events, unless the record is locked:
+        a coordinator's correction or validation stands."""
+        if not self._locked(rec):
+            rec.status, visit.status = status, visit_status
+            rec.retained_start, rec.retained_end = retained_period(
+                rec.actual_start, rec.actual_end, visit, org)
+
     def _arrive(self, e: _Event, org: Organisation, visits: list[Visit]) -> None:
         tol = timedelta(minutes=org.tolerance_min)
-        free = [v for v in visits if abs(v.planned_start - e.ts) <= tol
-                and (v.id not in self.records or self.records[v.id].actual_start is None)]
-        if not free:
-            self._flag(e, "no_planned_visit", f"no visit planned within {org.tolerance_min} min")
-            return self._done(e, "anomaly")
-        visit = min(free, key=lambda v: abs(v.planned_start - e.ts))
+
+        def free(v: Visit) -> bool:
+            return v.id not in self.records or self.records[v.id].actual_start is None
+
+        visit = self._chosen(e, visits)
+        if visit is None or not free(visit):
+            on_time = [v for v in visits if abs(v.planned_start - e.ts) <= tol and free(v)]
+            # past the tolerance but before the planned end: the caregiver is late, not absent
+            late = [v for v in visits if v.planned_start + tol < e.ts < v.planned_end
+                    and free(v)]
+            if not (on_time or late):
+                self._flag(e, "no_planned_visit",
+                           f"no visit planned within {org.tolerance_min} min or under way")
+                return self._done(e, "anomaly")
+            visit = min(on_time or late, key=lambda v: abs(v.planned_start - e.ts))
         rec = self._record(visit)
         rec.actual_start, rec.start_event_id = e.ts, e.id
-        rec.retained_start = retained_time(e.ts, visit.planned_start, org)
-        if rec.actual_end is None:
-            rec.status, visit.status = "in_progress", "in_progress"
-        else:  # the departure came first (offline phone, late sync): now complete
-            rec.status, visit.status = "done", "done"
+        # with a departure already there (offline phone, late sync), now complete
+        st = "in_progress" if rec.actual_end is None else "done"
+        self._settle(rec, visit, org, st, st)
         self._done(e, "matched", visit.id)
 
     def _leave(self, e: _Event, org: Organisation, visits: list[Visit]) -> None:
-        started = [v for v in visits if v.id in self.records
-                   and self.records[v.id].actual_start is not None
-                   and self.records[v.id].actual_end is None
-                   and self.records[v.id].actual_start <= e.ts]
-        if started:
-            visit = max(started, key=lambda v: self.records[v.id].actual_start)
-            rec = self.records[visit.id]
-            rec.status, visit.status = "done", "done"
+        chosen = self._chosen(e, visits)
+        if chosen is not None and (chosen.id not in self.records
+                                   or self.records[chosen.id].actual_end is None):
+            started = [chosen] if chosen.id in self.records and \
+                self.records[chosen.id].actual_start is not None else []
+            open_ = [chosen]
         else:
+            started = [v for v in visits if v.id in self.records
+                       and self.records[v.id].actual_start is not None
+                       and self.records[v.id].actual_end is None
+                       and self.records[v.id].actual_start <= e.ts]
             tol = timedelta(minutes=org.tolerance_min)
             open_ = [v for v in visits if v.planned_start - tol <= e.ts <= v.planned_end + tol
                      and (v.id not in self.records or self.records[v.id].actual_end is None)]
+        if started:
+            visit = max(started, key=lambda v: self.records[v.id].actual_start)
+            rec, st = self.records[visit.id], "done"
+        else:
             if not open_:
                 self._flag(e, "no_planned_visit", "no visit planned around this departure")
                 return self._done(e, "anomaly")
             visit = min(open_, key=lambda v: abs(v.planned_end - e.ts))
-            rec = self._record(visit)
-            rec.status, visit.status = "incomplete", "done"
+            rec, st = self._record(visit), "incomplete"
             self._flag(e, "out_before_in", "departure without an arrival", visit.id)
         rec.actual_end, rec.end_event_id = e.ts, e.id
-        rec.retained_end = retained_time(e.ts, visit.planned_end, org)
+        self._settle(rec, visit, org, st, "done")
         self._done(e, "matched", visit.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 Ident = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -13,20 +13,59 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class OrganisationIn(BaseModel):
+def siret_problem(value: str) -> str | None:
+    """None for an empty or valid SIRET (14 digits, Luhn key; La Poste's own rule for its
+    establishments), else what is wrong."""
+    if value == "":
+        return None
+    if len(value) != 14 or not value.isdigit():
+        return "a SIRET is 14 digits"
+    if value.startswith("356000000"):  # La Poste: the digits sum to a multiple of 5
+        return None if sum(map(int, value)) % 5 == 0 else "SIRET key does not match"
+    total = 0
+    for i, ch in enumerate(reversed(value)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return None if total % 10 == 0 else "SIRET key (Luhn) does not match"
+
+
+class _OrganisationRules(BaseModel):
+    @field_validator("siret", check_fields=False)
+    @classmethod
+    def _siret(cls, v: str | None) -> str | None:
+        if v is not None:
+            v = v.replace(" ", "")
+            problem = siret_problem(v)
+            if problem:
+                raise ValueError(problem)
+        return v
+
+
+ESPPADOM_ID = r"^[A-Za-z0-9._/-]{0,64}$"
+
+
+class OrganisationIn(_OrganisationRules):
     name: str = Field(min_length=1, max_length=200)
     timezone: str = "Europe/Paris"
     tolerance_min: int = Field(30, ge=0, le=240)
     rounding_mode: Literal["none", "nearest", "planned"] = "none"
     rounding_step_min: int = Field(15, ge=1, le=60)
+    overrun_policy: Literal["bill", "cap"] = Field("bill", description=(
+        "an overrun of the planned duration is billed, or capped at it"))
+    siret: str = Field("", max_length=20, description="14 digits, or empty")
+    esppadom_id: str = Field("", pattern=ESPPADOM_ID, description=(
+        "the provider's ESPPADOM identifier, as the funders gave it"))
 
 
-class OrganisationPatch(BaseModel):
+class OrganisationPatch(_OrganisationRules):
     name: str | None = Field(None, min_length=1, max_length=200)
     timezone: str | None = None
     tolerance_min: int | None = Field(None, ge=0, le=240)
     rounding_mode: Literal["none", "nearest", "planned"] | None = None
     rounding_step_min: int | None = Field(None, ge=1, le=60)
+    overrun_policy: Literal["bill", "cap"] | None = None
+    siret: str | None = Field(None, max_length=20)
+    esppadom_id: str | None = Field(None, pattern=ESPPADOM_ID)
 
 
 class OrganisationOut(Out):
@@ -36,6 +75,9 @@ class OrganisationOut(Out):
     tolerance_min: int
     rounding_mode: str
     rounding_step_min: int
+    overrun_policy: str
+    siret: str
+    esppadom_id: str
 
 
 class ClientIn(BaseModel):
@@ -190,6 +232,32 @@ class VisitOut(Out):
     planned_start: datetime
     planned_end: datetime
     status: str
+
+
+class VisitDetailOut(VisitOut):
+    """VisitOut's fields and the visit's detail (fleet.visit_detail)."""
+
+    planned: dict[str, Any]
+    client: dict[str, Any]
+    caregiver: dict[str, Any]
+    service: dict[str, Any]
+    events: list[dict[str, Any]]
+    anomalies: list[dict[str, Any]]
+    record_status: str | None
+    raw: dict[str, Any]
+    retained: dict[str, Any]
+    late_min: int | None
+    late: bool
+    suggested_code: str
+    correction: dict[str, Any] | None
+    corrections: list[dict[str, Any]]
+    validation: dict[str, Any]
+    km: int | None
+    expenses_cents: int | None
+    report: str | None
+    tasks_done: list[dict[str, Any]]
+    tasks_not_done: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
 
 
 class ClockEventOut(Out):
@@ -365,3 +433,50 @@ class RolloutOut(BaseModel):
     created_by: str | None
     wave_counts: list[dict[str, int]]
     targets: list[RolloutTargetOut]
+
+
+# -- the office side: corrections, validation, review --------------------------------------------
+class CorrectionIn(BaseModel):
+    arrival: AwareDatetime | None = Field(None, description="the retained arrival")
+    departure: AwareDatetime | None = Field(None, description="the retained departure")
+    code: str | None = Field(None, max_length=8, description=(
+        "CRE, MDT, SUP, COA, COD or CO2; left out: the code suggested by what is missing"))
+    why: str | None = Field(None, max_length=2000, description="required")
+
+
+class CorrectionOut(Out):
+    id: int
+    visit_id: int
+    code: str
+    arrival: datetime | None
+    departure: datetime | None
+    why: str
+    who: str
+    role: str | None
+    at: datetime
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    supersedes_id: int | None
+
+
+class WhyIn(BaseModel):
+    why: str | None = Field(None, max_length=2000, description="required")
+
+
+class ValidationOut(BaseModel):
+    visit_id: int
+    validated: bool
+    validated_at: datetime | None
+    validated_who: str | None
+
+
+class MonthValidationOut(Out):
+    id: int
+    organisation_id: int
+    month: str
+    validated_at: datetime
+    validated_who: str
+    visits: int
+    reopened_at: datetime | None
+    reopened_who: str | None
+    reopen_why: str | None

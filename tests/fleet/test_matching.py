@@ -9,7 +9,8 @@ from sqlalchemy import select
 from fleet import tagtokens
 from fleet.badges import issue, replace, revoke
 from fleet.ingest import handle_clock
-from fleet.matching import match_pending, retained_time
+from fleet.corrections import correct
+from fleet.matching import match_pending
 from fleet.models import (Anomaly, Badge, Client, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 
@@ -78,13 +79,153 @@ def test_arrival_starts_the_visit_in_progress(session, clock, event, visit):
     assert record(session, visit).status == "in_progress"
 
 
-def test_outside_tolerance_is_no_planned_visit(session, clock, event, visit):
-    tap(session, clock, event, event(1, CARD_A, "in", TS + 31 * 60))
+def test_after_the_planned_end_is_no_planned_visit(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 61 * 60))
     match_pending(session)
     session.commit()
     assert anomalies(session) == ["no_planned_visit"]
     assert session.scalar(select(ClockEvent.match_status)) == "anomaly"
     assert session.get(Visit, visit.id).status == "planned"
+
+
+def test_early_beyond_the_tolerance_is_no_planned_visit(session, clock, event, visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS - 31 * 60))
+    match_pending(session)
+    assert anomalies(session) == ["no_planned_visit"]
+
+
+def test_late_arrival_is_matched_not_missing(session, clock, event, visit):
+    """Past the tolerance but before the planned end: the visit is started, late (the bug of
+    issue 10 left it no_planned_visit and the visit "missing")."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 42 * 60))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == []
+    assert session.scalar(select(ClockEvent.visit_id)) == visit.id
+    assert session.get(Visit, visit.id).status == "in_progress"
+    assert record(session, visit).actual_start == NOW + timedelta(minutes=42)
+
+
+def test_on_time_visit_wins_over_a_late_one(session, clock, event, visit, agency):
+    """09:00-10:00 and 09:40-10:30 UTC: a tap at 09:35 is on time for the second, late for
+    the first."""
+    later = Visit(organisation_id=agency["org"].id, client_id=agency["clients"][0].id,
+                  caregiver_id=agency["caregivers"][0].id,
+                  planned_start=NOW + timedelta(minutes=40),
+                  planned_end=NOW + timedelta(minutes=90))
+    session.add(later)
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 35 * 60))
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == later.id
+
+
+@pytest.fixture
+def two_visits(session, agency, visit):
+    """Alice at Mme Durand 09:00-10:00 and 10:15-11:15 UTC; Bruno there 10:15-11:15."""
+    org, home = agency["org"].id, agency["clients"][0].id
+    second = Visit(organisation_id=org, client_id=home, caregiver_id=agency["caregivers"][0].id,
+                   planned_start=NOW + timedelta(minutes=75),
+                   planned_end=NOW + timedelta(minutes=135))
+    bruno = Visit(organisation_id=org, client_id=home, caregiver_id=agency["caregivers"][1].id,
+                  planned_start=NOW + timedelta(minutes=75),
+                  planned_end=NOW + timedelta(minutes=135))
+    session.add_all([second, bruno])
+    session.commit()
+    return visit, second, bruno
+
+
+def test_the_devices_chosen_visit_is_honoured(session, clock, event, two_visits):
+    """At 09:50 the rules would start nothing (the first visit is late-but-under-way); the
+    phone said it is the second one: it is Alice's at that home, so it wins."""
+    first, second, _ = two_visits
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 50 * 60, visit=second.id))
+    match_pending(session)
+    session.commit()
+    assert session.scalar(select(ClockEvent.visit_id)) == second.id
+    assert record(session, second).actual_start == NOW + timedelta(minutes=50)
+    tap(session, clock, event, event(2, CARD_A, "out", TS + 140 * 60, visit=second.id))
+    match_pending(session)
+    assert record(session, second).actual_end == NOW + timedelta(minutes=140)
+    assert session.get(Visit, first.id).status == "planned"
+
+
+def test_a_phones_chosen_visit_is_honoured(session, clock, event, two_visits, agency, phone):
+    """The caregiver app picked the 10:15 visit at 09:20: the rules alone would take the
+    09:00 one (on time)."""
+    _, second, _ = two_visits
+    session.add(Badge(organisation_id=agency["org"].id, kind="client_tag", uid="C12-7F3A",
+                      client_id=agency["clients"][0].id))
+    session.commit()
+    ev = event(1, None, "in", TS + 20 * 60, tag="C12-7F3A", method="qr", visit=second.id)
+    ev.pop("badge")
+    tap(session, clock, event, ev, device="p1")
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == second.id
+
+
+def test_a_chosen_visit_of_another_caregiver_is_not_honoured(session, clock, event, two_visits):
+    first, _, bruno = two_visits
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 5 * 60, visit=bruno.id))
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == first.id
+    assert session.scalars(select(VisitRecord).where(VisitRecord.visit_id == bruno.id)).first() \
+        is None
+
+
+def test_a_chosen_visit_that_does_not_exist_falls_back_to_the_rules(session, clock, event,
+                                                                     visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 60, visit=999999))
+    match_pending(session)
+    assert session.scalar(select(ClockEvent.visit_id)) == visit.id
+
+
+def test_a_corrected_record_keeps_its_retained_period(session, clock, event, visit, agency):
+    """COD for a forgotten departure, then the phone's departure syncs a day later: the raw
+    time is recorded, the retained one stays the coordinator's."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    session.commit()
+    correct(session, visit.id, code="COD", arrival=None,
+            departure=NOW + timedelta(minutes=60), why="forgot to tap out", who="test",
+            role="manager", organisation_id=agency["org"].id)
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "out", TS + 95 * 60))
+    match_pending(session)
+    session.commit()
+    rec = record(session, visit)
+    assert rec.actual_end == NOW + timedelta(minutes=95)
+    assert (rec.retained_start, rec.retained_end) == (NOW, NOW + timedelta(minutes=60))
+    assert rec.correction_code == "COD"
+
+
+def test_a_late_event_leaves_a_created_visit_done(session, clock, event, visit, agency):
+    """CRE from a paper sheet, then the reader's arrival syncs: recorded raw, nothing else."""
+    correct(session, visit.id, code="CRE", arrival=NOW, departure=NOW + timedelta(hours=1),
+            why="paper sheet", who="test", role="manager", organisation_id=None)
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 300))
+    match_pending(session)
+    session.commit()
+    rec = record(session, visit)
+    assert rec.actual_start == NOW + timedelta(minutes=5) and rec.status == "done"
+    assert session.get(Visit, visit.id).status == "done"
+    assert (rec.retained_start, rec.retained_end) == (NOW, NOW + timedelta(hours=1))
+
+
+def test_a_validated_record_keeps_its_retained_period(session, clock, event, visit):
+    from fleet.validation import validate_visit
+
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    session.commit()
+    validate_visit(session, visit, "test", "manager")
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "out", TS + 3600))
+    match_pending(session)
+    session.commit()
+    rec = record(session, visit)
+    assert rec.actual_end == NOW + timedelta(hours=1) and rec.retained_end is None
 
 
 def test_tolerance_is_per_organisation(session, clock, event, visit, agency):
@@ -176,30 +317,6 @@ def test_clock_off_is_flagged_but_still_matched(session, clock, event, visit, of
     match_pending(session)
     assert anomalies(session) == (["clock_off"] if flagged else [])
     assert session.scalar(select(ClockEvent.match_status)) == "matched"
-
-
-def _org(mode, step=15, tol=30):
-    return Organisation(name="x", timezone="Europe/Paris", tolerance_min=tol,
-                        rounding_mode=mode, rounding_step_min=step)
-
-
-def test_rounding_rules():
-    planned = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
-    actual = planned + timedelta(minutes=8)
-    assert retained_time(actual, planned, _org("none")) == actual
-    assert retained_time(actual, planned, _org("nearest")) == planned + timedelta(minutes=15)
-    assert retained_time(planned + timedelta(minutes=7), planned,
-                         _org("nearest")) == planned
-    assert retained_time(actual, planned, _org("planned")) == planned
-    late = planned + timedelta(minutes=31)
-    assert retained_time(late, planned, _org("planned")) == late
-
-
-def test_nearest_rounds_in_local_time():
-    """A 45-minute step is aligned on the local (Paris, UTC+1) midnight, not on UTC's."""
-    actual = datetime(2026, 11, 23, 8, 50, tzinfo=timezone.utc)  # 09:50 Paris
-    got = retained_time(actual, actual, _org("nearest", step=45))
-    assert got == datetime(2026, 11, 23, 8, 45, tzinfo=timezone.utc)  # 09:45 Paris = 13 x 45'
 
 
 def test_rounding_applies_to_records(session, clock, event, visit, agency):

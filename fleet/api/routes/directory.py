@@ -62,6 +62,9 @@ def update_organisation(org_id: int, body: OrganisationPatch, session: SessionDe
                         key: KeyDep):
     org = data.get_scoped(session, key, Organisation, org_id)
     changes = body.model_dump(exclude_unset=True)
+    nulls = sorted(k for k, v in changes.items() if v is None)
+    if nulls:
+        raise HTTPException(422, f"{', '.join(nulls)} cannot be null")
     _check_tz(changes.get("timezone"))
     for k, v in changes.items():
         setattr(org, k, v)

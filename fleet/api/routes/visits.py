@@ -9,8 +9,11 @@ from sqlalchemy import select
 
 from fleet.api import data
 from fleet.api.deps import PLANNERS, KeyDep, PageDep, SessionDep
-from fleet.api.schemas import VisitIn, VisitOut, VisitPatch
+from fleet.api.schemas import VisitDetailOut, VisitIn, VisitOut, VisitPatch
+from fleet.corrections import record_of
 from fleet.models import Caregiver, Client, Service, Visit
+from fleet.validation import locked_visit
+from fleet.visit_detail import visit_detail
 from fleet.visit_import import ImportFileError, parse_planning
 
 router = APIRouter()
@@ -57,15 +60,20 @@ def list_visits(session: SessionDep, key: KeyDep, page: PageDep, day: date | Non
     return data.page(session, stmt, page.limit, page.offset, VisitOut.model_validate)
 
 
-@router.get("/visits/{visit_id}", response_model=VisitOut, tags=["visits"])
+@router.get("/visits/{visit_id}", response_model=VisitDetailOut, tags=["visits"])
 def get_visit(visit_id: int, session: SessionDep, key: KeyDep):
-    return data.get_scoped(session, key, Visit, visit_id)
+    """The visit's fields, and everything about it (fleet.visit_detail)."""
+    visit = data.get_scoped(session, key, Visit, visit_id)
+    return {**visit_detail(session, visit),
+            **VisitOut.model_validate(visit).model_dump(mode="json")}
 
 
 @router.patch("/visits/{visit_id}", response_model=VisitOut, dependencies=[PLANNERS],
               tags=["visits"])
 def update_visit(visit_id: int, body: VisitPatch, session: SessionDep, key: KeyDep):
     visit = data.get_scoped(session, key, Visit, visit_id)
+    if locked_visit(session, visit, record_of(session, visit.id)):
+        raise HTTPException(409, f"visit {visit.id} is validated: reopen it to change it")
     changes = body.model_dump(exclude_unset=True)
     _check_refs(session, visit.organisation_id, changes.get("client_id"),
                 changes.get("caregiver_id"), changes.get("service_id"))
