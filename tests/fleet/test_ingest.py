@@ -123,13 +123,14 @@ def test_every_bad_event_shape(session, agency, clock, event):
     assert [r for r in reasons(session)] == [(i, "bad_event") for i in range(1, 12)]
 
 
-def test_event_without_a_valid_seq_is_only_counted(session, agency, clock, event):
+def test_event_without_a_valid_seq_is_kept_but_cannot_be_acked(session, agency, clock, event):
     counters = Counter()
     acks = ingest_batch(session, [("tg/v1/r1/up/clock",
                                    clock(event(0), event(True), "junk", event(1)), NOW)],
                         counters=counters)
+    session.commit()
     assert acks[0].ack == 1 and counters["bad_event"] == 3
-    assert reasons(session) == []
+    assert reasons(session) == [(None, "bad_event")] * 3  # visible, with what was sent
 
 
 def test_replay_is_rejected_and_the_first_event_kept(session, agency, clock, event):
