@@ -25,7 +25,9 @@ from fleet.models import ClockEvent, Device, IngestCounter, Rejection
 log = logging.getLogger("telegest.ingest")
 
 Message = tuple[str, bytes | str, "datetime | float"]
-_GONE = ("wiped", "retired")  # devices whose messages are refused as unknown
+# a device whose identity ended: its clock messages are refused whole (`device_refused`, kept
+# with the device and the raw text, nothing acked, nothing matched) and its health dropped
+ENDED = ("blocked", "wiped", "retired")
 STATE_TOPIC = re.compile(r"^tg/v1/([A-Za-z0-9_-]{1,64})/state$")  # the last will
 _RANGES_PER_QUERY = 200
 
@@ -146,12 +148,14 @@ def _ingest(session: Session, messages: list[Message]) -> _Batch:
         else:
             clocks.append((ident, topic, raw, when, doc, result))
 
-    devices = _load_devices(session, {c[0] for c in clocks} | {h[0] for h in healths}
-                            | {s[0] for s in states})
+    devices, ended = _load_devices(session, {c[0] for c in clocks} | {h[0] for h in healths}
+                                   | {s[0] for s in states})
     known = []
     for ident, topic, raw, when, doc, result in clocks:
         dev = devices.get(ident)
-        if dev is None:
+        if ident in ended:
+            _refuse(batch, result, ident, ended[ident], topic, raw, "device_refused")
+        elif dev is None:
             _refuse(batch, result, ident, None, topic, raw, "unknown_device")
         else:
             known.append((dev, topic, raw, when, doc, result))
@@ -186,12 +190,15 @@ def _refuse(batch: _Batch, result: IngestResult, ident: str, dev_id: int | None,
     log.warning("%s: message refused (%s), %d bytes", ident, reason, len(raw))
 
 
-def _load_devices(session: Session, idents: set[str]) -> dict[str, _Dev]:
+def _load_devices(session: Session,
+                  idents: set[str]) -> tuple[dict[str, _Dev], dict[str, int]]:
+    """The devices in service by ident, and the ids of those whose identity ended."""
     if not idents:
-        return {}
-    rows = session.execute(select(Device.id, Device.ident, Device.acked_seq, Device.status)
-                           .where(Device.ident.in_(idents)))
-    return {r.ident: _Dev(r.id, r.ident, r.acked_seq) for r in rows if r.status not in _GONE}
+        return {}, {}
+    rows = list(session.execute(select(Device.id, Device.ident, Device.acked_seq, Device.status)
+                                .where(Device.ident.in_(idents))))
+    return ({r.ident: _Dev(r.id, r.ident, r.acked_seq) for r in rows if r.status not in ENDED},
+            {r.ident: r.id for r in rows if r.status in ENDED})
 
 
 def _known_pairs(session: Session, known: list) -> tuple[dict, set]:

@@ -195,6 +195,11 @@ def block(session: Session, ident: str, actor: Actor, broker: BrokerControl, rea
     target = next_status(device, "block")
     broker.disable(device.ident)
     now = utcnow()
+    # an enrolment token still unused dies with the block: a thief holding the QR code
+    # cannot enrol the phone again
+    dead = session.execute(update(EnrolmentToken).where(
+        EnrolmentToken.device_id == device.id, EnrolmentToken.used_at.is_(None),
+        EnrolmentToken.expires_at > now).values(expires_at=now)).rowcount
     cmd = DeviceCommand(device_id=device.id, kind="wipe", expires_at=now + WIPE_TTL,
                         created_by=actor.who, state="pending")
     session.add(cmd)
@@ -206,7 +211,8 @@ def block(session: Session, ident: str, actor: Actor, broker: BrokerControl, rea
         "acked_seq": device.acked_seq,
         "last_seen": device.last_seen.isoformat() if device.last_seen else None,
         "journal_depth_last_reported": health.get("jd"),
-        "not_accepted": f"events after seq {device.acked_seq} still on the device"})
+        "not_accepted": f"events after seq {device.acked_seq} still on the device",
+        "enrolment_tokens_ended": dead})
     return cmd
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from fleet import bulk, tagtokens
-from fleet.models import (Anomaly, Badge, ClockEvent, Device, Organisation, Visit,
+from fleet.models import (Anomaly, AuditLog, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.retained import retained_period
 from fleet.types import utcnow
@@ -82,6 +82,30 @@ class _Matcher:
             self._resolve(e)
         self._load_visits()
         self._load_recent()
+        self._load_blocks()
+
+    def _load_blocks(self) -> None:
+        """The periods each device spent declared lost (from the audit log's block and unblock
+        entries): its events from then, sent after an unblock, are flagged `during_block`."""
+        idents = dict(self.s.execute(select(Device.id, Device.ident).where(
+            Device.id.in_({e.device_id for e in self.events}))).all())
+        targets = {f"device:{ident}": dev_id for dev_id, ident in idents.items()}
+        self.blocks: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+        rows = self.s.execute(select(AuditLog.target, AuditLog.action, AuditLog.at).where(
+            AuditLog.target.in_(list(targets)), AuditLog.action.in_(("block", "unblock")))
+            .order_by(AuditLog.at, AuditLog.id))
+        for target, action, at in rows:
+            periods = self.blocks[targets[target]]
+            if action == "block" and (not periods or periods[-1][1] is not None):
+                periods.append((at, None))
+            elif action == "unblock" and periods and periods[-1][1] is None:
+                periods[-1] = (periods[-1][0], at)
+
+    def _blocked_at(self, e: _Event) -> tuple[datetime, datetime | None] | None:
+        for start, end in self.blocks.get(e.device_id, ()):
+            if start <= e.ts and (end is None or e.ts < end):
+                return start, end
+        return None
 
     def _load_badges(self) -> None:
         """Every badge the events name, revoked ones too: a revoked badge is told apart."""
@@ -194,6 +218,11 @@ class _Matcher:
     def _match(self, e: _Event) -> None:
         if abs(e.offset) > CLOCK_OFF_S or e.tq == "unsynced":
             self._flag(e, "clock_off", f"clock offset {e.offset}s, time quality {e.tq}")
+        blocked = self._blocked_at(e)
+        if blocked:
+            until = blocked[1].strftime("%Y-%m-%d %H:%M UTC") if blocked[1] else "now"
+            self._flag(e, "during_block", "taken while the device was declared lost or stolen "
+                       f"({blocked[0]:%Y-%m-%d %H:%M UTC} to {until})")
         key = (e.device_id, e.badge or e.tag, e.dir)
         last = self.last_tap.get(key)
         self._remember(key, e.ts)

@@ -115,6 +115,7 @@ def lost_page(ident: str, request: Request, session: SessionDep, viewer: ViewerD
     _need(viewer, "block")
     device = _device(session, viewer, ident)
     return page(request, "lost.html", viewer, device=device, error=None, reason="",
+                enforced=broker_control(request).enforced,
                 holder=_holders(session, viewer, [device]).get(device.id))
 
 
@@ -126,20 +127,23 @@ def declare_lost(ident: str, request: Request, session: SessionDep, viewer: Post
     device = _device(session, viewer, ident)
     if not reason.strip() or confirm != "yes":
         return page(request, "lost.html", viewer, 422, device=device, reason=reason,
+                    enforced=broker_control(request).enforced,
                     holder=_holders(session, viewer, [device]).get(device.id),
                     error="Give the reason and tick the confirmation · Indiquez le motif et "
                           "cochez la confirmation")
     if device.status == "blocked":  # sent twice: it is done already
         return redirect(f"/devices/{device.ident}", "already")
+    broker = broker_control(request)
     try:
         with lifecycle.settled(session):
-            lifecycle.block(session, device.ident, Actor(viewer.who, viewer.role),
-                            broker_control(request), reason.strip(),
-                            organisation_id=viewer.organisation_id)
+            lifecycle.block(session, device.ident, Actor(viewer.who, viewer.role), broker,
+                            reason.strip(), organisation_id=viewer.organisation_id)
     except LifecycleError as e:
         return _refused_page(request, viewer, device, e)
     session.commit()
-    return redirect(f"/devices/{device.ident}", "blocked")
+    # "refused by the broker" only where the broker enforces logins (not the anonymous one)
+    return redirect(f"/devices/{device.ident}",
+                    "blocked" if broker.enforced else "blocked_unenforced")
 
 
 @router.post("/devices/{ident}/provision")

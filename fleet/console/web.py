@@ -27,6 +27,12 @@ MESSAGES = {
                "deux fois",
     "blocked": "Device declared lost or stolen: the broker refuses it, a wipe is queued · "
                "Appareil déclaré perdu ou volé : le broker le refuse, un effacement est en attente",
+    "blocked_unenforced": "Device declared lost or stolen: the fleet refuses its clock-ins and a "
+                          "wipe is queued, but this broker does not check logins (development "
+                          "broker), so the device can still connect · Appareil déclaré perdu ou "
+                          "volé : la flotte refuse ses pointages et un effacement est en attente, "
+                          "mais ce broker ne contrôle pas les connexions (broker de "
+                          "développement) : l'appareil peut encore s'y connecter",
     "imported": "Planning imported · Planning importé",
     "issued": "Badge issued · Badge émis",
     "revoked": "Badge revoked: it no longer clocks in · Badge révoqué : il ne pointe plus",
