@@ -384,12 +384,23 @@ def _save_counts(session: Session, source: str, counts: Counter) -> None:
     session.execute(stmt, rows)
 
 
-def ingest_stats(session: Session) -> dict:
-    """Totals of every counter (all sources) and rejections stored per reason."""
+def ingest_stats(session: Session, organisation_id: int | None = None) -> dict:
+    """Totals of every counter (all sources) and rejections stored per reason. For one
+    organisation: its devices' stored events and rejections only (the workers' counters mix
+    every agency, so they are the fleet operator's alone)."""
+    from sqlalchemy import func
+    if organisation_id is not None:
+        mine = select(Device.id).where(Device.organisation_id == organisation_id)
+        stored = session.scalar(select(func.count()).select_from(ClockEvent).where(
+            ClockEvent.device_id.in_(mine)))
+        rejections = dict(session.execute(
+            select(Rejection.reason, func.count()).where(Rejection.device_id.in_(mine))
+            .group_by(Rejection.reason)).all())
+        return {"counters": {"stored": stored}, "rejections": rejections,
+                "organisation_id": organisation_id}
     counters: Counter = Counter()
     for name, count in session.execute(select(IngestCounter.name, IngestCounter.count)):
         counters[name] += count
-    from sqlalchemy import func
     rejections = dict(session.execute(
         select(Rejection.reason, func.count()).group_by(Rejection.reason)).all())
     return {"counters": dict(sorted(counters.items())), "rejections": rejections}

@@ -44,6 +44,16 @@ def require(*roles: str):
     return Depends(check)
 
 
+def _fleet_operator(key: KeyDep) -> ApiKey:
+    """Firmware bundles and rollouts reach every agency's devices: only an admin key of no
+    organisation (the fleet operator's) may upload or steer them."""
+    if key.organisation_id is not None or key.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "firmware updates are the fleet "
+                            "operator's: an admin key of no organisation is needed")
+    return key
+
+
+FLEET_OPERATOR = Depends(_fleet_operator)
 PLANNERS = require("admin", "manager")
 FIELD = require("admin", "manager", "technician")
 ADMIN = require("admin")

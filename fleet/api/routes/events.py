@@ -105,5 +105,6 @@ def list_rejections(session: SessionDep, key: KeyDep, page: PageDep, device: str
 
 @router.get("/ingest/stats", tags=["events"])
 def get_ingest_stats(session: SessionDep, key: KeyDep) -> dict:
-    """Counters of every ingest outcome (all workers) and stored rejections per reason."""
-    return ingest_stats(session)
+    """Counters of every ingest outcome (all workers) and stored rejections per reason; a key
+    of one organisation gets its devices' stored events and rejections only."""
+    return ingest_stats(session, key.organisation_id)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from fleet import updates
 from fleet.api import data
-from fleet.api.deps import ADMIN, FIELD, KeyDep, PageDep, SessionDep
+from fleet.api.deps import FIELD, FLEET_OPERATOR, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import BundleOut, ReasonIn, RolloutIn, RolloutOut
 from fleet.models import Rollout, UpdateBundle
 
@@ -24,7 +24,8 @@ def _refused(e: updates.UpdateError) -> HTTPException:
     return HTTPException(e.status, e.message)
 
 
-@router.post("/bundles", status_code=201, response_model=BundleOut, dependencies=[ADMIN])
+@router.post("/bundles", status_code=201, response_model=BundleOut,
+             dependencies=[FLEET_OPERATOR])
 async def upload_bundle(request: Request, session: SessionDep, key: KeyDep):
     body = await request.body()
     if len(body) > MAX_BUNDLE:
@@ -52,7 +53,8 @@ def get_bundle(bundle_id: int, session: SessionDep):
     return row
 
 
-@router.post("/rollouts", status_code=201, response_model=RolloutOut, dependencies=[ADMIN])
+@router.post("/rollouts", status_code=201, response_model=RolloutOut,
+             dependencies=[FLEET_OPERATOR])
 def start_rollout(body: RolloutIn, session: SessionDep, key: KeyDep):
     try:
         r = updates.start_rollout(session, body.bundle_id, data.who(key), devices=body.devices,
@@ -66,14 +68,15 @@ def start_rollout(body: RolloutIn, session: SessionDep, key: KeyDep):
         raise _refused(e) from None
 
 
-@router.get("/rollouts", dependencies=[FIELD])
+@router.get("/rollouts", dependencies=[FLEET_OPERATOR])
 def list_rollouts(session: SessionDep, page: PageDep) -> dict:
     stmt = select(Rollout).order_by(Rollout.id.desc())
     return data.page(session, stmt, page.limit, page.offset,
                      lambda r: RolloutOut.model_validate(updates.rollout_status(session, r.id)))
 
 
-@router.get("/rollouts/{rollout_id}", response_model=RolloutOut, dependencies=[FIELD])
+@router.get("/rollouts/{rollout_id}", response_model=RolloutOut,
+            dependencies=[FLEET_OPERATOR])
 def get_rollout(rollout_id: int, session: SessionDep):
     try:
         return updates.rollout_status(session, rollout_id)
@@ -82,7 +85,7 @@ def get_rollout(rollout_id: int, session: SessionDep):
 
 
 @router.post("/rollouts/{rollout_id}/{action}", response_model=RolloutOut,
-             dependencies=[ADMIN])
+             dependencies=[FLEET_OPERATOR])
 def steer_rollout(rollout_id: int, action: str, session: SessionDep, key: KeyDep,
                   body: ReasonIn | None = None):
     if action not in ("pause", "resume", "cancel"):

@@ -1,0 +1,190 @@
+"""Finding "tenants stay apart" (issue #14, item 4): every route of the OpenAPI, called with
+another organisation's admin key on this organisation's objects, answers 403 or 404 and changes
+nothing; every list seen with that key holds none of this organisation's rows.
+
+The routes come from the app's own OpenAPI, so a route added later is covered the day it is
+added: a path parameter or a request body this test does not know makes it fail, naming the
+route, until the tables below say what to send.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
+                          Device, DeviceCommand, Organisation, Service, Visit)
+
+# what to send as a body, by (method, path); a route not listed gets {}
+BODIES = {
+    ("PATCH", "/api/v1/organisations/{org_id}"): {"name": "taken over"},
+    ("PATCH", "/api/v1/clients/{obj_id}"): {"name": "taken over"},
+    ("PATCH", "/api/v1/caregivers/{obj_id}"): {"name": "taken over"},
+    ("PATCH", "/api/v1/services/{service_id}"): {"name": "taken over"},
+    ("PATCH", "/api/v1/badges/{badge_id}"): {"active": False, "reason": "taken over"},
+    ("POST", "/api/v1/badges/{badge_id}/replace"): {"reason": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/provision"): {"reason": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/block"): {"reason": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/unblock"): {"reason": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/wiped"): {"reason": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/retire"): {"reason": "taken over"},
+    ("PATCH", "/api/v1/visits/{visit_id}"): {"planned_end": "2030-01-01T10:00:00Z"},
+    ("PATCH", "/api/v1/anomalies/{anomaly_id}"): {"resolved": True},
+    ("POST", "/api/v1/rollouts/{rollout_id}/{action}"): {"reason": "taken over"},
+    ("POST", "/api/v1/visits/{visit_id}/corrections"): {
+        "code": "COD", "departure": "2026-11-23T10:00:00Z", "why": "taken over"},
+    ("POST", "/api/v1/visits/{visit_id}/reopen"): {"why": "taken over"},
+    ("POST", "/api/v1/months/{month}/reopen"): {"why": "taken over"},
+}
+# routes that act on the key's own organisation: called naming agency A's
+ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
+# routes that are not about one organisation's objects, with why
+NOT_SCOPED = {
+    "/api/v1/enrol": "public: a one-time token, no key",
+    "/healthz": "no data",
+    "/api/v1/bundles": "firmware bundles are the fleet's, shared by every agency",
+    "/api/v1/bundles/{bundle_id}": "firmware bundles are the fleet's, shared by every agency",
+}
+
+
+@pytest.fixture
+def world(demo):
+    """The demo agency (A) with one thing of each kind, and an admin key of agency B."""
+    from fleet.db import make_engine, session_factory
+    from fleet.keys import create_api_key
+
+    db_url, info = demo
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        a = info["organisation_id"]
+        b = Organisation(name="Agence B", timezone="Europe/Paris")
+        s.add(b)
+        s.flush()
+        device = s.scalars(select(Device).where(Device.organisation_id == a)).first()
+        visit = s.scalars(select(Visit).where(Visit.organisation_id == a)).first()
+        now = datetime.now(timezone.utc)
+        s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
+                   Alert(kind="late", organisation_id=a, visit_id=visit.id),
+                   DeviceCommand(device_id=device.id, kind="ping",
+                                 expires_at=now + timedelta(hours=1))])
+        s.flush()
+        ids = {
+            "org_id": a,
+            "client": s.scalar(select(Client.id).where(Client.organisation_id == a)),
+            "caregiver": s.scalar(select(Caregiver.id).where(Caregiver.organisation_id == a)),
+            "service_id": s.scalar(select(Service.id).where(Service.organisation_id == a)),
+            "badge_id": s.scalar(select(Badge.id).where(Badge.organisation_id == a)),
+            "ident": device.ident,
+            "visit_id": visit.id,
+            "anomaly_id": s.scalar(select(func.max(Anomaly.id))),
+            "alert_id": s.scalar(select(func.max(Alert.id))),
+            "command_id": s.scalar(select(func.max(DeviceCommand.id))),
+            "month": now.strftime("%Y-%m"),
+            "rollout_id": 1,  # refused to any agency's key before it is looked up
+        }
+        key_b = create_api_key(s, "admin", "agency B's admin", organisation_id=b.id)
+        s.commit()
+    engine.dispose()
+    from fleet.api.app import create_app
+    from fleet.config import Settings
+
+    client = TestClient(create_app(Settings(database_url=db_url)))
+    client.headers["Authorization"] = f"Bearer {key_b}"
+    return db_url, ids, client
+
+
+def _path(template: str, ids: dict) -> str:
+    from string import Formatter
+
+    values = {}
+    for _, name, _, _ in Formatter().parse(template):
+        if name is None:
+            continue
+        if name == "obj_id":
+            values[name] = ids["client" if "/clients/" in template else "caregiver"]
+        elif name == "action":
+            values[name] = "pause"
+        elif name in ids:
+            values[name] = ids[name]
+        else:
+            raise AssertionError(f"{template}: say which of agency A's objects {{{name}}} is "
+                                 "in this test's `ids`")
+    return template.format(**values)
+
+
+def _snapshot(db_url: str) -> tuple:
+    from fleet.db import make_engine, session_factory
+
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        snap = (s.scalar(select(func.count()).select_from(AuditLog)),
+                [(d.ident, d.status, d.credential_hash) for d in s.scalars(select(Device))],
+                [(v.id, v.planned_end, v.status) for v in s.scalars(select(Visit))],
+                [(b.id, b.active) for b in s.scalars(select(Badge))],
+                s.scalar(select(func.count()).select_from(ClockEvent)))
+    engine.dispose()
+    return snap
+
+
+def test_finding_tenants_every_route_refuses_another_agencys_objects(world):
+    db_url, ids, client = world
+    spec = client.app.openapi()
+    before = _snapshot(db_url)
+    leaks = []
+    for template, ops in spec["paths"].items():
+        if template in NOT_SCOPED or template.startswith("/gw/"):
+            continue  # the device gateway authenticates phones, not keys (tests/gateway)
+        for method, op in ops.items():
+            has_params = any(p["in"] == "path" for p in op.get("parameters", []))
+            if not has_params:
+                continue
+            url = _path(template, ids)
+            body = BODIES.get((method.upper(), template), {}) if "requestBody" in op else None
+            params = ({"organisation_id": ids["org_id"]} if template in ON_OWN_ORGANISATION
+                      else None)
+            r = client.request(method.upper(), url, json=body, params=params)
+            if r.status_code not in (403, 404):
+                leaks.append(f"{method.upper()} {url}: {r.status_code} {r.text[:160]}")
+    assert leaks == []
+    assert _snapshot(db_url) == before  # nothing of agency A changed
+
+
+def test_finding_tenants_lists_hold_none_of_another_agencys_rows(world):
+    _, ids, client = world
+    spec = client.app.openapi()
+    leaks = []
+    for template, ops in spec["paths"].items():
+        if template in NOT_SCOPED or template.startswith("/gw/") or "{" in template:
+            continue
+        if "get" not in ops:
+            continue
+        r = client.get(template)
+        if r.status_code in (403, 404, 422):
+            continue
+        doc = r.json()
+        if template == "/api/v1/ingest/stats":  # agency A's devices sent events: not counted
+            if doc != {"counters": {"stored": 0}, "rejections": {}, "organisation_id":
+                       doc.get("organisation_id")} or doc["organisation_id"] == ids["org_id"]:
+                leaks.append(f"{template}: {doc}")
+            continue
+        assert isinstance(doc, list) or "items" in doc, f"{template}: say how to read {doc}"
+        items = doc.get("items") if isinstance(doc, dict) else doc
+        if template == "/api/v1/organisations":
+            if any(o["id"] == ids["org_id"] for o in items):
+                leaks.append(template)
+        elif items:
+            leaks.append(f"{template}: {str(items)[:160]}")
+    assert leaks == []
+
+
+def test_finding_tenants_firmware_updates_are_the_fleet_operators(world):
+    """An agency's admin key could upload a bundle and roll it out to every agency's devices
+    (a rollout's filter was not scoped): now only a key of no organisation may."""
+    _, _, client = world
+    r = client.post("/api/v1/rollouts", json={"bundle_id": 1, "filter": {}})
+    assert r.status_code == 403 and "fleet operator" in r.json()["detail"]
+    assert client.post("/api/v1/bundles", content=b"PK").status_code == 403
+    assert client.get("/api/v1/rollouts").status_code == 403
+    assert client.get("/api/v1/bundles").status_code == 200  # shared firmware, read-only
