@@ -5,6 +5,7 @@ with today's planning and a few virtual readers tapping. The broker is mosquitto
 authenticated as in production (tools/up_broker.py: each process and each reader logs in with
 its own credentials), else the embedded amqtt, anonymous. Each part is a child process with its
 log in <data>/logs; Ctrl-C stops them all, readers first, so that nothing is left half-sent.
+A part that dies is started again with backoff (Supervisor); one that keeps dying stops it all.
 """
 from __future__ import annotations
 
@@ -62,21 +63,28 @@ def admin_key(db_url: str, key_file: Path) -> str:
 
 
 class Children:
-    """Child processes started in order, stopped in reverse order."""
+    """Child processes started in order, stopped in reverse order; each can be started again
+    with the same command (the supervisor does)."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.specs: dict[str, tuple[list[str], dict[str, str] | None]] = {}
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.specs[name] = (argv, env)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", *argv], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         log.close()
-        self.procs.append((name, proc))
+        self.procs = [(n, p) for n, p in self.procs if n != name] + [(name, proc)]
 
-    def dead(self) -> list[str]:
-        return [name for name, p in self.procs if p.poll() is not None]
+    def restart(self, name: str) -> None:
+        self.start(name, *self.specs[name])
+
+    def dead(self) -> dict[str, int]:
+        """The children that exited, with their exit codes."""
+        return {name: p.returncode for name, p in self.procs if p.poll() is not None}
 
     def stop(self) -> None:
         for name, p in reversed(self.procs):
@@ -87,6 +95,65 @@ class Children:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+
+class Supervisor:
+    """Restarts a part of `up` that died (the broker, the worker, the API, the readers), after
+    1, 2, 4, 8... seconds; after `MAX_DEATHS` deaths of one part within `WINDOW_S`, gives up:
+    `up` stops everything and says why. Each death and restart is printed and logged
+    (<data>/logs/up.log). The readers' journals make a broker restart lossless."""
+
+    MAX_DEATHS, WINDOW_S, MAX_BACKOFF_S = 5, 60.0, 16.0
+
+    def __init__(self, children: Children, broker: Broker, log_dir: Path,
+                 clock=time.monotonic) -> None:
+        self.children, self.broker = children, broker
+        self.log = log_dir / "up.log"
+        self.clock = clock
+        self.deaths: dict[str, list[float]] = {}
+        self.pending: dict[str, float] = {}  # part -> when to start it again
+
+    def say(self, text: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {text}"
+        print(f"  {line}", flush=True)
+        with open(self.log, "a") as f:
+            f.write(line + "\n")
+
+    def _died(self, name: str, why: str) -> None:
+        now = self.clock()
+        times = [t for t in self.deaths.get(name, []) if t > now - self.WINDOW_S] + [now]
+        self.deaths[name] = times
+        if len(times) >= self.MAX_DEATHS:
+            raise TelegestError(f"{name} died {len(times)} times within "
+                                f"{int(self.WINDOW_S)} s ({why}): stopping everything; see "
+                                f"{self.log.parent}")
+        wait = min(self.MAX_BACKOFF_S, 2.0 ** (len(times) - 1))
+        self.pending[name] = now + wait
+        self.say(f"{name} {why}: restarting in {wait:g} s (death {len(times)} of "
+                 f"{self.MAX_DEATHS} allowed within {int(self.WINDOW_S)} s)")
+
+    def check(self) -> None:
+        """One pass: note deaths, start again what is due. Raises TelegestError to give up."""
+        if "broker" not in self.pending and not self.broker.running:
+            code = self.broker.proc.poll() if self.broker.proc is not None else None
+            self.broker.proc = None
+            self._died("broker", f"stopped (exit {code})")
+        for name, code in self.children.dead().items():
+            if name not in self.pending:
+                self._died(name, f"stopped (exit {code})")
+        for name, due in list(self.pending.items()):
+            if self.clock() < due:
+                continue
+            del self.pending[name]
+            try:
+                if name == "broker":
+                    self.broker.start()
+                else:
+                    self.children.restart(name)
+            except BrokerError as e:
+                self._died(name, f"did not start again ({e})")
+                continue
+            self.say(f"{name} restarted")
 
 
 def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
@@ -172,11 +239,9 @@ def run_up(args) -> int:
                                        "--health-every", "30", *sim_login], env)
         banner(data, args.port, broker, creds_file if creds else None, readers, held)
         deadline = time.monotonic() + args.for_seconds if args.for_seconds else None
+        supervisor = Supervisor(children, broker, data / "logs")
         while not stop["now"]:
-            dead = children.dead()
-            if dead:
-                raise TelegestError(f"{', '.join(dead)} stopped unexpectedly: see "
-                                    f"{data / 'logs'}")
+            supervisor.check()
             if deadline and time.monotonic() > deadline:
                 break
             time.sleep(0.5)
