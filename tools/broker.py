@@ -59,9 +59,14 @@ MOSQUITTO_CONF = """\
 listener {port} {host}
 allow_anonymous true
 persistence false
-# the fleet may lag behind a burst: queue rather than drop (devices resend anyway)
+# the fleet may lag behind a burst: queue rather than drop (devices resend anyway), but no
+# client may make the broker hold more than 64 MiB for it
 max_queued_messages 200000
+max_queued_bytes 67108864
 max_inflight_messages 100
+# every message of the device protocol is under 1 KiB (docs/protocol.md); 64 KiB leaves room
+# for the dynamic security admin's commands. A bigger packet drops its sender.
+max_packet_size 65536
 # no cap on connections (the fleet bench holds 10,000); the file limit is the process's
 max_connections -1
 log_dest file {log}
