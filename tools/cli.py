@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_field_commands(dev, badge, command)
 
+    from tools.export import add_commands as add_export_commands
+
+    add_export_commands(sub, command)
+
     bench = sub.add_parser("bench", help="benchmarks printing JSON").add_subparsers(
         dest="cmd", required=True)
     b = command(bench, "ingest", cmd_bench_ingest,
