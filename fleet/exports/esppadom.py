@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from fleet.exports.rows import ExportError, Range, VisitRow, day_range, minutes, organisation, \
     people, visits
 from fleet.funding import PlanIndex, PlanLine
-from fleet.models import Funder, Organisation
+from fleet.models import CORRECTION_CODES, Funder, Organisation
 from fleet.types import utcnow
 
 SCHEMA = Path(__file__).with_name("esppadom-delivery-1.4.xsd")
@@ -122,7 +122,7 @@ class Delivery:
     filename: str
 
     def _local(self, when: datetime) -> str:
-        return when.astimezone(self.span.tz).strftime("%Y-%m-%dT%H:%M:%S")
+        return when.astimezone(self.span.tz).isoformat(timespec="seconds")[:19]
 
     def header(self) -> str:
         xmlns = " ".join(f'xmlns:{p}="{uri}"' for p, uri in NS.items())
@@ -130,9 +130,11 @@ class Delivery:
                f'{xmlns}>\n'
 
     def chunks(self) -> Iterator[bytes]:
-        """The file, in chunks of about 64 KiB; one query, streamed."""
+        """The file, in chunks of about 64 KiB; one query, streamed. The parts that repeat
+        (a client, a caregiver, a plan) are built once and kept: they are few beside the
+        visits."""
         clients, carers, services = people(self.session, self.org.id)
-        saad = self._saad()
+        self._parts = _Parts(self.org, clients, carers, services)
         stamp = self.issued.astimezone(self.span.tz).strftime("%Y%m%d%H%M%S")
         issued = self._local(self.issued)
         buf: list[str] = [self.header()]
@@ -142,8 +144,7 @@ class Delivery:
                 row.planned_start))
             if line is None:
                 continue
-            text = self.advice(row, line, clients[row.client_id], carers[row.caregiver_id],
-                               services.get(row.service_id), saad, stamp, issued)
+            text = self.advice(row, line, stamp, issued)
             buf.append(text)
             size += len(text)
             if size >= CHUNK:
@@ -152,34 +153,17 @@ class Delivery:
         buf.append("</ns:delivery>\n")
         yield "".join(buf).encode()
 
-    def _saad(self) -> str:
-        org = self.org
-        return (_token("pie:ID", org.esppadom_id or org.siret)
-                + f"<pie:Name>{esc(org.name)}</pie:Name><pie:SIRET>{esc(org.siret)}</pie:SIRET>")
-
-    def advice(self, row: VisitRow, line: PlanLine, client, carer, service, saad: str,
-               stamp: str, issued: str) -> str:
+    def advice(self, row: VisitRow, line: PlanLine, stamp: str, issued: str) -> str:
         """One CrossIndustryDespatchAdvice (the element order is the schema's)."""
+        parts = self._parts
         tid = f"{stamp}-{row.id}"
         kept = retained_of(row)
-        ship_to = [_token("pie:ID", line.beneficiary_ref or f"C{client.id}"),
-                   f"<pie:Name>{esc(client.name)}</pie:Name>",
-                   f"<pie:LastName>{esc(client.name)}</pie:LastName>"]
-        if client.birth_date is not None:
-            ship_to.append(f"<pie:BirthDate>{client.birth_date.isoformat()}T00:00:00"
-                           "</pie:BirthDate>")
-        ship_to.append(
-            f"<pie:PostalCITradeAddress><pie:LineOne>{esc(client.address)}</pie:LineOne>"
-            f"<pie:PostcodeCode>{esc(client.postcode)}</pie:PostcodeCode>"
-            f"<pie:CityName>{esc(client.city)}</pie:CityName><pie:CountryID>FR</pie:CountryID>"
-            "</pie:PostalCITradeAddress>")
-        actual = [_list("ram:TypeCode", "ESPPADOM_EFFECTIVITY_AJUST", kept.code)
-                  if kept.code else ""]
+        actual = _TYPE_CODES[kept.code]
         if kept.start is not None:
-            actual.append(f"<ram:OccurrenceCISpecifiedPeriod><qdt:StartDateTime>"
-                          f"{self._local(kept.start)}</qdt:StartDateTime><qdt:EndDateTime>"
-                          f"{self._local(kept.end)}</qdt:EndDateTime>"
-                          "</ram:OccurrenceCISpecifiedPeriod>")
+            actual += (f"<ram:OccurrenceCISpecifiedPeriod><qdt:StartDateTime>"
+                       f"{self._local(kept.start)}</qdt:StartDateTime><qdt:EndDateTime>"
+                       f"{self._local(kept.end)}</qdt:EndDateTime>"
+                       "</ram:OccurrenceCISpecifiedPeriod>")
         effective = ""
         if row.actual_start is not None or row.actual_end is not None:
             effective = ("<ram:AdditionalReferencedCIReferencedDocument>"
@@ -196,6 +180,64 @@ class Delivery:
             f"<ns:CIDDHExchangedDocument><ram:ID>TG-{self.org.id}-{row.id}</ram:ID>"
             f"<ram:IssueDateTime>{issued}</ram:IssueDateTime></ns:CIDDHExchangedDocument>"
             "<ns:CIDDHSupplyChainTradeTransaction>"
+            f"{parts.agreement(line)}"
+            "<ram:ApplicableCIDDHSupplyChainTradeDelivery>"
+            f"{parts.ship_to(row.client_id, line.beneficiary_ref)}"
+            f"{parts.ship_from(row.caregiver_id)}"
+            f"<ram:ActualDespatchCISupplyChainEvent>{actual}"
+            "</ram:ActualDespatchCISupplyChainEvent>"
+            f"{effective}</ram:ApplicableCIDDHSupplyChainTradeDelivery>"
+            "<ram:ApplicableCIDDHSupplyChainTradeSettlement/>"
+            "<ram:IncludedCIDDLSupplyChainTradeLineItem>"
+            f"<ram:AssociatedCIDDLDocumentLineDocument><ram:LineID>{tid}</ram:LineID>"
+            f"{parts.order_line(line)}</ram:AssociatedCIDDLDocumentLineDocument>"
+            "<ram:SpecifiedCIDDLSupplyChainTradeDelivery>"
+            f'<ram:BilledQuantity unitCode="HUR">{billed_hours(kept.minutes)}'
+            "</ram:BilledQuantity></ram:SpecifiedCIDDLSupplyChainTradeDelivery>"
+            f"{_SETTLEMENT}{parts.product(line, row.service_id)}"
+            "</ram:IncludedCIDDLSupplyChainTradeLineItem>"
+            "</ns:CIDDHSupplyChainTradeTransaction></ns:CrossIndustryDespatchAdvice>\n")
+
+    def _stamp(self, tag: str, when: datetime | None, method: str | None) -> str:
+        if when is None:
+            return ""
+        return (f"<{tag}><ram:CertifiedDateTime>{self._local(when)}</ram:CertifiedDateTime>"
+                f"{_HOW.get(method or '', '')}</{tag}>")
+
+
+def _how(code: str | None) -> str:
+    if not code:
+        return ""
+    return (_list("ram:CustomerIdentificationMethod", "ESPPADOM_TIMESTAMP_METHOD", code)
+            + _list("ram:SupplierIdentificationMethod", "ESPPADOM_TIMESTAMP_METHOD", code))
+
+
+_HOW = {method: _how(code) for method, code in METHODS.items()}
+_TYPE_CODES = {None: "", **{c: _list("ram:TypeCode", "ESPPADOM_EFFECTIVITY_AJUST", c)
+                            for c in CORRECTION_CODES}}
+_SETTLEMENT = ("<ram:SpecifiedCIDDLSupplyChainTradeSettlement>"
+               + _list("ram:CadreIntervention", "ESPPADOM_CADRE", CADRE)
+               + "</ram:SpecifiedCIDDLSupplyChainTradeSettlement>")
+
+
+class _Parts:
+    """The escaped XML of the parties and lines, built once each (memoised by id)."""
+
+    def __init__(self, org: Organisation, clients: dict, carers: dict, services: dict) -> None:
+        self.clients, self.carers, self.services = clients, carers, services
+        self.saad = (_token("pie:ID", org.esppadom_id or org.siret)
+                     + f"<pie:Name>{esc(org.name)}</pie:Name>"
+                       f"<pie:SIRET>{esc(org.siret)}</pie:SIRET>")
+        self._cache: dict[tuple, str] = {}
+
+    def _memo(self, key: tuple, build) -> str:
+        text = self._cache.get(key)
+        if text is None:
+            text = self._cache[key] = build()
+        return text
+
+    def agreement(self, line: PlanLine) -> str:
+        return self._memo(("agreement", line.funder_id), lambda: (
             "<ram:ApplicableCIDDHSupplyChainTradeAgreement>"
             "<ram:BuyerOrderReferencedCIReferencedDocument><ram:IssuerCITradeParty>"
             f"{_token('pie:ID', line.funder_identifier)}"
@@ -203,45 +245,47 @@ class Delivery:
             "</ram:IssuerCITradeParty></ram:BuyerOrderReferencedCIReferencedDocument>"
             "<ram:ContractReferencedCIReferencedDocument>"
             f"{_token('qdt:GlobalID', 'P')}</ram:ContractReferencedCIReferencedDocument>"
-            "</ram:ApplicableCIDDHSupplyChainTradeAgreement>"
-            "<ram:ApplicableCIDDHSupplyChainTradeDelivery>"
-            f"<ram:ShipToCITradeParty>{''.join(ship_to)}</ram:ShipToCITradeParty>"
-            f"<ram:ShipFromCITradeParty>{saad}<pie:DefinedCITradeContact>"
-            f"{_token('pie:ID', f'I{carer.id}')}"
-            f"<pie:PersonName>{esc(carer.name)}</pie:PersonName>"
-            f"{_list('pie:TypeCode', 'ESPPADOM_CONTACT_PRESTATAIRE', CONTACT)}"
-            "</pie:DefinedCITradeContact></ram:ShipFromCITradeParty>"
-            f"<ram:ActualDespatchCISupplyChainEvent>{''.join(actual)}"
-            "</ram:ActualDespatchCISupplyChainEvent>"
-            f"{effective}</ram:ApplicableCIDDHSupplyChainTradeDelivery>"
-            "<ram:ApplicableCIDDHSupplyChainTradeSettlement/>"
-            "<ram:IncludedCIDDLSupplyChainTradeLineItem>"
-            f"<ram:AssociatedCIDDLDocumentLineDocument><ram:LineID>{tid}</ram:LineID>"
-            f"<ram:OrderLineID>{esc(line.reference)}</ram:OrderLineID>"
-            "</ram:AssociatedCIDDLDocumentLineDocument>"
-            "<ram:SpecifiedCIDDLSupplyChainTradeDelivery>"
-            f'<ram:BilledQuantity unitCode="HUR">{billed_hours(kept.minutes)}'
-            "</ram:BilledQuantity></ram:SpecifiedCIDDLSupplyChainTradeDelivery>"
-            "<ram:SpecifiedCIDDLSupplyChainTradeSettlement>"
-            f"{_list('ram:CadreIntervention', 'ESPPADOM_CADRE', CADRE)}"
-            "</ram:SpecifiedCIDDLSupplyChainTradeSettlement>"
-            f"<ram:SpecifiedCITradeProduct>"
-            f"{_list('qdt:ID', 'ESPPADOM_TYPE_AIDE', line.funder_kind)}"
-            f"<qdt:Name>{esc(service.name if service else PRODUCT_NAME)}</qdt:Name>"
-            "</ram:SpecifiedCITradeProduct></ram:IncludedCIDDLSupplyChainTradeLineItem>"
-            "</ns:CIDDHSupplyChainTradeTransaction></ns:CrossIndustryDespatchAdvice>\n")
+            "</ram:ApplicableCIDDHSupplyChainTradeAgreement>"))
 
-    def _stamp(self, tag: str, when: datetime | None, method: str | None) -> str:
-        if when is None:
-            return ""
-        code = METHODS.get(method or "")
-        how = ""
-        if code:
-            how = (_list("ram:CustomerIdentificationMethod", "ESPPADOM_TIMESTAMP_METHOD", code)
-                   + _list("ram:SupplierIdentificationMethod", "ESPPADOM_TIMESTAMP_METHOD",
-                           code))
-        return (f"<{tag}><ram:CertifiedDateTime>{self._local(when)}</ram:CertifiedDateTime>"
-                f"{how}</{tag}>")
+    def ship_to(self, client_id: int, beneficiary_ref: str) -> str:
+        def build() -> str:
+            client = self.clients[client_id]
+            birth = ""
+            if client.birth_date is not None:
+                birth = f"<pie:BirthDate>{client.birth_date.isoformat()}T00:00:00</pie:BirthDate>"
+            return ("<ram:ShipToCITradeParty>"
+                    + _token("pie:ID", beneficiary_ref or f"C{client.id}")
+                    + f"<pie:Name>{esc(client.name)}</pie:Name>"
+                      f"<pie:LastName>{esc(client.name)}</pie:LastName>{birth}"
+                      f"<pie:PostalCITradeAddress><pie:LineOne>{esc(client.address)}"
+                      f"</pie:LineOne><pie:PostcodeCode>{esc(client.postcode)}</pie:PostcodeCode>"
+                      f"<pie:CityName>{esc(client.city)}</pie:CityName>"
+                      "<pie:CountryID>FR</pie:CountryID></pie:PostalCITradeAddress>"
+                      "</ram:ShipToCITradeParty>")
+        return self._memo(("ship_to", client_id, beneficiary_ref), build)
+
+    def ship_from(self, caregiver_id: int) -> str:
+        def build() -> str:
+            carer = self.carers[caregiver_id]
+            return (f"<ram:ShipFromCITradeParty>{self.saad}<pie:DefinedCITradeContact>"
+                    + _token("pie:ID", f"I{carer.id}")
+                    + f"<pie:PersonName>{esc(carer.name)}</pie:PersonName>"
+                    + _list("pie:TypeCode", "ESPPADOM_CONTACT_PRESTATAIRE", CONTACT)
+                    + "</pie:DefinedCITradeContact></ram:ShipFromCITradeParty>")
+        return self._memo(("ship_from", caregiver_id), build)
+
+    def order_line(self, line: PlanLine) -> str:
+        return self._memo(("order", line.plan_id), lambda: (
+            f"<ram:OrderLineID>{esc(line.reference)}</ram:OrderLineID>"))
+
+    def product(self, line: PlanLine, service_id: int | None) -> str:
+        def build() -> str:
+            service = self.services.get(service_id)
+            return ("<ram:SpecifiedCITradeProduct>"
+                    + _list("qdt:ID", "ESPPADOM_TYPE_AIDE", line.funder_kind)
+                    + f"<qdt:Name>{esc(service.name if service else PRODUCT_NAME)}</qdt:Name>"
+                      "</ram:SpecifiedCITradeProduct>")
+        return self._memo(("product", line.funder_kind, service_id), build)
 
 
 def filename(org: Organisation, span: Range, funder: Funder | None, issued: datetime) -> str:

@@ -68,6 +68,11 @@ class Office:
 
 @pytest.fixture
 def office(session):
+    return build_office(session)
+
+
+def build_office(session) -> Office:
+    """The agency: two clients (APA, PCH plans), two caregivers, a service, a reader."""
     org = Organisation(name="Aide à domicile du Val", timezone="Europe/Paris",
                        siret="12345678900011", esppadom_id="SAAD449")
     session.add(org)
