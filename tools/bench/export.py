@@ -3,9 +3,10 @@
 Seeds a temporary SQLite database with `--visits` visits (bulk inserts: 300 clients with a
 funding plan each, 60 caregivers, two clock events and a record per visit, every correction
 code among them), then runs each export in its own process, as `telegest export` would, and
-reads that process's peak RSS (ru_maxrss) and the seconds the export took (start of the query
-to the last byte written). Prints one JSON object: visits, esppadom_s, payroll_s, billing_s,
-peak_rss_mb (the highest of the three), each export's own peak and file size, seed_s.
+reads that process's peak RSS (VmHWM, its own high-water mark) and the seconds the export took
+(start of the query to the last byte written). Prints one JSON object: visits, esppadom_s,
+payroll_s, billing_s, peak_rss_mb (the highest of the three), each export's own peak and file
+size, the RSS before the export began, seed_s.
 """
 from __future__ import annotations
 
@@ -110,6 +111,19 @@ def seed(db_url: str, visits: int) -> int:
     return org
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set. VmHWM, not ru_maxrss: Linux keeps ru_maxrss across
+    execve, so a child would report the parent's size at the fork (the seeding, here)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(argv: list[str]) -> None:
     """In the measured process: one export to a file; prints its seconds and peak RSS."""
     kind, db_url, org, out = argv[0], argv[1], int(argv[2]), argv[3]
@@ -117,7 +131,7 @@ def child(argv: list[str]) -> None:
     from fleet.exports import esppadom, tabular
 
     engine = make_engine(db_url)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     with session_factory(engine)() as session, open(out, "wb") as f:
         export = (esppadom.prepare(session, org, FIRST, LAST) if kind == "esppadom"
@@ -127,7 +141,7 @@ def child(argv: list[str]) -> None:
             f.write(chunk)
             size += len(chunk)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1),
                       "rss_before_mb": round(rss_before, 1), "bytes": size}))
 
