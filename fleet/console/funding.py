@@ -15,27 +15,13 @@ from sqlalchemy.orm import Session
 from fleet import funding
 from fleet.console import forms
 from fleet.console.auth import Viewer
-from fleet.console.web import Missing, PlannerDep, PlannerPostDep, SessionDep, organisation, \
-    page, redirect
+from fleet.console.planning import _org, _scoped  # the same lookups as the planning pages
+from fleet.console.web import PlannerDep, PlannerPostDep, SessionDep, page, redirect
 from fleet.models import Client, Funder, FundingPlan, Organisation, Service
 
 router = APIRouter(include_in_schema=False)
 KIND_LABELS = {"APA": "APA (département)", "PCH": "PCH (département)",
                "AM": "AM · Assurance maladie"}
-
-
-def _org(session: Session, viewer: Viewer) -> Organisation:
-    org = organisation(session, viewer)
-    if org is None:
-        raise Missing("No organisation yet · Aucune structure")
-    return org
-
-
-def _scoped(session: Session, model, obj_id: int, org: Organisation):
-    obj = session.get(model, obj_id)
-    if obj is None or obj.organisation_id != org.id:
-        raise Missing("Not found · Introuvable")
-    return obj
 
 
 def _int(raw: str | None) -> int | None:
