@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from fleet.models import Caregiver, Client, ClockEvent, Organisation, Service, Visit, \
     VisitRecord
+from fleet.retained import minutes as retained_minutes
 
 BATCH = 2000  # rows fetched per round trip of the server-side cursor
 
@@ -126,7 +127,7 @@ def people(session: Session, org_id: int) -> tuple[dict[int, Any], dict[int, Any
 
 
 def minutes(start: datetime | None, end: datetime | None) -> int | None:
-    """Whole minutes from start to end (seconds rounded to the nearest minute)."""
-    if start is None or end is None:
-        return None
-    return max(0, round((end - start).total_seconds() / 60))
+    """Whole minutes from start to end, as the retained rules count them (fleet.retained:
+    seconds dropped), never below zero (clocks out of order count nothing)."""
+    counted = retained_minutes(start, end)
+    return None if counted is None else max(0, counted)

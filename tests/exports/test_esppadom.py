@@ -275,3 +275,31 @@ def test_a_range_backwards_or_an_unknown_funder(session, office):
     with pytest.raises(ExportError) as e:
         esppadom.prepare(session, 999, *NOV)
     assert e.value.status == 404
+
+
+@pytest.mark.parametrize("mode, step, policy, clocked, billed", [
+    ("nearest", 15, "bill", "10:05", "1.00"),   # 1 h clocked 1 h 05: retained 1 h
+    ("nearest", 30, "bill", "10:20", "1.50"),   # 1 h 20, half-hour rounding: 1 h 30
+    ("none", 15, "cap", "10:20", "1.00"),       # 1 h 20, overruns not billed: 1 h
+])
+def test_the_guides_examples_through_the_agencys_rules(session, office, mode, step, policy,
+                                                       clocked, billed):
+    """The retained period as fleet.retained derives it from the raw clock times, then the
+    export: raw 09:00 to `clocked` in the effective period, `billed` hours retained."""
+    from fleet.models import VisitRecord
+    from fleet.retained import retained_period
+
+    org = office.org
+    org.rounding_mode, org.rounding_step_min, org.overrun_policy = mode, step, policy
+    v = office.visit(office.clients[0], office.carers[0], "2026-11-23", "09:00",
+                     arrival="09:00", departure=clocked)
+    rec = session.query(VisitRecord).filter_by(visit_id=v.id).one()
+    rec.retained_start, rec.retained_end = retained_period(rec.actual_start, rec.actual_end,
+                                                           v, org)
+    session.commit()
+    _, doc, _ = export(session, org)
+    a = advices(doc)[str(v.id)]
+    assert x(a, BILLED) == billed
+    assert x(a, EFFECTIVE + "ram:EndDateTime/ram:CertifiedDateTime") == \
+        f"2026-11-23T{clocked}:00"
+    assert a.find(ACTUAL + "ram:TypeCode", NS) is None
