@@ -59,3 +59,29 @@ def test_a_funder_and_a_clients_plan(browser, demo, api_server, tmp_path):
         phone.screenshot(path=str(tmp_path / f"console-360-{name}.png"), full_page=True)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{path} scrolls sideways on a phone ({width}px)"
+
+
+def test_the_exports_page_downloads_a_file(browser, demo, api_server, tmp_path):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(demo[0])
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE organisations SET siret = '12345678900011'"))
+    engine.dispose()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, api_server, account(demo[0], "manager"), "/exports")
+    page.select_option("#kind", "payroll")
+    page.select_option("#dialect", "excel-fr")
+    page.screenshot(path=str(tmp_path / "console-exports.png"), full_page=True)
+    with page.expect_download() as got:
+        page.click("#export-form button[type=submit]")
+    download = got.value
+    assert download.suggested_filename.startswith("payroll-org")
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    assert path.read_bytes().startswith("\ufeffcaregiver_id;caregiver;period".encode())
+    # a range backwards: the form again, with the message
+    page.fill("#from", "2026-11-30")
+    page.fill("#to", "2026-11-01")
+    page.click("#export-form button[type=submit]")
+    assert "before it starts" in page.inner_text("[role=alert]")
