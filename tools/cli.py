@@ -124,6 +124,12 @@ def cmd_bench_fleet(args) -> int:
     return run_bench_fleet(args)
 
 
+def cmd_bench_export(args) -> int:
+    from tools.bench.export import run_bench_export
+
+    return run_bench_export(args)
+
+
 def _broker(url: str) -> tuple[str, int]:
     from tools.sim.run import parse_broker
 
@@ -219,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_field_commands(dev, badge, command)
 
+    from tools.export import add_commands as add_export_commands
+
+    add_export_commands(sub, command)
+
     bench = sub.add_parser("bench", help="benchmarks printing JSON").add_subparsers(
         dest="cmd", required=True)
     b = command(bench, "ingest", cmd_bench_ingest,
@@ -244,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--health-every", type=float, default=60.0, help="seconds per device")
     bf.add_argument("--seconds", type=float, default=120.0, help="the measured window")
     bf.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    be = command(bench, "export", cmd_bench_export,
+                 "an agency's year of visits through the ESPPADOM, payroll and billing "
+                 "exports, each streamed to a file in its own process: seconds, peak RSS")
+    be.add_argument("--json", action="store_true", help="print only the JSON result")
+    be.add_argument("--visits", type=int, default=100000)
     pb = command(bench, "push", cmd_bench_push,
                  "push a new planning to N devices through a real mosquitto")
     pb.add_argument("--json", action="store_true", help="print only the JSON result")

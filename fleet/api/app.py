@@ -8,7 +8,8 @@ from fastapi.responses import RedirectResponse
 
 from fleet import caregiver, console
 from fleet.api.deps import current_key
-from fleet.api.routes import alerts, devices, directory, events, office, updates, visits
+from fleet.api.routes import alerts, devices, directory, events, exports, funding, office, \
+    updates, visits
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 
@@ -25,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     auth = [Depends(current_key)]
-    for module in (directory, devices, visits, events, alerts, updates, office):
+    for module in (directory, devices, visits, events, alerts, updates, office, funding,
+                   exports):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 

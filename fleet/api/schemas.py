@@ -1,7 +1,7 @@
 """Request and response bodies of the API."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -84,12 +84,18 @@ class ClientIn(BaseModel):
     organisation_id: int | None = None
     name: str = Field(min_length=1, max_length=200)
     address: str = Field("", max_length=400)
+    postcode: str = Field("", max_length=10)
+    city: str = Field("", max_length=100)
+    birth_date: date | None = None
     active: bool = True
 
 
 class ClientPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     address: str | None = Field(None, max_length=400)
+    postcode: str | None = Field(None, max_length=10)
+    city: str | None = Field(None, max_length=100)
+    birth_date: date | None = None
     active: bool | None = None
 
 
@@ -98,7 +104,70 @@ class ClientOut(Out):
     organisation_id: int
     name: str
     address: str
+    postcode: str
+    city: str
+    birth_date: date | None
     active: bool
+
+
+class FunderIn(BaseModel):
+    organisation_id: int | None = None
+    kind: Literal["APA", "PCH", "AM"]
+    name: str = Field(min_length=1, max_length=200)
+    identifier: str = Field("", max_length=64, description=(
+        "the funder's télétransmission identifier; required to export to it"))
+    active: bool = True
+
+
+class FunderPatch(BaseModel):
+    kind: Literal["APA", "PCH", "AM"] | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    identifier: str | None = Field(None, max_length=64)
+    active: bool | None = None
+
+
+class FunderOut(Out):
+    id: int
+    organisation_id: int
+    kind: str
+    name: str
+    identifier: str
+    active: bool
+
+
+class FundingPlanIn(BaseModel):
+    client_id: int
+    funder_id: int
+    service_id: int | None = None
+    reference: str = Field(min_length=1, max_length=64, description="the order (line) reference")
+    beneficiary_ref: str = Field("", max_length=64)
+    minutes_per_month: int | None = Field(None, ge=1, le=44640)
+    valid_from: date
+    valid_to: date | None = None
+
+
+class FundingPlanPatch(BaseModel):
+    client_id: int | None = None
+    funder_id: int | None = None
+    service_id: int | None = None
+    reference: str | None = Field(None, min_length=1, max_length=64)
+    beneficiary_ref: str | None = Field(None, max_length=64)
+    minutes_per_month: int | None = Field(None, ge=1, le=44640)
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class FundingPlanOut(Out):
+    id: int
+    organisation_id: int
+    client_id: int
+    funder_id: int
+    service_id: int | None
+    reference: str
+    beneficiary_ref: str
+    minutes_per_month: int | None
+    valid_from: date
+    valid_to: date | None
 
 
 class CaregiverIn(BaseModel):

@@ -34,7 +34,7 @@ class FormProblem(ValueError):
 class Field:
     name: str
     label: str
-    kind: str = "text"       # text | textarea | checkbox
+    kind: str = "text"       # text | textarea | checkbox | date
     required: bool = False
 
 
@@ -51,6 +51,8 @@ class Kind:
 KINDS = {
     "clients": Kind(Client, "clients", "Clients · Usagers", (
         Field("name", "Name · Nom", required=True), Field("address", "Address · Adresse"),
+        Field("postcode", "Postcode · Code postal"), Field("city", "City · Commune"),
+        Field("birth_date", "Birth date · Date de naissance", "date"),
         Field("active", "Active · Actif", "checkbox"))),
     "caregivers": Kind(Caregiver, "caregivers", "Caregivers · Intervenants", (
         Field("name", "Name · Nom", required=True), Field("phone", "Phone · Téléphone"),
@@ -270,6 +272,9 @@ def _values_of(kind: Kind, obj) -> dict:
     for f in kind.fields:
         if f.name == "tasks":
             out["tasks"] = "\n".join(t.label for t in obj.tasks)
+        elif f.kind == "date":
+            value = getattr(obj, f.name)
+            out[f.name] = value.isoformat() if value else ""
         else:
             out[f.name] = getattr(obj, f.name)
     return out
@@ -287,6 +292,13 @@ def _apply(session: Session, kind: Kind, obj, values: dict) -> dict:
     for f in kind.fields:
         if f.kind == "checkbox":
             new = values.get(f.name) == "on"
+        elif f.kind == "date":
+            raw = values.get(f.name, "").strip()
+            try:
+                new = date.fromisoformat(raw) if raw else None
+            except ValueError:
+                raise FormProblem(f"{f.label}: {raw!r} is not a date (YYYY-MM-DD) · n'est "
+                                  "pas une date") from None
         elif f.name == "tasks":
             labels = [t.strip()[:200] for t in values.get("tasks", "").splitlines() if t.strip()]
             if labels != [t.label for t in obj.tasks]:
@@ -302,7 +314,7 @@ def _apply(session: Session, kind: Kind, obj, values: dict) -> dict:
                 raise FormProblem(f"{f.label}: required · obligatoire")
         if getattr(obj, f.name, None) != new:
             setattr(obj, f.name, new)
-            changes[f.name] = new
+            changes[f.name] = new.isoformat() if isinstance(new, date) else new
     return changes
 
 

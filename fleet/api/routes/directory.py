@@ -83,7 +83,7 @@ def _crud(model, In, Out, Patch, path: str, what: str) -> None:
         obj = model(**body.model_dump(exclude={"organisation_id"}), organisation_id=org.id)
         session.add(obj)
         session.flush()
-        data.audit(session, key, "create", f"{what}:{obj.id}", body.model_dump())
+        data.audit(session, key, "create", f"{what}:{obj.id}", body.model_dump(mode="json"))
         session.commit()
         return obj
 
@@ -112,7 +112,8 @@ def _crud(model, In, Out, Patch, path: str, what: str) -> None:
         changes = body.model_dump(exclude_unset=True)
         for k, v in changes.items():
             setattr(obj, k, v)
-        data.audit(session, key, "update", f"{what}:{obj.id}", changes)
+        data.audit(session, key, "update", f"{what}:{obj.id}",
+                   body.model_dump(mode="json", exclude_unset=True))
         session.commit()
         return obj
 
