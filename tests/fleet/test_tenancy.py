@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
-                          Device, DeviceCommand, Organisation, Service, Visit)
+                          Device, DeviceCommand, Funder, FundingPlan, Organisation, Service,
+                          Visit)
 
 # what to send as a body, by (method, path); a route not listed gets {}
 BODIES = {
@@ -37,6 +38,8 @@ BODIES = {
         "code": "COD", "departure": "2026-11-23T10:00:00Z", "why": "taken over"},
     ("POST", "/api/v1/visits/{visit_id}/reopen"): {"why": "taken over"},
     ("POST", "/api/v1/months/{month}/reopen"): {"why": "taken over"},
+    ("PATCH", "/api/v1/funders/{funder_id}"): {"name": "taken over"},
+    ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
 }
 # routes that act on the key's own organisation: called naming agency A's
 ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
@@ -65,6 +68,13 @@ def world(demo):
         device = s.scalars(select(Device).where(Device.organisation_id == a)).first()
         visit = s.scalars(select(Visit).where(Visit.organisation_id == a)).first()
         now = datetime.now(timezone.utc)
+        client_a = s.scalars(select(Client).where(Client.organisation_id == a)).first()
+        funder = Funder(organisation_id=a, kind="APA", name="Département A",
+                        identifier="CD-A-001")
+        s.add(funder)
+        s.flush()
+        s.add(FundingPlan(organisation_id=a, client_id=client_a.id, funder_id=funder.id,
+                          reference="PA-A-1", valid_from=now.date() - timedelta(days=30)))
         s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
@@ -83,6 +93,11 @@ def world(demo):
             "command_id": s.scalar(select(func.max(DeviceCommand.id))),
             "month": now.strftime("%Y-%m"),
             "rollout_id": 1,  # refused to any agency's key before it is looked up
+            "funder_id": funder.id,
+            "plan_id": s.scalar(select(func.max(FundingPlan.id))),
+            "names": [c.name for c in s.scalars(select(Client).where(
+                Client.organisation_id == a))] + [g.name for g in s.scalars(select(
+                    Caregiver).where(Caregiver.organisation_id == a))],
         }
         key_b = create_api_key(s, "admin", "agency B's admin", organisation_id=b.id)
         s.commit()
@@ -159,6 +174,12 @@ def test_finding_tenants_lists_hold_none_of_another_agencys_rows(world):
         if template in NOT_SCOPED or template.startswith("/gw/") or "{" in template:
             continue
         if "get" not in ops:
+            continue
+        if template.startswith("/api/v1/exports/"):  # files, not JSON: no name of agency A
+            day = datetime.now(timezone.utc).date().isoformat()
+            r = client.get(template, params={"from": day, "to": day})
+            if r.status_code == 200 and any(n in r.text for n in ids["names"]):
+                leaks.append(f"{template}: {r.text[:160]}")
             continue
         r = client.get(template)
         if r.status_code in (403, 404, 422):
