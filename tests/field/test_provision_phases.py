@@ -13,12 +13,11 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.runtime.settings import Settings
 from tests.field.test_provision import client_id, technician_key
+from tests.fleetops.conftest import login as broker_login
 from tests.helpers import ROOT
 from tools.broker import Broker, free_port, wait_port
 from tools.errors import TelegestError
@@ -107,18 +106,7 @@ class NoisyLine:
 
 
 def login(broker, username: str, password: str) -> str:
-    done, box = threading.Event(), {}
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=IDENT, protocol=mqtt.MQTTv5)
-    c.username_pw_set(username, password)
-    c.on_connect = lambda _c, _u, _f, rc, _p: (box.setdefault("rc", str(rc)), done.set())
-    c.connect_async(broker.host, broker.port)
-    c.loop_start()
-    try:
-        assert done.wait(10), "no CONNACK"
-        return box["rc"]
-    finally:
-        c.disconnect()
-        c.loop_stop()
+    return broker_login(broker, username, password, IDENT)
 
 
 @pytest.fixture

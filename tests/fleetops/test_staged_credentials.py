@@ -3,36 +3,16 @@ held disabled by the broker while the old ones keep working; only a confirm with
 digest switches; a wrong digest, an abandon or an expired stage leave the old ones active."""
 from __future__ import annotations
 
-import threading
-
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet import brokerauth
 from fleet.brokerauth import DynsecControl, DynsecSettings
 from fleet.lifecycle import broker_proof
 from firmware.runtime.settings import digest
-from tests.fleetops.conftest import as_role, make_api
+from tests.fleetops.conftest import as_role, login, make_api
 
 pytestmark = pytest.mark.e2e
-
-
-def login(broker, username: str, password: str, client_id: str) -> str:
-    """The CONNACK reason a device gets with these credentials ("Success" or a refusal)."""
-    done, box = threading.Event(), {}
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c.username_pw_set(username, password)
-    c.on_connect = lambda _c, _u, _f, rc, _p: (box.setdefault("rc", str(rc)), done.set())
-    c.connect_async(broker.host, broker.port)
-    c.loop_start()
-    try:
-        assert done.wait(10), "no CONNACK"
-        return box["rc"]
-    finally:
-        c.disconnect()
-        c.loop_stop()
 
 
 def test_stage_and_confirm_commands_exact_json():
