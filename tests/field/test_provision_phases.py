@@ -262,3 +262,18 @@ def test_a_refused_wifi_password_is_not_quoted_and_changes_nothing(demo, api_ser
     code, dev = api.call("GET", f"/api/v1/devices/{IDENT}")
     assert code == 200 and dev["status"] == "registered" and dev["staged_expires_at"] is None
     assert_no_secret(said + [msg] + console_server.transcript, [short])
+
+
+def test_a_box_with_older_firmware_is_told_to_deploy_first(demo, api_server, console_server,
+                                                           monkeypatch):
+    # the firmware before two-phase provisioning: no `settings` command
+    import firmware.runtime.console as console
+
+    monkeypatch.setattr(console, "COMMANDS", tuple(c for c in console.COMMANDS
+                                                   if c != "settings"))
+    api = FleetApi(api_server, technician_key(demo[0]))
+    with pytest.raises(TelegestError, match="deploy the current firmware first") as e:
+        provision(console_server.url, api, IDENT, HOST, 1883, client_id=client_id(demo[0]),
+                  say=lambda s: None)
+    assert "keeps its old settings" in str(e.value)
+    assert api.call("GET", f"/api/v1/devices/{IDENT}")[1]["staged_expires_at"] is None

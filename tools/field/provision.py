@@ -121,7 +121,14 @@ def write_settings(con: ReaderConsole, doc: dict, say=print) -> dict:
     """Send `doc` to the box, have it staged on flash and read back; returns the box's
     answer once its digest is the one of `doc`. The box's settings are not changed yet."""
     text = encode(doc)
-    _ask(con, "settings drop", "settings drop")
+    try:
+        _ask(con, "settings drop", "settings drop")
+    except ConsoleError as e:
+        if "unknown command settings" in str(e):
+            raise TelegestError("this box's firmware has no `settings` command (it predates "
+                                "two-phase provisioning): deploy the current firmware first "
+                                "(`telegest device deploy`)") from None
+        raise
     for i in range(0, len(text), CHUNK):
         _ask(con, "settings chunk " + text[i:i + CHUNK], "settings chunk")
     answer = _ask(con, "settings stage", "settings stage")
@@ -144,10 +151,11 @@ def _give_up(api: FleetApi, con: ReaderConsole, ident: str, staging_id: str, say
             f"fleet: staged credentials left to expire ({code})")
     except TelegestError:
         say("fleet: unreachable, the staged credentials will expire on their own")
+    say("reader: dropping its staged settings...")
     try:
         _ask(con, "settings drop", "settings drop")
     except TelegestError:
-        pass
+        say("reader: not answering; it never reads staged settings at boot")
 
 
 def _commit(con: ReaderConsole, box_digest: str, ident: str) -> dict:
