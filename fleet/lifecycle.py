@@ -218,10 +218,15 @@ def _clear_stage(device: Device) -> None:
 
 def _staged_device(session: Session, ident: str, actor: Actor, staging_id: str,
                    organisation_id: int | None) -> Device:
+    """The device whose stage `staging_id` is; a 409, audited (`provision_refused`), if it
+    has no such stage."""
     check_role(actor, "provision")
     device = get_device(session, ident, organisation_id)
     if not device.staging_id or not hmac.compare_digest(staging_id.encode(),
                                                         device.staging_id.encode()):
+        audit.record(session, actor.who, "provision_refused", f"device:{device.ident}",
+                     role=actor.role, why="no such staged credentials",
+                     detail={"staging_id": staging_id})
         raise LifecycleError(409, f"device {ident!r} has no staged credentials {staging_id!r} "
                                   "(abandoned, replaced by a newer stage or already confirmed); "
                                   "its current credentials stay active")

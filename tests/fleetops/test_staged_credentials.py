@@ -131,7 +131,8 @@ def test_old_credentials_work_until_the_box_confirms(demo, secured):
         audit = api.get("/api/v1/audit", params={"target": "device:demo-r1"}).json()["items"]
         actions = [e["action"] for e in reversed(audit)]
         assert actions.count("provision_stage") == 4
-        assert actions.count("provision_refused") == 2  # wrong digest, expired
+        # wrong digest, unknown stage, abandoned twice, expired, confirmed twice
+        assert actions.count("provision_refused") == 5
         assert "provision_abandon" in actions
         confirmed = [e for e in audit if e["action"] == "provision"
                      and e["detail"].get("staging_id") == s3["staging_id"]]
