@@ -228,6 +228,10 @@ def _wait_connected(con: ReaderConsole, url: str, ident: str, broker_host: str,
             last = str(e)
             time.sleep(1)
             continue
+        if not isinstance(broker, dict) or not isinstance(status, dict):
+            last = "the reader is restarting"  # a boot line taken for an answer
+            time.sleep(0.5)
+            continue
         last = f"wifi {status.get('wifi')}, mqtt {status.get('mqtt')}"
         if status.get("mqtt") == "up" and broker.get("id_setting") == ident \
                 and not broker.get("reboot_needed"):
