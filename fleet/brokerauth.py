@@ -11,6 +11,13 @@ Roles (see docs/operations.md):
 - `device:<ident>`, one per device: publish `tg/v1/<ident>/up/#` and `tg/v1/<ident>/state`,
   subscribe `tg/v1/<ident>/down/#` only. The client is also pinned to client id `<ident>`, so a
   device can neither write another's topics nor take over another's session.
+
+A device has two login slots, usernames `<ident>` and `<ident>.2` (`.` is never in an ident).
+Provisioning in two phases (fleet.lifecycle.stage / confirm) creates the new password in the
+slot not in use, *disabled*, while the active slot keeps working; confirming enables it and
+deletes the old one. The broker learns the password at staging (the fleet keeps only hashes, so
+it could not give it at confirm), and a disabled client cannot log in, so staged credentials
+are useless until the box has proved it stored them.
 """
 from __future__ import annotations
 
@@ -64,6 +71,17 @@ def new_password() -> str:
 
 def role_name(ident: str) -> str:
     return f"device:{ident}"
+
+
+def slots(ident: str) -> tuple[str, str]:
+    """The two usernames a device may log in with (see the module's docstring)."""
+    return ident, f"{ident}.2"
+
+
+def other_slot(ident: str, username: str | None) -> str:
+    """The slot to stage new credentials in: the one `username` (the active one) is not."""
+    first, second = slots(ident)
+    return second if username in (None, first) else first
 
 
 def dynsec_password(password: str, salt: bytes | None = None,
@@ -141,6 +159,26 @@ def device_commands(ident: str, password: str) -> list[dict]:
              "roles": [{"rolename": role, "priority": 1}]}]
 
 
+def stage_commands(ident: str, username: str, password: str) -> list[dict]:
+    """New credentials in slot `username`, created disabled in the same message (mosquitto
+    runs one control message at a time, so nobody logs in between); the role is created if
+    the device never had one ("Role already exists" is tolerated)."""
+    role = role_name(ident)
+    return [{"command": "deleteClient", "username": username},
+            {"command": "createRole", "rolename": role, "acls": device_acls(ident)},
+            {"command": "createClient", "username": username, "password": password,
+             "clientid": ident, "textname": f"telegest device {ident} (staged)",
+             "roles": [{"rolename": role, "priority": 1}]},
+            disable_command(username)]
+
+
+def confirm_commands(new: str, old: str | None) -> list[dict]:
+    """The staged slot becomes the login; the old one, if any, is deleted (its live
+    connection is kicked, the box reconnects with what it just stored)."""
+    return [enable_command(new)] + ([{"command": "deleteClient", "username": old}]
+                                    if old and old != new else [])
+
+
 def disable_command(ident: str) -> dict:
     return {"command": "disableClient", "username": ident}
 
@@ -154,6 +192,10 @@ def delete_commands(ident: str) -> list[dict]:
             {"command": "deleteRole", "rolename": role_name(ident)}]
 
 
+def _other_slot_gone(ident: str) -> list[dict]:
+    return [{"command": "deleteClient", "username": slots(ident)[1]}]
+
+
 def payload(commands: list[dict]) -> bytes:
     return json.dumps({"commands": commands}, separators=(",", ":")).encode()
 
@@ -163,7 +205,10 @@ class BrokerControl(Protocol):
     enforced: bool
 
     def provision(self, ident: str, password: str) -> None: ...
-    def disable(self, ident: str) -> None: ...
+    def stage(self, ident: str, username: str, password: str) -> None: ...
+    def confirm(self, new: str, old: str | None) -> None: ...
+    def abandon(self, username: str) -> None: ...
+    def disable(self, username: str) -> None: ...
     def delete(self, ident: str) -> None: ...
 
 
@@ -177,7 +222,16 @@ class NoBrokerAuth:
     def provision(self, ident: str, password: str) -> None:
         pass
 
-    def disable(self, ident: str) -> None:
+    def stage(self, ident: str, username: str, password: str) -> None:
+        pass
+
+    def confirm(self, new: str, old: str | None) -> None:
+        pass
+
+    def abandon(self, username: str) -> None:
+        pass
+
+    def disable(self, username: str) -> None:
         pass
 
     def delete(self, ident: str) -> None:
@@ -310,13 +364,24 @@ class DynsecControl:
                     self._waiting.pop(corr, None)
 
     def provision(self, ident: str, password: str) -> None:
-        self.send(device_commands(ident, password), tolerate=_ABSENT)
+        """At once, in slot `<ident>`: any other login of the device is deleted."""
+        self.send(_other_slot_gone(ident) + device_commands(ident, password), tolerate=_ABSENT)
 
-    def disable(self, ident: str) -> None:
-        self.send([disable_command(ident)])
+    def stage(self, ident: str, username: str, password: str) -> None:
+        self.send(stage_commands(ident, username, password),
+                  tolerate=_ABSENT + ("Role already exists",))
+
+    def confirm(self, new: str, old: str | None) -> None:
+        self.send(confirm_commands(new, old), tolerate=_ABSENT)
+
+    def abandon(self, username: str) -> None:
+        self.send([{"command": "deleteClient", "username": username}], tolerate=_ABSENT)
+
+    def disable(self, username: str) -> None:
+        self.send([disable_command(username)])
 
     def delete(self, ident: str) -> None:
-        self.send(delete_commands(ident), tolerate=_ABSENT)
+        self.send(_other_slot_gone(ident) + delete_commands(ident), tolerate=_ABSENT)
 
 
 def control_from_env() -> BrokerControl:

@@ -4,6 +4,13 @@ Data functions shared by the API and the CLI. Each one checks the transition and
 role, acts on the broker first (a refused broker command changes nothing in the database),
 then writes the device, its commands and the audit log; the caller commits. See
 docs/operations.md for the order of things and why blocking is immediate.
+
+A reader is provisioned in two phases by a technician's `telegest device provision`: `stage`
+gives new credentials the broker holds disabled (the old ones stay the active ones), `confirm`
+switches to them only when the box answers the digest of what it stored (`broker_proof`);
+`abandon`, a refused confirm, or the stage's expiry leave the old credentials as they were.
+`provision` (the console's button, `telegest fleet device provision`, unblock, a phone's
+enrolment) still rotates at once.
 """
 from __future__ import annotations
 
@@ -21,11 +28,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fleet import audit
-from fleet.brokerauth import BrokerAuthError, BrokerControl, new_password
+from fleet.brokerauth import BrokerAuthError, BrokerControl, new_password, other_slot
 from fleet.models import Device, DeviceCommand, EnrolmentToken
 from fleet.types import utcnow
 
 ENROLMENT_TTL = timedelta(minutes=15)
+STAGE_TTL = timedelta(minutes=15)  # a technician's write, read-back and confirm take seconds
 WIPE_TTL = timedelta(days=30)
 TOKEN_PREFIX = "tge_"
 
@@ -94,6 +102,15 @@ class Credentials:
     broker_enforced: bool
 
 
+@dataclass(frozen=True)
+class Staged:
+    """Staged credentials, shown once, and what confirms or abandons them."""
+
+    credentials: Credentials
+    staging_id: str
+    expires_at: datetime
+
+
 # -- secrets -----------------------------------------------------------------------------------
 def hash_secret(secret: str, salt: bytes | None = None, iterations: int = 100_000) -> str:
     salt = salt if salt is not None else os.urandom(16)
@@ -112,6 +129,15 @@ def check_secret(secret: str, stored: str | None) -> bool:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def broker_proof(username: str, password: str) -> str:
+    """What a box answers once it stored these broker credentials: the digest of its settings
+    `user` and `pass` (firmware.runtime.settings.digest, the same code on the box). The
+    password is 256 bits of randomness, so this hash gives nothing away."""
+    from firmware.runtime.settings import digest
+
+    return digest({"user": username, "pass": password})
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -176,11 +202,116 @@ def provision(session: Session, ident: str, actor: Actor, broker: BrokerControl,
     broker.provision(device.ident, password)
     device.credential_hash = hash_secret(password)
     device.provisioned_at = utcnow()
+    device.broker_username = None  # slot `<ident>`; the broker deleted the other one
+    _clear_stage(device)
     closed = _close_pending(session, device, f"superseded: device re-provisioned by {actor.who}")
     _move(session, device, action, target, actor, reason,
           {"broker_enforced": broker.enforced, "commands_closed": closed})
     return Credentials(device.ident, device.ident, password, device.ident, device.status,
                        broker.enforced)
+
+
+def _clear_stage(device: Device) -> None:
+    device.staging_id = device.staged_username = device.staged_hash = None
+    device.staged_proof = device.staged_expires_at = None
+
+
+def _staged_device(session: Session, ident: str, actor: Actor, staging_id: str,
+                   organisation_id: int | None) -> Device:
+    """The device whose stage `staging_id` is; a 409, audited (`provision_refused`), if it
+    has no such stage."""
+    check_role(actor, "provision")
+    device = get_device(session, ident, organisation_id)
+    if not device.staging_id or not hmac.compare_digest(staging_id.encode(),
+                                                        device.staging_id.encode()):
+        audit.record(session, actor.who, "provision_refused", f"device:{device.ident}",
+                     role=actor.role, why="no such staged credentials",
+                     detail={"staging_id": staging_id})
+        raise LifecycleError(409, f"device {ident!r} has no staged credentials {staging_id!r} "
+                                  "(abandoned, replaced by a newer stage or already confirmed); "
+                                  "its current credentials stay active")
+    return device
+
+
+def stage(session: Session, ident: str, actor: Actor, broker: BrokerControl, *,
+          reason: str | None = None, ttl: timedelta = STAGE_TTL,
+          organisation_id: int | None = None) -> Staged:
+    """New credentials for a reader, shown once, that the broker holds disabled in the slot the
+    device is not using: its current login keeps working. A stage replaces any earlier one."""
+    check_role(actor, "provision")
+    device = get_device(session, ident, organisation_id)
+    if device.kind != "reader":
+        raise LifecycleError(422, f"device {ident!r} is a {device.kind}: phones enrol with a "
+                                  "one-time token, only readers are provisioned in two phases")
+    next_status(device, "provision")
+    # a device that never had credentials gets slot `<ident>`, like `provision` gives
+    username = other_slot(device.ident, device.broker_username) if device.credential_hash \
+        else device.ident
+    password = new_password()
+    broker.stage(device.ident, username, password)
+    device.staging_id = secrets.token_urlsafe(16)
+    device.staged_username = username
+    device.staged_hash = hash_secret(password)
+    device.staged_proof = broker_proof(username, password)
+    device.staged_expires_at = utcnow() + ttl
+    audit.record(session, actor.who, "provision_stage", f"device:{device.ident}",
+                 role=actor.role, why=reason,
+                 detail={"staging_id": device.staging_id, "username": username,
+                         "expires_at": device.staged_expires_at.isoformat(),
+                         "broker_enforced": broker.enforced})
+    creds = Credentials(device.ident, username, password, device.ident, device.status,
+                        broker.enforced)
+    return Staged(creds, device.staging_id, device.staged_expires_at)
+
+
+def confirm(session: Session, ident: str, actor: Actor, broker: BrokerControl, staging_id: str,
+            digest: str, *, organisation_id: int | None = None) -> Device:
+    """The box stored the staged credentials (`digest` is its broker_proof): they become the
+    device's login and the old one is deleted. Refusals are audited, and change nothing."""
+    device = _staged_device(session, ident, actor, staging_id, organisation_id)
+    target = f"device:{device.ident}"
+
+    def refuse(status: int, why: str) -> LifecycleError:
+        audit.record(session, actor.who, "provision_refused", target, role=actor.role, why=why,
+                     detail={"staging_id": staging_id})
+        return LifecycleError(status, why)
+
+    if device.staged_expires_at <= utcnow():
+        expired = device.staged_expires_at
+        broker.abandon(device.staged_username)
+        _clear_stage(device)
+        raise refuse(410, f"the staged credentials expired at {expired:%H:%M:%S} UTC; the old "
+                          "ones stay active: run provision again")
+    if not hmac.compare_digest(digest.strip().lower().encode(), device.staged_proof.encode()):
+        raise refuse(422, "the box's digest does not match the staged credentials (it did "
+                          "not store them exactly); the old credentials stay active")
+    next_status(device, "provision")
+    old = (device.broker_username or device.ident) if device.credential_hash else None
+    broker.confirm(device.staged_username, old)
+    device.broker_username = device.staged_username
+    device.credential_hash = device.staged_hash
+    device.provisioned_at = utcnow()
+    _clear_stage(device)
+    closed = _close_pending(session, device, f"superseded: device re-provisioned by {actor.who}")
+    _move(session, device, "provision", "provisioned", actor, None,
+          {"broker_enforced": broker.enforced, "commands_closed": closed,
+           "staging_id": staging_id, "username": device.broker_username, "previous": old})
+    return device
+
+
+def abandon(session: Session, ident: str, actor: Actor, broker: BrokerControl,
+            staging_id: str, reason: str | None = None, *,
+            organisation_id: int | None = None) -> Device:
+    """The technician's tool gave up (the box refused, the line dropped): the staged login is
+    deleted at the broker; the current one never stopped working."""
+    device = _staged_device(session, ident, actor, staging_id, organisation_id)
+    broker.abandon(device.staged_username)
+    username = device.staged_username
+    _clear_stage(device)
+    audit.record(session, actor.who, "provision_abandon", f"device:{device.ident}",
+                 role=actor.role, why=reason, detail={"staging_id": staging_id,
+                                                      "username": username})
+    return device
 
 
 def block(session: Session, ident: str, actor: Actor, broker: BrokerControl, reason: str, *,
@@ -193,7 +324,10 @@ def block(session: Session, ident: str, actor: Actor, broker: BrokerControl, rea
     why = _reason(reason, "block")
     device = get_device(session, ident, organisation_id)
     target = next_status(device, "block")
-    broker.disable(device.ident)
+    broker.disable(device.broker_username or device.ident)
+    if device.staged_username:
+        broker.abandon(device.staged_username)
+        _clear_stage(device)
     now = utcnow()
     # an enrolment token still unused dies with the block: a thief holding the QR code
     # cannot enrol the phone again
@@ -245,7 +379,8 @@ def retire(session: Session, ident: str, actor: Actor, broker: BrokerControl, re
     device = get_device(session, ident, organisation_id)
     target = next_status(device, "retire")
     broker.delete(device.ident)
-    device.credential_hash = None
+    device.credential_hash = device.broker_username = None
+    _clear_stage(device)
     _close_pending(session, device, f"device retired by {actor.who}")
     _move(session, device, "retire", target, actor, why, {"broker_enforced": broker.enforced})
     return device

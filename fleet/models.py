@@ -258,9 +258,18 @@ class Device(Base):
     config_version: Mapped[int] = mapped_column(default=0)
     config_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # the broker identity (fleet.lifecycle): username = ident; only a hash of the password
+    # the broker identity (fleet.lifecycle): username `broker_username` (None: the ident);
+    # only a hash of the password
     credential_hash: Mapped[str | None] = mapped_column(String(255))
     provisioned_at: Mapped[datetime | None]
+    broker_username: Mapped[str | None] = mapped_column(String(80))
+    # credentials staged by a technician's `device provision`, not active until the box proves
+    # it stored them (fleet.lifecycle.confirm); the old ones keep working until then
+    staging_id: Mapped[str | None] = mapped_column(String(64))
+    staged_username: Mapped[str | None] = mapped_column(String(80))
+    staged_hash: Mapped[str | None] = mapped_column(String(255))
+    staged_proof: Mapped[str | None] = mapped_column(String(64))
+    staged_expires_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime | None]
     status_reason: Mapped[str | None] = mapped_column(Text)
 

@@ -4,6 +4,11 @@ line out: a JSON object, `ok`, or `error: <reason>`. Log lines the runtime print
 
 Arguments are separated by spaces; an argument with spaces is written in double quotes, with
 \\" and \\\\ inside: wifi set "My Home" "pa ss".
+
+Provisioning sends a whole settings document instead, hex-encoded UTF-8 JSON, so every
+character of a Wi-Fi password travels exactly: `settings drop`, `settings chunk <hex>`...,
+`settings stage` (answers the digests of what was stored and read back), then `settings commit
+<digest>`. No answer or error ever holds a setting's value (docs/firmware.md).
 """
 import json
 
@@ -13,8 +18,11 @@ except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
 _MAX_LINE = const(200)
-COMMANDS = ("status", "selftest", "taps", "journal", "wifi", "broker", "counters", "reboot",
-            "help")
+_MAX_DOC = const(4096)  # hex characters of a staged settings document (2 KiB of JSON)
+COMMANDS = ("status", "selftest", "taps", "journal", "wifi", "broker", "settings", "counters",
+            "reboot", "help")
+_SECRET = ("wifi", "broker", "settings")  # their errors never quote an exception's text
+_HEXDIGITS = "0123456789abcdefABCDEF"
 _BROKER_KEYS = {"host": "host", "port": "port", "id": "id", "user": "user", "password": "pass"}
 
 
@@ -59,6 +67,9 @@ class Console:
         self.rt = rt
         self.handled = 0
         self.errors = 0
+        self._doc = []  # hex chunks of the settings document being received
+        self._doc_len = 0
+        self._staged = None  # (keys, digest) of the document staged on flash
 
     def handle(self, line):
         """One command line -> one answer line (never raises)."""
@@ -77,6 +88,8 @@ class Console:
         except ValueError as e:
             return self._error(str(e))
         except Exception as e:  # a command must never kill the console
+            if name in _SECRET:  # an exception's text could quote a value
+                return self._error("%s in %s" % (type(e).__name__, name))
             return self._error("%s: %s" % (type(e).__name__, e))
         if type(answer) is dict:
             return json.dumps(answer)
@@ -95,7 +108,8 @@ class Console:
         self._none(args)
         return {"commands": list(COMMANDS),
                 "set": ["wifi set <ssid> [password]",
-                        "broker set host|port|id|user|password <value>"]}
+                        "broker set host|port|id|user|password <value>",
+                        "settings drop | chunk <hex> | stage | commit <digest>"]}
 
     def cmd_status(self, args):
         self._none(args)
@@ -161,6 +175,76 @@ class Console:
         else:
             rt.apply_broker()
         return "ok"
+
+    def cmd_settings(self, args):
+        s = self.rt.settings
+        if not args:
+            try:
+                s.staged()
+                pending = True
+            except ValueError:
+                pending = False
+            return {"pending": pending, "received": self._doc_len,
+                    "staged": self._staged[0] if self._staged else None}
+        op = args[0]
+        if op == "drop" and len(args) == 1:
+            self._doc, self._doc_len, self._staged = [], 0, None
+            s.drop()
+            return "ok"
+        if op == "chunk" and len(args) == 2:
+            part = args[1]
+            if any(c not in _HEXDIGITS for c in part):
+                self._doc, self._doc_len = [], 0
+                raise ValueError("a chunk is hex digits only; the document was dropped")
+            if self._doc_len + len(part) > _MAX_DOC:
+                self._doc, self._doc_len = [], 0
+                raise ValueError("settings document over %d hex digits; dropped" % _MAX_DOC)
+            self._doc.append(part)
+            self._doc_len += len(part)
+            return {"received": self._doc_len}
+        if op == "stage" and len(args) == 1:
+            return self._stage(s)
+        if op == "commit" and len(args) == 2:
+            return self._commit(s, args[1])
+        raise ValueError("usage: settings | settings drop | settings chunk <hex> | settings "
+                         "stage | settings commit <digest>")
+
+    def _stage(self, s):
+        from firmware.runtime.settings import digest
+        text = "".join(self._doc)
+        self._doc, self._doc_len, self._staged = [], 0, None
+        s.drop()
+        if not text:
+            raise ValueError("no settings document received (settings chunk <hex> first)")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError("the settings document is not whole hex (a chunk was lost?)")
+        try:
+            doc = json.loads(raw.decode())
+        except Exception:  # UnicodeError, ValueError: never quote the text
+            raise ValueError("the settings document is not UTF-8 JSON")
+        stored = s.stage(doc)  # written to flash, and read back from it
+        keys = sorted(doc)
+        d = digest(stored, keys)
+        self._staged = (keys, d)
+        return {"staged": keys, "digest": d, "broker_digest": digest(stored, ("user", "pass"))}
+
+    def _commit(self, s, want):
+        from firmware.runtime.settings import digest
+        if self._staged is None:
+            raise ValueError("nothing staged (settings stage first)")
+        keys, d = self._staged
+        if want.lower() != d or digest(s.staged(), keys) != d:
+            raise ValueError("the digest does not match the staged settings; nothing changed")
+        s.commit()
+        self._staged = None
+        rt = self.rt
+        if "ssid" in keys or "password" in keys:
+            rt.wifi.configure(s.get("ssid"), s.get("password"))
+        rt.apply_broker()
+        rt.reboot_needed = (s.get("id") or rt.device_id) != rt.device_id
+        return {"committed": keys, "reboot_needed": rt.reboot_needed}
 
     def cmd_reboot(self, args):
         self._none(args)

@@ -3,7 +3,13 @@
 A missing file gives the defaults. An unreadable or invalid one also gives the defaults and
 sets `status` to "settings_corrupt" (shown by the console's `status`): the box keeps running
 and a technician rewrites the settings, instead of a crash loop at every boot.
+
+Provisioning stages a whole new document next to the file (`<path>.new`, written atomically
+and read back), answers its `digest`, and only a `commit` naming that digest renames it over
+the settings: until then the box runs on, and reboots with, its old settings. `digest` is the
+one definition of "these exact values", shared with the tool and the fleet (docs/firmware.md).
 """
+import hashlib
 import json
 import os
 
@@ -33,6 +39,42 @@ def check(key, value):
     if key == "id" and value and any(c not in _ID_CHARS for c in value):
         raise ValueError("id: only A-Z a-z 0-9 - _")
     return value
+
+
+def canonical(values, keys=None):
+    """One line per key, sorted: `key=i<decimal>` or `key=s<hex of the UTF-8 text>`. Hex, so
+    no character of a value can be confused with the framing."""
+    out = []
+    for k in sorted(values if keys is None else keys):
+        v = values[k]
+        if type(v) is int:
+            out.append("%s=i%d\n" % (k, v))
+        else:
+            out.append("%s=s%s\n" % (k, v.encode().hex()))
+    return "".join(out).encode()
+
+
+def digest(values, keys=None):
+    """sha256 (hex) of canonical(values, keys)."""
+    return hashlib.sha256(canonical(values, keys)).digest().hex()
+
+
+def _write(path, text):
+    """Replace `path` atomically: write and flush a .tmp, then rename it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        if hasattr(os, "fsync"):  # CPython: past the page cache; littlefs commits on close
+            os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 class Settings:
@@ -70,6 +112,46 @@ class Settings:
         self.values[key] = check(key, value)
         self.save()
 
+    # -- provisioning: stage, read back, commit ----------------------------------------------
+    def stage(self, doc):
+        """Validate `doc` (a dict of settings), write the current settings with it applied to
+        <path>.new, and return what reads back from that file. Raises ValueError(reason); the
+        reason never holds a value."""
+        if type(doc) is not dict or not doc:
+            raise ValueError("the settings document must be a non-empty object")
+        merged = dict(self.values)
+        for k in doc:
+            merged[k] = check(k, doc[k])
+        pw = merged["password"]
+        if "password" in doc and pw and not 8 <= len(pw) <= 63:
+            raise ValueError("a WPA password has 8 to 63 characters")
+        _write(self.path + ".new", json.dumps(merged))
+        return self.staged()
+
+    def staged(self):
+        """The staged settings as read back from flash, or ValueError."""
+        try:
+            with open(self.path + ".new") as f:
+                data = json.loads(f.read())
+            out = dict(DEFAULTS)
+            for k in data:
+                if k in DEFAULTS:
+                    out[k] = check(k, data[k])
+            return out
+        except OSError:
+            raise ValueError("nothing staged")
+        except Exception:
+            raise ValueError("the staged settings do not read back")
+
+    def commit(self):
+        """The staged file becomes the settings (one rename), loaded now."""
+        self.staged()
+        os.rename(self.path + ".new", self.path)
+        self.load()
+
+    def drop(self):
+        _remove(self.path + ".new")
+
     def update(self, pairs):
         """Validate every (key, value) first, then store them all and save once."""
         checked = [(k, check(k, v)) for k, v in pairs]
@@ -78,9 +160,5 @@ class Settings:
         self.save()
 
     def save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(self.values))
-            f.flush()
-        os.rename(tmp, self.path)
+        _write(self.path, json.dumps(self.values))
         self.status = "ok"

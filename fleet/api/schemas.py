@@ -273,6 +273,7 @@ class DeviceOut(Out):
     clock_offset_s: int | None
     fw_version: str | None
     health: dict[str, Any] | None
+    staged_expires_at: datetime | None = None  # credentials staged, not yet confirmed
 
 
 class VisitIn(BaseModel):
@@ -404,6 +405,23 @@ class CredentialsOut(Out):
     client_id: str
     status: str
     broker_enforced: bool
+
+
+class StagedOut(CredentialsOut):
+    """Staged credentials (fleet.lifecycle.stage): not active until confirmed."""
+
+    staging_id: str
+    expires_at: datetime
+
+
+class ConfirmIn(BaseModel):
+    staging_id: str = Field(min_length=1, max_length=64)
+    digest: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class AbandonIn(BaseModel):
+    staging_id: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(None, max_length=2000)
 
 
 class EnrolmentOut(BaseModel):

@@ -27,6 +27,7 @@ class ConsoleServer:
         s.save()
         self.now = 0
         self.boots = 0
+        self.transcript: list[str] = []  # everything the box printed, to look for secrets
         self._boot()
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
@@ -81,6 +82,7 @@ class ConsoleServer:
             if self.hw.serial.out:
                 out = "".join(self.hw.serial.out)
                 self.hw.serial.out.clear()
+                self.transcript.append(out)
                 conn.sendall((LOG_LINE + out).encode())
 
     def close(self) -> None:

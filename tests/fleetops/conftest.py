@@ -33,6 +33,28 @@ def make_api(db_url: str, broker_control, role: str = "admin", label: str = "tes
     return client
 
 
+def login(broker, username: str, password: str, client_id: str) -> str:
+    """The CONNACK reason a device gets at `broker` with these credentials ("Success", "Not
+    authorized", ...)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    done, box = threading.Event(), {}
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(username, password)
+    c.on_connect = lambda _c, _u, _f, rc, _p: (box.setdefault("rc", str(rc)), done.set())
+    c.connect_async(broker.host, broker.port)
+    c.loop_start()
+    try:
+        assert done.wait(10), "no CONNACK"
+        return box["rc"]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
 def as_role(client, role: str) -> dict:
     return {"Authorization": f"Bearer {client.keys[role]}"}
 

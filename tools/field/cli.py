@@ -225,8 +225,9 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
                    help="seconds to wait for the MicroPython prompt")
 
     pv = command(device_parsers, "provision", cmd_provision,
-                 "register the box in the fleet, write its identity and broker credentials "
-                 "over serial, and check that it connects")
+                 "register the box in the fleet, write its identity, Wi-Fi and broker "
+                 "credentials over serial in two phases (staged, read back, confirmed: a "
+                 "failure leaves the old ones working), and check that it connects")
     _port(pv)
     pv.add_argument("--ident", required=True, help="the device id, e.g. r-0042")
     pv.add_argument("--client-id", type=int, help="the home where it is installed (new box)")

@@ -56,14 +56,15 @@ class ReaderConsole:
     def command(self, line: str) -> dict[str, Any] | str:
         """A parsed answer: a dict, or "ok"; ConsoleError for `error: ...`."""
         ans = self.ask(line)
+        shown = _shown(line)
         if ans.startswith("error: "):
-            raise ConsoleError(f"the reader refused `{line}`: {ans[7:]}")
+            raise ConsoleError(f"the reader refused `{shown}`: {ans[7:]}")
         if ans.startswith("{"):
             try:
                 return json.loads(ans)
-            except ValueError as e:
-                raise ConsoleError(f"garbled answer to `{line}`: {ans!r} (noise on the "
-                                   "line? check the baud rate, 115200)") from e
+            except ValueError:
+                raise ConsoleError(f"garbled answer to `{shown}`: {ans!r} (noise on the "
+                                   "line? check the baud rate, 115200)") from None
         return ans
 
     def _answer(self, sent: str) -> str:
@@ -89,6 +90,15 @@ class ReaderConsole:
             f"no answer from the reader on {self.url} within {self.timeout:g} s: is the "
             "firmware running (tap EN to restart it), is this the reader's port, is the baud "
             "rate 115200? `console --raw` shows what the board prints")
+
+
+def _shown(line: str) -> str:
+    """A command line as an error may quote it: the values of `wifi set`, `broker set` and
+    `settings` (passwords) are left out."""
+    words = line.split()
+    if words and words[0].lower() in ("wifi", "broker", "settings") and len(words) > 2:
+        return " ".join(words[:2]) + " …"
+    return line
 
 
 def pretty(answer: dict[str, Any] | str) -> str:

@@ -1,10 +1,18 @@
-"""`telegest device provision`: register a reader in the fleet, give it its identity and broker
-credentials over the serial console, and check that it connects.
+"""`telegest device provision`: register a reader in the fleet, give it its identity, Wi-Fi and
+broker credentials over the serial console, and check that it connects.
 
-The fleet part goes through the REST API (the technician's API key); the credentials are
-shown by the fleet once and go straight to the box, never to the screen. Re-running after a
-failure is safe: an existing device is provisioned again (new credentials, the old ones stop
-working at once), and every setting is written again.
+In two phases, so a box in service is never cut off (docs/technician.md, docs/operations.md):
+1. the fleet *stages* new broker credentials (the old ones keep working);
+2. the whole settings document goes to the box hex-encoded (every character of a Wi-Fi
+   password travels exactly), the box writes it to flash beside its settings, reads it back and
+   answers its digest, which must be the one computed here;
+3. the fleet *confirms* with the box's digest of the broker credentials: only then are the new
+   ones active and the old ones deleted; then the box commits the staged settings.
+Any failure before 3 abandons the staged credentials and drops the box's staged settings: the
+box keeps its old settings and the fleet its old credentials, and running again is safe.
+
+No secret (Wi-Fi password, broker password, or their hex) is ever in a progress line, an
+error or an exception: errors name the step, never the line sent.
 """
 from __future__ import annotations
 
@@ -13,9 +21,15 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
+from firmware.runtime.settings import digest
 from tools.errors import TelegestError
 from tools.field.console import ConsoleError, ReaderConsole
+
+CHUNK = 160  # hex digits per console line: the box reads lines of up to 200 bytes
+KEPT = ("Nothing was changed: the box keeps its old settings and the fleet its old broker "
+        "credentials; running provision again is safe")
 
 
 @dataclass
@@ -40,10 +54,10 @@ class FleetApi:
             return e.code, {"detail": detail}
         except OSError as e:
             raise TelegestError(f"cannot reach the fleet at {self.base}: {e}. Check --fleet "
-                                "and the network") from e
+                                "and the network") from None
 
 
-def _fleet_step(api: FleetApi, ident: str, client_id: int | None) -> dict:
+def _register(api: FleetApi, ident: str, client_id: int | None) -> None:
     code, dev = api.call("GET", f"/api/v1/devices/{ident}")
     if code == 401:
         raise TelegestError("the fleet refused the API key (401): check --api-key")
@@ -58,14 +72,103 @@ def _fleet_step(api: FleetApi, ident: str, client_id: int | None) -> dict:
                                 f"{dev.get('detail')}")
     elif code != 200:
         raise TelegestError(f"the fleet answered {code} for {ident}: {dev.get('detail')}")
-    code, creds = api.call("POST", f"/api/v1/devices/{ident}/provision")
+
+
+def _stage(api: FleetApi, ident: str) -> dict:
+    code, staged = api.call("POST", f"/api/v1/devices/{ident}/provision/stage",
+                            {"reason": "telegest device provision"})
     if code == 403:
         raise TelegestError("this API key may not provision devices (admin or technician "
                             "only)")
+    if code == 405 or (code == 404 and staged.get("detail") == "Not Found"):
+        raise TelegestError("this fleet does not stage credentials (POST /provision/stage): "
+                            "upgrade it before provisioning a box in service")
     if code != 200:
-        raise TelegestError(f"the fleet refused to provision {ident} ({code}): "
-                            f"{creds.get('detail')}")
-    return creds
+        raise TelegestError(f"the fleet refused to stage credentials for {ident} ({code}): "
+                            f"{staged.get('detail')}")
+    return staged
+
+
+def _ask(con: ReaderConsole, line: str, step: str) -> Any:
+    """The box's answer to `line`; errors name `step`, never the line (it may hold secrets)."""
+    ans = con.ask(line)
+    if ans.startswith("error: "):
+        raise ConsoleError(f"the reader refused `{step}`: {ans[7:]}")
+    if ans.startswith("{"):
+        try:
+            return json.loads(ans)
+        except ValueError:
+            raise ConsoleError(f"garbled answer to `{step}` (noise on the line? check the "
+                               "baud rate, 115200)") from None
+    return ans
+
+
+def settings_document(ident: str, broker_host: str, broker_port: int, username: str,
+                      password: str, wifi: tuple[str, str] | None) -> dict:
+    doc: dict[str, Any] = {"id": ident, "host": broker_host, "port": broker_port,
+                           "user": username, "pass": password}
+    if wifi:
+        doc["ssid"], doc["password"] = wifi
+    return doc
+
+
+def encode(doc: dict) -> str:
+    """The hex of the document's UTF-8 JSON: only 0-9 a-f on the serial line."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode().hex()
+
+
+def write_settings(con: ReaderConsole, doc: dict, say=print) -> dict:
+    """Send `doc` to the box, have it staged on flash and read back; returns the box's
+    answer once its digest is the one of `doc`. The box's settings are not changed yet."""
+    text = encode(doc)
+    try:
+        _ask(con, "settings drop", "settings drop")
+    except ConsoleError as e:
+        if "unknown command settings" in str(e):
+            raise TelegestError("this box's firmware has no `settings` command (it predates "
+                                "two-phase provisioning): deploy the current firmware first "
+                                "(`telegest device deploy`)") from None
+        raise
+    for i in range(0, len(text), CHUNK):
+        _ask(con, "settings chunk " + text[i:i + CHUNK], "settings chunk")
+    answer = _ask(con, "settings stage", "settings stage")
+    if not isinstance(answer, dict) or answer.get("digest") != digest(doc) \
+            or answer.get("broker_digest") != digest(doc, ("user", "pass")):
+        raise TelegestError("the reader stored something other than what was sent (its "
+                            "digest does not match: noise on the serial line?)")
+    say(f"reader: settings written to flash and read back ({len(text) // 2} bytes, digest "
+        f"{answer['digest'][:12]}… matches)")
+    return answer
+
+
+def _give_up(api: FleetApi, con: ReaderConsole, ident: str, staging_id: str, say) -> None:
+    """Best effort: the staged credentials are dropped on both sides (they expire anyway)."""
+    try:
+        code, _ = api.call("POST", f"/api/v1/devices/{ident}/provision/abandon",
+                           {"staging_id": staging_id, "reason": "telegest device provision "
+                                                                "failed"})
+        say("fleet: staged credentials abandoned" if code == 200 else
+            f"fleet: staged credentials left to expire ({code})")
+    except TelegestError:
+        say("fleet: unreachable, the staged credentials will expire on their own")
+    say("reader: dropping its staged settings...")
+    try:
+        _ask(con, "settings drop", "settings drop")
+    except TelegestError:
+        say("reader: not answering; it never reads staged settings at boot")
+
+
+def _commit(con: ReaderConsole, box_digest: str, ident: str) -> dict:
+    last: TelegestError | None = None
+    for _ in range(3):
+        try:
+            return _ask(con, f"settings commit {box_digest}", "settings commit")
+        except TelegestError as e:
+            last = e
+            time.sleep(1)
+    raise TelegestError(f"the fleet switched {ident} to its new credentials but the box did "
+                        f"not take them ({last}); it cannot reach the broker until you run "
+                        "provision again, which is safe")
 
 
 def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port: int,
@@ -73,36 +176,73 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
               baud: int = 115200, wait_s: float = 30.0, say=print) -> dict:
     """Returns the reader's `broker` answer once it is connected with its new identity."""
     with ReaderConsole(url, baud) as con:
-        status = con.command("status")  # the box answers before the fleet changes anything
+        status = _ask(con, "status", "status")  # the box answers before the fleet changes
         say(f"reader on {url}: firmware {status.get('fw')}, mode {status.get('mode')}")
-        creds = _fleet_step(api, ident, client_id)
-        say(f"fleet: {ident} provisioned ({'broker-enforced' if creds.get('broker_enforced') else 'anonymous broker'})")
-        if wifi:
-            con.command(f'wifi set "{wifi[0]}" "{wifi[1]}"')
-        for key, value in (("host", broker_host), ("port", broker_port), ("id", ident),
-                           ("user", creds["username"]), ("password", creds["password"])):
-            con.command(f'broker set {key} "{value}"')
-        say("reader: identity, credentials and broker written")
-        broker = con.command("broker")
-        if broker.get("reboot_needed"):
-            con.command("reboot")
+        _register(api, ident, client_id)
+        staged = _stage(api, ident)
+        staging_id = staged["staging_id"]
+        say(f"fleet: new credentials staged for {ident} until "
+            f"{str(staged.get('expires_at'))[11:16]} UTC "
+            f"({'broker-enforced' if staged.get('broker_enforced') else 'anonymous broker'}); "
+            "the old ones work until the box confirms")
+        try:
+            doc = settings_document(ident, broker_host, broker_port, staged["username"],
+                                    staged["password"], wifi)
+            answer = write_settings(con, doc, say)
+            code, out = api.call("POST", f"/api/v1/devices/{ident}/provision/confirm",
+                                 {"staging_id": staging_id,
+                                  "digest": answer["broker_digest"]})
+            if code != 200:
+                raise TelegestError(f"the fleet refused to confirm ({code}): "
+                                    f"{out.get('detail')}")
+        except KeyboardInterrupt:
+            _give_up(api, con, ident, staging_id, say)
+            raise TelegestError(f"interrupted. {KEPT}") from None
+        except TelegestError as e:
+            _give_up(api, con, ident, staging_id, say)
+            raise TelegestError(f"{e}. {KEPT}") from None
+        except Exception as e:  # never quote an unexpected exception: it may hold a value
+            _give_up(api, con, ident, staging_id, say)
+            raise TelegestError(f"unexpected {type(e).__name__} while provisioning. "
+                                f"{KEPT}") from None
+        say("fleet: the box's digest confirmed; the new credentials are active, the old "
+            "ones deleted")
+        committed = _commit(con, answer["digest"], ident)
+        say("reader: new settings committed")
+        if committed.get("reboot_needed"):
+            _ask(con, "reboot", "reboot")
             say("reader: rebooting to take its new identity...")
-        deadline = time.monotonic() + wait_s
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                broker = con.command("broker")
-                status = con.command("status")
-            except ConsoleError as e:  # rebooting: the console is away for a moment
-                last = str(e)
-                time.sleep(1)
-                continue
-            last = f"wifi {status.get('wifi')}, mqtt {status.get('mqtt')}"
-            if status.get("mqtt") == "up" and broker.get("id_setting") == ident \
-                    and not broker.get("reboot_needed"):
-                say(f"reader: connected to {broker_host}:{broker_port} as {ident}")
-                return broker
+        return _wait_connected(con, url, ident, broker_host, broker_port, wait_s, say)
+
+
+def _wait_connected(con: ReaderConsole, url: str, ident: str, broker_host: str,
+                    broker_port: int, wait_s: float, say) -> dict:
+    start = time.monotonic()
+    told = start
+    last = None
+    while time.monotonic() - start < wait_s:
+        try:
+            broker = _ask(con, "broker", "broker")
+            status = _ask(con, "status", "status")
+        except ConsoleError as e:  # rebooting: the console is away for a moment
+            last = str(e)
+            time.sleep(1)
+            continue
+        if not isinstance(broker, dict) or not isinstance(status, dict):
+            last = "the reader is restarting"  # a boot line taken for an answer
             time.sleep(0.5)
+            continue
+        last = f"wifi {status.get('wifi')}, mqtt {status.get('mqtt')}"
+        if status.get("mqtt") == "up" and broker.get("id_setting") == ident \
+                and not broker.get("reboot_needed"):
+            say(f"reader: connected to {broker_host}:{broker_port} as {ident}")
+            return broker
+        if time.monotonic() - told >= 2:
+            told = time.monotonic()
+            say(f"reader: waiting for the broker ({last}), "
+                f"{wait_s - (told - start):.0f} s left")
+        time.sleep(0.5)
     raise TelegestError(f"the reader did not connect to the broker within {wait_s:g} s "
                         f"({last}). Check the Wi-Fi, the broker address, and `telegest device "
-                        f"console {url} status`; running provision again is safe")
+                        f"console {url} status`; its settings and credentials are written, "
+                        "running provision again is safe")

@@ -106,6 +106,8 @@ def cmd_show(args) -> int:
             raise TelegestError(e.message) from None
         row = {**_device_row(d), "health": d.health,
                "provisioned_at": d.provisioned_at, "has_credentials": bool(d.credential_hash),
+               "broker_username": d.broker_username or d.ident,
+               "staged_until": d.staged_expires_at,
                "commands": [{"id": c.id, "kind": c.kind, "state": c.state,
                              "expires_at": c.expires_at, "result": c.result}
                             for c in session.scalars(select(DeviceCommand).where(

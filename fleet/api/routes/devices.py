@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from fleet import audit, badges, lifecycle, throttle
 from fleet.api import data
 from fleet.api.deps import FIELD, PLANNERS, KeyDep, PageDep, SessionDep
-from fleet.api.schemas import (AuditOut, BadgeIn, BadgeOut, BadgePatch, BadgeReplaceIn, BlockIn, CredentialsOut,
-                               DeviceCommandOut, DeviceIn, DeviceOut, EnrolIn, EnrolmentOut,
-                               ReasonIn)
+from fleet.api.schemas import (AbandonIn, AuditOut, BadgeIn, BadgeOut, BadgePatch, BadgeReplaceIn,
+                               BlockIn, ConfirmIn, CredentialsOut, DeviceCommandOut, DeviceIn,
+                               DeviceOut, EnrolIn, EnrolmentOut, ReasonIn, StagedOut)
 from fleet.brokerauth import BrokerControl, control_from_env
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.models import ApiKey, AuditLog, Badge, Caregiver, Client, Device, DeviceCommand
@@ -177,6 +177,50 @@ def provision_device(ident: str, session: SessionDep, key: KeyDep, broker: Broke
                                     organisation_id=key.organisation_id)
     session.commit()
     return creds
+
+
+@router.post("/devices/{ident}/provision/stage", response_model=StagedOut,
+             tags=["lifecycle"])
+def stage_provision(ident: str, session: SessionDep, key: KeyDep, broker: BrokerDep,
+                    body: Annotated[ReasonIn | None, Body()] = None):
+    """A reader's new credentials, shown once, staged for 15 minutes: the broker holds them
+    disabled and the current ones keep working until `/provision/confirm` (admin or
+    technician)."""
+    with _lifecycle(session):
+        staged = lifecycle.stage(session, ident, _actor(key), broker,
+                                 reason=body.reason if body else None,
+                                 organisation_id=key.organisation_id)
+    session.commit()
+    c = staged.credentials
+    return StagedOut(ident=c.ident, username=c.username, password=c.password,
+                     client_id=c.client_id, status=c.status, broker_enforced=c.broker_enforced,
+                     staging_id=staged.staging_id, expires_at=staged.expires_at)
+
+
+@router.post("/devices/{ident}/provision/confirm", response_model=DeviceOut,
+             tags=["lifecycle"])
+def confirm_provision(ident: str, body: ConfirmIn, session: SessionDep, key: KeyDep,
+                      broker: BrokerDep):
+    """The box stored the staged credentials (`digest`: its `broker_digest`): they become
+    the active ones and the old ones stop working. 409: no such stage; 410: expired; 422: the
+    digest does not match. A refusal changes nothing and is audited."""
+    with _lifecycle(session):
+        device = lifecycle.confirm(session, ident, _actor(key), broker, body.staging_id,
+                                   body.digest, organisation_id=key.organisation_id)
+    session.commit()
+    return device
+
+
+@router.post("/devices/{ident}/provision/abandon", response_model=DeviceOut,
+             tags=["lifecycle"])
+def abandon_provision(ident: str, body: AbandonIn, session: SessionDep, key: KeyDep,
+                      broker: BrokerDep):
+    """Drop staged credentials (the tool gave up); the current ones never stopped working."""
+    with _lifecycle(session):
+        device = lifecycle.abandon(session, ident, _actor(key), broker, body.staging_id,
+                                   body.reason, organisation_id=key.organisation_id)
+    session.commit()
+    return device
 
 
 @router.post("/devices/{ident}/block", response_model=DeviceCommandOut, tags=["lifecycle"])
