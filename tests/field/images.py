@@ -17,7 +17,8 @@ SIZE_CODES = {"1MB": 0x00, "2MB": 0x10, "4MB": 0x20, "8MB": 0x30, "16MB": 0x40}
 def esp_image(segments: list[tuple[int, bytes]], *, chip: str = "esp32", flash: str = "4MB",
               entry: int = 0x40080400) -> bytes:
     img = (ESP32S3FirmwareImage if chip == "esp32s3" else ESP32FirmwareImage)()
-    img.segments = [ELFSection(b".s%d" % i, addr, data, 0) for i, (addr, data) in enumerate(segments)]
+    img.segments = [ELFSection(b".s%d" % i, addr, data, 0)
+                    for i, (addr, data) in enumerate(segments)]
     img.entrypoint = entry
     img.flash_mode = 2  # DIO
     img.flash_size_freq = SIZE_CODES[flash] | 0x0F  # 80 MHz

@@ -28,22 +28,25 @@ CONSOLE_BAUD = 115200  # the firmware's console (MicroPython's REPL UART), whate
 JOURNAL_PATH = "/journal"  # firmware/runtime/app.py's default
 _JOURNAL_SCRIPT = f"""
 import os
-n = -1
-try:
-    os.stat('/lib/firmware/journal.mpy')
-except OSError:
+fw = 0
+for p in ('/lib/firmware/journal.mpy', '/lib/firmware/journal.py'):
     try:
-        os.stat('/lib/firmware/journal.py')
+        os.stat(p)
+        fw = 1
     except OSError:
-        n = -2
-if n == -1:
+        pass
+print('firmware', fw)
+if fw:
     try:
         os.stat({JOURNAL_PATH!r})
-        from firmware.journal import Journal
-        n = Journal({JOURNAL_PATH!r}).depth
     except OSError:
-        n = 0
-print('depth', n)
+        print('depth', 0)
+    else:
+        try:
+            from firmware.journal import Journal
+            print('depth', Journal({JOURNAL_PATH!r}).depth)
+        except Exception as e:
+            print('error', repr(e))
 """
 
 
@@ -72,44 +75,47 @@ def probe(url: str, timeout: float = 1.0) -> Box:
             answer = c.command("journal")
     except ConsoleError as e:
         text = str(e)
-        if "MicroPython prompt" in text:
-            return _probe_repl(url)
         if "safe mode" in text:  # our console, but the journal is not open
             return Box("telegest", None, "console")
-        return Box("unknown")
+        # a MicroPython prompt, or silence: a ROM bootloader, or a board left in raw REPL
+        return _probe_repl(url, 3.0 if "MicroPython prompt" in text else 1.5)
     if isinstance(answer, dict) and isinstance(answer.get("depth"), int):
         return Box("telegest", answer["depth"], "console")
     return Box("unknown")
 
 
-def _probe_repl(url: str) -> Box:
+def _probe_repl(url: str, timeout: float) -> Box:
     try:
         t = SerialTransport(url, baudrate=CONSOLE_BAUD)
     except TransportError:
         return Box("unknown")
+    t.serial.timeout = 0.2  # mpremote reads a pty with a blocking read(1): bound it
+    out = ""
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            t.enter_raw_repl(soft_reset=False, timeout_overall=3)
+            t.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
         out = t.exec(_JOURNAL_SCRIPT).decode(errors="replace")
     except (TransportError, serial.SerialException, OSError):
         return Box("unknown")
     finally:
         with contextlib.suppress(TransportError, serial.SerialException, OSError):
             t.exit_raw_repl()
+            if "firmware 1" in out:  # Ctrl-C may have stopped it: start it again
+                t.serial.write(b"\x04")
         with contextlib.suppress(serial.SerialException, OSError):
             t.close()
-    words = out.split()
-    if len(words) >= 2 and words[0] == "depth" and words[1].lstrip("-").isdigit():
-        n = int(words[1])
-        if n == -2:
-            return Box("micropython", 0, "raw REPL")
-        return Box("telegest", n, "raw REPL")
-    return Box("unknown")
+    words = dict(line.split(None, 1) for line in out.splitlines() if " " in line.strip())
+    if words.get("firmware", "").strip() != "1":
+        return Box("micropython", 0, "raw REPL") if "firmware" in words else Box("unknown")
+    depth = words.get("depth", "").strip()
+    return Box("telegest", int(depth) if depth.isdigit() else None, "raw REPL")
 
 
 def lost(box: Box) -> str:
     if box.unsent is None:
-        return "an unknown number of clock-ins (the box is in safe mode: its journal is closed)"
+        why = ("the box is in safe mode: its journal is closed" if box.how == "console" else
+               "its journal could not be read")
+        return f"an unknown number of clock-ins ({why})"
     return f"{box.unsent} clock-in{'s' if box.unsent != 1 else ''}"
 
 

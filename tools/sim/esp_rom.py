@@ -2,9 +2,10 @@
 server or a pty.
 
 esptool (its Python API or its command line) reaches it as `socket://127.0.0.1:PORT`,
-`rfc2217://127.0.0.1:PORT` or the pty path and sees an ESP32-D0WD-V3 with 4 MB of flash, held here in memory (`sim.flash`). It answers
-what esptool 5 sends to an ESP32: SYNC, READ_REG / WRITE_REG (chip magic, eFuses, the SPI
-peripheral's user commands for the flash id and SFDP), SPI_ATTACH, SPI_SET_PARAMS,
+`rfc2217://127.0.0.1:PORT` or the pty path and sees an ESP32-D0WD-V3 with 4 MB of flash, held
+here in memory (`sim.flash`). It answers what esptool 5 sends to an ESP32: SYNC, READ_REG /
+WRITE_REG (chip magic, eFuses, the SPI peripheral's user commands for the flash id and SFDP),
+SPI_ATTACH, SPI_SET_PARAMS,
 FLASH_BEGIN / FLASH_DATA / FLASH_END (data checksum checked), FLASH_DEFL_*, SPI_FLASH_MD5,
 CHANGE_BAUDRATE, and MEM_BEGIN / MEM_DATA / MEM_END: after esptool uploads its flasher stub
 the simulator answers as the stub does (OHAI, ERASE_FLASH, ERASE_REGION, raw MD5, 2 status
@@ -111,6 +112,10 @@ class EspRomSim(WireSim):
 
     def on_connect(self) -> None:
         self._greeted = False  # a new client sees the ROM's greeting again
+
+    def on_disconnect(self) -> None:
+        with self._lock:
+            self._settle()  # a reset just before the client left has started the chip
 
     # -- reset: EN and GPIO0 ---------------------------------------------------------------------
     def reset(self, download: bool = True) -> None:
@@ -349,7 +354,8 @@ class _Refused(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tools.sim.esp_rom [--pty | --rfc2217] [--chip esp8266] [--app]`: serve until Ctrl-C."""
+    """`python -m tools.sim.esp_rom [--pty | --rfc2217] [--chip esp8266] [--app]`: serve until
+    Ctrl-C."""
     import argparse
 
     ap = argparse.ArgumentParser(description="An ESP32 ROM bootloader speaking esptool's SLIP")

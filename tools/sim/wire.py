@@ -103,6 +103,9 @@ class WireSim:
     def on_connect(self) -> None:
         pass
 
+    def on_disconnect(self) -> None:
+        pass
+
     def set_lines(self, dtr: bool, rts: bool) -> None:
         """The client moved DTR or RTS (RFC 2217). Not wired by default."""
 
@@ -203,6 +206,7 @@ class WireSim:
                 else:  # a raw socket carries no line speed: bytes pass unchanged
                     self._serve(conn.recv, conn.sendall, conn, lambda: None)
         finally:
+            self.on_disconnect()
             self._busy = False
 
     def _serve_rfc2217(self, conn: socket.socket) -> None:
