@@ -87,7 +87,7 @@ def probe(url: str, timeout: float = 1.0) -> Box:
 def _probe_repl(url: str, timeout: float) -> Box:
     try:
         t = SerialTransport(url, baudrate=CONSOLE_BAUD)
-    except TransportError:
+    except (TransportError, serial.SerialException, OSError, ValueError):
         return Box("unknown")
     t.serial.timeout = 0.2  # mpremote reads a pty with a blocking read(1): bound it
     out = ""
