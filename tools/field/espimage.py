@@ -140,7 +140,7 @@ def check_board(layout: Layout, chip: str, flash_size: int | None) -> list[str]:
         raise ImageError(
             f"the image is built for {human(layout.flash_size)} of flash but this board has "
             f"{human(flash_size)} (read from the chip): its bootloader would refuse to start. "
-            "Take the build for a 4 MB board: " + hint(chip))
+            f"Take the build for a {human(flash_size)} board: " + hint(chip))
     return []
 
 
