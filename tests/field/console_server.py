@@ -1,7 +1,8 @@
 """The reader's technician console behind a TCP socket: the real firmware Runtime and Console
 (firmware/runtime) on the fake hardware of tests/runtime/fakes.py, stepped with a fake clock.
 What the WebAssembly board cannot run (asyncio with hardware), this CPython server does, so
-`socket://127.0.0.1:PORT` answers as a reader's USB serial port."""
+`socket://127.0.0.1:PORT` answers as a reader's USB serial port. With serve=False it is the
+firmware of a simulated ESP32 (tools/sim/esp_rom.py's `app`): bytes in through feed()."""
 from __future__ import annotations
 
 import select
@@ -18,7 +19,7 @@ LOG_LINE = "# link: mqtt up\n"
 
 
 class ConsoleServer:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, serve: bool = True):
         self.hw = Hw()
         self.tmp = tmp
         s = Settings(str(tmp / "settings.json"))
@@ -29,11 +30,14 @@ class ConsoleServer:
         self.boots = 0
         self.transcript: list[str] = []  # everything the box printed, to look for secrets
         self._boot()
+        self._stop = threading.Event()
+        if not serve:
+            self.srv = None
+            return
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(1)
         self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -85,7 +89,27 @@ class ConsoleServer:
                 self.transcript.append(out)
                 conn.sendall((LOG_LINE + out).encode())
 
+    def unsent(self, n: int) -> None:
+        """Put n clock-ins in the journal that the fleet does not ack (it is unreachable)."""
+        self.hw.broker.fleet_acks = False
+        for i in range(n):
+            self.rt.core.journal.append(b'{"k":"tap","n":%d}' % i)
+
+    def feed(self, data: bytes) -> bytes:
+        """Bytes on the box's USB serial port; what it prints within a second of its time."""
+        self.hw.serial.inbuf += data
+        out = []
+        for _ in range(20):
+            self.step(50)
+            out += self.hw.serial.out
+            self.hw.serial.out.clear()
+            if out and out[-1].endswith("\n") and not self.hw.serial.inbuf:
+                break
+        return "".join(out).encode()
+
     def close(self) -> None:
         self._stop.set()
+        if self.srv is None:
+            return
         self._thread.join(timeout=2)
         self.srv.close()

@@ -3,12 +3,12 @@ types them: output, and one clear message with exit code 2 on failure."""
 from __future__ import annotations
 
 import json
-import os
 from types import SimpleNamespace
 
 import pytest
 from serial.tools import list_ports
 
+from tests.field.images import merged
 from tools.cli import main
 
 pytestmark = [pytest.mark.virtual_hw, pytest.mark.timeout(120)]
@@ -36,17 +36,18 @@ def test_ports_with_nothing_plugged(monkeypatch, capsys):
 
 def test_flash_prints_the_chip_and_the_check(esp_sim, tmp_path, capsys):
     img = tmp_path / "mp.bin"
-    img.write_bytes(os.urandom(20_000))
+    img.write_bytes(merged())
     assert main(["device", "flash", esp_sim.url, str(img)]) == 0
     out, err = capsys.readouterr()
     assert "ESP32-D0WD-V3" in out and "verified (MD5" in out and "after a full erase" in out
     assert "100%" in err
-    assert esp_sim.flash[0x1000:0x1000 + 20_000] == img.read_bytes()
+    image = img.read_bytes()
+    assert esp_sim.flash[0x1000:0x1000 + len(image)] == image
 
 
 def test_flash_failure_is_one_line_and_exit_2(make_esp_sim, tmp_path, capsys):
     img = tmp_path / "mp.bin"
-    img.write_bytes(b"\x00" * 1000)
+    img.write_bytes(merged())
     sim = make_esp_sim(boot_mode="app")
     assert main(["device", "flash", sim.url, str(img), "--connect-attempts", "1"]) == 2
     err = capsys.readouterr().err

@@ -81,3 +81,29 @@ def test_a_cable_pulled_mid_deploy_is_repaired_by_running_again(vboard, bundle):
 def test_a_board_without_micropython_is_explained(esp_sim):
     with pytest.raises(TelegestError, match="does not answer as MicroPython"):
         deploy(esp_sim.url, bundle=[], timeout=1.5)
+
+
+def test_a_box_running_our_firmware_is_not_told_to_flash(console_server):
+    """The firmware holds the port (no raw REPL): deploy says what it is and that flashing
+    would erase the clock-ins not yet sent, never "flash MicroPython first"."""
+    console_server.unsent(4)
+    with pytest.raises(DeployError, match="runs the telegest firmware .*holds 4 clock-ins not "
+                                          "yet sent to the fleet, which deploy keeps") as e:
+        deploy(console_server.url, bundle=[], timeout=1.5)
+    assert "Do not flash it" in str(e.value) and "flash MicroPython first" not in str(e.value)
+
+
+def test_flash_refuses_a_stopped_box_whose_journal_holds_clock_ins(vboard, bundle):
+    """Our firmware installed but stopped at the MicroPython prompt: the journal is still on
+    flash; the raw REPL opens it with the firmware's own Journal class."""
+    from tests.field.images import merged
+    from tools.field.flash import flash_image
+    from tools.field.inservice import InServiceError, probe
+
+    deploy(vboard.url, bundle=bundle)
+    assert probe(vboard.url).unsent == 0
+    board_exec(vboard.url, "from firmware.journal import Journal\nj = Journal('/journal')\n"
+                           "j.append(b'{}')\nj.append(b'{}')")
+    with pytest.raises(InServiceError, match="holds 2 clock-ins not yet sent"):
+        flash_image(vboard.url, merged())
+    assert board_exec(vboard.url, "import os\nprint(len(os.listdir('/journal')))").strip() != "0"

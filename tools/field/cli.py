@@ -60,7 +60,8 @@ def cmd_flash(args) -> int:
     echo = (lambda s: print(s, file=sys.stderr)) if getattr(args, "verbose", False) else None
     r = flash_image(args.port, args.image, chip=args.chip, address=address, baud=args.baud,
                     before=args.before, stub=not args.no_stub, erase=not args.no_erase,
-                    connect_attempts=args.connect_attempts, progress=Bar(), echo=echo)
+                    connect_attempts=args.connect_attempts, force=args.force, progress=Bar(),
+                    echo=echo)
     print(f"chip: {r.description}, MAC {r.mac}")
     print(f"wrote {r.size} bytes at {r.address:#x}{' after a full erase' if r.erased else ''}; "
           f"verified (MD5 {r.md5})")
@@ -214,6 +215,8 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
                    choices=["default-reset", "usb-reset", "no-reset"],
                    help="how to enter download mode (no-reset: you hold BOOT and tap EN)")
     f.add_argument("--connect-attempts", type=int, default=7)
+    f.add_argument("--force", action="store_true",
+                   help="flash a box holding clock-ins not yet sent to the fleet (they are lost)")
 
     d = command(device_parsers, "deploy", cmd_deploy,
                 "copy the reader firmware (.mpy) to the board, only what changed (mpremote)")

@@ -119,10 +119,7 @@ class Board:
                 self.t.enter_raw_repl(soft_reset=True, timeout_overall=timeout)
         except (TransportError, serial.SerialException, OSError) as e:
             self.t.close()
-            raise DeployError(
-                f"the board on {url} does not answer as MicroPython (no raw REPL): flash "
-                "MicroPython first (`telegest device flash`), check the baud rate (115200), "
-                "or tap EN (RST) and run again") from e
+            raise DeployError(_no_repl(url)) from e
 
     def exec(self, code: str) -> bytes:
         return self.t.exec(code)
@@ -158,6 +155,24 @@ class Board:
             pass
         with contextlib.suppress(serial.SerialException, OSError):
             self.t.close()
+
+
+def _no_repl(url: str) -> str:
+    """Why there is no raw REPL, asked of the board itself: advising to flash MicroPython is
+    right for a blank board and wrong for a box in service (flashing erases its journal)."""
+    from tools.field.inservice import lost, probe
+
+    box = probe(url)
+    if box.in_service:
+        held = ("its journal is empty" if box.unsent == 0 else
+                f"it holds {lost(box)} not yet sent to the fleet, which deploy keeps")
+        return (f"the board on {url} runs the telegest firmware ({held}) and did not give "
+                "its prompt to deploy (Ctrl-C). Do not flash it: flashing erases the journal. "
+                "Tap EN (RST) and run deploy again at once; if it still refuses, see "
+                "`telegest device console --raw` for what it prints")
+    return (f"the board on {url} does not answer as MicroPython (no raw REPL): flash "
+            "MicroPython first (`telegest device flash`), check the baud rate (115200), "
+            "or tap EN (RST) and run again")
 
 
 def deploy(url: str, *, baud: int = 115200, dry_run: bool = False, reset: bool = True,

@@ -2,10 +2,15 @@
 
     result = flash_image("/dev/ttyUSB0", "ESP32_GENERIC-v1.27.0.bin")
 
-Open the port (tools.field.ports), detect the chip, upload esptool's flasher stub (or stay in
-the ROM with stub=False), erase, write with a progress callback, check the MD5 of what the
-flash holds, reset. Every failure becomes one FlashError saying what happened and what to do;
-a half-written flash is repaired by running the same command again (it erases and rewrites).
+Before anything touches the board: check the file (tools.field.espimage: an ESP image for this
+chip, whole, its checksum and SHA-256 right, at the address its bootloader needs, on a 4 KiB
+sector) and check that the board is not a box in service holding clock-ins not yet sent
+(tools.field.inservice; `force` overrides and says how many are lost). Then open the port
+(tools.field.ports), detect the chip, upload esptool's flasher stub (or stay in the ROM with
+stub=False), read the flash size from the chip and check the image fits, erase, write with a
+progress callback, check the MD5 of what the flash holds, reset. Every failure becomes one
+FlashError saying what happened and what to do; anything refused is refused before the erase.
+A half-written flash is repaired by running the same command again (it erases and rewrites).
 """
 from __future__ import annotations
 
@@ -17,13 +22,17 @@ from pathlib import Path
 import serial
 from esp_pylib.logger import EspLog, EspLogBase
 from esptool import cmds
-from esptool.util import FatalError, NotImplementedInROMError
+from esptool.util import FatalError, NotImplementedInROMError, flash_size_bytes
 
 from tools.errors import TelegestError
+from tools.field.espimage import BOOTLOADER_ADDRESS, CHIP_NAMES, ImageError, check_board, \
+    check_image
+from tools.field.inservice import guard_erase, probe
 from tools.field.ports import open_port
 
-MICROPYTHON_ADDRESS = {"esp32": 0x1000, "esp32s3": 0x0}
-CHIPS = {"esp32": "ESP32", "esp32s3": "ESP32-S3"}
+MICROPYTHON_ADDRESS = BOOTLOADER_ADDRESS
+CHIPS = CHIP_NAMES
+ROM_BAUD = 115200  # esptool meets the ROM at this speed, then changes to --baud
 BOOT_MODE_HELP = ("put it in download mode: hold BOOT, tap EN (RST), release BOOT, then run "
                   "again (no BOOT button: hold GPIO0 to GND while tapping EN)")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -93,23 +102,36 @@ class _EsptoolLog(EspLogBase):
 def flash_image(url: str, image: str | Path | bytes, *, chip: str = "esp32",
                 address: int | None = None, baud: int = 115200, before: str = "default-reset",
                 stub: bool = True, erase: bool = True, connect_attempts: int = 7,
+                force: bool = False, check_box: bool = True,
                 progress: Progress | None = None,
                 echo: Callable[[str], None] | None = None) -> FlashResult:
     """Write `image` (a path or bytes) at `address` (MicroPython's offset for `chip` by
-    default) and verify it. Raises FlashError."""
+    default) and verify it. Raises FlashError (InServiceError for a box holding unsent
+    clock-ins, unless `force`)."""
     data = _read_image(image)
     if chip not in CHIPS:
         raise FlashError(f"unknown chip {chip!r}: choose one of {', '.join(CHIPS)}")
     address = MICROPYTHON_ADDRESS[chip] if address is None else address
+    try:
+        layout = check_image(data, chip, address)
+    except ImageError as e:
+        raise FlashError(f"{e}. Nothing was written") from None
+    notes = list(layout.notes)
+    if check_box:  # before esptool resets the chip into its bootloader
+        if progress:
+            progress("check box", 0, 1)
+        notes += guard_erase(probe(url), url, force)
+        if progress:
+            progress("check box", 1, 1)
     elog = _EsptoolLog(progress, echo)
-    port = open_port(url, baud, timeout=1.0)
+    port = open_port(url, min(baud, ROM_BAUD), timeout=1.0)
     saved = EspLog.instance
     EspLog.set_logger(elog)
     phase = "connect"
     try:
         if progress:
             progress("connect", 0, 1)
-        esp = cmds.detect_chip(port, baud, connect_mode=before,
+        esp = cmds.detect_chip(port, min(baud, ROM_BAUD), connect_mode=before,
                                connect_attempts=connect_attempts)
         if esp.CHIP_NAME != CHIPS[chip]:
             raise FlashError(
@@ -118,11 +140,19 @@ def flash_image(url: str, image: str | Path | bytes, *, chip: str = "esp32",
                 "--chip for the chip it has")
         result = FlashResult(CHIPS[chip], esp.get_chip_description(),
                              ":".join(f"{b:02x}" for b in esp.read_mac()), address, len(data),
-                             hashlib.md5(data).hexdigest(), False)
+                             hashlib.md5(data).hexdigest(), False, notes)
         phase = "stub"
         if stub:
             esp = cmds.run_stub(esp)
+        if baud > ROM_BAUD:
+            esp.change_baud(baud)
         cmds.attach_flash(esp)
+        phase = "flash size"
+        size = cmds.detect_flash_size(esp)
+        try:
+            result.notes += check_board(layout, chip, flash_size_bytes(size) if size else None)
+        except ImageError as e:
+            raise FlashError(f"{e}. Nothing was erased or written") from None
         phase = "erase"
         if erase and esp.IS_STUB:
             if progress:
@@ -144,7 +174,8 @@ def flash_image(url: str, image: str | Path | bytes, *, chip: str = "esp32",
     except FlashError:
         raise
     except (FatalError, NotImplementedInROMError, serial.SerialException, OSError) as e:
-        raise FlashError(_explain(phase, url, e, elog, len(data), address)) from e
+        raise FlashError(_explain(phase, url, e, elog, len(data), address,
+                                  erased=phase == "write" or (phase == "erase" and stub))) from e
     finally:
         EspLog.instance = saved
         try:
@@ -169,7 +200,7 @@ def _read_image(image: str | Path | bytes) -> bytes:
 
 def _reset(esp, port) -> bool:
     """Hard reset through RTS, where the port has it (not over a TCP socket or a pty)."""
-    if port.name.startswith(("socket:", "loop:")):
+    if port.name.startswith(("socket:", "loop:", "/dev/pts/")):
         return False
     try:
         esp.hard_reset()
@@ -178,9 +209,44 @@ def _reset(esp, port) -> bool:
         return False
 
 
+# The chip's own refusals (the ROM's and the stub's status codes, as esptool reports them
+# "result was 01xx...": they are answers, so the cable works; say what the chip said.
+CHIP_REFUSALS = {
+    0x05: "it did not understand a command (a ROM too old for this esptool, or another chip)",
+    0x06: "it refused the operation (an address past the end of its flash or off a 4 KiB "
+          "sector)",
+    0x07: "a block arrived damaged (noise on the line: a long or poor cable, or a baud rate "
+          "too high for it; try --baud 115200)",
+    0x08: "its flash chip reported a write error (the flash is write-protected or worn out: "
+          "the board needs replacing)",
+    0x09: "its flash chip reported a read error (faulty flash: the board needs replacing)",
+    0x0B: "the compressed data did not decompress (noise on the line; try --baud 115200)",
+    0xC4: "an SPI operation on its flash failed (faulty flash: the board needs replacing)",
+    0xC5: "its flash could not be unlocked (write-protected flash)",
+    0xC7: "the compressed data did not decompress (noise on the line; try --baud 115200)",
+}
+
+
+def _chip_refusal(e: BaseException) -> tuple[int, str] | None:
+    import re
+
+    m = re.search(r"result was ([0-9a-fA-F]{2})([0-9a-fA-F]{2})", str(e))
+    if not m:
+        return None
+    code = int(m.group(2), 16)
+    return code, CHIP_REFUSALS.get(code, f"it answered with error code {code:#04x}")
+
+
 def _explain(phase: str, url: str, e: BaseException, elog: _EsptoolLog, size: int,
-             address: int) -> str:
+             address: int, erased: bool = False) -> str:
     text = str(e).split("\nFor troubleshooting")[0].strip()
+    refusal = _chip_refusal(e) if phase in ("erase", "write") else None
+    if refusal:
+        code, why = refusal
+        state = (f"The flash was erased: the board will not boot until a flash succeeds"
+                 if erased else "Nothing was written")
+        return (f"the chip refused the {phase} at {address:#x}: {why} (status {code:#04x}; "
+                f"esptool: {text}). The cable is fine: the board answered. {state}")
     if phase == "connect" and ("disconnected" in text or "reset by peer" in text):
         return (f"{url} hung up at once: the serial server already has a client. Close the "
                 "other program using it and run again")

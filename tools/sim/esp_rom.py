@@ -1,13 +1,25 @@
-"""An ESP32 ROM bootloader simulator speaking esptool's SLIP protocol on a TCP socket or a pty.
+"""An ESP32 ROM bootloader simulator speaking esptool's SLIP protocol on a TCP socket, an RFC 2217
+server or a pty.
 
-esptool (its Python API or its command line) reaches it as `socket://127.0.0.1:PORT` or the pty
-path and sees an ESP32-D0WD-V3 with 4 MB of flash, held here in memory (`sim.flash`). It answers
-what esptool 5 sends to an ESP32: SYNC, READ_REG / WRITE_REG (chip magic, eFuses, the SPI
-peripheral's user commands for the flash id and SFDP), SPI_ATTACH, SPI_SET_PARAMS,
+esptool (its Python API or its command line) reaches it as `socket://127.0.0.1:PORT`,
+`rfc2217://127.0.0.1:PORT` or the pty path and sees an ESP32-D0WD-V3 with 4 MB of flash, held
+here in memory (`sim.flash`). It answers what esptool 5 sends to an ESP32: SYNC, READ_REG /
+WRITE_REG (chip magic, eFuses, the SPI peripheral's user commands for the flash id and SFDP),
+SPI_ATTACH, SPI_SET_PARAMS,
 FLASH_BEGIN / FLASH_DATA / FLASH_END (data checksum checked), FLASH_DEFL_*, SPI_FLASH_MD5,
 CHANGE_BAUDRATE, and MEM_BEGIN / MEM_DATA / MEM_END: after esptool uploads its flasher stub
 the simulator answers as the stub does (OHAI, ERASE_FLASH, ERASE_REGION, raw MD5, 2 status
 bytes). Unknown commands get the ROM's "invalid message" status.
+
+Like the chip: the ROM answers every SYNC with eight replies (the stub, once uploaded, with
+eight replies whose value is 0, which esptool reads as "the stub is still running"); it measures
+the speed of the first bytes after a reset (autobaud) and keeps it until CHANGE_BAUDRATE, so a
+client at another speed reads garbage (tools/sim/wire.py models the UART); DTR and RTS drive EN
+and GPIO0 through the DevKitC auto-reset transistors (RFC 2217 carries them; `reset()` is the
+EN button for a raw socket or a pty): EN rising with GPIO0 low starts the ROM in download mode,
+with GPIO0 high the firmware (`app`, an object with `feed(bytes) -> bytes`, e.g. the reader
+firmware's console; without one, the boot log and the MicroPython banner). A reset drops the
+stub, any transfer in progress and the measured speed.
 
 Failure modes for tests: `boot_mode="app"` (the chip runs its firmware: boot log and
 MicroPython banner, no bootloader), `chip="esp8266"` (another chip's magic), `die_after(n)`
@@ -64,9 +76,10 @@ class EspRomSim(WireSim):
     refuse_second_client = True
 
     def __init__(self, chip: str = "esp32", boot_mode: str = "download",
-                 flash_size: int = FLASH_SIZE) -> None:
+                 flash_size: int = FLASH_SIZE, app=None) -> None:
         self.chip = chip
         self.boot_mode = boot_mode
+        self.app = app  # the firmware that runs when the chip boots from flash
         self.flash = bytearray(b"\xff" * flash_size)
         self.regs: dict[int, int] = {
             0x40001000: MAGIC[chip],
@@ -82,6 +95,7 @@ class EspRomSim(WireSim):
         self.erases = 0
         self.baud_changes: list[int] = []
         self._die_after: int | None = None
+        self._refuse_code = 0
         self.dead = False
         self._write: dict | None = None
         self._mem: dict | None = None
@@ -90,14 +104,77 @@ class EspRomSim(WireSim):
         self._lock = threading.Lock()
         self._init_wire()
         self._greeted = False
+        self._measured: int | None = None  # the speed autobaud locked on, until a reset
+        self._lines = (False, False)  # DTR, RTS
+        self._en_rose = False  # EN went high: the chip samples GPIO0 while it starts
+        self._io0_low = False
+        self.resets: list[str] = []  # the boot mode of each reset, in order
 
     def on_connect(self) -> None:
         self._greeted = False  # a new client sees the ROM's greeting again
+
+    def on_disconnect(self) -> None:
+        with self._lock:
+            self._settle()  # a reset just before the client left has started the chip
+
+    # -- reset: EN and GPIO0 ---------------------------------------------------------------------
+    def reset(self, download: bool = True) -> None:
+        """Tap EN (RST), holding BOOT (GPIO0 low) or not."""
+        with self._lock:
+            self._boot("download" if download else "app")
+
+    def _boot(self, mode: str) -> None:
+        self.boot_mode = mode
+        self.stub = False
+        self._write = self._mem = None
+        self._rx.clear()
+        self._in_packet = False
+        self._greeted = False
+        self._measured = None
+        self.baud = 115200
+        self.resets.append(mode)
+
+    def set_lines(self, dtr: bool, rts: bool) -> None:
+        """The auto-reset circuit: EN low while RTS is asserted and DTR is not; GPIO0 low
+        while DTR is asserted and RTS is not. The chip starts when EN rises and reads GPIO0
+        a moment later (EN's RC delay), so GPIO0 going low just after EN rose still counts."""
+        with self._lock:
+            en = not (rts and not dtr)
+            io0 = not (dtr and not rts)
+            was_en = not (self._lines[1] and not self._lines[0])
+            self._lines = (dtr, rts)
+            if not en:
+                self._settle()  # it had started: this is a new reset
+                return
+            if not was_en:  # EN rises: the chip starts
+                self._en_rose, self._io0_low = True, not io0
+            elif self._en_rose:
+                if not io0:
+                    self._io0_low = True
+                elif self._io0_low:  # GPIO0 back high: its strapping was read
+                    self._settle()
+
+    def _settle(self) -> None:
+        if self._en_rose:
+            self._en_rose = False
+            self._boot("download" if self._io0_low else "app")
+
+    def line_speed(self, client: int | None) -> int:
+        if self.boot_mode != "download":
+            return self.baud  # the firmware's UART: 115200
+        if self._measured is None and client is not None:
+            self._measured = self.baud = client  # autobaud on the first SYNC
+        return self.baud
 
     # -- knobs ---------------------------------------------------------------------------------
     def die_after(self, blocks: int) -> None:
         """Stop answering anything after `blocks` more flash data blocks (power lost)."""
         self._die_after = self.blocks_written + blocks
+
+    def refuse_writes(self, code: int = ERR_FLASH_WRITE) -> None:
+        """Answer every flash data block with this error status (a write-protected or worn
+        flash chip says 0x08)."""
+        self._refuse_code = code
 
     def revive(self) -> None:
         """Power back, in download mode: the ROM starts afresh (the stub is gone)."""
@@ -107,6 +184,9 @@ class EspRomSim(WireSim):
     # -- bytes in, bytes out ---------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
         with self._lock:
+            self._settle()  # bytes arrive: the chip has started
+            if self.boot_mode != "download" and self.app is not None:
+                return b"" if self.dead else self.app.feed(data)
             if self.boot_mode != "download":
                 if self._greeted:
                     return b""
@@ -154,8 +234,8 @@ class EspRomSim(WireSim):
         if op == SYNC:
             if data != b"\x07\x07\x12\x20" + b"\x55" * 32:
                 raise _Refused(ERR_INVALID)
-            val = 0 if self.stub else 0x20120707
-            return b"".join(self._reply(op, val, b"") for _ in range(1 if self.stub else 8))
+            val = 0 if self.stub else 0x20120707  # esptool tells the stub by its 0
+            return b"".join(self._reply(op, val, b"") for _ in range(8))
         if op == READ_REG:
             (addr,) = struct.unpack("<I", data[:4])
             return self.regs.get(addr, 0), b""
@@ -167,7 +247,9 @@ class EspRomSim(WireSim):
         if op in (SPI_ATTACH, SPI_SET_PARAMS):
             return 0, b""
         if op == CHANGE_BAUDRATE:
-            self.baud_changes.append(struct.unpack("<I", data[:4])[0])
+            new = struct.unpack("<I", data[:4])[0]
+            self.baud_changes.append(new)
+            self.change_baud(new)  # after this answer, which leaves at the old speed
             return 0, b""
         if op in (FLASH_BEGIN, FLASH_DEFL_BEGIN):
             return self._flash_begin(op, data)
@@ -223,6 +305,8 @@ class EspRomSim(WireSim):
         w = self._write
         if w is None or (op == FLASH_DEFL_DATA) != (w["deflate"] is not None):
             raise _Refused(ERR_FAILED)
+        if self._refuse_code:
+            raise _Refused(self._refuse_code)
         size, seq = struct.unpack("<II", data[:8])
         payload = data[16:16 + size]
         if len(payload) != size or checksum(payload) != chk & 0xFF:
@@ -270,16 +354,19 @@ class _Refused(Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tools.sim.esp_rom [--pty] [--chip esp8266] [--app]`: serve until Ctrl-C."""
+    """`python -m tools.sim.esp_rom [--pty | --rfc2217] [--chip esp8266] [--app]`: serve until
+    Ctrl-C."""
     import argparse
 
     ap = argparse.ArgumentParser(description="An ESP32 ROM bootloader speaking esptool's SLIP")
     ap.add_argument("--pty", action="store_true", help="a pseudo-terminal instead of TCP")
+    ap.add_argument("--rfc2217", action="store_true",
+                    help="an RFC 2217 server (baud rate, DTR/RTS reset) instead of a raw socket")
     ap.add_argument("--chip", choices=sorted(MAGIC), default="esp32")
     ap.add_argument("--app", action="store_true", help="not in download mode: print a boot log")
     args = ap.parse_args(argv)
     sim = EspRomSim(args.chip, "app" if args.app else "download")
-    sim.serve_forever(args.pty)
+    sim.serve_forever(args.pty, args.rfc2217)
 
 
 if __name__ == "__main__":

@@ -192,12 +192,14 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description="A PN532 simulator speaking HSU frames")
     ap.add_argument("--pty", action="store_true", help="a pseudo-terminal instead of TCP")
+    ap.add_argument("--rfc2217", action="store_true",
+                    help="an RFC 2217 server (carries the baud rate)")
     ap.add_argument("--uid", help="place an NTAG213 with this UID (hex, 4 or 7 bytes)")
     args = ap.parse_args(argv)
     sim = PN532Sim()
     if args.uid:
         sim.place_tag(bytes.fromhex(args.uid))
-    sim.serve_forever(args.pty)
+    sim.serve_forever(args.pty, args.rfc2217)
 
 
 if __name__ == "__main__":
