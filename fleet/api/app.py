@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import DataError, StatementError
 
 from fleet import caregiver, console
 from fleet.api.deps import current_key
@@ -34,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     console.install(app)  # the manager console: /login, /board, /planning, /devices, /audit
     caregiver.install(app)  # the phones: the caregiver app at /app/, its gateway at /gw/v1
 
+    install_range_errors(app)
+
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
         return RedirectResponse("/board")
@@ -43,3 +46,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True}
 
     return app
+
+
+def _out_of_range(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, (OverflowError, DataError)) or isinstance(orig, OverflowError)
+
+
+def install_range_errors(app: FastAPI) -> None:
+    """An id, offset or date the database cannot hold (an integer past 64 bits on SQLite, past
+    32 bits in a PostgreSQL INTEGER column, a year 10000) is the caller's error: 422 for the
+    API and the gateway, 404 for a page, never a 500. Found by Schemathesis (issue #14)."""
+
+    async def handler(request: Request, exc: Exception):
+        if not _out_of_range(exc):
+            raise exc
+        logging.getLogger("telegest.api").info("%s %s: value out of range (%s)",
+                                               request.method, request.url.path,
+                                               type(exc).__name__)
+        if request.url.path.startswith(("/api/", "/gw/")):
+            return JSONResponse({"detail": "a number or a date in the request is out of "
+                                 "range"}, status_code=422)
+        from fleet.console.web import page
+        return page(request, "error.html", None, 404, title="Not found · Introuvable",
+                    message="This address names nothing that exists · Cette adresse ne "
+                            "désigne rien qui existe")
+
+    for kind in (OverflowError, DataError, StatementError):
+        app.add_exception_handler(kind, handler)

@@ -39,6 +39,10 @@ BODIES = {
     ("POST", "/api/v1/visits/{visit_id}/reopen"): {"why": "taken over"},
     ("POST", "/api/v1/months/{month}/reopen"): {"why": "taken over"},
     ("PATCH", "/api/v1/funders/{funder_id}"): {"name": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/provision/stage"): {"reason": "taken over"},
+    ("POST", "/api/v1/devices/{ident}/provision/confirm"): {"staging_id": "x" * 16,
+                                                             "digest": "0" * 64},
+    ("POST", "/api/v1/devices/{ident}/provision/abandon"): {"staging_id": "x" * 16},
     ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
 }
 # routes that act on the key's own organisation: called naming agency A's
