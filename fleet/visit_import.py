@@ -100,6 +100,16 @@ class _Names:
 
 def parse_planning(session: Session, org: Organisation, data: bytes) -> ImportResult:
     text, encoding = decode(data)
+    # a lone CR is an old Mac line end: csv refuses it inside a field, so read it as one
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        return _parse(session, org, text, encoding)
+    except csv.Error as e:  # a stray quote, a NUL: the file as a whole cannot be read
+        raise ImportFileError([{"row": None, "column": None,
+                                "message": f"not a readable CSV file: {e}"}]) from None
+
+
+def _parse(session: Session, org: Organisation, text: str, encoding: str) -> ImportResult:
     first = text.split("\n", 1)[0]
     delimiter = max((";", ",", "\t"), key=first.count)
     result = ImportResult(encoding=encoding, delimiter=delimiter)
