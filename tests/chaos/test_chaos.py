@@ -143,3 +143,88 @@ def test_reader_killed_mid_write_loses_at_most_the_record_being_written(setup, t
 
 def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of the test's own (Debian's initdb and pg_ctl, run as the
+    `postgres` user), on a free loopback port, so that the test may stop and start it."""
+
+    def __init__(self) -> None:
+        import glob
+        import pwd
+        import tempfile
+
+        from tools.broker import free_port
+
+        # not under pytest's tmp_path: root's 0700 folders are closed to the postgres user
+        root = Path(tempfile.mkdtemp(prefix="tg-pg-"))
+        self.root = root
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        assert bins, "Debian's postgresql is not installed (pg_ctl)"
+        self.bin = Path(bins[-1]).parent
+        self.dir, self.port = root / "pgdata", free_port()
+        pw = pwd.getpwnam("postgres")
+        import os
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        self._as_postgres([str(self.bin / "initdb"), "-D", str(self.dir), "-A", "trust",
+                           "-U", "postgres", "--no-sync"])
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def _as_postgres(argv: list[str]) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True,
+                       capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir), "-w", "-l",
+                           str(self.dir.parent / "pg.log"), "-o",
+                           f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                           "-c fsync=off", "start"])
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir), "-w", "-m", mode,
+                           "stop"])
+
+    def remove(self) -> None:
+        import shutil
+
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_postgres_restarted_in_the_middle_of_ingest(tmp_path):
+    """Finding "fuzzed" (issue #14, item 11): the database restarted (immediate stop: every
+    connection cut) while taps flow through the worker: 0 lost, 0 duplicated."""
+    pg = ThrowawayPostgres()
+    pg.start()
+    broker = Broker("mosquitto", workdir=tmp_path / "broker").start()
+    worker = WorkerProcess(pg.url, broker.host, broker.port, tmp_path / "worker.log")
+    readers = []
+    try:
+        ids = [f"pgchaos-{i:02d}" for i in range(6)]
+        register_devices(pg.url, ids)
+        worker.start()
+        readers = start_readers(6, broker, tmp_path, prefix="pgchaos")
+        done = threading.Event()
+        tapper = threading.Thread(target=tap_all, args=(readers, 120, 0.05, done))
+        tapper.start()
+        wait_until(lambda: count_events(pg.url)[0] > 50, 60, what="events stored")
+        pg.stop("immediate")  # a crash: connections cut mid-transaction
+        time.sleep(2)
+        pg.start()
+        tapper.join(120)
+        assert done.is_set()
+        assert_exactly_once(pg.url, readers, 120)
+        assert worker.alive(), worker.log()[-2000:]
+        assert "not acked, their devices will resend" in worker.log(), \
+            "the outage was not felt: restart earlier"
+    finally:
+        for r in readers:
+            r.stop()
+        worker.stop()
+        broker.stop()
+        pg.remove()
