@@ -12,6 +12,7 @@ except ImportError:  # CPython
 
 MAX_MESSAGE = const(1024)
 MAX_EVENTS = const(16)
+MAX_ID = const(2147483647)  # seq and visit: 1 to 2^31 - 1, as the fleet checks them
 _DIRS = ("in", "out")
 _METHODS = ("nfc", "qr", "manual")
 _TQ = ("synced", "rtc", "unsynced")
@@ -66,20 +67,22 @@ def encode_event(dir, method, ts, tq, badge=None, tag=None, reason=None, visit=N
             raise CodecError("badge must be 8 to 20 upper-case hex digits, got %r" % (badge,))
         parts.append('"badge":"' + badge + '"')
     if tag is not None:
-        if not 1 <= len(tag) <= 64:
-            raise CodecError("tag must be 1 to 64 characters")
+        if not 1 <= len(tag) <= 64 or "\x00" in tag:
+            raise CodecError("tag must be 1 to 64 characters, without NUL")
         parts.append('"tag":' + _str(tag))
     parts.append('"dir":"' + dir + '"')
     parts.append('"method":"' + method + '"')
     if method == "manual" and not reason:
         raise CodecError("a manual event needs a reason")
     if reason is not None:
-        if len(reason) > 120:
-            raise CodecError("reason over 120 characters")
+        if len(reason) > 120 or "\x00" in reason:
+            raise CodecError("reason over 120 characters, or with a NUL")
         parts.append('"reason":' + _str(reason))
     parts.append('"ts":' + _int("ts", ts))
     parts.append('"tq":"' + tq + '"')
     if visit is not None:
+        if type(visit) is not int or not 1 <= visit <= MAX_ID:
+            raise CodecError("visit must be an int from 1 to 2^31 - 1, got %r" % (visit,))
         parts.append('"visit":' + _int("visit", visit))
     return ("{" + ",".join(parts) + "}").encode()
 
@@ -87,6 +90,8 @@ def encode_event(dir, method, ts, tq, badge=None, tag=None, reason=None, visit=N
 def with_seq(seq, event):
     """The stored event with its seq put first. An empty event (a journal placeholder for a
     damaged record) becomes {"seq":N}: the fleet rejects it, which still acks that seq."""
+    if type(seq) is not int or not 1 <= seq <= MAX_ID:
+        raise CodecError("seq must be an int from 1 to 2^31 - 1, got %r" % (seq,))
     head = '{"seq":%d' % seq
     if len(event) <= 2:
         return (head + "}").encode()

@@ -21,9 +21,10 @@ MANUAL = show(encode_event("out", "manual", 1795428000, "rtc", tag="C12-7F3A",
 eq(MANUAL, b'{"tag":"C12-7F3A","dir":"out","method":"manual","reason":"tag unreadable",'
    b'"ts":1795428000,"tq":"rtc"}', "manual event")
 ev = show(encode_event("in", "manual", 1, "rtc", tag='a"b\\c', reason="\u00e9tiquette\nillisible",
-                       visit=4000000000))
+                       visit=2000000000))
 eq(ev, b'{"tag":"a\\"b\\\\c","dir":"in","method":"manual","reason":"\xc3\xa9tiquette\\u000a'
-   b'illisible","ts":1,"tq":"rtc","visit":4000000000}', "escaped event")
+   b'illisible","ts":1,"tq":"rtc","visit":2000000000}', "escaped event")
+raises(CodecError, lambda: encode_event("in", "nfc", 1, "synced", "04A1B2C3", visit=2147483648))
 eq(json.loads(ev)["reason"], "\u00e9tiquette\nillisible", "round trip")
 raises(CodecError, encode_event, "in", "nfc", True, "synced", "04A1B2C3")
 raises(CodecError, encode_event, "in", "nfc", 1, "synced", "04a1b2c3")
