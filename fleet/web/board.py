@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet.models import Anomaly, Caregiver, Client, Organisation, Visit, VisitRecord
+from fleet.visit_alerts import open_by_visit
 
 STATUS_LABELS = {
     "done": "done · terminée",
@@ -21,6 +22,10 @@ STATUS_LABELS = {
     "missing": "missing · non pointée",
     "upcoming": "upcoming · à venir",
     "cancelled": "cancelled · annulée",
+}
+ALERT_LABELS = {  # an open visit alert: the on-call coordinators were e-mailed
+    "late": "late alert · alerte retard",
+    "missed": "missed alert · alerte non venue",
 }
 
 
@@ -36,6 +41,7 @@ class BoardRow:
     status: str
     late_min: int
     anomalies: int
+    alert: str | None = None  # the open late/missed alert (fleet.visit_alerts), if any
 
 
 def live_status(visit: Visit, record: VisitRecord | None, now: datetime, tol: timedelta) -> str:
@@ -89,6 +95,9 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
         rows.append(BoardRow(visit.id, client, caregiver, visit.planned_start, visit.planned_end,
                              start, record.actual_end if record else None, st, max(late, 0),
                              int(n or 0)))
+    alerts = open_by_visit(session, [r.visit_id for r in rows])
+    for r in rows:
+        r.alert = alerts.get(r.visit_id)
     return rows
 
 
