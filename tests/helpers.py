@@ -41,7 +41,8 @@ class WorkerProcess:
     """`telegest fleet worker` as a child process, so a test can SIGKILL it mid-batch."""
 
     def __init__(self, db_url: str, host: str, port: int, log_path: Path,
-                 protocol: str = "v5") -> None:
+                 protocol: str = "v5", env: dict[str, str] | None = None) -> None:
+        self.env = env or {}  # more TELEGEST_* settings (e.g. the test's SMTP server)
         self.argv = [sys.executable, "-m", "tools.cli", "fleet", "worker", "--db", db_url,
                      "--broker", f"{host}:{port}", "--protocol", protocol]
         self.log_path = log_path
@@ -50,7 +51,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "TELEGEST_LOG_LEVEL": "INFO"})
+                                     env={**os.environ, "TELEGEST_LOG_LEVEL": "INFO", **self.env})
         log.close()
         return self
 
