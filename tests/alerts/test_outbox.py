@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
 
 from fleet import outbox
@@ -164,3 +165,41 @@ def test_claim_is_a_compare_and_set(engine, session, fleet):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.postgres
+def test_two_dispatchers_racing_on_postgresql_send_each_mail_once(pg_database_url, smtp):
+    from fleet.db import make_engine, migrate
+    from fleet.models import Organisation
+
+    migrate(pg_database_url)
+    engine = make_engine(pg_database_url)
+    sessions = session_factory(engine)
+    try:
+        with sessions() as s:
+            org = Organisation(name="Soins du Val")
+            s.add(org)
+            s.flush()
+            for i in range(30):
+                queue(s, org.id, key=f"k{i}", to=f"astreinte{i}@soins-du-val.fr")
+            s.commit()
+        settings = smtp_settings(pg_database_url, smtp)
+        start = threading.Barrier(3)
+        results: list = []
+
+        def run() -> None:
+            start.wait()
+            results.append(outbox.dispatch_due(sessions, settings, NOW))
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sum(r["sent"] for r in results) == 30
+        assert sorted(m["To"] for m in smtp.handler.messages) == \
+            sorted(f"astreinte{i}@soins-du-val.fr" for i in range(30))
+        with sessions() as s:
+            assert {(r.state, r.attempts) for r in rows(s)} == {("sent", 1)}
+    finally:
+        engine.dispose()
