@@ -108,15 +108,30 @@ def test_closed_when_the_caregiver_arrives(session, planned):
 
 
 def test_closed_when_the_visit_is_corrected(session, planned):
+    from fleet.corrections import correct
+
     v = planned["visit"]
     sweep(session, 70)
-    # office-core's correction (fleet.corrections) writes the record with its code
-    session.add(VisitRecord(visit_id=v.id, status="done", correction_code="CRE",
-                            retained_start=START, retained_end=START + timedelta(hours=2)))
+    # the coordinator records the visit nobody clocked (fleet.corrections, code CRE)
+    correct(session, v, code="CRE", arrival=START, departure=START + timedelta(hours=2),
+            why="tablet forgotten, confirmed by phone with the client", who="user:anne",
+            role="manager", organisation_id=v.organisation_id)
     session.commit()
     assert sweep(session, 75) == {"alert_resolved": 1}
     missed = alerts_of(session, v.id)["missed"]
     assert missed.resolved_at is not None and missed.detail["closed_by"] == "corrected"
+
+
+def test_a_suppressed_visit_closes_its_alerts(session, planned):
+    from fleet.corrections import correct
+
+    v = planned["visit"]
+    sweep(session, 20)
+    correct(session, v, code="SUP", why="client in hospital", who="user:anne",
+            role="manager", organisation_id=v.organisation_id)
+    session.commit()
+    assert sweep(session, 90) == {"alert_resolved": 1}
+    assert set(alerts_of(session, v.id)) == {"late"}
 
 
 def test_closed_when_cancelled_and_cancelled_visits_raise_nothing(session, planned, fleet):
