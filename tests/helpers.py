@@ -178,3 +178,23 @@ def _png_unfilter(raw: bytes, width: int, height: int) -> bytes:
         out += line
         prev = line
     return bytes(out)
+
+
+def unstarted_visit(session, minutes_ago: int = 20):
+    """A new visit of the first demo pair (client, caregiver) planned to start `minutes_ago`
+    minutes ago, for an hour, with nobody clocked in (flushed, not committed)."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from fleet.models import Visit
+
+    demo = session.scalars(select(Visit).order_by(Visit.id)).first()
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(
+        minutes=minutes_ago)
+    visit = Visit(organisation_id=demo.organisation_id, client_id=demo.client_id,
+                  caregiver_id=demo.caregiver_id, planned_start=start,
+                  planned_end=start + timedelta(hours=1))
+    session.add(visit)
+    session.flush()
+    return visit

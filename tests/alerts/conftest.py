@@ -11,6 +11,23 @@ from fleet.models import Device, Organisation
 
 
 @pytest.fixture
+def pg(pg_database_url):
+    """(session factory, organisation id) on the emptied, migrated PostgreSQL database."""
+    from fleet.db import make_engine, migrate, session_factory
+
+    migrate(pg_database_url)
+    engine = make_engine(pg_database_url)
+    sessions = session_factory(engine)
+    with sessions() as s:
+        org = Organisation(name="Soins du Val")
+        s.add(org)
+        s.commit()
+        org_id = org.id
+    yield sessions, org_id
+    engine.dispose()
+
+
+@pytest.fixture
 def fleet(session):
     org = Organisation(name="Soins du Val")
     session.add(org)

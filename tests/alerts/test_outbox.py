@@ -126,25 +126,29 @@ def test_no_smtp_host_leaves_mail_pending_and_says_so_once(engine, session, flee
     assert (row.state, row.attempts) == ("pending", 0)
 
 
-def test_two_dispatchers_racing_send_each_mail_once(engine, session, fleet, smtp,
-                                                    database_url):
-    for i in range(20):
-        queue(session, fleet["org"].id, key=f"k{i}", to=f"astreinte{i}@soins-du-val.fr")
-    session.commit()
-    settings = smtp_settings(database_url, smtp)
-    sessions = session_factory(engine)
-    start = threading.Barrier(2)
-    results = []
+def race(sessions, settings, dispatchers: int) -> list:
+    """`dispatchers` threads call dispatch_due at the same moment; their counts."""
+    start = threading.Barrier(dispatchers)
+    results: list = []
 
     def run() -> None:
         start.wait()
         results.append(outbox.dispatch_due(sessions, settings, NOW))
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(dispatchers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    return results
+
+
+def test_two_dispatchers_racing_send_each_mail_once(engine, session, fleet, smtp,
+                                                    database_url):
+    for i in range(20):
+        queue(session, fleet["org"].id, key=f"k{i}", to=f"astreinte{i}@soins-du-val.fr")
+    session.commit()
+    results = race(session_factory(engine), smtp_settings(database_url, smtp), 2)
     assert sum(r["sent"] for r in results) == 20
     recipients = sorted(m["To"] for m in smtp.handler.messages)
     assert recipients == sorted(f"astreinte{i}@soins-du-val.fr" for i in range(20))
@@ -168,38 +172,16 @@ def test_claim_is_a_compare_and_set(engine, session, fleet):
 
 
 @pytest.mark.postgres
-def test_two_dispatchers_racing_on_postgresql_send_each_mail_once(pg_database_url, smtp):
-    from fleet.db import make_engine, migrate
-    from fleet.models import Organisation
-
-    migrate(pg_database_url)
-    engine = make_engine(pg_database_url)
-    sessions = session_factory(engine)
-    try:
-        with sessions() as s:
-            org = Organisation(name="Soins du Val")
-            s.add(org)
-            s.flush()
-            for i in range(30):
-                queue(s, org.id, key=f"k{i}", to=f"astreinte{i}@soins-du-val.fr")
-            s.commit()
-        settings = smtp_settings(pg_database_url, smtp)
-        start = threading.Barrier(3)
-        results: list = []
-
-        def run() -> None:
-            start.wait()
-            results.append(outbox.dispatch_due(sessions, settings, NOW))
-
-        threads = [threading.Thread(target=run) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert sum(r["sent"] for r in results) == 30
-        assert sorted(m["To"] for m in smtp.handler.messages) == \
-            sorted(f"astreinte{i}@soins-du-val.fr" for i in range(30))
-        with sessions() as s:
-            assert {(r.state, r.attempts) for r in rows(s)} == {("sent", 1)}
-    finally:
-        engine.dispose()
+def test_three_dispatchers_racing_on_postgresql_send_each_mail_once(pg, pg_database_url,
+                                                                    smtp):
+    sessions, org_id = pg
+    with sessions() as s:
+        for i in range(30):
+            queue(s, org_id, key=f"k{i}", to=f"astreinte{i}@soins-du-val.fr")
+        s.commit()
+    results = race(sessions, smtp_settings(pg_database_url, smtp), 3)
+    assert sum(r["sent"] for r in results) == 30
+    assert sorted(m["To"] for m in smtp.handler.messages) == \
+        sorted(f"astreinte{i}@soins-du-val.fr" for i in range(30))
+    with sessions() as s:
+        assert {(r.state, r.attempts) for r in rows(s)} == {("sent", 1)}

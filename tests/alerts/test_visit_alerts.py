@@ -193,43 +193,32 @@ def test_open_by_visit_prefers_missed(session, planned):
 
 
 @pytest.mark.postgres
-def test_on_postgresql_two_sweeps_at_once_raise_one_alert_and_mail(pg_database_url):
+def test_on_postgresql_two_sweeps_at_once_raise_one_alert_and_mail(pg):
     """Two sweepers during a lease handover: the partial unique index and the outbox's dedupe
     key keep one alert and one e-mail."""
-    from fleet.db import make_engine, migrate
-    from fleet.models import Organisation
-
-    migrate(pg_database_url)
-    engine = make_engine(pg_database_url)
-    sessions = session_factory(engine)
+    sessions, org_id = pg
+    with sessions() as s:
+        s.add(AlertSettings(organisation_id=org_id, oncall_emails="astreinte@agence.fr"))
+        client = Client(organisation_id=org_id, name="Mme Durand")
+        carer = Caregiver(organisation_id=org_id, name="Awa Diallo")
+        s.add_all([client, carer])
+        s.flush()
+        s.add(Visit(organisation_id=org_id, client_id=client.id, caregiver_id=carer.id,
+                    planned_start=START, planned_end=START + timedelta(hours=2)))
+        s.commit()
+    a, b = sessions(), sessions()
     try:
-        with sessions() as s:
-            org = Organisation(name="Soins du Val")
-            s.add(org)
-            s.flush()
-            s.add(AlertSettings(organisation_id=org.id, oncall_emails="astreinte@agence.fr"))
-            client = Client(organisation_id=org.id, name="Mme Durand")
-            carer = Caregiver(organisation_id=org.id, name="Awa Diallo")
-            s.add_all([client, carer])
-            s.flush()
-            s.add(Visit(organisation_id=org.id, client_id=client.id, caregiver_id=carer.id,
-                        planned_start=START, planned_end=START + timedelta(hours=2)))
-            s.commit()
-        a, b = sessions(), sessions()
-        try:
-            at = START + timedelta(minutes=20)
-            visit_alerts.sweep(a, at)  # inserted, not committed yet
-            # b has not seen a's alert: its insert waits for a, then does nothing
-            other = threading.Thread(target=lambda: (visit_alerts.sweep(b, at), b.commit()))
-            other.start()
-            a.commit()
-            other.join(30)
-            assert not other.is_alive()
-        finally:
-            a.close()
-            b.close()
-        with sessions() as s:
-            assert [x.kind for x in s.scalars(select(Alert))] == ["late"]
-            assert len(mails(s)) == 1
+        at = START + timedelta(minutes=20)
+        visit_alerts.sweep(a, at)  # inserted, not committed yet
+        # b has not seen a's alert: its insert waits for a, then does nothing
+        other = threading.Thread(target=lambda: (visit_alerts.sweep(b, at), b.commit()))
+        other.start()
+        a.commit()
+        other.join(30)
+        assert not other.is_alive()
     finally:
-        engine.dispose()
+        a.close()
+        b.close()
+    with sessions() as s:
+        assert [x.kind for x in s.scalars(select(Alert))] == ["late"]
+        assert len(mails(s)) == 1

@@ -4,12 +4,13 @@ board shows an open alert; both pages fit a 360 px phone. Screenshots go to the 
 folder (console-settings*.png, console-outbox.png, console-board-alert.png)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.browser.test_console import account, query, sign_in
+from tests.helpers import unstarted_visit
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +48,7 @@ def test_a_dead_letter_is_sent_again_and_the_board_shows_the_alert(browser, demo
                                                                    tmp_path):
     from fleet import agency_settings, visit_alerts
     from fleet.db import make_engine, session_factory
-    from fleet.models import Organisation, Outbox, Visit
+    from fleet.models import Organisation, Outbox
     from sqlalchemy import select
 
     engine = make_engine(demo[0])
@@ -56,13 +57,7 @@ def test_a_dead_letter_is_sent_again_and_the_board_shows_the_alert(browser, demo
         org = s.scalars(select(Organisation)).one()
         agency_settings.update(s, org, {"oncall_emails": "astreinte@agence-demo.fr"},
                                who="test", role="admin")
-        demo_visit = s.scalars(select(Visit).order_by(Visit.id)).first()
-        start = now.replace(second=0, microsecond=0) - timedelta(minutes=20)
-        visit = Visit(organisation_id=org.id, client_id=demo_visit.client_id,
-                      caregiver_id=demo_visit.caregiver_id, planned_start=start,
-                      planned_end=start + timedelta(hours=1))
-        s.add(visit)
-        s.flush()
+        visit = unstarted_visit(s, 20)
         visit_alerts.sweep(s, now)
         s.flush()
         rows = s.scalars(select(Outbox).order_by(Outbox.id)).all()
@@ -73,7 +68,7 @@ def test_a_dead_letter_is_sent_again_and_the_board_shows_the_alert(browser, demo
             row.state, row.attempts, row.sent_at = "sent", 1, now
         s.commit()
         dead_id, visit_id = rows[0].id, visit.id
-        day = start.astimezone(ZoneInfo(org.timezone)).date().isoformat()
+        day = visit.planned_start.astimezone(ZoneInfo(org.timezone)).date().isoformat()
     engine.dispose()
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -2,14 +2,15 @@
 the board."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from fleet import outbox, visit_alerts
-from fleet.models import AlertSettings, AuditLog, Organisation, Outbox, Visit
+from fleet.models import AlertSettings, AuditLog, Organisation, Outbox
 from tests.console.conftest import csrf_of
+from tests.helpers import unstarted_visit
 
 NOW = datetime.now(timezone.utc)
 
@@ -111,17 +112,11 @@ def test_outbox_lists_rows_and_a_dead_letter_is_sent_again(as_role, db):
 def test_the_board_shows_open_visit_alerts(as_role, db):
     c = as_role("manager")
     with db() as s:
-        demo = s.scalars(select(Visit).order_by(Visit.id)).first()
-        start = NOW.replace(second=0, microsecond=0) - timedelta(minutes=20)
-        visit = Visit(organisation_id=demo.organisation_id, client_id=demo.client_id,
-                      caregiver_id=demo.caregiver_id, planned_start=start,
-                      planned_end=start + timedelta(hours=1))
-        s.add(visit)
-        s.flush()
-        visit_alerts.sweep(s, NOW)
+        visit = unstarted_visit(s, 20)
+        visit_alerts.sweep(s, datetime.now(timezone.utc))
         s.commit()
         assert visit_alerts.open_by_visit(s, [visit.id]) == {visit.id: "late"}
-        day = start.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
+        day = visit.planned_start.astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
         visit_id = visit.id
     rows = c.get(f"/board/rows?day={day}").text
     row = rows[rows.index(f'data-visit="{visit_id}"'):]
