@@ -26,9 +26,9 @@ from email.utils import formatdate, make_msgid
 from typing import Callable, Protocol
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet import bulk
 from fleet.config import Settings
 from fleet.models import Outbox
 from fleet.types import utcnow
@@ -117,14 +117,13 @@ def enqueue(session: Session, *, channel: str, organisation_id: int | None, reci
             subject: str = "", body: str = "", payload: dict | None = None,
             dedupe_key: str | None = None, now: datetime | None = None) -> None:
     """A row in the caller's transaction; a dedupe_key already queued changes nothing."""
+    # the subject on one line: it becomes a mail header
     row = {"channel": channel, "organisation_id": organisation_id, "recipient": recipient[:400],
-           "subject": subject[:400], "body": body, "payload": payload,
+           "subject": " ".join(subject.split())[:400], "body": body, "payload": payload,
            "dedupe_key": dedupe_key[:200] if dedupe_key else None, "state": "pending",
            "attempts": 0}
     row["next_attempt_at"] = row["created_at"] = now or utcnow()
-    name = session.get_bind().dialect.name
-    insert = (postgresql.insert if name == "postgresql" else sqlite.insert)(Outbox.__table__)
-    session.execute(insert.values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    bulk.insert_rows(session, Outbox.__table__, [row], skip_conflicts_on=["dedupe_key"])
 
 
 def enqueue_email(session: Session, *, organisation_id: int | None, to: str, subject: str,
@@ -176,6 +175,10 @@ def dispatch_due(session_factory: sessionmaker[Session] | Callable[[], Session],
                 ready[letter.channel].send(letter, settings)
             except SendError as e:
                 counts[_failed(session, letter, e, settings, now)] += 1
+            except Exception as e:  # a bug must not keep a row claimed and untried forever
+                log.exception("outbox row %d: the %s sender failed", letter.id, letter.channel)
+                counts[_failed(session, letter, SendError(f"{type(e).__name__}: {e}"),
+                               settings, now)] += 1
             else:
                 session.execute(update(Outbox).where(Outbox.id == letter.id)
                                 .values(state="sent", sent_at=now, last_error=None))

@@ -185,3 +185,35 @@ def test_three_dispatchers_racing_on_postgresql_send_each_mail_once(pg, pg_datab
         sorted(f"astreinte{i}@soins-du-val.fr" for i in range(30))
     with sessions() as s:
         assert {(r.state, r.attempts) for r in rows(s)} == {("sent", 1)}
+
+
+def test_a_name_with_a_line_break_stays_one_subject_line(engine, session, fleet, smtp,
+                                                         database_url):
+    outbox.enqueue_email(session, organisation_id=fleet["org"].id, to="astreinte@agence.fr",
+                         subject="Late visit — Mme Durand\r\nBcc: everyone@example.com",
+                         body="…", dedupe_key="crlf", now=NOW)
+    session.commit()
+    assert outbox.dispatch_due(session_factory(engine), smtp_settings(database_url, smtp),
+                               NOW)["sent"] == 1
+    (mail,) = smtp.handler.messages
+    assert mail["Subject"] == "Late visit — Mme Durand Bcc: everyone@example.com"
+    assert mail["Bcc"] is None
+
+
+def test_a_sender_that_breaks_counts_as_a_failed_try(engine, session, fleet, database_url):
+    class Broken:
+        def unavailable(self, settings):
+            return None
+
+        def send(self, letter, settings):
+            raise RuntimeError("a bug")
+
+    from fleet.config import Settings
+
+    queue(session, fleet["org"].id)
+    session.commit()
+    counts = outbox.dispatch_due(session_factory(engine), Settings(database_url=database_url),
+                                 NOW, senders={"email": Broken()})
+    assert counts["retry"] == 1
+    (row,) = rows(session)
+    assert row.attempts == 1 and row.last_error == "RuntimeError: a bug"
