@@ -217,3 +217,31 @@ def test_a_sender_that_breaks_counts_as_a_failed_try(engine, session, fleet, dat
     assert counts["retry"] == 1
     (row,) = rows(session)
     assert row.attempts == 1 and row.last_error == "RuntimeError: a bug"
+
+
+def test_smtp_settings_are_checked_at_start(monkeypatch):
+    from fleet.config import Settings, SettingsError
+
+    monkeypatch.setenv("TELEGEST_SMTP_HOST", "smtp.agence.fr")
+    with pytest.raises(SettingsError, match="TELEGEST_SMTP_FROM"):
+        Settings()
+    monkeypatch.setenv("TELEGEST_SMTP_FROM", "alertes@agence.fr")
+    monkeypatch.setenv("TELEGEST_SMTP_STARTTLS", "perhaps")
+    with pytest.raises(SettingsError, match="TELEGEST_SMTP_STARTTLS"):
+        Settings()
+    monkeypatch.setenv("TELEGEST_SMTP_STARTTLS", "0")
+    s = Settings()
+    assert (s.smtp_host, s.smtp_port, s.smtp_from, s.smtp_starttls) == \
+        ("smtp.agence.fr", 587, "alertes@agence.fr", False)
+    monkeypatch.setenv("TELEGEST_SMTP_USERNAME", "alertes")
+    with pytest.raises(SettingsError, match="TELEGEST_SMTP_PASSWORD is not"):
+        Settings()
+    monkeypatch.setenv("TELEGEST_SMTP_PASSWORD", "password")
+    with pytest.raises(SettingsError, match="well-known"):
+        Settings()
+    monkeypatch.setenv("TELEGEST_OUTBOX_MAX_ATTEMPTS", "0")
+    with pytest.raises(SettingsError, match="TELEGEST_OUTBOX_MAX_ATTEMPTS"):
+        Settings(smtp_password="a real one, long enough")
+    with pytest.raises(SettingsError, match="TELEGEST_PUBLIC_URL"):
+        Settings(public_url="console.agence.fr", outbox_max_attempts=3,
+                 smtp_password="a real one, long enough")
