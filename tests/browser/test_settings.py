@@ -4,7 +4,7 @@ board shows an open alert; both pages fit a 360 px phone. Screenshots go to the 
 folder (console-settings*.png, console-outbox.png, console-board-alert.png)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -92,6 +92,22 @@ def test_a_dead_letter_is_sent_again_and_the_board_shows_the_alert(browser, demo
 
 
 def test_settings_and_outbox_fit_a_360_pixel_phone(browser, demo, api_server, tmp_path):
+    from fleet import agency_settings, visit_alerts
+    from fleet.db import make_engine, session_factory
+    from fleet.models import Organisation, Outbox
+    from sqlalchemy import select
+
+    engine = make_engine(demo[0])
+    with session_factory(engine)() as s:  # a waiting and a failed e-mail on the page
+        agency_settings.update(s, s.scalars(select(Organisation)).one(),
+                               {"oncall_emails": "astreinte-de-nuit@agence-demo.fr"},
+                               who="test", role="admin")
+        visit_alerts.sweep(s, unstarted_visit(s, 20).planned_start + timedelta(minutes=20))
+        row = s.scalars(select(Outbox)).first()
+        row.state, row.last_error = "dead", "550 5.1.1 <astreinte-de-nuit@agence-demo.fr>: " \
+                                            "Recipient address rejected: User unknown"
+        s.commit()
+    engine.dispose()
     page = browser.new_page(viewport={"width": 360, "height": 740})
     sign_in(page, api_server, account(demo[0], "manager"), "/settings")
     for path in ("/settings", "/outbox"):
