@@ -9,9 +9,11 @@ coordinators through the outbox, closed when they no longer hold (docs/operation
 A visit gets at most one alert of each kind, ever (a partial unique index holds it even with two
 sweepers during a lease handover), and each alert one e-mail per on-call address (the outbox's
 dedupe key is visit, kind and address). A visit first seen when already missed raises `missed`
-only. Cancelled visits and those of inactive caregivers raise nothing; visits planned more than
-LOOKBACK ago raise nothing either (a fleet started after a long stop does not send a day's
-worth of stale e-mails). Everything takes a session and the time; the caller commits.
+only. Cancelled visits and those of inactive caregivers raise nothing; nor do visits planned
+more than LOOKBACK ago (a fleet started after a long stop does not send a day's worth of stale
+e-mails), nor a kind that was already due when the visit was entered (a visit typed in after
+the fact, a planning imported late). Everything takes a session and the time; the caller
+commits.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ def _raise(session: Session, now: datetime, base_url: str) -> Counter:
     late_min = func.coalesce(AlertSettings.late_after_min, DEFAULT_LATE_MIN)
     rows = session.execute(
         select(Visit.id, Visit.organisation_id, Visit.caregiver_id, Visit.planned_start,
-               Visit.planned_end, Client.name.label("client"),
+               Visit.planned_end, Visit.created_at, Client.name.label("client"),
                Caregiver.name.label("caregiver"), late_min.label("late_min"),
                func.coalesce(AlertSettings.missed_after_min, DEFAULT_MISSED_MIN)
                .label("missed_min"), AlertSettings.oncall_emails, Organisation.timezone)
@@ -80,6 +82,8 @@ def _raise(session: Session, now: datetime, base_url: str) -> Counter:
             due.append((r, "missed", missed_at))
         elif now >= late_at:
             due.append((r, "late", late_at))
+        if due and due[-1][0] is r and r.created_at > due[-1][2]:
+            due.pop()  # planned after it was due (entered after the fact): nobody to warn
     if not due:
         return counts
     # a visit first seen missed raises missed only; one already late gets missed beside it

@@ -181,8 +181,8 @@ def _png_unfilter(raw: bytes, width: int, height: int) -> bytes:
 
 
 def unstarted_visit(session, minutes_ago: int = 20):
-    """A new visit of the first demo pair (client, caregiver) planned to start `minutes_ago`
-    minutes ago, for an hour, with nobody clocked in (flushed, not committed)."""
+    """A new visit of the first demo pair (client, caregiver) planned yesterday to start
+    `minutes_ago` minutes ago, for an hour, with nobody clocked in (flushed, not committed)."""
     from datetime import datetime, timedelta, timezone
 
     from sqlalchemy import select
@@ -194,7 +194,8 @@ def unstarted_visit(session, minutes_ago: int = 20):
         minutes=minutes_ago)
     visit = Visit(organisation_id=demo.organisation_id, client_id=demo.client_id,
                   caregiver_id=demo.caregiver_id, planned_start=start,
-                  planned_end=start + timedelta(hours=1))
+                  planned_end=start + timedelta(hours=1),
+                  created_at=start - timedelta(days=1))
     session.add(visit)
     session.flush()
     return visit

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from fleet import visit_alerts
 from fleet.db import make_engine, session_factory
 from fleet.keys import create_api_key
-from fleet.models import AuditLog, Organisation, Visit
+from fleet.models import AuditLog, Organisation
+from tests.helpers import unstarted_visit
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_technicians_may_not_and_admin_keys_name_the_organisation(api, keys):
 def test_alerts_filtered_by_visit(api, demo):
     engine = make_engine(demo[0])
     with session_factory(engine)() as s:
-        visit = s.scalars(select(Visit).order_by(Visit.planned_start)).first()
+        visit = unstarted_visit(s, 20)
         visit_alerts.sweep(s, visit.planned_start + timedelta(minutes=16))
         s.commit()
         visit_id = visit.id

@@ -34,7 +34,7 @@ def test_late_then_missed_by_mail_then_closed_by_a_tap(demo, mosquitto, smtp, tm
                     caregiver_id=carer.id))
         visit = Visit(organisation_id=org.id, client_id=reader.client_id,
                       caregiver_id=carer.id, planned_start=now - timedelta(minutes=20),
-                      planned_end=now + timedelta(hours=1))
+                      planned_end=now + timedelta(hours=1), created_at=now - timedelta(days=1))
         s.add(visit)
         agency_settings.update(s, org, {"late_after_min": 15, "missed_after_min": 60,
                                         "oncall_emails": ONCALL}, who="test", role="admin")

@@ -29,7 +29,8 @@ def planned(session, fleet):
     session.add_all([client, carer])
     session.flush()
     visit = Visit(organisation_id=org.id, client_id=client.id, caregiver_id=carer.id,
-                  planned_start=START, planned_end=START + timedelta(hours=2))
+                  planned_start=START, planned_end=START + timedelta(hours=2),
+                  created_at=START - timedelta(days=1))
     session.add(visit)
     session.commit()
     return {"visit": visit, "client": client, "caregiver": carer}
@@ -157,6 +158,15 @@ def test_old_visits_raise_nothing(session, planned):
     assert sweep(session, 60 * 25) == {}
 
 
+def test_a_visit_entered_after_the_fact_raises_only_what_falls_due_later(session, planned):
+    v = planned["visit"]
+    v.created_at = START + timedelta(minutes=30)  # typed in when already late
+    session.commit()
+    assert sweep(session, 40) == {}
+    assert sweep(session, 60) == {"alert_opened_missed": 1, "emails_queued": 2}
+    assert set(alerts_of(session, v.id)) == {"missed"}
+
+
 def test_no_oncall_address_raises_the_alert_without_mail(session, planned, fleet):
     session.get(AlertSettings, fleet["org"].id).oncall_emails = ""
     session.commit()
@@ -204,7 +214,8 @@ def test_on_postgresql_two_sweeps_at_once_raise_one_alert_and_mail(pg):
         s.add_all([client, carer])
         s.flush()
         s.add(Visit(organisation_id=org_id, client_id=client.id, caregiver_id=carer.id,
-                    planned_start=START, planned_end=START + timedelta(hours=2)))
+                    planned_start=START, planned_end=START + timedelta(hours=2),
+                    created_at=START - timedelta(days=1)))
         s.commit()
     a, b = sessions(), sessions()
     try:
