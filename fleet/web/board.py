@@ -88,8 +88,6 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     rows = []
     for visit, record, client, caregiver, n in session.execute(q):
         st = live_status(visit, record, now, tol)
-        if status and st != status:
-            continue
         start = record.actual_start if record else None
         late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
         rows.append(BoardRow(visit.id, client, caregiver, visit.planned_start, visit.planned_end,
@@ -98,7 +96,9 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     alerts = open_by_visit(session, [r.visit_id for r in rows])
     for r in rows:
         r.alert = alerts.get(r.visit_id)
-    return rows
+        if r.alert and r.status == "upcoming":  # past the alert threshold, within the tolerance
+            r.status = "late"
+    return [r for r in rows if not status or r.status == status]
 
 
 def recent_anomalies(session: Session, org: Organisation, limit: int = 10) -> list[Anomaly]:

@@ -55,13 +55,15 @@ def test_a_dead_letter_is_sent_again_and_the_board_shows_the_alert(browser, demo
     now = datetime.now(timezone.utc)
     with session_factory(engine)() as s:
         org = s.scalars(select(Organisation)).one()
-        agency_settings.update(s, org, {"oncall_emails": "astreinte@agence-demo.fr"},
+        agency_settings.update(s, org, {"oncall_emails": "astreinte@agence-demo.fr, "
+                                                         "direction@agence-demo.fr"},
                                who="test", role="admin")
+        unstarted_visit(s, 75)  # missed
         visit = unstarted_visit(s, 20)
         visit_alerts.sweep(s, now)
         s.flush()
         rows = s.scalars(select(Outbox).order_by(Outbox.id)).all()
-        assert rows, "the sweep queued e-mails"
+        assert len(rows) == 4, "a late and a missed visit, each to two addresses"
         rows[0].state, rows[0].attempts = "dead", 8
         rows[0].last_error = "550 5.1.1 <astreinte@agence-demo.fr>: mailbox unavailable"
         for row in rows[1:]:

@@ -122,3 +122,5 @@ def test_the_board_shows_open_visit_alerts(as_role, db):
     row = rows[rows.index(f'data-visit="{visit_id}"'):]
     row = row[:row.index("</tr>")]
     assert "alert-late" in row and "late alert · alerte retard" in row
+    assert '"status">late · en retard' in row  # past the alert threshold, within the tolerance
+    assert f'data-visit="{visit_id}"' in c.get(f"/board/rows?day={day}&status=late").text
