@@ -6,12 +6,14 @@ environment or not at all.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///var/telegest.db"
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin", "telegest"}
 
 
@@ -22,6 +24,13 @@ class SettingsError(ValueError):
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
+
+
+def _bool(name: str, default: str) -> bool:
+    raw = (_env(name, default) or default).lower()
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise SettingsError(f"{name}={raw!r}: expected 1 or 0")
+    return raw in ("1", "true", "yes")
 
 
 def _int(name: str, default: int, lo: int, hi: int) -> int:
@@ -58,6 +67,24 @@ class Settings:
     log_level: str = field(default_factory=lambda: _env("TELEGEST_LOG_LEVEL", "INFO"))
     # the fleet-duties lease (fleet.lease): a dead leader is replaced within about this
     lease_ttl_s: int = field(default_factory=lambda: _int("TELEGEST_LEASE_TTL_S", 15, 2, 600))
+    # the leader's alert sweeps (device offline, late and missed visits) run this often
+    alert_sweep_s: int = field(default_factory=lambda: _int("TELEGEST_ALERT_SWEEP_S", 30, 1, 3600))
+    # links in e-mails point here (the console as the on-call coordinator reaches it)
+    public_url: str = field(
+        default_factory=lambda: _env("TELEGEST_PUBLIC_URL", "http://127.0.0.1:8000"))
+    # the outbox (fleet.outbox): SMTP server; no host = e-mails wait in the outbox
+    smtp_host: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_HOST"))
+    smtp_port: int = field(default_factory=lambda: _int("TELEGEST_SMTP_PORT", 587, 1, 65535))
+    smtp_username: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_USERNAME"))
+    smtp_password: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_PASSWORD"))
+    smtp_from: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_FROM"))
+    smtp_starttls: bool = field(default_factory=lambda: _bool("TELEGEST_SMTP_STARTTLS", "1"))
+    outbox_poll_s: int = field(default_factory=lambda: _int("TELEGEST_OUTBOX_POLL_S", 5, 1, 600))
+    # a row is tried this many times (waiting outbox_backoff_s, doubling) before it is dead
+    outbox_max_attempts: int = field(
+        default_factory=lambda: _int("TELEGEST_OUTBOX_MAX_ATTEMPTS", 8, 1, 100))
+    outbox_backoff_s: int = field(
+        default_factory=lambda: _int("TELEGEST_OUTBOX_BACKOFF_S", 60, 1, 86_400))
 
     def __post_init__(self) -> None:
         try:
@@ -75,3 +102,17 @@ class Settings:
             raise SettingsError("TELEGEST_MQTT_PASSWORD is a well-known default: choose a real one")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"TELEGEST_LOG_LEVEL={self.log_level!r}")
+        self._check_smtp()
+
+    def _check_smtp(self) -> None:
+        if not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError(f"TELEGEST_PUBLIC_URL={self.public_url!r}: an http(s):// URL")
+        if self.smtp_host is None:
+            return
+        if not self.smtp_from or not _ADDRESS.match(self.smtp_from):
+            raise SettingsError("TELEGEST_SMTP_FROM: the sender address (e.g. "
+                                "alertes@agence.fr) is required with TELEGEST_SMTP_HOST")
+        if self.smtp_username and self.smtp_password is None:
+            raise SettingsError("TELEGEST_SMTP_USERNAME is set but TELEGEST_SMTP_PASSWORD is not")
+        if self.smtp_password is not None and self.smtp_password.lower() in _WEAK_SECRETS:
+            raise SettingsError("TELEGEST_SMTP_PASSWORD is a well-known default: choose a real one")

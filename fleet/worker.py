@@ -7,7 +7,7 @@ crash anywhere before the commit loses nothing: no ack went out, so the devices 
 matches are redone at start.
 
 Any number of identical workers may run: they share the ingest, and the once-per-fleet duties
-(planning push, rollout driving, offline sweep) run only in the worker that holds the
+(planning push, rollout driving, alert sweeps, the outbox) run only in the worker that holds the
 database lease `fleet-duties` (fleet.lease), each loop checking before each step, so a dead
 leader is replaced within about the lease's TTL.
 """
@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from fleet import alerts
+from fleet import alerts, outbox, visit_alerts
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch
@@ -111,6 +111,7 @@ class IngestWorker:
         self.updates: UpdateService | None = None
         self.alert_sweep_s = alert_sweep_s  # None: no sweep, even when leader
         self._alert_thread: threading.Thread | None = None
+        self._outbox_thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._engine = None
         self._sessions = None
@@ -136,9 +137,9 @@ class IngestWorker:
     @property
     def rejected(self) -> dict[str, int]:
         skip = {"stored", "duplicate", "batches", "messages", "health", "seq_gap", "errors",
-                "acks", "matched", "alert_resolved"}
-        return {k: v for k, v in self.counts.items()
-                if k not in skip and v and not k.startswith(("alert_opened_", "state_"))}
+                "acks", "matched", "alert_resolved", "emails_queued"}
+        return {k: v for k, v in self.counts.items() if k not in skip and v
+                and not k.startswith(("alert_opened_", "state_", "outbox_"))}
 
     @property
     def counters(self) -> dict:
@@ -278,10 +279,13 @@ class IngestWorker:
             self._stop.wait(_PUSH_EVERY_S)
 
     def sweep_alerts(self) -> None:
-        """One offline sweep (fleet.alerts.sweep), in its own transaction."""
+        """One offline sweep (fleet.alerts.sweep) and one of late and missed visits
+        (fleet.visit_alerts), in one transaction."""
         with self._sessions() as session:
             try:
-                self.counts.update(alerts.sweep(session, datetime.now(timezone.utc)))
+                now = datetime.now(timezone.utc)
+                self.counts.update(alerts.sweep(session, now))
+                self.counts.update(visit_alerts.sweep(session, now, self.settings.public_url))
                 session.commit()
             except Exception:
                 session.rollback()
@@ -292,6 +296,21 @@ class IngestWorker:
         while not self._stop.wait(self.alert_sweep_s):
             if self.leader:
                 self.sweep_alerts()
+
+    def _outbox_loop(self) -> None:
+        """The outbox's dispatcher (fleet.outbox): its own thread and sessions, so a slow SMTP
+        server never holds back ingest."""
+        while not self._stop.wait(self.settings.outbox_poll_s):
+            if self.leader:
+                try:
+                    sent = outbox.dispatch_due(self._sessions, self.settings,
+                                               datetime.now(timezone.utc))
+                    self.counts.update({f"outbox_{k}": v for k, v in sent.items()
+                                        if k != "waiting"})
+                except Exception:
+                    self.counts["errors"] += 1
+                    log.exception("outbox dispatch failed; again in %d s",
+                                  self.settings.outbox_poll_s)
 
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
@@ -388,6 +407,10 @@ class IngestWorker:
             self._alert_thread = threading.Thread(target=self._alert_loop, name="fleet-alerts",
                                                   daemon=True)
             self._alert_thread.start()
+        if self.push:
+            self._outbox_thread = threading.Thread(target=self._outbox_loop, name="fleet-outbox",
+                                                   daemon=True)
+            self._outbox_thread.start()
         return self
 
     def stop(self) -> None:
@@ -403,7 +426,8 @@ class IngestWorker:
             self._drained.set()
             self._match_thread.join(timeout=30)
             self.match()  # what the last batches stored
-        for thread in (self._push_thread, self._alert_thread, self._update_thread):
+        for thread in (self._push_thread, self._alert_thread, self._outbox_thread,
+                       self._update_thread):
             if thread is not None:
                 thread.join(timeout=30)
         if self._leader_thread is not None:  # the duties are stopped: hand the lease over
@@ -439,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     IngestWorker(settings, protocol=args.protocol, client_id=args.client_id,
                  batch_max=settings.batch_max,
-                 batch_wait_s=settings.batch_wait_ms / 1000, push=not args.no_push).run()
+                 batch_wait_s=settings.batch_wait_ms / 1000, push=not args.no_push,
+                 alert_sweep_s=settings.alert_sweep_s).run()
     return 0
 
 

@@ -41,7 +41,8 @@ class WorkerProcess:
     """`telegest fleet worker` as a child process, so a test can SIGKILL it mid-batch."""
 
     def __init__(self, db_url: str, host: str, port: int, log_path: Path,
-                 protocol: str = "v5") -> None:
+                 protocol: str = "v5", env: dict[str, str] | None = None) -> None:
+        self.env = env or {}  # more TELEGEST_* settings (e.g. the test's SMTP server)
         self.argv = [sys.executable, "-m", "tools.cli", "fleet", "worker", "--db", db_url,
                      "--broker", f"{host}:{port}", "--protocol", protocol]
         self.log_path = log_path
@@ -50,7 +51,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "TELEGEST_LOG_LEVEL": "INFO"})
+                                     env={**os.environ, "TELEGEST_LOG_LEVEL": "INFO", **self.env})
         log.close()
         return self
 
@@ -177,3 +178,24 @@ def _png_unfilter(raw: bytes, width: int, height: int) -> bytes:
         out += line
         prev = line
     return bytes(out)
+
+
+def unstarted_visit(session, minutes_ago: int = 20):
+    """A new visit of the first demo pair (client, caregiver) planned yesterday to start
+    `minutes_ago` minutes ago, for an hour, with nobody clocked in (flushed, not committed)."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from fleet.models import Visit
+
+    demo = session.scalars(select(Visit).order_by(Visit.id)).first()
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(
+        minutes=minutes_ago)
+    visit = Visit(organisation_id=demo.organisation_id, client_id=demo.client_id,
+                  caregiver_id=demo.caregiver_id, planned_start=start,
+                  planned_end=start + timedelta(hours=1),
+                  created_at=start - timedelta(days=1))
+    session.add(visit)
+    session.flush()
+    return visit

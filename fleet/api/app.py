@@ -9,8 +9,8 @@ from sqlalchemy.exc import DataError, StatementError
 
 from fleet import caregiver, console
 from fleet.api.deps import current_key
-from fleet.api.routes import alerts, devices, directory, events, exports, funding, office, \
-    updates, visits
+from fleet.api.routes import (agency, alerts, devices, directory, events, exports, funding,
+                               office, updates, visits)
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     auth = [Depends(current_key)]
     for module in (directory, devices, visits, events, alerts, updates, office, funding,
-                   exports):
+                   exports, agency):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 

@@ -567,3 +567,31 @@ class MonthValidationOut(Out):
     reopened_at: datetime | None
     reopened_who: str | None
     reopen_why: str | None
+
+
+# -- the agency's settings (fleet.agency_settings) --------------------------------------------------
+class AlertSettingsOut(BaseModel):
+    organisation_id: int
+    timezone: str
+    tolerance_min: int
+    rounding_mode: str
+    rounding_step_min: int
+    overrun_policy: str
+    late_after_min: int
+    missed_after_min: int
+    oncall_emails: list[str]
+
+
+class AlertSettingsPatch(BaseModel):
+    """Only the fields sent change; the values are checked in fleet.agency_settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str | None = None
+    tolerance_min: int | None = None
+    rounding_mode: Literal["none", "nearest", "planned"] | None = None
+    rounding_step_min: int | None = None
+    overrun_policy: Literal["bill", "cap"] | None = None
+    late_after_min: int | None = None
+    missed_after_min: int | None = None
+    oncall_emails: list[str] | None = None

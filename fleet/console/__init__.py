@@ -14,13 +14,13 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def install(app: FastAPI) -> None:
-    from fleet.console import badges, board, devices, exports, funding, imports, login, \
-        planning
+    from fleet.console import (badges, board, devices, exports, funding, imports, login,
+                               outbox, planning, settings)
     from fleet.console.web import install_handlers
 
     # imports before /planning/{kind}
-    for module in (login, board, imports, planning, devices, badges, funding,
-                   exports):
+    for module in (login, board, imports, planning, devices, badges, funding, exports,
+                   settings, outbox):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_handlers(app)

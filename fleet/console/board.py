@@ -20,7 +20,7 @@ from fleet.console.auth import Viewer
 from fleet.console.web import (PlannerDep, SessionDep, ViewerDep, organisation, page, redirect,
                                templates)
 from fleet.models import Caregiver, Client
-from fleet.web.board import STATUS_LABELS, board_rows, recent_anomalies
+from fleet.web.board import ALERT_LABELS, STATUS_LABELS, board_rows, recent_anomalies
 
 router = APIRouter(include_in_schema=False)
 REFRESH_MS = 2000
@@ -51,6 +51,7 @@ def _context(session: Session, viewer: Viewer, f: Filters) -> dict:
                                          ("caregiver", f.caregiver), ("client", f.client)) if v})
     return {
         "org": org, "day": day, "rows": rows, "labels": STATUS_LABELS,
+        "alert_labels": ALERT_LABELS,
         "counts": dict(Counter(r.status for r in rows)), "filters": f,
         "anomalies": recent_anomalies(session, org), "query": query, "refresh_ms": REFRESH_MS,
         "fmt": lambda t: t.astimezone(tz).strftime("%H:%M"),

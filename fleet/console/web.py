@@ -40,6 +40,9 @@ MESSAGES = {
     "replaced": "Badge replaced: the old one no longer clocks in · Badge remplacé : l'ancien ne "
                 "pointe plus",
     "signed_out": "Signed out · Déconnecté",
+    "requeued": "Sent again: back in the queue · Renvoyé : de nouveau en attente",
+    "not_dead": "Only a failed e-mail can be sent again · Seul un envoi en échec peut être "
+                "renvoyé",
 }
 
 

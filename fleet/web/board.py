@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet.models import Anomaly, Caregiver, Client, Organisation, Visit, VisitRecord
+from fleet.visit_alerts import open_by_visit
 
 STATUS_LABELS = {
     "done": "done · terminée",
@@ -21,6 +22,10 @@ STATUS_LABELS = {
     "missing": "missing · non pointée",
     "upcoming": "upcoming · à venir",
     "cancelled": "cancelled · annulée",
+}
+ALERT_LABELS = {  # an open visit alert: the on-call coordinators were e-mailed
+    "late": "late alert · alerte retard",
+    "missed": "missed alert · alerte non venue",
 }
 
 
@@ -36,6 +41,7 @@ class BoardRow:
     status: str
     late_min: int
     anomalies: int
+    alert: str | None = None  # the open late/missed alert (fleet.visit_alerts), if any
 
 
 def live_status(visit: Visit, record: VisitRecord | None, now: datetime, tol: timedelta) -> str:
@@ -82,14 +88,17 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     rows = []
     for visit, record, client, caregiver, n in session.execute(q):
         st = live_status(visit, record, now, tol)
-        if status and st != status:
-            continue
         start = record.actual_start if record else None
         late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
         rows.append(BoardRow(visit.id, client, caregiver, visit.planned_start, visit.planned_end,
                              start, record.actual_end if record else None, st, max(late, 0),
                              int(n or 0)))
-    return rows
+    alerts = open_by_visit(session, [r.visit_id for r in rows])
+    for r in rows:
+        r.alert = alerts.get(r.visit_id)
+        if r.alert and r.status == "upcoming":  # past the alert threshold, within the tolerance
+            r.status = "late"
+    return [r for r in rows if not status or r.status == status]
 
 
 def recent_anomalies(session: Session, org: Organisation, limit: int = 10) -> list[Anomaly]:

@@ -194,6 +194,14 @@ def test_finding_tenants_lists_hold_none_of_another_agencys_rows(world):
                        doc.get("organisation_id")} or doc["organisation_id"] == ids["org_id"]:
                 leaks.append(f"{template}: {doc}")
             continue
+        if template == "/api/v1/alert-settings":  # the key's own agency's; naming A: 403
+            other = {"organisation_id": ids["org_id"]}
+            if doc["organisation_id"] == ids["org_id"] or \
+                    client.get(template, params=other).status_code != 403 or \
+                    client.patch(template, params=other,
+                                 json={"late_after_min": 5}).status_code != 403:
+                leaks.append(f"{template}: {doc}")
+            continue
         assert isinstance(doc, list) or "items" in doc, f"{template}: say how to read {doc}"
         items = doc.get("items") if isinstance(doc, dict) else doc
         if template == "/api/v1/organisations":

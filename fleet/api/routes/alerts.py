@@ -1,4 +1,4 @@
-"""Alerts: the list (filters: kind, device, open or resolved) and acknowledging one."""
+"""Alerts: the list (filters: kind, device, visit, open or resolved) and acknowledging one."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -18,9 +18,10 @@ router = APIRouter(dependencies=[FIELD], tags=["alerts"])
 
 @router.get("/alerts")
 def list_alerts(session: SessionDep, key: KeyDep, page: PageDep, kind: str | None = None,
-                device: str | None = None,
+                device: str | None = None, visit: int | None = None,
                 state: Literal["open", "resolved", "all"] = "open") -> dict:
-    """Newest first; `device` is a device ident; `state` open (default), resolved or all."""
+    """Newest first; `device` is a device ident, `visit` a visit id (its late and missed
+    alerts); `state` open (default), resolved or all."""
     if kind is not None and kind not in ALERT_KINDS:
         raise HTTPException(422, f"unknown kind {kind!r} (one of {', '.join(ALERT_KINDS)})")
     stmt = data.scope(select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()), key,
@@ -29,6 +30,8 @@ def list_alerts(session: SessionDep, key: KeyDep, page: PageDep, kind: str | Non
         stmt = stmt.where(Alert.kind == kind)
     if device is not None:
         stmt = stmt.where(Alert.device_id.in_(select(Device.id).where(Device.ident == device)))
+    if visit is not None:
+        stmt = stmt.where(Alert.visit_id == visit)
     if state == "open":
         stmt = stmt.where(Alert.resolved.is_(False))
     elif state == "resolved":

@@ -1,0 +1,66 @@
+"""The agency's settings page (/settings): time zone, retained-time rules, visit-alert
+thresholds and on-call e-mails. Managers and admins; CSRF-checked; every change audited by
+fleet.agency_settings, the layer `PATCH /api/v1/alert-settings` uses too."""
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from fleet import agency_settings
+from fleet.console.auth import Viewer
+from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
+                               page, redirect)
+from fleet.models import Organisation
+
+router = APIRouter(include_in_schema=False)
+
+ROUNDING_LABELS = {
+    "none": "none: the minute as clocked · aucun : la minute pointée",
+    "nearest": "to the nearest step · au pas le plus proche",
+    "planned": "the planned time, within the tolerance · l'heure prévue, dans la tolérance",
+}
+OVERRUN_LABELS = {
+    "bill": "billed as clocked · facturé tel que pointé",
+    "cap": "capped at the planned duration · plafonné à la durée prévue",
+}
+_ZONES = sorted(available_timezones())
+
+
+def _org(session, viewer: Viewer) -> Organisation:
+    org = organisation(session, viewer)
+    if org is None:
+        raise Missing("No organisation yet · Aucune structure")
+    return org
+
+
+def _form(request: Request, viewer: Viewer, org: Organisation, values: dict,
+          error: str | None = None, field: str | None = None,
+          status_code: int = 200) -> Response:
+    return page(request, "settings.html", viewer, status_code, org=org, values=values,
+                error=error, error_field=field, zones=_ZONES, rounding=ROUNDING_LABELS,
+                overrun=OVERRUN_LABELS)
+
+
+@router.get("/settings")
+def settings_page(request: Request, session: SessionDep, viewer: PlannerDep) -> Response:
+    org = _org(session, viewer)
+    values = agency_settings.read(session, org)
+    values["oncall_emails"] = "\n".join(values["oncall_emails"])
+    return _form(request, viewer, org, values)
+
+
+@router.post("/settings")
+async def save_settings(request: Request, session: SessionDep,
+                        viewer: PlannerPostDep) -> Response:
+    org = _org(session, viewer)
+    form = await request.form()
+    values = {f: str(form.get(f, "")) for f in agency_settings.FIELDS}
+    try:
+        agency_settings.update(session, org, values, who=viewer.who, role=viewer.role)
+    except agency_settings.SettingsProblem as e:
+        session.rollback()
+        return _form(request, viewer, org, values, str(e), e.field, 422)
+    session.commit()
+    return redirect("/settings", "saved")
