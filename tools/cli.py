@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.field.cli import add_commands as add_field_commands
 
     add_field_commands(dev, badge, command)
+    from tools.field.sun_cli import add_commands as add_sun_commands
+
+    add_sun_commands(badge, command)
 
     from tools.export import add_commands as add_export_commands
 

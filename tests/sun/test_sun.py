@@ -1,6 +1,8 @@
 """fleet.sun: AN12196's published example, and every bad input answered with a reason."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fleet import sun
@@ -91,3 +93,27 @@ def test_padding_round_trip():
         assert len(pad(data)) % 16 == 0 and unpad(pad(data)) == data
     assert unpad(bytes(16)) is None
     assert cbc_encrypt(bytes(16), bytes(16), bytes(16)) == ecb(bytes(16), bytes(16))
+
+
+def test_cli_prints_one_json_object(capsys):
+    from tools.cli import main
+
+    assert main(["badge", "sun", "--meta-key", ZERO, "--file-key", ZERO, VECTOR]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"uid": "04DE5F1EACC040", "counter": 61, "valid": True}
+    assert main(["badge", "sun", "--meta-key", ZERO, "--file-key", "11" * 16, VECTOR]) == 1
+    got = json.loads(capsys.readouterr().out)
+    assert got["valid"] is False and got["counter"] == 61 and "cmac" in got["reason"]
+    assert main(["badge", "sun", "--meta-key", ZERO, "--file-key", ZERO,
+                 VECTOR.replace("cmac=94", "cmac=9")]) == 1
+    got = json.loads(capsys.readouterr().out)
+    assert got == {"uid": None, "counter": None, "valid": False,
+                   "reason": "cmac has 15 hex digits, not 16"}
+
+
+def test_cli_bad_key_is_one_telegest_line(capsys):
+    from tools.cli import main
+
+    assert main(["badge", "sun", "--meta-key", "00", "--file-key", ZERO, VECTOR]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("telegest: --meta-key")
