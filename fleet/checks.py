@@ -14,6 +14,7 @@ SEQ_MAX = 2**31 - 1
 TS_MIN, TS_MAX = 946_684_800, 4_102_444_800  # 2000-01-01 .. 2100-01-01 UTC
 ACCURACY_MAX_M = 100_000
 INT31 = 2**31 - 1
+SUN_TAG_MAX = 255
 TOPIC = re.compile(r"^tg/v1/([A-Za-z0-9_-]{1,64})/up/(clock|health)$")
 _BADGE = re.compile(r"^[0-9A-F]{8,20}$")
 TIME_QUALITIES = ("synced", "rtc", "unsynced")
@@ -66,6 +67,12 @@ def text_ok(value: Any, most: int, least: int = 1) -> bool:
     return isinstance(value, str) and least <= len(value) <= most and "\x00" not in value
 
 
+def tag_max(tag: Any) -> int:
+    """A tag's text is 64 characters at most; the URL of an NTAG 424 DNA's SUN read, which
+    carries picc_data and cmac (fleet.sun), up to 255."""
+    return SUN_TAG_MAX if isinstance(tag, str) and "picc_data=" in tag else 64
+
+
 def event_problem(ev: dict, now_s: float) -> str | None:
     """None for a good event, else bad_event, ts_future or ts_past. `ev` has a valid seq."""
     badge, tag = ev.get("badge"), ev.get("tag")
@@ -73,7 +80,7 @@ def event_problem(ev: dict, now_s: float) -> str | None:
         return "bad_event"
     if badge is not None and not (isinstance(badge, str) and _BADGE.match(badge)):
         return "bad_event"
-    if tag is not None and not text_ok(tag, 64):
+    if tag is not None and not text_ok(tag, tag_max(tag)):
         return "bad_event"
     if ev.get("dir") not in ("in", "out") or ev.get("method") not in ("nfc", "qr", "manual"):
         return "bad_event"

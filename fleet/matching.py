@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from fleet import bulk, tagtokens
+from fleet import bulk, sun, sun_tags, tagtokens
 from fleet.models import (Anomaly, AuditLog, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.retained import retained_period
@@ -42,6 +42,8 @@ class _Event:
     offset: int
     chosen: int | None  # the visit the device chose (the event's optional `visit`)
     refused: tuple[str, str] | None = None  # (anomaly, detail): a revoked or forged badge
+    warning: tuple[str, str] | None = None  # (anomaly, detail): flagged, matched all the same
+    proof: str | None = None  # "sun" (a verified NTAG 424 read) or "static"
 
 
 def match_pending(session: Session, limit: int = 5000) -> Counter:
@@ -68,6 +70,15 @@ def _inline(ids: list[int]):
     return bindparam("ids", ids, expanding=True, literal_execute=True)
 
 
+def _tap_id(badge: str | None, tag: str | None) -> str | None:
+    """What a double tap repeats: the card, the tag's text, or a SUN tag's reference (its URL
+    changes at every read)."""
+    if badge or not sun.looks_sun(tag):
+        return badge or tag
+    read = sun.parse_url(tag or "")
+    return f"sun:{read.kind}:{read.ref}" if isinstance(read, sun.SunRead) else tag
+
+
 class _Matcher:
     def __init__(self, session: Session, events: list[_Event]) -> None:
         self.s = session
@@ -78,6 +89,8 @@ class _Matcher:
         self.orgs = {o.id: o for o in session.scalars(
             select(Organisation).where(Organisation.id.in_({e.org_id for e in events})))}
         self._load_badges()
+        self.sun = sun_tags.Verifier(session, self.orgs, [(e.org_id, e.tag) for e in events
+                                                          if sun.looks_sun(e.tag)])
         for e in events:
             self._resolve(e)
         self._load_visits()
@@ -119,7 +132,10 @@ class _Matcher:
 
     def _resolve(self, e: _Event) -> None:
         """Who and where: a reader knows its home, a phone knows its caregiver."""
+        if sun.looks_sun(e.tag):
+            return self._resolve_sun(e)
         card = self._owner(e, self.cards.get((e.org_id, e.badge)), "card", e.badge)
+        e.proof = "static" if card else None
         if e.kind == "reader":
             e.caregiver_id = card
             return
@@ -127,8 +143,30 @@ class _Matcher:
         if e.tag:
             row = self.tags.get((e.org_id, e.tag))
             e.client_id = self._owner(e, row, "tag", e.tag)
+            e.proof = "static" if e.client_id else e.proof
             if row is None and tagtokens.looks_signed(e.tag):
                 self._check_token(e)
+
+    def _resolve_sun(self, e: _Event) -> None:
+        """A SUN read (a phone's client tag, a reader's caregiver card): the tag it proves,
+        whatever UID the event's `badge` claims."""
+        v = self.sun.check(e.org_id, e.tag or "")
+        if v.refused:
+            e.refused = v.refused
+            return
+        assert v.badge is not None
+        e.warning = v.warning
+        owner = self._owner(e, v.badge, "tag" if v.badge.kind == "client_tag" else "card",
+                            v.badge.sun_uid)
+        if owner is not None:
+            e.proof = "sun"
+        if v.badge.kind == "caregiver_card":
+            e.caregiver_id = owner
+        elif e.kind == "phone":
+            e.client_id = owner
+        else:  # a client's tag on a reader box: the box knows its home, not who tapped
+            e.refused = ("unknown_badge", f"NTAG 424 {v.badge.sun_uid} is a client tag, "
+                                          "read by a reader box: it needs a caregiver card")
 
     @staticmethod
     def _owner(e: _Event, b: Badge | None, what: str, uid: str | None) -> int | None:
@@ -184,7 +222,7 @@ class _Matcher:
             ClockEvent.device_id.in_({e.device_id for e in self.events}),
             ClockEvent.device_ts >= lo, ClockEvent.match_status != "pending"))
         for r in rows:
-            self._remember((r.device_id, r.badge_uid or r.tag, r.dir), r.device_ts)
+            self._remember((r.device_id, _tap_id(r.badge_uid, r.tag), r.dir), r.device_ts)
 
     def _remember(self, key: tuple, ts: datetime) -> None:
         if key not in self.last_tap or ts > self.last_tap[key]:
@@ -197,6 +235,13 @@ class _Matcher:
         for (status, visit_id), ids in self.done.items():
             self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
                            .values(match_status=status, visit_id=visit_id))
+        proofs: dict[str, list[int]] = defaultdict(list)
+        for e in self.events:
+            if e.proof:
+                proofs[e.proof].append(e.id)
+        for proof, ids in proofs.items():
+            self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
+                           .values(tag_proof=proof))
         if self.anomalies:  # in one statement, not one INSERT per ORM object
             now = utcnow()
             bulk.insert_rows(self.s, Anomaly.__table__,
@@ -223,7 +268,7 @@ class _Matcher:
             until = blocked[1].strftime("%Y-%m-%d %H:%M UTC") if blocked[1] else "now"
             self._flag(e, "during_block", "taken while the device was declared lost or stolen "
                        f"({blocked[0]:%Y-%m-%d %H:%M UTC} to {until})")
-        key = (e.device_id, e.badge or e.tag, e.dir)
+        key = (e.device_id, _tap_id(e.badge, e.tag), e.dir)
         last = self.last_tap.get(key)
         self._remember(key, e.ts)
         if last is not None and abs(e.ts - last) <= DOUBLE_TAP:
@@ -232,6 +277,8 @@ class _Matcher:
         if e.refused:
             self._flag(e, *e.refused)
             return self._done(e, "anomaly")
+        if e.warning:  # a genuine read with reads missing before it: matched, and flagged
+            self._flag(e, *e.warning)
         if not (e.client_id and e.caregiver_id):
             self._flag(e, "unknown_badge", f"badge {e.badge!r} tag {e.tag!r} not known here")
             return self._done(e, "anomaly")

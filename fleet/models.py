@@ -12,6 +12,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, Foreig
                         Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from fleet.sun import new_master_key as new_sun_master_key
 from fleet.tagtokens import looks_signed, new_secret
 from fleet.types import BigId, UTCDateTime, utcnow
 
@@ -76,6 +77,8 @@ class Organisation(Base):
     esppadom_id: Mapped[str] = mapped_column(String(64), default="")
     # signs the client tags' tokens (fleet.tagtokens); never leaves the fleet
     tag_secret: Mapped[str] = mapped_column(String(64), default=new_secret)
+    # diversifies the keys of every NTAG 424 DNA tag (fleet.sun); never leaves the fleet
+    sun_master_key: Mapped[str] = mapped_column(String(64), default=new_sun_master_key)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -230,6 +233,10 @@ class Badge(Base):
     revoke_reason: Mapped[str | None] = mapped_column(String(200))
     # the badge this one replaced (lost card, copied or worn tag)
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("badges.id"))
+    # an NTAG 424 DNA with SUN (fleet.sun): its chip UID (7 bytes, hex) and the last read
+    # counter accepted from it (None until its first verified read)
+    sun_uid: Mapped[str | None] = mapped_column(String(14), unique=True)
+    sun_counter: Mapped[int | None]
 
     @property
     def signed(self) -> bool:
@@ -302,7 +309,7 @@ class ClockEvent(Base):
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
     seq: Mapped[int] = mapped_column(BigInteger)
     badge_uid: Mapped[str | None] = mapped_column(String(20), index=True)
-    tag: Mapped[str | None] = mapped_column(String(64))
+    tag: Mapped[str | None] = mapped_column(String(255))  # 64 unless a SUN URL
     dir: Mapped[str] = mapped_column(String(3))
     method: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str | None] = mapped_column(String(120))
@@ -314,6 +321,9 @@ class ClockEvent(Base):
     raw: Mapped[dict[str, Any]]
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), index=True)
     match_status: Mapped[str] = mapped_column(String(8), default="pending", index=True)
+    # set by matching: "sun" (a verified NTAG 424 read), "static" (a card UID or a tag's fixed
+    # text, which a copy reproduces), None (nothing matched)
+    tag_proof: Mapped[str | None] = mapped_column(String(8))
 
 
 class Anomaly(Base):

@@ -212,6 +212,11 @@ class PN532:
             raise PN532Error("NTAG WRITE takes 4 bytes, got %d" % len(data))
         self._exchange(bytes((NTAG_WRITE, page & 0xFF)) + bytes(data))
 
+    def apdu(self, capdu):
+        """One ISO 7816-4 APDU to the listed ISO 14443-4 tag (an NTAG 424 DNA): the chip
+        wraps it in ISO-DEP blocks; the R-APDU comes back, status word included."""
+        return self._exchange(capdu)
+
     def _exchange(self, tag_cmd):
         r = self.command(bytes((CMD_IN_DATA_EXCHANGE, self._target)) + tag_cmd)
         if not r:

@@ -140,6 +140,12 @@ def _quote(word: str) -> str:
 def cmd_badge_write(args) -> int:
     from tools.field.badge import write_badge
 
+    if args.ntag424:
+        from tools.field.sun_cli import cmd_badge_write_ntag424
+
+        return cmd_badge_write_ntag424(args)
+    if args.token is None:
+        raise TelegestError("give the token to write (or --ntag424 for an NTAG 424 DNA)")
     print("lay the badge on the reader...", file=sys.stderr)
     b = write_badge(args.port, args.token, uri=args.uri, lang=args.lang, timeout=args.timeout,
                     baud=args.baud)
@@ -255,10 +261,13 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
     w = command(badge_parsers, "write", cmd_badge_write,
                 "write a client's token on an NTAG through a PN532 reader, and check it")
     _port(w)
-    w.add_argument("token", help="the client's tag token (1 to 64 characters)")
+    w.add_argument("token", nargs="?", help="the client's tag token (1 to 64 characters)")
     w.add_argument("--uri", help="also write this URI record")
     w.add_argument("--lang", default="fr", help="language of the text record")
     w.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the badge")
+    from tools.field.sun_cli import add_write_options
+
+    add_write_options(w)
 
     r = command(badge_parsers, "read", cmd_badge_read, "read a badge's UID and NDEF records")
     _port(r)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 
 from firmware.drivers.pn532 import ACK, ERROR_FRAME, NACK, build_frame
+from tools.sim.ntag424 import ATS as ISO_ATS
+from tools.sim.ntag424 import Ntag424
 from tools.sim.wire import WireSim
 
 FIRMWARE = bytes((0x32, 0x01, 0x06, 0x07))  # PN532 v1.6, ISO 14443A/B + FeliCa
@@ -42,6 +44,7 @@ class PN532Sim(WireSim):
         self._lock = threading.Lock()
         self.uid: bytes | None = None
         self.pages = bytearray()
+        self.iso_tag: Ntag424 | None = None  # an ISO 14443-4 tag instead of an NTAG21x
         if tag is not None:
             self.place_tag(*tag)
         self.awake = True
@@ -60,7 +63,13 @@ class PN532Sim(WireSim):
         with self._lock:
             self.uid = bytes(uid)
             self.pages = bytearray(pages) if pages is not None else ntag_image(uid)
+            self.iso_tag = None
             self._listed = False
+
+    def place_ntag424(self, tag: Ntag424) -> None:
+        """An NTAG 424 DNA in the field: ISO-DEP, APDUs through InDataExchange."""
+        with self._lock:
+            self.uid, self.iso_tag, self._listed = tag.uid, tag, False
 
     def remove_tag(self) -> None:
         with self._lock:
@@ -165,6 +174,9 @@ class PN532Sim(WireSim):
                 return b"\x00"
             self._listed = True
             u = self.uid
+            if self.iso_tag is not None:  # SEL_RES 0x20: the chip sent RATS, the ATS follows
+                self.iso_tag.activate()
+                return bytes((1, 1, 0x03, 0x44, 0x20, len(u))) + u + ISO_ATS
             return bytes((1, 1, 0x00, 0x44, 0x00, len(u))) + u
         if code == 0x40 and len(args) >= 2:
             return self._exchange(args[1:])
@@ -175,6 +187,8 @@ class PN532Sim(WireSim):
             return b"\x27"
         if self.uid is None:
             return b"\x01"  # the tag left the field
+        if self.iso_tag is not None:
+            return b"\x00" + self.iso_tag.apdu(cmd)
         n = len(self.pages) // 4
         if cmd[0] == 0x30 and len(cmd) == 2 and cmd[1] < n:
             p = cmd[1]
