@@ -7,18 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from fleet.models import Caregiver, Client, Device, Organisation, Visit
-from tools.sim.pn532 import PN532Sim
+from tests.field.conftest import pn532_sim  # noqa: F401 (the PN532 simulator fixture)
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris
 TS = int(NOW.timestamp())
-
-
-@pytest.fixture
-def pn532_sim():
-    sim = PN532Sim()
-    sim.url = f"socket://127.0.0.1:{sim.serve_tcp()}"
-    yield sim
-    sim.close()
 
 
 def make_agency(session) -> dict:
