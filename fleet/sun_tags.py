@@ -30,15 +30,21 @@ def chip_uid(text: str) -> str:
     return uid
 
 
+def not_registered(session: Session, uid: str) -> None:
+    """Refuse a chip already registered, before its keys are written again."""
+    taken = session.scalar(select(Badge.id).where(Badge.sun_uid == uid))
+    if taken is not None:
+        raise BadgeError(409, f"NTAG 424 {uid} is already registered (badge {taken}): revoke "
+                              "it, and personalise a new tag for its successor")
+
+
 def register(session: Session, who: str, owner: Caregiver | Client, uid: str,
              counter: int | None = None, role: str | None = None,
              replaces: Badge | None = None) -> Badge:
     """A personalised NTAG 424 DNA as `owner`'s badge. `counter` is the read counter of the
     personalisation's check read, so the first read in the field must be past it."""
     uid = chip_uid(uid)
-    taken = session.scalar(select(Badge.id).where(Badge.sun_uid == uid))
-    if taken is not None:
-        raise BadgeError(409, f"NTAG 424 {uid} is already registered (badge {taken})")
+    not_registered(session, uid)
     badge = issue(session, who, owner, uid, replaces=replaces, role=role,
                   note={"ntag424": True})
     badge.sun_uid, badge.sun_counter = uid, counter

@@ -75,8 +75,8 @@ def client_tag(db, pn532_sim):
     return tag, out
 
 
-def test_personalisation_registers_the_tag_and_locks_it(db, client_tag):
-    _, s, agency = db
+def test_personalisation_registers_the_tag_and_locks_it(db, client_tag, pn532_sim):
+    url, s, agency = db
     tag, out = client_tag
     badge = s.get(Badge, out["badge"])
     assert out["uid"] == "04A1B2C3D4E5F6" and out["kind"] == "client_tag"
@@ -88,12 +88,16 @@ def test_personalisation_registers_the_tag_and_locks_it(db, client_tag):
     ndef = tag.files[2]
     assert ndef.sdm is not None and (ndef.read, ndef.write, ndef.change) == (0xE, 0, 0)
     assert sun.verify_url(out["url"], keys.meta.hex(), keys.file.hex()).valid
+    code, err = write(pn532_sim, url, "--client-id", str(agency["client"].id))
+    assert code == 2 and "already registered" in err and tag.sdm_ctr == out["counter"]
     audit = [(a.action, a.target) for a in s.scalars(select(AuditLog))]
     assert ("keys", "ntag424:04A1B2C3D4E5F6") in audit and ("create", f"badge:{badge.id}") in audit
     assert agency["org"].sun_master_key not in json.dumps(out)
     # nobody else can take the tag over: the factory key no longer opens it
+    link = Ntag424Link(tag.apdu)
+    link.select_ndef()
     with pytest.raises(Ntag424Error, match="authentication error"):
-        Ntag424Link(tag.apdu).authenticate(0, bytes(16))
+        link.authenticate(0, bytes(16))
 
 
 def test_each_read_gives_a_new_url_with_the_next_counter(client_tag, db):

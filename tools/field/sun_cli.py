@@ -57,6 +57,7 @@ def cmd_badge_write_ntag424(args) -> int:
             owner = owner_of(session, kind, args.caregiver_id, args.client_id)
             uid = reader.wait_tag(args.timeout)
             uid_hex = sun_tags.chip_uid(uid.hex())
+            sun_tags.not_registered(session, uid_hex)
             org = session.get(Organisation, owner.organisation_id)
             keys = sun_tags.keys_for(session, who, org, uid_hex)
             session.commit()  # the hand-out stays in the audit log even if the tag moves
