@@ -67,8 +67,9 @@ def encode_event(dir, method, ts, tq, badge=None, tag=None, reason=None, visit=N
             raise CodecError("badge must be 8 to 20 upper-case hex digits, got %r" % (badge,))
         parts.append('"badge":"' + badge + '"')
     if tag is not None:
-        if not 1 <= len(tag) <= 64 or "\x00" in tag:
-            raise CodecError("tag must be 1 to 64 characters, without NUL")
+        # a SUN URL (picc_data and cmac, docs/protocol.md) up to 255
+        if not 1 <= len(tag) <= (255 if "picc_data=" in tag else 64) or "\x00" in tag:
+            raise CodecError("tag must be 1 to 64 characters (255 for a SUN URL), without NUL")
         parts.append('"tag":' + _str(tag))
     parts.append('"dir":"' + dir + '"')
     parts.append('"method":"' + method + '"')

@@ -27,6 +27,7 @@ package(
         "trust.py",
         "drivers/__init__.py",
         "drivers/ntag.py",
+        "drivers/ntag424.py",
         "drivers/pn532.py",
         "drivers/pn532_i2c.py",
         "drivers/pn532_spi.py",

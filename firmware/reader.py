@@ -63,9 +63,10 @@ class ReaderCore:
         self._rebuild()
 
     # -- taps -------------------------------------------------------------------------------
-    def tap(self, uid, method="nfc", reason=None):
+    def tap(self, uid, method="nfc", reason=None, tag=None):
         """Decide, journal, then return the feedback kind (see decide.FEEDBACKS, plus "full"
-        when the journal refuses the event and "error" when it cannot be written)."""
+        when the journal refuses the event and "error" when it cannot be written). `tag` is
+        the SUN URL an NTAG 424 card gave, sent along for the fleet to verify."""
         now = int(self.clock.time())
         if type(uid) is not str:  # raw UID bytes from a driver
             uid = binascii.hexlify(uid).decode()
@@ -76,7 +77,7 @@ class ReaderCore:
         d = decide(self.planning, self.taps, uid, now)
         try:
             event = encode_event(d.dir, method, now, self.clock.quality(), badge=uid,
-                                 reason=reason, visit=d.visit)
+                                 tag=tag, reason=reason, visit=d.visit)
         except CodecError:
             self.bad_reads += 1
             return "error"

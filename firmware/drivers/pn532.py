@@ -148,6 +148,7 @@ class PN532:
         self.ack_timeout_ms = ack_timeout_ms
         self.retries = retries
         self._target = 1
+        self.sel_res = 0  # of the last listed target
         # error counters, for the health message
         self.stats = {"timeouts": 0, "frame_errors": 0, "nacks": 0, "error_frames": 0,
                       "retries": 0, "wakeups": 0}
@@ -197,6 +198,7 @@ class PN532:
         if len(r) < 6 or len(r) < 6 + r[5]:
             raise PN532Error("InListPassiveTarget: truncated target data")
         self._target = r[1]
+        self.sel_res = r[4]  # bit 0x20: ISO 14443-4 (an NTAG 424 DNA answers APDUs)
         return bytes(r[6:6 + r[5]])
 
     def ntag_read(self, page):

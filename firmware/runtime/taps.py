@@ -38,6 +38,18 @@ class PN532Reader:
             self._ready = False  # wake and configure again next time
             raise
 
+    def read_sun(self):
+        """The SUN URL of the card just listed when it is an NTAG 424 DNA (ISO 14443-4),
+        else None; a failed read is None too: the tap still counts, by its UID."""
+        if not getattr(self.pn532, "sel_res", 0) & 0x20:
+            return None
+        from firmware.drivers.ntag424 import read_url
+        try:
+            url = read_url(self.pn532.apdu)
+        except Exception:
+            return None
+        return url if "picc_data=" in url else None
+
     def version(self):
         ic, ver, rev, support = self.pn532.get_firmware_version()
         return "PN5%02x v%d.%d" % (ic, ver, rev)
@@ -102,7 +114,10 @@ class TapLoop:
             self._last_seen = now  # still on the reader
             return None
         self._last_uid, self._last_seen = uid, now
-        fb = self.core.tap(uid)  # decided and journaled before any feedback
+        sun = getattr(self.reader, "read_sun", None)
+        tag = sun() if sun else None  # an NTAG 424 card's fresh SUN URL, for the fleet
+        # decided and journaled before any feedback
+        fb = self.core.tap(uid, tag=tag) if tag else self.core.tap(uid)
         self.feedback.show(fb, now)
         self.taps += 1
         self._ring[self._n % _RING] = (int(self.core.clock.time()),
