@@ -81,10 +81,21 @@ function toast(text, error) {
 const client = (id) => (S.config && S.config.clients[String(id)]) || null;
 const visitById = (id) => S.config && S.config.visits.find((v) => v.id === id);
 function clientOfTag(token) {
+  const sun = sunClient(token);
   for (const [id, c] of Object.entries((S.config && S.config.clients) || {})) {
-    if (c.tags.includes(token)) return Number(id);
+    if (c.tags.includes(token) || Number(id) === sun) return Number(id);
   }
   return null;
+}
+
+// An NTAG 424 DNA's SUN read names its client in clear (c=); the proof, picc_data and cmac,
+// only the fleet can check (docs/protocol.md, "SUN tags").
+function sunClient(token) {
+  try {
+    const u = new URL(token);
+    return u.searchParams.has("picc_data") && /^[0-9]+$/.test(u.searchParams.get("c") || "")
+      ? Number(u.searchParams.get("c")) : null;
+  } catch (e) { return null; }
 }
 
 // -- the gateway --------------------------------------------------------------------------------
@@ -421,6 +432,7 @@ async function wipe(why) {
 function tokenFromText(text) {
   try {
     const u = new URL(text);
+    if (u.searchParams.has("picc_data")) return text;  // a SUN read: sent whole, as read
     return u.searchParams.get("tag") || u.pathname.split("/").filter(Boolean).pop() || text;
   } catch (e) { return text; }
 }
