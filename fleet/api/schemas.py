@@ -251,6 +251,8 @@ class BadgeOut(Out):
     revoked_at: datetime | None
     revoke_reason: str | None
     replaces_id: int | None
+    sun_uid: str | None = None  # an NTAG 424 DNA (SUN): its chip UID
+    sun_counter: int | None = None  # its last accepted read counter
 
 
 class DeviceIn(BaseModel):
@@ -346,6 +348,7 @@ class ClockEventOut(Out):
     pos: list[float] | None
     visit_id: int | None
     match_status: str
+    tag_proof: str | None = None  # "sun" (a verified NTAG 424 read) or "static"
 
 
 class VisitRecordOut(Out):

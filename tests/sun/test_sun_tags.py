@@ -315,3 +315,23 @@ def test_genuine_replayed_and_skipped_reads_on_postgres(pg_database_url, pn532_s
             assert s.scalar(select(Badge.sun_counter)) == out["counter"] + 6
     finally:
         engine.dispose()
+
+
+def test_the_api_shows_the_proof_and_the_tag(client_tag, db):
+    from fastapi.testclient import TestClient
+
+    from fleet.api.app import create_app
+    from fleet.config import Settings
+    from fleet.keys import create_api_key
+
+    url_db, s, _ = db
+    tag, out = client_tag
+    send(s, "p1", read_event(1, phone_reads(tag)))
+    key = create_api_key(s, "admin", "sun test")
+    s.commit()
+    with TestClient(create_app(Settings(database_url=url_db))) as api:
+        api.headers["Authorization"] = f"Bearer {key}"
+        ev, = api.get("/api/v1/clock-events").json()["items"]
+        badge = api.get(f"/api/v1/badges/{out['badge']}").json()
+    assert ev["tag_proof"] == "sun" and ev["match_status"] == "matched"
+    assert (badge["sun_uid"], badge["sun_counter"]) == ("04A1B2C3D4E5F6", out["counter"] + 1)
