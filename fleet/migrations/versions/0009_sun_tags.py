@@ -2,7 +2,7 @@
 UID and last accepted read counter; a clock event's proof (sun or static); SUN URLs in `tag`
 
 Revision ID: 0009
-Revises: 0007 (re-pointed at 0008 when that lands)
+Revises: 0008
 Create Date: 2026-12-05
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 # Written out by hand like 0001 (no import of app code).
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
