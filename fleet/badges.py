@@ -135,6 +135,10 @@ def replace(session: Session, who: str, badge: Badge, reason: str, uid: str | No
     successor = session.scalar(select(Badge.id).where(Badge.replaces_id == badge.id))
     if successor is not None:
         raise BadgeError(409, f"badge {badge.id} was already replaced by badge {successor}")
+    if badge.sun_uid is not None and uid is None:
+        # a static token in place of an NTAG 424 would quietly lower the proof
+        raise BadgeError(422, f"badge {badge.id} is an NTAG 424 DNA: revoke it and personalise "
+                              "its successor with `telegest badge write --ntag424`")
     if badge.active:
         revoke(session, who, badge, reason, role=role)
     elif not reason.strip():

@@ -335,3 +335,14 @@ def test_the_api_shows_the_proof_and_the_tag(client_tag, db):
         badge = api.get(f"/api/v1/badges/{out['badge']}").json()
     assert ev["tag_proof"] == "sun" and ev["match_status"] == "matched"
     assert (badge["sun_uid"], badge["sun_counter"]) == ("04A1B2C3D4E5F6", out["counter"] + 1)
+
+
+def test_a_sun_badge_is_not_replaced_by_a_static_token(client_tag, db):
+    from fleet.badges import BadgeError, replace
+
+    _, s, _ = db
+    _, out = client_tag
+    with pytest.raises(BadgeError, match="NTAG 424 DNA: revoke it and personalise"):
+        replace(s, "test", s.get(Badge, out["badge"]), "lost")
+    s.rollback()
+    assert s.get(Badge, out["badge"]).active
