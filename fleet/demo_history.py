@@ -56,8 +56,7 @@ def _days(today: date) -> list[date]:
             if d.weekday() != 6]
 
 
-def _identities(session: Session, org: Organisation, clients: list[Client],
-                services: list[Service]) -> None:
+def _identities(session: Session, org: Organisation, clients: list[Client]) -> None:
     """What the exports need: the provider's identity, the beneficiaries, funders, plans."""
     org.siret = org.siret or "81234567800019"
     org.esppadom_id = org.esppadom_id or "SAAD-DEMO-69"
@@ -81,7 +80,7 @@ def _identities(session: Session, org: Organisation, clients: list[Client],
         funder = funders[0] if i < 3 else funders[1] if i == 3 else funders[2]
         session.add(FundingPlan(
             organisation_id=org.id, client_id=c.id, funder_id=funder.id,
-            service_id=services[i % len(services)].id, reference=f"PA-2026-{i + 1:04d}",
+            reference=f"PA-2026-{i + 1:04d}",  # every service of the client's plan
             beneficiary_ref=f"BEN{c.id:06d}", minutes_per_month=1800 + 300 * i,
             valid_from=start))
     settings = session.get(AlertSettings, org.id)
@@ -133,7 +132,7 @@ def seed_history(session: Session, info: dict, now: datetime) -> dict:
         Caregiver.organisation_id == org.id).order_by(Caregiver.id)))
     services = list(session.scalars(select(Service).where(Service.organisation_id == org.id)
                                     .order_by(Service.id)))
-    _identities(session, org, clients, services)
+    _identities(session, org, clients)
     if session.scalars(select(Visit.id).where(Visit.organisation_id == org.id,
                                               Visit.planned_start >= lo,
                                               Visit.planned_start < hi).limit(1)).first():
