@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from fleet import corrections, validation
 from fleet.ingest import ingest_batch
 from fleet.matching import match_pending
-from fleet.models import (AlertSettings, Caregiver, Client, Device, Funder, FundingPlan, Organisation,
-                          Service, ServiceTask, Visit, VisitRecord, VisitTaskCheck)
+from fleet.models import (AlertSettings, Caregiver, Client, Device, Funder, FundingPlan,
+                          Organisation, Service, ServiceTask, Visit, VisitRecord, VisitTaskCheck)
 
 TZ = ZoneInfo("Europe/Paris")
 DAYS = 14
@@ -46,8 +46,8 @@ STORY = {3: "late", 8: "no_out", 11: "manual", 15: "no_in", 19: "late", 22: "nob
          27: "no_out", 31: "cancelled", 34: "manual", 38: "late", 41: "mdt", 45: "no_out",
          52: "late", 57: "no_in", 61: "no_out", 66: "manual", 70: "late", 75: "nobody",
          82: "no_out", 88: "late", 93: "no_out", 97: "manual", 101: "no_in", 106: "late",
-         112: "no_out", 118: "manual", 123: "late", 129: "no_out", 133: "no_in", 137: "nobody", 140: "late",
-         146: "no_out", 151: "manual", 157: "late", 160: "no_out"}
+         112: "no_out", 118: "manual", 123: "late", 129: "no_out", 133: "no_in", 137: "nobody",
+         140: "late"}  # 12 working days of 12 visits: 144
 
 
 def _days(today: date) -> list[date]:

@@ -1,5 +1,6 @@
 """`/validation`: a month of the agency summed up (visits, validated, to review, corrected by
-code), validated at once or reopened with a why (fleet.validation). Planners only.
+code), validated at once or reopened with a why (fleet.validation), with the month's exports
+a click away (the /exports downloads, fleet.console.exports). Planners only.
 """
 from __future__ import annotations
 
@@ -112,3 +113,4 @@ def reopen_month(request: Request, session: SessionDep, viewer: PlannerPostDep,
         return _validation_page(request, session, viewer, org, month, message, status,
                                 {"why": why})
     return redirect(f"/validation?month={month}", "month_reopened")
+

@@ -136,6 +136,11 @@ def test_validate_a_month_then_a_correction_is_refused(browser, demo, api_server
     assert "validated" in page.inner_text("#m-state")
     assert page.inner_text("#m-validated") == page.inner_text("#m-visits")
     page.screenshot(path=str(tmp_path / "console-validation.png"), full_page=True)
+    with page.expect_download() as got:
+        page.click('#exports a[href*="esppadom"]')
+    xml = (tmp_path / "delivery.xml")
+    got.value.save_as(xml)
+    assert b">COD<" in xml.read_bytes() and got.value.suggested_filename.endswith(".xml")
 
     visit_id, = query(db_url, """
         SELECT v.id FROM visits v JOIN visit_records r ON r.visit_id = v.id

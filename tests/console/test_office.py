@@ -224,3 +224,20 @@ def test_a_month_validated_then_reopened_with_a_why(as_role, past, db):
     with db() as s:
         mv = s.scalars(select(MonthValidation)).one()
         assert mv.validated_who == "user:manager@agency.fr" and mv.reopen_why == "late sheet"
+
+
+def test_the_months_exports_download_from_the_validation_page(as_role, past, db):
+    lo = (datetime.now(TZ) - timedelta(days=14)).replace(day=1)
+    month = lo.strftime("%Y-%m")
+    c = as_role("manager")
+    page = c.get(f"/validation?month={month}").text.replace("&amp;", "&")
+    links = {kind: href for href, kind in re.findall(r'href="(/exports/file\?kind=(\w+)[^"]*)"',
+                                                     page)}
+    assert set(links) == {"esppadom", "payroll", "billing"}
+    assert f"from={lo.date().isoformat()}" in links["esppadom"]
+    xml = c.get(links["esppadom"])
+    assert xml.status_code == 200 and xml.headers["content-type"] == "application/xml"
+    assert b"ESPPADOM_EFFECTIVITY_AJUST" in xml.content and b">COD<" in xml.content
+    csv_fr = c.get(links["payroll"])
+    assert csv_fr.status_code == 200 and "Alice Martin" in csv_fr.text
+    assert ";" in csv_fr.text.splitlines()[0]
