@@ -241,3 +241,14 @@ def test_the_months_exports_download_from_the_validation_page(as_role, past, db)
     csv_fr = c.get(links["payroll"])
     assert csv_fr.status_code == 200 and "Alice Martin" in csv_fr.text
     assert ";" in csv_fr.text.splitlines()[0]
+
+
+def test_a_visit_nobody_clocked_offers_cre_and_nothing_to_validate(as_role, past, db):
+    with db() as s:
+        visit = s.scalars(select(Visit).outerjoin(VisitRecord, VisitRecord.visit_id == Visit.id)
+                          .where(VisitRecord.id.is_(None), Visit.status != "cancelled")
+                          .order_by(Visit.planned_start)).first()
+    page = as_role("manager").get(f"/visits/{visit.id}").text
+    assert '<option value="CRE" selected>' in page
+    assert 'id="validate-form"' not in page and "Nothing clocked or corrected" in page
+    assert visit.planned_start.astimezone(TZ).strftime("%Y-%m-%dT%H:%M") in page
