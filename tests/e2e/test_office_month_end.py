@@ -65,7 +65,8 @@ def test_month_end_alerts_tap_cod_in_the_console_validation_and_exports(
                     caregiver_id=carer.id))
         visit = Visit(organisation_id=org.id, client_id=reader.client_id,
                       caregiver_id=carer.id, planned_start=now - timedelta(minutes=20),
-                      planned_end=now + timedelta(minutes=10))
+                      planned_end=now + timedelta(minutes=10),
+                      created_at=now - timedelta(days=1))  # planned yesterday: alerts are due
         s.add(visit)
         agency_settings.update(s, org, {"late_after_min": 15, "missed_after_min": 60,
                                         "oncall_emails": ONCALL}, who="test", role="admin")
