@@ -60,8 +60,11 @@ def cmd_fleet_migrate(args) -> int:
 def cmd_fleet_demo(args) -> int:
     from tools.up import seed
 
-    info = seed(args.db)
-    print(f"demo agency ready: readers {', '.join(info['devices'])}")
+    info = seed(args.db, history=True)
+    past = info["history"]
+    print(f"demo agency ready: readers {', '.join(info['devices'])}; past two weeks: "
+          f"{past['visits']} visits added, corrected {past['corrected'] or 'none'}, "
+          f"{past['validated']} validated")
     return 0
 
 
@@ -175,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--port", type=int, default=8000)
     m = command(fleet, "migrate", cmd_fleet_migrate, "create or upgrade the database schema")
     m.add_argument("--db", default=DEFAULT_DB)
-    d = command(fleet, "demo", cmd_fleet_demo, "create the demo agency and today's planning")
+    d = command(fleet, "demo", cmd_fleet_demo,
+                "create the demo agency, today's planning and its past two weeks")
     d.add_argument("--db", default=DEFAULT_DB)
     k = command(fleet, "apikey", cmd_fleet_apikey, "create an API key and print it once")
     k.add_argument("--db", default=DEFAULT_DB)

@@ -24,8 +24,10 @@ from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def seed(db_url: str) -> dict:
-    """Migrate, create the demo agency with today's planning (idempotent)."""
+def seed(db_url: str, history: bool = False) -> dict:
+    """Migrate, create the demo agency with today's planning (idempotent); with `history`,
+    also its past two weeks (fleet.demo_history: clocked, late, corrected, validated visits,
+    funders), as `telegest up` and `telegest fleet demo` do."""
     from datetime import datetime, timezone
 
     from fleet.db import make_engine, migrate, session_factory
@@ -38,6 +40,11 @@ def seed(db_url: str) -> dict:
             now = datetime.now(timezone.utc)
             info = seed_demo(session, now.date(), now)
             session.commit()
+            if history:
+                from fleet.demo_history import seed_history
+
+                info["history"] = seed_history(session, info, now)
+                session.commit()
             return info
     finally:
         engine.dispose()
@@ -182,7 +189,7 @@ def run_up(args) -> int:
     (data / "logs").mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{data / 'telegest.db'}"
     print(f"telegest up: data in {data}")
-    info = seed(db_url)
+    info = seed(db_url, history=True)
     admin_key(db_url, data / "api-key.txt")  # created once, read by the user from the file
 
     mqtt_port = args.mqtt_port or (1883 if port_free("127.0.0.1", 1883) else free_port())

@@ -1,7 +1,7 @@
 """The manager console: server-rendered pages over the fleet's data functions.
 
-Sign-in with roles (fleet.console.auth), today's board, planning, CSV import, devices, badges
-and the audit log. `install(app)` mounts it all on the API's FastAPI app; see docs/console.md.
+Sign-in with roles (fleet.console.auth), today's board, planning, CSV import, devices, badges,
+the audit log, and the office side: visits, the review list and the month's validation. `install(app)` mounts it all on the API's FastAPI app; see docs/console.md.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def install(app: FastAPI) -> None:
-    from fleet.console import (badges, board, devices, exports, funding, imports, login,
-                               outbox, planning, settings)
+    from fleet.console import (badges, board, devices, exports, funding, imports, login, month,
+                               outbox, planning, review, settings, visits)
     from fleet.console.web import install_handlers
 
     # imports before /planning/{kind}
-    for module in (login, board, imports, planning, devices, badges, funding, exports,
-                   settings, outbox):
+    for module in (login, board, imports, planning, devices, badges, settings, outbox, funding,
+                   exports, visits, review, month):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_handlers(app)

@@ -40,6 +40,12 @@ MESSAGES = {
     "replaced": "Badge replaced: the old one no longer clocks in · Badge remplacé : l'ancien ne "
                 "pointe plus",
     "signed_out": "Signed out · Déconnecté",
+    "corrected": "Correction saved · Correction enregistrée",
+    "validated": "Visit validated · Intervention validée",
+    "reopened": "Visit reopened · Intervention rouverte",
+    "handled": "Anomaly marked handled · Anomalie traitée",
+    "month_validated": "Month validated · Mois validé",
+    "month_reopened": "Month reopened · Mois rouvert",
     "requeued": "Sent again: back in the queue · Renvoyé : de nouveau en attente",
     "not_dead": "Only a failed e-mail can be sent again · Seul un envoi en échec peut être "
                 "renvoyé",

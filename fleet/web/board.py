@@ -41,6 +41,10 @@ class BoardRow:
     status: str
     late_min: int
     anomalies: int
+    # the retained period (fleet.retained, or a correction) and its ESPPADOM code, if any
+    retained_start: datetime | None = None
+    retained_end: datetime | None = None
+    code: str | None = None
     alert: str | None = None  # the open late/missed alert (fleet.visit_alerts), if any
 
 
@@ -92,7 +96,9 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
         late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
         rows.append(BoardRow(visit.id, client, caregiver, visit.planned_start, visit.planned_end,
                              start, record.actual_end if record else None, st, max(late, 0),
-                             int(n or 0)))
+                             int(n or 0), record.retained_start if record else None,
+                             record.retained_end if record else None,
+                             record.correction_code if record else None))
     alerts = open_by_visit(session, [r.visit_id for r in rows])
     for r in rows:
         r.alert = alerts.get(r.visit_id)
