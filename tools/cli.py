@@ -16,6 +16,7 @@ from collections.abc import Callable
 from tools import argtypes as at
 from tools.argtypes import EXIT_BUG, EXIT_INTERRUPTED, Parser
 from tools.errors import TelegestError
+from tools.waiting import Waiting
 
 DEFAULT_DB = os.environ.get("TELEGEST_DATABASE_URL", "sqlite:///var/telegest.db")
 DEFAULT_BROKER = "{}:{}".format(os.environ.get("TELEGEST_MQTT_HOST", "127.0.0.1"),
@@ -94,7 +95,8 @@ def cmd_device_tap(args) -> int:
     from tools.up_broker import SIM_CONTROL, read_credentials
 
     login = read_credentials(args.credentials)[SIM_CONTROL] if args.credentials else None
-    send_tap(args.broker, args.device, args.badge, login=login)
+    with Waiting(f"waiting for the broker at {args.broker}", 5):
+        send_tap(args.broker, args.device, args.badge, login=login)
     print(f"tap {args.badge} sent to {args.device}")
     return 0
 
@@ -171,14 +173,14 @@ def _idents(text: str) -> str:
 
 
 def _card_uid(text: str) -> str:
-    """4, 7 or 10 bytes in hex, as a PN532 reports a card."""
+    """Hex bytes, as a PN532 reports a card (4, 7 or 10 bytes; the simulator takes 1 to 10)."""
     try:
         uid = bytes.fromhex(text)
     except ValueError:
         uid = b""
-    if len(uid) not in (4, 7, 10):
+    if not 1 <= len(uid) <= 10:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a card UID: 4, 7 or 10 bytes in hex, e.g. 04A1B2C3D4E5F6")
+            f"{text!r} is not a card UID: bytes in hex, e.g. 04A1B2C3D4E5F6")
     return text
 
 
@@ -325,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or a bad argument already said in one line (2)
+        return e.code if isinstance(e.code, int) else EXIT_BUG
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

@@ -109,3 +109,80 @@ def test_badge_write_read_and_sheet(pn532_sim, tmp_path, capsys):
 def test_badge_sheet_without_badges(tmp_path, capsys):
     assert main(["badge", "sheet", str(tmp_path / "x.pdf")]) == 2
     assert "no badges to print" in capsys.readouterr().err
+
+
+# -- the issue's bad arguments: one telegest: line, exit 2, nothing touched -----------------------
+@pytest.mark.parametrize("argv,says", [
+    (["device", "flash", "{esp}", "{img}", "--address", "xyz"],
+     "argument --address: 'xyz' is not a flash offset"),
+    (["device", "flash", "socket://127.0.0.1", "{img}"],
+     "'socket://127.0.0.1' has no port: write socket://host:port"),
+    (["device", "provision", "{esp}", "--ident", "r-0001", "--broker", "host:abc"],
+     "bad broker address 'host:abc'"),
+    (["device", "provision", "{esp}", "--ident", "r 50", "--broker", "127.0.0.1:1883"],
+     "'r 50' is not a device id"),
+    (["device", "console", "rfc2217://127.0.0.1:abc", "status"], "bad serial URL"),
+    (["device", "tap", "r 50", "04A1B2C3"], "'r 50' is not a device id"),
+    (["device", "tap", "demo-r1", "zz"], "'zz' is not a card UID"),
+    (["fleet", "worker", "--broker", "127.0.0.1:99999"], "expected a TCP port from 1 to 65535"),
+    (["fleet", "migrate", "--db", "not a url"], "bad database URL 'not a url'"),
+    (["badge", "write", "{esp}", "C1", "--lang", ""], "is not a language code"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(esp_sim, tmp_path, capsys, argv, says):
+    img = tmp_path / "mp.bin"
+    img.write_bytes(b"\xe9" + bytes(999))
+    before = bytes(esp_sim.flash)
+    argv = [a.format(esp=esp_sim.url, img=img) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("telegest: ") and says in lines[0], err
+    assert bytes(esp_sim.flash) == before
+
+
+def test_the_default_attempts_are_in_the_help(capsys):
+    assert main(["device", "flash", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--connect-attempts" in out and "(default 7)" in out
+    for cmd in (["device", "deploy"], ["badge", "write"], ["badge", "read"],
+                ["device", "console"], ["device", "provision"]):
+        assert main(cmd + ["--help"]) == 0
+        assert "(default " in capsys.readouterr().out
+
+
+def test_a_failing_connect_says_which_attempt_without_verbose(make_esp_sim, tmp_path, capsys):
+    img = tmp_path / "mp.bin"
+    img.write_bytes(b"\x00" * 1000)
+    sim = make_esp_sim(boot_mode="app")
+    assert main(["device", "flash", sim.url, str(img), "--connect-attempts", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "connecting to the ESP32 bootloader on" in err
+    assert ": attempt 2 of 3" in err and ": attempt 3 of 3" in err
+    assert "attempt 4" not in err and "Traceback" not in err
+
+
+def test_waiting_for_a_badge_says_so_every_2_s(pn532_sim, capsys):
+    assert main(["badge", "read", pn532_sim.url, "--timeout", "2.5"]) == 2
+    err = capsys.readouterr().err
+    assert "waiting for a badge on the reader... 2 s of 2.5 s" in err
+    assert err.strip().splitlines()[-1].startswith("telegest: no tag on the reader after 2.5 s")
+
+
+def test_waiting_for_a_silent_board_says_so(tmp_path, capsys):
+    """A port that takes the connection and never answers (a board without MicroPython)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    held = []
+    threading.Thread(target=lambda: held.append(srv.accept()), daemon=True).start()
+    try:
+        assert main(["device", "deploy", f"socket://127.0.0.1:{srv.getsockname()[1]}",
+                     "--timeout", "2.5"]) == 2
+    finally:
+        srv.close()
+    err = capsys.readouterr().err
+    assert "waiting for the MicroPython prompt on socket://" in err and "of 2.5 s" in err
+    assert err.strip().splitlines()[-1].startswith("telegest: ")

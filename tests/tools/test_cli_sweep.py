@@ -72,8 +72,11 @@ class Values:
         garbage.write_bytes(bytes(range(256)) * 8)
         html = tmp / "404.html"
         html.write_text("<html><body>404 Not Found</body></html>\n")
+        empty_json, list_json = tmp / "empty.json", tmp / "list.json"
+        empty_json.write_text("{}")
+        list_json.write_text("[1, 2]")
         self.files = [self.missing, str(self.dir), str(utf16), str(cp1252), str(swapped),
-                      str(garbage), str(html)]
+                      str(garbage), str(html), str(empty_json), str(list_json)]
         self.db = db
         ports = [f"socket://127.0.0.1:{closed}", "socket://127.0.0.1", "/dev/ttyUSB97",
                  "rfc2217://127.0.0.1:abc", "bogus://x", str(self.dir), ""]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tools import argtypes as at
 from tools.errors import TelegestError
+from tools.waiting import Attempts, Waiting
 
 BAUD = 115200
 CONNECT_ATTEMPTS = 7
@@ -39,78 +40,6 @@ class Bar:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
-
-
-class Waiting:
-    """A wait that says what it waits for: nothing under 2 s, then a line on stderr every 2 s
-    (redrawn in place on a terminal) with the time spent and the limit, until stop()."""
-
-    def __init__(self, what: str, limit: float | None = None, stream=None, after: float = 2.0):
-        import threading
-
-        self.what, self.limit, self.after = what, limit, after
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.shown = False
-
-    def __enter__(self) -> Waiting:
-        import time
-
-        self.start = time.monotonic()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            if self._thread.is_alive():
-                self._thread.join()
-            if self.shown and self.tty:
-                self.stream.write("\n")
-                self.stream.flush()
-
-    def _run(self) -> None:
-        import time
-
-        if self._stop.wait(self.after):
-            return
-        while not self._stop.is_set():
-            spent = time.monotonic() - self.start
-            limit = f" of {self.limit:g} s" if self.limit else ""
-            self.say(f"{self.what}... {spent:.0f} s{limit}")
-            self._stop.wait(2.0)
-
-    def say(self, line: str) -> None:
-        self.shown = True
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-
-class Attempts:
-    """Which connection attempt esptool is on, from its log: each attempt resets the board and
-    tries to sync up to five times, printing one dot per failed sync."""
-
-    def __init__(self, what: str, total: int, stream=None):
-        self.what, self.total = what, total
-        self.stream = stream or sys.stderr
-        self.dots, self.shown = 0, 0
-
-    def esptool_line(self, line: str) -> None:
-        if line.strip() != ".":
-            return
-        self.dots += 1
-        attempt = min(self.dots // 5 + 1, self.total) if self.total else self.dots // 5 + 1
-        if attempt > self.shown and self.dots % 5 == 0:
-            self.shown = attempt
-            of = f" of {self.total}" if self.total else ""
-            self.stream.write(f"{self.what}: attempt {attempt}{of} (put the board in download "
-                              "mode if it does not answer: hold BOOT, tap EN)\n")
-            self.stream.flush()
 
 
 # -- device ------------------------------------------------------------------------------------
@@ -292,7 +221,7 @@ def cmd_badge_read(args) -> int:
 
 
 def cmd_badge_sheet(args) -> int:
-    from tools.field.sheet import BadgeLabel, badge_sheet, read_labels
+    from tools.field.sheet import BadgeLabel, badge_sheet, read_labels, token_problem
 
     labels: list[BadgeLabel] = []
     if args.csv:
@@ -301,7 +230,12 @@ def cmd_badge_sheet(args) -> int:
                                 "give the PDF another name, e.g. badges.pdf")
         labels, used = read_labels(args.csv, args.encoding)
         print(f"{args.csv}: {len(labels)} badges read ({used})", file=sys.stderr)
-    labels += [BadgeLabel(n, t) for n, t in args.badge or []]
+    for name, token in args.badge or []:
+        problem = token_problem(token.strip())
+        if problem or not name.strip():
+            raise TelegestError(f"--badge {name!r} {token!r}: give the name, then the token"
+                                + (f" ({problem})" if problem else ""))
+        labels.append(BadgeLabel(name.strip(), token.strip()))
     pages = badge_sheet(labels, args.out)
     print(f"{args.out}: {len(labels)} badges on {pages} A4 page{'s' if pages > 1 else ''}; "
           "print at 100 % (no fit to page) and cut along the marks")
@@ -331,8 +265,9 @@ def cmd_provision(args) -> int:
     key = _api_key(args)
     wifi = (args.wifi_ssid, args.wifi_password or "") if args.wifi_ssid else None
     host, port = at.parse_broker(args.broker)
-    provision(args.port, FleetApi(args.fleet, key), args.ident, host, port,
-              client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait)
+    with Waiting(f"provisioning {args.ident} on {args.port}", args.wait):
+        provision(args.port, FleetApi(args.fleet, key), args.ident, host, port,
+                  client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait)
     return 0
 
 

@@ -178,14 +178,16 @@ def token_lines(token: str, width: int = TOKEN_CHARS) -> list[str]:
 
 def fit_name(pdf: FPDF, name: str, width: float = CELL_W - 2 * MARGIN,
              height: float = NAME_H) -> tuple[float, list[str]]:
-    """(font size, lines) for `name` in its band: one line at 11 pt if it fits, else wrapped on
-    two lines and shrunk down to 6 pt; a name still too long is cut with an ellipsis. Widths are
-    measured with the font the sheet prints with (the name font must be set)."""
-    words = name.split()
+    """(font size, lines) for `name` in its band: one line at 11 pt if it fits, else wrapped
+    (two lines, three below 8 pt) and shrunk down to 6 pt; a name still too long is cut with an
+    ellipsis. Widths are measured with the font the sheet prints with (set before the call)."""
+    # words, and hyphenated names cut after their hyphens (Rochefoucauld-|Montmorency)
+    words = [(m.group(1), bool(m.group(0)[:1].isspace()) and k > 0) for k, m in
+             enumerate(re.finditer(r"\s*(\S+?-(?=\S)|\S+)", name))]
     for tenth in range(int(NAME_PT * 10), int(NAME_MIN_PT * 10) - 1, -5):
         size = tenth / 10
         pdf.set_font_size(size)
-        max_lines = min(2, int(height // (size * PT_MM * 1.2)))
+        max_lines = min(2 if size > 8 else 3, int(height // (size * PT_MM * 1.2)))
         lines = _wrap(pdf, words, width)
         if lines is not None and len(lines) <= max_lines:
             return size, lines
@@ -205,14 +207,15 @@ def fit_name(pdf: FPDF, name: str, width: float = CELL_W - 2 * MARGIN,
     return NAME_MIN_PT, lines
 
 
-def _wrap(pdf: FPDF, words: list[str], width: float) -> list[str] | None:
-    """Words into lines no wider than `width`; None if one word alone is wider."""
+def _wrap(pdf: FPDF, words: list[tuple[str, bool]], width: float) -> list[str] | None:
+    """(word, space before it) into lines no wider than `width`; None if a word is wider."""
     lines: list[str] = []
-    for w in words:
+    for w, space in words:
         if pdf.get_string_width(w) > width:
             return None
-        if lines and pdf.get_string_width(lines[-1] + " " + w) <= width:
-            lines[-1] += " " + w
+        joined = lines[-1] + (" " if space else "") + w if lines else w
+        if lines and pdf.get_string_width(joined) <= width:
+            lines[-1] = joined
         else:
             lines.append(w)
     return lines
@@ -223,12 +226,9 @@ def badge_sheet(labels: list[BadgeLabel], out: str | Path | BinaryIO,
     """Write the PDF to a path or a binary file object; returns its number of pages."""
     if not labels:
         raise TelegestError("no badges to print: give a CSV file or --badge NAME TOKEN")
-    for b in labels:
-        if not b.name.strip():
-            raise TelegestError(f"the badge for token {b.token!r} has no name")
-        problem = token_problem(b.token)
-        if problem:
-            raise TelegestError(f"token of {b.name!r}: {problem}")
+    for b in labels:  # what the fleet holds prints (an imported tag's text may have spaces)
+        if not 1 <= len(b.token) <= 64:
+            raise TelegestError(f"token of {b.name!r} must have 1 to 64 characters")
     if not hasattr(out, "write"):
         _check_output(Path(out))
     pdf = FPDF(orientation="P", unit="mm", format="A4")
