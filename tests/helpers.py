@@ -238,8 +238,8 @@ def pdf_text_runs(pdf: bytes) -> list[tuple[str, float, float, float, str]]:
     for head, data in objs.values():
         if b"/Subtype" in head or b"/Length1" in head or not re.search(rb"\bBT\b", data):
             continue
-        for m in re.finditer(rb"/(F\d+) ([\d.]+) Tf|([\d.-]+) ([\d.-]+) Td \(((?:\\.|[^\\)])*)\) Tj",
-                             data, re.S):
+        shown = rb"/(F\d+) ([\d.]+) Tf|([\d.-]+) ([\d.-]+) Td \(((?:\\.|[^\\)])*)\) Tj"
+        for m in re.finditer(shown, data, re.S):
             if m.group(1):
                 font, size = fonts[m.group(1)], float(m.group(2))
                 continue

@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = command(sub, "up", cmd_up, "run everything on one machine: database, broker, fleet, "
                  "API and a few virtual readers tapping (Ctrl-C stops it all)")
-    up.add_argument("--data", default="var", type=at.folder, help="folder for the database, logs and journals")
+    up.add_argument("--data", default="var", type=at.folder,
+                    help="folder for the database, logs and journals")
     up.add_argument("--port", type=at.port_number, default=8000, help="API port on localhost")
     up.add_argument("--mqtt-port", type=_ranged_port0, default=0,
                     help="broker port (default 1883, or a free one if 1883 is taken)")
@@ -251,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix", default="sim-r")
     s.add_argument("--db", help="take each reader's planning and allow-list from this database")
     s.add_argument("--config", help="or from this JSON file")
-    s.add_argument("--journal-dir", default="var/journals", type=at.folder, help="one sub-folder per reader")
+    s.add_argument("--journal-dir", default="var/journals", type=at.folder,
+                   help="one sub-folder per reader")
     s.add_argument("--tap-every", type=at.seconds, default=0, help="random demo taps every N s")
     s.add_argument("--taps", type=at.count, default=0,
                    help="scripted: tap until each journal holds N events, then wait for the acks")
@@ -301,8 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
                  "worker: health rate, backlog, planning push, tap-to-stored p99")
     bf.add_argument("--json", action="store_true", help="print only the JSON result")
     bf.add_argument("--devices", type=at.positive_int, default=10000)
-    bf.add_argument("--health-every", type=at.positive_seconds, default=60.0, help="seconds per device")
-    bf.add_argument("--seconds", type=at.positive_seconds, default=120.0, help="the measured window")
+    bf.add_argument("--health-every", type=at.positive_seconds, default=60.0,
+                    help="seconds per device")
+    bf.add_argument("--seconds", type=at.positive_seconds, default=120.0,
+                    help="the measured window")
     bf.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     be = command(bench, "export", cmd_bench_export,
                  "an agency's year of visits through the ESPPADOM, payroll and billing "

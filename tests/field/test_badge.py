@@ -184,7 +184,7 @@ def test_headers_are_checked_and_columns_found_by_name(tmp_path):
         read_csv(f)
 
 
-# -- the printed sheet ------------------------------------------------------------------------------
+# -- the printed sheet -----------------------------------------------------------------------------
 def _cells(pdf: bytes):
     """Each text run with the cell it starts in: (run, cell left x, cell top y) in pt."""
     mm = 72 / 25.4
