@@ -322,10 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     lf = command(bench, "login-flood", cmd_bench_login_flood,
                  "ingest rate with and without a flood of bad console sign-ins (ratio)")
     lf.add_argument("--json", action="store_true", help="print only the JSON result")
-    lf.add_argument("--events", type=int, default=20000, help="clock events per phase")
-    lf.add_argument("--devices", type=int, default=20)
-    lf.add_argument("--rate", type=int, default=200, help="bad sign-ins per second")
-    lf.add_argument("--addresses", type=int, default=200,
+    lf.add_argument("--events", type=at.positive_int, default=20000,
+                    help="clock events per phase")
+    lf.add_argument("--devices", type=at.positive_int, default=20)
+    lf.add_argument("--rate", type=at.positive_int, default=200, help="bad sign-ins per second")
+    lf.add_argument("--addresses", type=at.positive_int, default=200,
                     help="source addresses of 127.0.0.0/8 the flood comes from")
     return p
 
