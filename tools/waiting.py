@@ -6,13 +6,15 @@ import sys
 import threading
 import time
 
+SAY_AFTER, SAY_EVERY = 2.0, 2.0  # seconds: a shorter wait is not worth a line
+
 
 class Waiting:
     """A wait that says what it waits for: nothing under 2 s, then a line on stderr every 2 s
     (redrawn in place on a terminal) with the time spent and the limit, until stop()."""
 
-    def __init__(self, what: str, limit: float | None = None, stream=None, after: float = 2.0):
-        self.what, self.limit, self.after = what, limit, after
+    def __init__(self, what: str, limit: float | None = None, stream=None):
+        self.what, self.limit = what, limit
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self._stop = threading.Event()
@@ -37,13 +39,13 @@ class Waiting:
                 self.stream.flush()
 
     def _run(self) -> None:
-        if self._stop.wait(self.after):
+        if self._stop.wait(SAY_AFTER):
             return
         while not self._stop.is_set():
             spent = time.monotonic() - self.start
             limit = f" of {self.limit:g} s" if self.limit else ""
             self.say(f"{self.what}... {spent:.0f} s{limit}")
-            self._stop.wait(2.0)
+            self._stop.wait(SAY_EVERY)
 
     def say(self, line: str) -> None:
         self.shown = True

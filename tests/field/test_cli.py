@@ -3,6 +3,7 @@ types them: output, and one clear message with exit code 2 on failure."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -152,7 +153,7 @@ def test_the_default_attempts_are_in_the_help(capsys):
 
 def test_a_failing_connect_says_which_attempt_without_verbose(make_esp_sim, tmp_path, capsys):
     img = tmp_path / "mp.bin"
-    img.write_bytes(b"\x00" * 1000)
+    img.write_bytes(merged())
     sim = make_esp_sim(boot_mode="app")
     assert main(["device", "flash", sim.url, str(img), "--connect-attempts", "3"]) == 2
     err = capsys.readouterr().err
@@ -161,14 +162,21 @@ def test_a_failing_connect_says_which_attempt_without_verbose(make_esp_sim, tmp_
     assert "attempt 4" not in err and "Traceback" not in err
 
 
-def test_waiting_for_a_badge_says_so_every_2_s(pn532_sim, capsys):
-    assert main(["badge", "read", pn532_sim.url, "--timeout", "2.5"]) == 2
+@pytest.fixture
+def say_at_once(monkeypatch):
+    """Waits say what they wait for after 0.1 s instead of 2 (the tests wait less)."""
+    monkeypatch.setattr("tools.waiting.SAY_AFTER", 0.1)
+    monkeypatch.setattr("tools.waiting.SAY_EVERY", 0.1)
+
+
+def test_waiting_for_a_badge_says_so(pn532_sim, capsys, say_at_once):
+    assert main(["badge", "read", pn532_sim.url, "--timeout", "1.5"]) == 2
     err = capsys.readouterr().err
-    assert "waiting for a badge on the reader... 2 s of 2.5 s" in err
-    assert err.strip().splitlines()[-1].startswith("telegest: no tag on the reader after 2.5 s")
+    assert re.search(r"waiting for a badge on the reader\.\.\. \d s of 1\.5 s", err)
+    assert err.strip().splitlines()[-1].startswith("telegest: no tag on the reader after 1.5 s")
 
 
-def test_waiting_for_a_silent_board_says_so(tmp_path, capsys):
+def test_waiting_for_a_silent_board_says_so(tmp_path, capsys, say_at_once):
     """A port that takes the connection and never answers (a board without MicroPython)."""
     import socket
     import threading
@@ -180,9 +188,32 @@ def test_waiting_for_a_silent_board_says_so(tmp_path, capsys):
     threading.Thread(target=lambda: held.append(srv.accept()), daemon=True).start()
     try:
         assert main(["device", "deploy", f"socket://127.0.0.1:{srv.getsockname()[1]}",
-                     "--timeout", "2.5"]) == 2
+                     "--timeout", "1.5"]) == 2
     finally:
         srv.close()
     err = capsys.readouterr().err
-    assert "waiting for the MicroPython prompt on socket://" in err and "of 2.5 s" in err
+    assert "waiting for the MicroPython prompt on socket://" in err and "of 1.5 s" in err
     assert err.strip().splitlines()[-1].startswith("telegest: ")
+
+
+def test_a_long_erase_says_so(make_esp_sim, tmp_path, capsys, say_at_once):
+    """A chip slow to erase (a real 4 MB one takes 10 to 30 s)."""
+    import time
+
+    from tools.sim.esp_rom import ERASE_FLASH
+
+    sim = make_esp_sim()
+    real = sim._command
+
+    def slow_erase(op, data, chk):
+        if op == ERASE_FLASH:
+            time.sleep(1.0)
+        return real(op, data, chk)
+
+    sim._command = slow_erase
+    img = tmp_path / "mp.bin"
+    img.write_bytes(merged())
+    assert main(["device", "flash", sim.url, str(img)]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"erasing the whole flash \(10 to 30 s\)\.\.\. \d s", err)
+    assert err.index("erase ") < err.index("erasing the whole flash") < err.index("write ")

@@ -69,10 +69,23 @@ def cmd_flash(args) -> int:
         if verbose:
             print(line, file=sys.stderr)
 
-    r = flash_image(args.port, args.image, chip=args.chip, address=args.address, baud=args.baud,
-                    before=args.before, stub=not args.no_stub, erase=not args.no_erase,
-                    connect_attempts=args.connect_attempts, force=args.force, progress=Bar(),
-                    echo=echo)
+    bar, erasing = Bar(), []
+
+    def progress(label: str, done: int, total: int) -> None:
+        if erasing and (label != "erase" or done >= total):
+            erasing.pop().stop()
+        bar(label, done, total)
+        if label == "erase" and done < total:  # one step of 10 to 30 s: said while it runs
+            erasing.append(Waiting("erasing the whole flash (10 to 30 s)").__enter__())
+
+    try:
+        r = flash_image(args.port, args.image, chip=args.chip, address=args.address,
+                        baud=args.baud, before=args.before, stub=not args.no_stub,
+                        erase=not args.no_erase, connect_attempts=args.connect_attempts,
+                        force=args.force, progress=progress, echo=echo)
+    finally:
+        for w in erasing:
+            w.stop()
     print(f"chip: {r.description}, MAC {r.mac}")
     print(f"wrote {r.size} bytes at {r.address:#x}{' after a full erase' if r.erased else ''}; "
           f"verified (MD5 {r.md5})")
