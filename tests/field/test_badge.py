@@ -129,11 +129,13 @@ def test_the_csv_takes_a_header_and_reports_bad_rows(tmp_path):
 ROWS_FR = [("Hélène Œuvray", "C1-AAAA"), ("François Lefèvre-Dupré", "C2-BBBB")]
 
 
-@pytest.mark.parametrize("encoding,delimiter", [
-    ("utf-8", ","), ("utf-8-sig", ","), ("cp1252", ";"), ("utf-16", ";"), ("utf-16", "\t")])
-def test_the_csv_is_read_in_the_encodings_managers_save(tmp_path, encoding, delimiter):
+@pytest.mark.parametrize("encoding,delimiter,end", [
+    ("utf-8", ",", "\r\n"), ("utf-8-sig", ",", "\n"), ("cp1252", ";", "\r\n"),
+    ("cp1252", ";", "\r"),  # an old Mac Excel: lone CRs
+    ("utf-16", ";", "\r\n"), ("utf-16", "\t", "\n")])
+def test_the_csv_is_read_in_the_encodings_managers_save(tmp_path, encoding, delimiter, end):
     f = tmp_path / "badges.csv"
-    text = f"nom{delimiter}jeton\r\n" + "".join(f"{n}{delimiter}{t}\r\n" for n, t in ROWS_FR)
+    text = f"nom{delimiter}jeton{end}" + "".join(f"{n}{delimiter}{t}{end}" for n, t in ROWS_FR)
     f.write_bytes(text.encode(encoding))
     labels, used = read_labels(f)
     assert labels == [BadgeLabel(n, t) for n, t in ROWS_FR]

@@ -101,8 +101,13 @@ def read_labels(path: str | Path, encoding: str | None = None) -> tuple[list[Bad
     first = next((ln for ln in lines if ln.strip()), "")
     # French Excel separates with ';', others with ',' (or a tab)
     delimiter = max((";", ",", "\t"), key=first.count) if first else ","
-    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), 1)
-            if any(c.strip() for c in r)]
+    # universal newlines: old Mac files end their lines with a lone CR
+    reader = csv.reader(io.StringIO(text, newline=None), delimiter=delimiter)
+    try:
+        rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise TelegestError(f"{path}, line {reader.line_num}: not a readable CSV ({e}): save "
+                            "it again as \"CSV UTF-8\"") from None
     if not rows:
         raise TelegestError(f"{path} is empty: its first row names the columns, name and token")
     head_line, header = rows[0]
