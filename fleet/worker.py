@@ -362,6 +362,9 @@ class IngestWorker:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect, client.on_message = self._on_connect, self._on_message
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = lambda *_: log.warning(  # a wrong or stopped broker, said
+            "cannot reach the broker at %s:%d; retrying", self.settings.mqtt_host,
+            self.settings.mqtt_port)
         return client
 
     def start(self) -> "IngestWorker":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine: the Python packages (in .venv), the Node
-# package with the real MicroPython, and from Debian: mosquitto and chromium (for Playwright).
+# package with the real MicroPython, and from Debian: mosquitto, chromium (for Playwright) and the
+# DejaVu fonts (the badge sheet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,8 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# the QR badge sheet prints names in DejaVu (every French letter); tools/field/sheet.py finds it
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing from Debian: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

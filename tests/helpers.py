@@ -199,3 +199,78 @@ def unstarted_visit(session, minutes_ago: int = 20):
     session.add(visit)
     session.flush()
     return visit
+
+
+def pdf_text_runs(pdf: bytes) -> list[tuple[str, float, float, float, str]]:
+    """The text shown on the pages as fpdf2 writes it with embedded TrueType fonts: (font
+    base name, size in pt, x, y in pt from the bottom-left, text), the text decoded through
+    each font's ToUnicode map (a glyph the font lacks would be missing or come back as '?')."""
+    objs: dict[int, tuple[bytes, bytes]] = {}
+    for m in re.finditer(rb"(\d+) 0 obj\n<<(.*?)>>\n(stream\n)?", pdf, re.S):
+        head, data = m.group(2), b""
+        if m.group(3):
+            length = int(re.search(rb"/Length (\d+)", head).group(1))
+            data = pdf[m.end():m.end() + length]
+            if b"/FlateDecode" in head:
+                data = zlib.decompress(data)
+        objs[int(m.group(1))] = (head, data)
+    fonts: dict[bytes, tuple[str, dict[int, str]]] = {}
+    for head, _ in objs.values():
+        for name, ref in re.findall(rb"/(F\d+) (\d+) 0 R", head):
+            fhead = objs[int(ref)][0]
+            base = re.search(rb"/BaseFont /(?:[A-Z]{6}\+)?(\S+)", fhead).group(1).decode()
+            cmap = {}
+            tu = re.search(rb"/ToUnicode (\d+) 0 R", fhead)
+            if tu:
+                cmap_text = objs[int(tu.group(1))][1]
+                for block in re.findall(rb"beginbfchar(.*?)endbfchar", cmap_text, re.S):
+                    for src, dst in re.findall(rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+                        cmap[int(src, 16)] = bytes.fromhex(dst.decode()).decode("utf-16-be")
+                for block in re.findall(rb"beginbfrange(.*?)endbfrange", cmap_text, re.S):
+                    for a, b, dst in re.findall(
+                            rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+                        start = int(dst, 16)
+                        for k, cid in enumerate(range(int(a, 16), int(b, 16) + 1)):
+                            cmap[cid] = chr(start + k)
+            fonts[name] = (base, cmap)
+    runs = []
+    font, size = None, 0.0
+    for head, data in objs.values():
+        if b"/Subtype" in head or b"/Length1" in head or not re.search(rb"\bBT\b", data):
+            continue
+        shown = rb"/(F\d+) ([\d.]+) Tf|([\d.-]+) ([\d.-]+) Td \(((?:\\.|[^\\)])*)\) Tj"
+        for m in re.finditer(shown, data, re.S):
+            if m.group(1):
+                font, size = fonts[m.group(1)], float(m.group(2))
+                continue
+            raw = _pdf_unescape(m.group(5))
+            cids = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
+            text = "".join(font[1].get(c, "?") for c in cids)
+            runs.append((font[0], size, float(m.group(3)), float(m.group(4)), text))
+    return runs
+
+
+def _pdf_unescape(s: bytes) -> bytes:
+    """A PDF literal string's bytes (backslash escapes, octal included)."""
+    out, i = bytearray(), 0
+    table = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("f"): 12}
+    while i < len(s):
+        c = s[i]
+        if c == 0x5C and i + 1 < len(s):
+            n = s[i + 1]
+            if n in table:
+                out.append(table[n])
+                i += 2
+            elif 0x30 <= n <= 0x37:
+                j = i + 1
+                while j < len(s) and j < i + 4 and 0x30 <= s[j] <= 0x37:
+                    j += 1
+                out.append(int(s[i + 1:j], 8) & 0xFF)
+                i = j
+            else:
+                out.append(n)
+                i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)

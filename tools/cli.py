@@ -1,7 +1,9 @@
 """`telegest`: one command line for IT staff, technicians and developers.
 
-A table of thin commands over library functions; a `TelegestError` becomes one clear message
-and exit code 2.
+A table of thin commands over library functions; a bad argument (tools/argtypes.py) or a
+`TelegestError` becomes one clear `telegest:` line and exit code 2; anything else is a bug,
+reported in one line with exit code 70 (-v shows the traceback). docs/technician.md lists the
+exit codes.
 """
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ import os
 import sys
 from collections.abc import Callable
 
+from tools import argtypes as at
+from tools.argtypes import EXIT_BUG, EXIT_INTERRUPTED, Parser
 from tools.errors import TelegestError
+from tools.waiting import Waiting
 
 DEFAULT_DB = os.environ.get("TELEGEST_DATABASE_URL", "sqlite:///var/telegest.db")
 DEFAULT_BROKER = "{}:{}".format(os.environ.get("TELEGEST_MQTT_HOST", "127.0.0.1"),
@@ -44,6 +49,7 @@ def cmd_fleet_api(args) -> int:
     from fleet.api.app import create_app
     from fleet.config import Settings
 
+    _can_listen(args.host, args.port)
     os.environ["TELEGEST_DATABASE_URL"] = args.db
     uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="warning")
     return 0
@@ -92,7 +98,8 @@ def cmd_device_tap(args) -> int:
     from tools.up_broker import SIM_CONTROL, read_credentials
 
     login = read_credentials(args.credentials)[SIM_CONTROL] if args.credentials else None
-    send_tap(args.broker, args.device, args.badge, login=login)
+    with Waiting(f"waiting for the broker at {args.broker}", 5):
+        send_tap(args.broker, args.device, args.badge, login=login)
     print(f"tap {args.badge} sent to {args.device}")
     return 0
 
@@ -139,9 +146,51 @@ def _broker(url: str) -> tuple[str, int]:
     return parse_broker(url)
 
 
+def _can_listen(host: str, port: int) -> None:
+    """Bind once before starting the server, so a taken port is one line, not uvicorn's log."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise TelegestError(f"cannot listen on {host}: {e.strerror or e}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise TelegestError(f"cannot listen on {host}:{port}: {e.strerror or e} (another "
+                                "server there? choose another --port)") from None
+
+
 # -- the table -------------------------------------------------------------------------------------
+_ranged_port0 = at._ranged(int, 0, 65535, "a TCP port from 1 to 65535, or 0 for any free one")
+_sim_count = at._ranged(int, 0, 10_000, "from 0 to 10000 virtual readers")
+
+
+def _idents(text: str) -> str:
+    for one in text.split(","):
+        at.ident(one.strip())
+    return text
+
+
+def _card_uid(text: str) -> str:
+    """Hex bytes, as a PN532 reports a card (4, 7 or 10 bytes; the simulator takes 1 to 10)."""
+    try:
+        uid = bytes.fromhex(text)
+    except ValueError:
+        uid = b""
+    if not 1 <= len(uid) <= 10:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a card UID: bytes in hex, e.g. 04A1B2C3D4E5F6")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="telegest", description="telegest: home-care clock-in system")
+    p = Parser(prog="telegest", description="telegest: home-care clock-in system",
+               epilog="exit codes: 0 done; 2 refused or failed, with a telegest: line saying "
+                      "why; 70 a bug (please report it); 130 interrupted")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="area", required=True)
 
@@ -152,21 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = command(sub, "up", cmd_up, "run everything on one machine: database, broker, fleet, "
                  "API and a few virtual readers tapping (Ctrl-C stops it all)")
-    up.add_argument("--data", default="var", help="folder for the database, logs and journals")
-    up.add_argument("--port", type=int, default=8000, help="API port on localhost")
-    up.add_argument("--mqtt-port", type=int, default=0,
+    up.add_argument("--data", default="var", type=at.folder,
+                    help="folder for the database, logs and journals")
+    up.add_argument("--port", type=at.port_number, default=8000, help="API port on localhost")
+    up.add_argument("--mqtt-port", type=_ranged_port0, default=0,
                     help="broker port (default 1883, or a free one if 1883 is taken)")
     up.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"])
-    up.add_argument("--readers", type=int, default=5, help="virtual readers (0 for none)")
-    up.add_argument("--tap-every", type=float, default=8.0, help="seconds between demo taps")
-    up.add_argument("--for-seconds", type=float, default=0,
+    up.add_argument("--readers", type=at.count, default=5, help="virtual readers (0 for none)")
+    up.add_argument("--tap-every", type=at.positive_seconds, default=8.0,
+                    help="seconds between demo taps")
+    up.add_argument("--for-seconds", type=at.seconds, default=0,
                     help="stop by itself after this long (0: until Ctrl-C)")
 
     fleet = sub.add_parser("fleet", help="the fleet service").add_subparsers(dest="cmd",
                                                                               required=True)
     w = command(fleet, "worker", cmd_fleet_worker, "run an MQTT ingest worker")
     w.add_argument("--db", default=DEFAULT_DB)
-    w.add_argument("--broker", default=DEFAULT_BROKER)
+    w.add_argument("--broker", default=DEFAULT_BROKER, type=at.broker, help="host:port")
     w.add_argument("--protocol", choices=["v5", "v311"], default=None,
                    help="v5 with a shared subscription (default), v311 for a 3.1.1-only broker")
     w.add_argument("--no-push", action="store_true",
@@ -174,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "alert sweep) that one worker of the fleet holds by lease")
     a = command(fleet, "api", cmd_fleet_api, "serve the REST API")
     a.add_argument("--db", default=DEFAULT_DB)
-    a.add_argument("--host", default="127.0.0.1")
-    a.add_argument("--port", type=int, default=8000)
+    a.add_argument("--host", default="127.0.0.1", type=at.host)
+    a.add_argument("--port", type=at.port_number, default=8000)
     m = command(fleet, "migrate", cmd_fleet_migrate, "create or upgrade the database schema")
     m.add_argument("--db", default=DEFAULT_DB)
     d = command(fleet, "demo", cmd_fleet_demo,
@@ -199,27 +250,28 @@ def build_parser() -> argparse.ArgumentParser:
                          ).add_subparsers(
         dest="cmd", required=True)
     s = command(dev, "sim", cmd_device_sim, "run virtual reader boxes")
-    s.add_argument("--broker", default=DEFAULT_BROKER, help="host:port")
-    s.add_argument("--devices", help="comma-separated device ids")
-    s.add_argument("--count", type=int, default=0, help="or: this many, named PREFIX1..N")
+    s.add_argument("--broker", default=DEFAULT_BROKER, type=at.broker, help="host:port")
+    s.add_argument("--devices", type=_idents, help="comma-separated device ids")
+    s.add_argument("--count", type=_sim_count, default=0, help="or: this many, named PREFIX1..N")
     s.add_argument("--prefix", default="sim-r")
     s.add_argument("--db", help="take each reader's planning and allow-list from this database")
     s.add_argument("--config", help="or from this JSON file")
-    s.add_argument("--journal-dir", default="var/journals", help="one sub-folder per reader")
-    s.add_argument("--tap-every", type=float, default=0, help="random demo taps every N s")
-    s.add_argument("--taps", type=int, default=0,
+    s.add_argument("--journal-dir", default="var/journals", type=at.folder,
+                   help="one sub-folder per reader")
+    s.add_argument("--tap-every", type=at.seconds, default=0, help="random demo taps every N s")
+    s.add_argument("--taps", type=at.count, default=0,
                    help="scripted: tap until each journal holds N events, then wait for the acks")
-    s.add_argument("--tap-interval", type=float, default=0.0)
+    s.add_argument("--tap-interval", type=at.seconds, default=0.0)
     s.add_argument("--tap-log", help="append 'device seq feedback' per scripted tap")
     s.add_argument("--stay", action="store_true", help="keep running after scripted taps")
-    s.add_argument("--ack-timeout", type=float, default=5.0)
-    s.add_argument("--health-every", type=float, default=60.0)
+    s.add_argument("--ack-timeout", type=at.positive_seconds, default=5.0)
+    s.add_argument("--health-every", type=at.positive_seconds, default=60.0)
     s.add_argument("--credentials", help="each reader's broker login, from this JSON file "
                    "(telegest up writes <data>/broker-credentials.json)")
     t = command(dev, "tap", cmd_device_tap, "make a running virtual reader read a card")
-    t.add_argument("device")
-    t.add_argument("badge", help="card UID in hex, e.g. 04A1B2C3D4E5F6")
-    t.add_argument("--broker", default=DEFAULT_BROKER)
+    t.add_argument("device", type=at.ident)
+    t.add_argument("badge", type=_card_uid, help="card UID in hex, e.g. 04A1B2C3D4E5F6")
+    t.add_argument("--broker", default=DEFAULT_BROKER, type=at.broker, help="host:port")
     t.add_argument("--credentials", help="log in as sim-control, from this JSON file "
                    "(telegest up writes <data>/broker-credentials.json)")
 
@@ -241,25 +293,27 @@ def build_parser() -> argparse.ArgumentParser:
     b = command(bench, "ingest", cmd_bench_ingest,
                 "clock events through a real mosquitto into the database, against raw paho")
     b.add_argument("--json", action="store_true", help="print only the JSON result")
-    b.add_argument("--events", type=int, default=40000)
-    b.add_argument("--devices", type=int, default=20)
-    b.add_argument("--per-message", type=int, default=1,
+    b.add_argument("--events", type=at.positive_int, default=40000)
+    b.add_argument("--devices", type=at.positive_int, default=20)
+    b.add_argument("--per-message", type=at.positive_int, default=1,
                    help="events per MQTT message: 1 as readers send live taps, up to 8 as they "
                         "flush a backlog after an outage")
-    b.add_argument("--workers", type=int, default=1, help="ingest worker processes")
+    b.add_argument("--workers", type=at.positive_int, default=1, help="ingest worker processes")
     b.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     f = command(bench, "firmware", cmd_bench_firmware,
                 "the reader's logic on real MicroPython: heap, time per tap, .mpy size")
     f.add_argument("--json", action="store_true", help="print only the JSON result")
-    f.add_argument("--taps", type=int, default=10000)
-    f.add_argument("--warmup", type=int, default=3000)
+    f.add_argument("--taps", type=at.positive_int, default=10000)
+    f.add_argument("--warmup", type=at.count, default=3000)
     bf = command(bench, "fleet", cmd_bench_fleet,
                  "N devices connected to a real mosquitto sending health and taps to one fleet "
                  "worker: health rate, backlog, planning push, tap-to-stored p99")
     bf.add_argument("--json", action="store_true", help="print only the JSON result")
-    bf.add_argument("--devices", type=int, default=10000)
-    bf.add_argument("--health-every", type=float, default=60.0, help="seconds per device")
-    bf.add_argument("--seconds", type=float, default=120.0, help="the measured window")
+    bf.add_argument("--devices", type=at.positive_int, default=10000)
+    bf.add_argument("--health-every", type=at.positive_seconds, default=60.0,
+                    help="seconds per device")
+    bf.add_argument("--seconds", type=at.positive_seconds, default=120.0,
+                    help="the measured window")
     bf.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     be = command(bench, "export", cmd_bench_export,
                  "an agency's year of visits through the ESPPADOM, payroll and billing "
@@ -269,22 +323,26 @@ def build_parser() -> argparse.ArgumentParser:
     pb = command(bench, "push", cmd_bench_push,
                  "push a new planning to N devices through a real mosquitto")
     pb.add_argument("--json", action="store_true", help="print only the JSON result")
-    pb.add_argument("--devices", type=int, default=10000)
-    pb.add_argument("--visits", type=int, default=4, help="visits per home per day")
+    pb.add_argument("--devices", type=at.positive_int, default=10000)
+    pb.add_argument("--visits", type=at.positive_int, default=4, help="visits per home per day")
     pb.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
     lf = command(bench, "login-flood", cmd_bench_login_flood,
                  "ingest rate with and without a flood of bad console sign-ins (ratio)")
     lf.add_argument("--json", action="store_true", help="print only the JSON result")
-    lf.add_argument("--events", type=int, default=20000, help="clock events per phase")
-    lf.add_argument("--devices", type=int, default=20)
-    lf.add_argument("--rate", type=int, default=200, help="bad sign-ins per second")
-    lf.add_argument("--addresses", type=int, default=200,
+    lf.add_argument("--events", type=at.positive_int, default=20000,
+                    help="clock events per phase")
+    lf.add_argument("--devices", type=at.positive_int, default=20)
+    lf.add_argument("--rate", type=at.positive_int, default=200, help="bad sign-ins per second")
+    lf.add_argument("--addresses", type=at.positive_int, default=200,
                     help="source addresses of 127.0.0.0/8 the flood comes from")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or a bad argument already said in one line (2)
+        return e.code if isinstance(e.code, int) else EXIT_BUG
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -293,7 +351,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"telegest: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the last net: one line, not a traceback
+        known = _known_failure(e, args)
+        if known:
+            print(f"telegest: {known}", file=sys.stderr)
+            return TelegestError.exit_code
+        if args.verbose:
+            logging.exception("unexpected error")
+        print(f"telegest: unexpected error ({type(e).__name__}: {e}); this is a bug: please "
+              "report it with the command you ran (-v shows where it happened)", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _known_failure(e: Exception, args) -> str | None:
+    """What a failure outside our code means, when it is the place given on the command line
+    (a database that cannot be opened)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    db = getattr(args, "db", None)
+    if db and isinstance(e, (OperationalError, DBAPIError)):
+        first = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
+        return (f"cannot use the database {db}: {first} (is it running, and is the URL "
+                "right? `telegest fleet migrate --db URL` creates the schema)")
+    return None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ types them: output, and one clear message with exit code 2 on failure."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -109,3 +110,110 @@ def test_badge_write_read_and_sheet(pn532_sim, tmp_path, capsys):
 def test_badge_sheet_without_badges(tmp_path, capsys):
     assert main(["badge", "sheet", str(tmp_path / "x.pdf")]) == 2
     assert "no badges to print" in capsys.readouterr().err
+
+
+# -- the issue's bad arguments: one telegest: line, exit 2, nothing touched -----------------------
+@pytest.mark.parametrize("argv,says", [
+    (["device", "flash", "{esp}", "{img}", "--address", "xyz"],
+     "argument --address: 'xyz' is not a flash offset"),
+    (["device", "flash", "socket://127.0.0.1", "{img}"],
+     "'socket://127.0.0.1' has no port: write socket://host:port"),
+    (["device", "provision", "{esp}", "--ident", "r-0001", "--broker", "host:abc"],
+     "bad broker address 'host:abc'"),
+    (["device", "provision", "{esp}", "--ident", "r 50", "--broker", "127.0.0.1:1883"],
+     "'r 50' is not a device id"),
+    (["device", "console", "rfc2217://127.0.0.1:abc", "status"], "bad serial URL"),
+    (["device", "tap", "r 50", "04A1B2C3"], "'r 50' is not a device id"),
+    (["device", "tap", "demo-r1", "zz"], "'zz' is not a card UID"),
+    (["fleet", "worker", "--broker", "127.0.0.1:99999"], "expected a TCP port from 1 to 65535"),
+    (["fleet", "migrate", "--db", "not a url"], "bad database URL 'not a url'"),
+    (["badge", "write", "{esp}", "C1", "--lang", ""], "is not a language code"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(esp_sim, tmp_path, capsys, argv, says):
+    img = tmp_path / "mp.bin"
+    img.write_bytes(b"\xe9" + bytes(999))
+    before = bytes(esp_sim.flash)
+    argv = [a.format(esp=esp_sim.url, img=img) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("telegest: ") and says in lines[0], err
+    assert bytes(esp_sim.flash) == before
+
+
+def test_the_default_attempts_are_in_the_help(capsys):
+    assert main(["device", "flash", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--connect-attempts" in out and "(default 7)" in out
+    for cmd in (["device", "deploy"], ["badge", "write"], ["badge", "read"],
+                ["device", "console"], ["device", "provision"]):
+        assert main(cmd + ["--help"]) == 0
+        assert "(default " in capsys.readouterr().out
+
+
+def test_a_failing_connect_says_which_attempt_without_verbose(make_esp_sim, tmp_path, capsys):
+    img = tmp_path / "mp.bin"
+    img.write_bytes(merged())
+    sim = make_esp_sim(boot_mode="app")
+    assert main(["device", "flash", sim.url, str(img), "--connect-attempts", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "connecting to the ESP32 bootloader on" in err
+    assert ": attempt 2 of 3" in err and ": attempt 3 of 3" in err
+    assert "attempt 4" not in err and "Traceback" not in err
+
+
+@pytest.fixture
+def say_at_once(monkeypatch):
+    """Waits say what they wait for after 0.1 s instead of 2 (the tests wait less)."""
+    monkeypatch.setattr("tools.waiting.SAY_AFTER", 0.1)
+    monkeypatch.setattr("tools.waiting.SAY_EVERY", 0.1)
+
+
+def test_waiting_for_a_badge_says_so(pn532_sim, capsys, say_at_once):
+    assert main(["badge", "read", pn532_sim.url, "--timeout", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"waiting for a badge on the reader\.\.\. \d s of 1\.5 s", err)
+    assert err.strip().splitlines()[-1].startswith("telegest: no tag on the reader after 1.5 s")
+
+
+def test_waiting_for_a_silent_board_says_so(tmp_path, capsys, say_at_once):
+    """A port that takes the connection and never answers (a board without MicroPython)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    held = []
+    threading.Thread(target=lambda: held.append(srv.accept()), daemon=True).start()
+    try:
+        assert main(["device", "deploy", f"socket://127.0.0.1:{srv.getsockname()[1]}",
+                     "--timeout", "1.5"]) == 2
+    finally:
+        srv.close()
+    err = capsys.readouterr().err
+    assert "waiting for the MicroPython prompt on socket://" in err and "of 1.5 s" in err
+    assert err.strip().splitlines()[-1].startswith("telegest: ")
+
+
+def test_a_long_erase_says_so(make_esp_sim, tmp_path, capsys, say_at_once):
+    """A chip slow to erase (a real 4 MB one takes 10 to 30 s)."""
+    import time
+
+    from tools.sim.esp_rom import ERASE_FLASH
+
+    sim = make_esp_sim()
+    real = sim._command
+
+    def slow_erase(op, data, chk):
+        if op == ERASE_FLASH:
+            time.sleep(1.0)
+        return real(op, data, chk)
+
+    sim._command = slow_erase
+    img = tmp_path / "mp.bin"
+    img.write_bytes(merged())
+    assert main(["device", "flash", sim.url, str(img)]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"erasing the whole flash \(10 to 30 s\)\.\.\. \d s", err)
+    assert err.index("erase ") < err.index("erasing the whole flash") < err.index("write ")

@@ -1,9 +1,16 @@
 """Badges on NTAG21x tags through a PN532 on a serial port (HSU), with the firmware's own
 driver (firmware/drivers) over pyserial's serial_for_url: write a client's token as an NDEF
-Text record (plus an optional URI), read it back, check it."""
+Text record (plus an optional URI), read it back, check it.
+
+Before writing, the token is checked: offline, its shape (a TG1 token whole, its 16-character
+signature well formed); with the fleet (`check_with_fleet`, an API key) or its database
+(`check_with_db`), that the fleet issued it and it is the client's active tag (for a TG1 token,
+its signature verified with the organisation's secret). A tag already holding another token is
+replaced only when the caller confirms (or forces)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from firmware import ndef
@@ -100,20 +107,100 @@ def read_badge(url: str, timeout: float = 10.0, baud: int = 115200) -> Badge:
         return Badge(uid.hex().upper(), _describe(records))
 
 
-def write_badge(url: str, token: str, uri: str | None = None, lang: str = "fr",
-                timeout: float = 10.0, baud: int = 115200) -> Badge:
-    """Write `token` (and `uri`) on the tag, read it back and compare."""
+def check_token(token: str) -> str:
+    """The token stripped, or BadgeError: what can be checked without the fleet."""
     token = token.strip()
     if not 1 <= len(token) <= 64:
-        raise BadgeError("a token has 1 to 64 characters")
+        raise BadgeError("a token has 1 to 64 characters; nothing was written")
     if tagtokens.looks_signed(token) and tagtokens.parse(token) is None:
         raise BadgeError(f"{token!r} is not a whole TG1 token (TG1.<org>.<client>.<serial>."
-                         "<16 characters>): copy it again from the console or `telegest fleet "
+                         "<16 characters of signature, A-Z and 2-7>): copy it again from the "
+                         "console or `telegest fleet badge list`; nothing was written")
+    return token
+
+
+def check_with_db(db_url: str, token: str) -> None:
+    """The fleet's database holds this token as an active client tag; a TG1 token's signature
+    is verified with its organisation's secret. BadgeError otherwise."""
+    from sqlalchemy import select
+
+    from fleet.db import make_engine, session_factory
+    from fleet.models import Badge as BadgeRow
+    from fleet.models import Organisation
+
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            parsed = tagtokens.parse(token)
+            if parsed is not None:
+                org = session.get(Organisation, parsed.organisation_id)
+                if org is None:
+                    raise BadgeError(f"token {token!r} names organisation "
+                                     f"{parsed.organisation_id}, unknown to this fleet; "
+                                     "nothing was written")
+                wrong = tagtokens.verify(org.tag_secret, org.id, token)
+                if wrong:
+                    raise BadgeError(f"token {token!r} refused: {wrong}; nothing was written")
+            row = session.scalars(select(BadgeRow).where(BadgeRow.uid == token,
+                                                         BadgeRow.kind == "client_tag")).first()
+            _check_row(token, None if row is None else {"active": row.active,
+                                                        "revoke_reason": row.revoke_reason})
+    finally:
+        engine.dispose()
+
+
+def check_with_fleet(api, token: str) -> None:
+    """The same through the fleet's API (`api` is a tools.field.provision.FleetApi): the fleet
+    knows the token as an active client tag (it verified the signature when it issued it)."""
+    from urllib.parse import quote
+
+    code, page = api.call("GET", f"/api/v1/badges?kind=client_tag&uid={quote(token)}")
+    if code == 401:
+        raise BadgeError("the fleet refused the API key (401): check --api-key")
+    if code != 200:
+        raise BadgeError(f"the fleet answered {code} when asked about the token: "
+                         f"{page.get('detail')}; nothing was written")
+    items = page.get("items") or []
+    _check_row(token, items[0] if items else None)
+
+
+def _check_row(token: str, row: dict | None) -> None:
+    if row is None:
+        raise BadgeError(f"the fleet issued no client tag with token {token!r} (mistyped, or "
+                         "not from this fleet): copy it from the console or `telegest fleet "
                          "badge list`; nothing was written")
-    records = [ndef.text_record(token, lang)] + ([ndef.uri_record(uri)] if uri else [])
-    message = ndef.encode_message(records)
+    if not row["active"]:
+        raise BadgeError(f"token {token!r} was revoked ({row.get('revoke_reason') or 'no reason'}"
+                         "): write the client's current token instead; nothing was written")
+
+
+def current_token(reader: Reader) -> str | None:
+    """The token the tag on the reader holds now (None: blank or unreadable)."""
+    try:
+        records = _describe(ndef.decode_message(ntag.read_message(reader.pn)))
+    except (ndef.NdefError, PN532Error, ValueError, IndexError):
+        return None
+    return Badge("", records).token
+
+
+def write_badge(url: str, token: str, uri: str | None = None, lang: str = "fr",
+                timeout: float = 10.0, baud: int = 115200, *,
+                replace: Callable[[str], bool] | None = None) -> Badge:
+    """Write `token` (and `uri`) on the tag, read it back and compare. A tag holding another
+    token is replaced only if `replace(old_token)` says yes (None: refuse)."""
+    token = check_token(token)
+    try:
+        records = [ndef.text_record(token, lang)] + ([ndef.uri_record(uri)] if uri else [])
+        message = ndef.encode_message(records)
+    except ndef.NdefError as e:
+        raise BadgeError(f"cannot make the badge's record: {e}; nothing was written") from e
     with Reader(url, baud) as reader:
         uid = reader.wait_tag(timeout)
+        old = current_token(reader)
+        if old is not None and old != token and not (replace and replace(old)):
+            raise BadgeError(f"badge {uid.hex().upper()} already holds another token {old!r}: "
+                             "nothing was written. Is it the right badge? To replace its "
+                             "token, run again with --force")
         try:
             ntag.write_message(reader.pn, message)
             back = ntag.read_message(reader.pn)

@@ -52,7 +52,7 @@ def cmd_badge_write_ntag424(args) -> int:
     who = f"cli:{args.by.strip()}"
     kind = "client_tag" if args.client_id is not None else "caregiver_card"
     print("lay the blank NTAG 424 DNA on the reader...", file=sys.stderr)
-    with _session(args.db) as session, Reader(args.port, args.baud) as reader:
+    with _session(args.db or _default_db()) as session, Reader(args.port, args.baud) as reader:
         try:
             owner = owner_of(session, kind, args.caregiver_id, args.client_id)
             uid = reader.wait_tag(args.timeout)
@@ -97,7 +97,6 @@ def add_write_options(w) -> None:
     w.add_argument("--caregiver-id", type=int, help="with --ntag424: the caregiver's card")
     w.add_argument("--url", default="https://telegest.invalid/s",
                    help="with --ntag424: the address the tag's URL starts with")
-    w.add_argument("--db", default=_default_db(), help="with --ntag424: the fleet's database")
     w.add_argument("--by", help="with --ntag424: who you are, for the audit log")
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -187,8 +188,15 @@ def run_sim(args) -> int:
                 stop.wait(0.1)
             if not args.stay:
                 return 0
+        started, said = time.monotonic(), 0
         while not stop.wait(0.5):
-            pass
+            # a broker that does not answer is said every 5 s, not waited on in silence
+            waiting = sum(not r.connected.is_set() for r in fleet.readers)
+            if waiting and time.monotonic() - started >= 2 + 5 * said:
+                said += 1
+                print(f"waiting for the broker at {host}:{port}: {waiting} of "
+                      f"{len(fleet.readers)} reader(s) not connected, retrying", file=sys.stderr,
+                      flush=True)
         return 0
     finally:
         fleet.stop()

@@ -61,7 +61,10 @@ def cmd_keygen(args) -> int:
     if out.exists():
         raise TelegestError(f"{out} exists: a signing key is never overwritten")
     pem, pub = keygen()
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise TelegestError(f"cannot write {out}: {e.strerror}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     print(f"private key: {out} (keep it offline; whoever holds it can update every reader)")
