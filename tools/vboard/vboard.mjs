@@ -531,6 +531,7 @@ class Board {
     }
     this.paste = null;
     this.emit("\x04"); // end of data acknowledged, before execution as on a board
+    if (this.onOutput) this.onOutput(); // sent now: the code may run for a while (sockets)
     if (p.src.some((b) => b === CTRL_A || b === CTRL_B)) {
       this.emit("\x04SyntaxError: Ctrl-A/Ctrl-B bytes in source (virtual board limit)\r\n\x04>");
       return false;

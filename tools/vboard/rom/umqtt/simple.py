@@ -90,20 +90,20 @@ class MQTTClient:
         addr = socket.getaddrinfo(self.server, self.port)[0][-1]
         self.sock.connect(addr)
         premsg = bytearray(b"\x10\0\0\0\0\0")
-        msg = bytearray(b"\x04MQTT\x04\x02\0\0")
+        msg = bytearray(b"\0\x04MQTT\x04\x02\0\0")  # variable header: 10 bytes
         sz = 10 + 2 + len(self.client_id)
-        msg[6] = clean_session << 1
+        msg[7] = clean_session << 1
         if self.user:
             sz += 2 + len(self.user) + 2 + len(self.pswd or "")
-            msg[6] |= 0xC0
+            msg[7] |= 0xC0
         if self.keepalive:
             assert self.keepalive < 65536
-            msg[7] |= self.keepalive >> 8
-            msg[8] |= self.keepalive & 0x00FF
+            msg[8] |= self.keepalive >> 8
+            msg[9] |= self.keepalive & 0x00FF
         if self.lw_topic:
             sz += 2 + len(self.lw_topic) + 2 + len(self.lw_msg)
-            msg[6] |= 0x4 | (self.lw_qos & 0x1) << 3 | (self.lw_qos & 0x2) << 3
-            msg[6] |= self.lw_retain << 5
+            msg[7] |= 0x4 | (self.lw_qos & 0x1) << 3 | (self.lw_qos & 0x2) << 3
+            msg[7] |= self.lw_retain << 5
         i = self._len(premsg, 1, sz)
         self.sock.write(premsg[:i])
         self.sock.write(msg)
