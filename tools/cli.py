@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--health-every", type=float, default=60.0)
     s.add_argument("--credentials", help="each reader's broker login, from this JSON file "
                    "(telegest up writes <data>/broker-credentials.json)")
+    s.add_argument("--board", choices=["python", "wasm"], default="python",
+                   help="python: the reader's logic on CPython (fast, many readers); wasm: the "
+                        "real firmware on MicroPython (WebAssembly) with a simulated PN532, a "
+                        "console per box (docs/virtual-board.md)")
     t = command(dev, "tap", cmd_device_tap, "make a running virtual reader read a card")
     t.add_argument("device")
     t.add_argument("badge", help="card UID in hex, e.g. 04A1B2C3D4E5F6")

@@ -48,6 +48,8 @@ class VirtualBoard:
     stand-ins for machine, network, socket, ntptime and umqtt.simple, with the virtual
     access point `ap` = (ssid, password), `uarts` = {uart id: (host, port)} wired to
     simulators (the PN532 simulator's TCP port), and `unique_id` (hex) for machine.unique_id().
+    install: a host folder laid on the board's / before the first boot (the firmware and its
+    settings.json, as `telegest device sim --board wasm` prepares them).
     """
 
     def __init__(self, port: int | None = None, *, root: str | os.PathLike | None = None,
@@ -55,7 +57,7 @@ class VirtualBoard:
                  start_timeout: float = 15.0, box: bool = False,
                  ap: tuple[str, str] | None = None,
                  uarts: dict[int, tuple[str, int]] | None = None,
-                 unique_id: str | None = None):
+                 unique_id: str | None = None, install: str | os.PathLike | None = None):
         self.port = port
         self.root = Path(root) if root is not None else None
         self.inject = inject
@@ -64,6 +66,7 @@ class VirtualBoard:
         self.ap = ap
         self.uarts = dict(uarts or {})
         self.unique_id = unique_id
+        self.install = Path(install) if install is not None else None
         self.node = node
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,6 +95,8 @@ class VirtualBoard:
                 cmd += ["--uart", f"{uart}={host}:{port}"]
             if self.unique_id:
                 cmd += ["--unique-id", self.unique_id]
+        if self.install is not None:
+            cmd += ["--install", str(self.install)]
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self._stderr)

@@ -4,6 +4,7 @@
 //
 //   node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]
 //        [--box [--ap SSID] [--ap-password PW] [--uart ID=HOST:PORT]... [--unique-id HEX]]
+//        [--install DIR]
 //
 // Prints "listening <port>" once ready (PORT 0 picks a free port). One client at a time; the
 // next one waits, and finds the interpreter as the last one left it. What is simulated and
@@ -121,13 +122,14 @@ soft_reset = reset
 
 function parseArgs(argv) {
   const opts = { port: null, root: null, inject: false, rawPaste: true, box: false, ap: null,
-    apPassword: "", uarts: {}, uniqueId: "76626f783031" };
+    apPassword: "", uarts: {}, uniqueId: "76626f783031", install: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--root") opts.root = argv[++i];
     else if (a === "--inject") opts.inject = true;
     else if (a === "--no-raw-paste") opts.rawPaste = false;
     else if (a === "--box") opts.box = true;
+    else if (a === "--install") opts.install = argv[++i];
     else if (a === "--ap") opts.ap = argv[++i];
     else if (a === "--ap-password") opts.apPassword = argv[++i] ?? "";
     else if (a === "--unique-id") {
@@ -149,7 +151,8 @@ function parseArgs(argv) {
 function usage(msg) {
   process.stderr.write(`vboard: ${msg}\n` +
     "usage: node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]\n" +
-    "       [--box [--ap SSID] [--ap-password PW] [--uart ID=HOST:PORT]... [--unique-id HEX]]\n");
+    "       [--box [--ap SSID] [--ap-password PW] [--uart ID=HOST:PORT]... [--unique-id HEX]]\n" +
+    "       [--install DIR]\n");
   process.exit(2);
 }
 
@@ -178,7 +181,7 @@ function ensureDir(fs, p) {
 
 // /flash <-> a host folder, for --root (the build has no NODEFS to mount).
 function hostToBoard(fs, host, board) {
-  ensureDir(fs, board);
+  if (board) ensureDir(fs, board); // "" is the root, there already
   for (const name of readdirSync(host)) {
     const h = join(host, name), b = board + "/" + name;
     if (statSync(h).isDirectory()) hostToBoard(fs, h, b);
@@ -397,6 +400,9 @@ class Board {
       mkdirSync(this.opts.root, { recursive: true });
       hostToBoard(fs, this.opts.root, "/flash");
     }
+    // --install: files laid on the board's / before the first boot (a prepared flash image:
+    // the deployed firmware and its settings), never written back.
+    if (!previous && this.opts.install) hostToBoard(fs, this.opts.install, "");
     if (this.opts.inject) fs.writeFile("/lib/machine.py", MACHINE_SHIM);
     fs.chdir("/");
     this.mp = mp;
