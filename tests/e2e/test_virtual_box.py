@@ -28,7 +28,7 @@ from tools.vboard import VirtualBoard, VirtualBoardError
 
 pytestmark = [pytest.mark.e2e, pytest.mark.virtual_hw, pytest.mark.micropython]
 
-WIFI = ("Maison Dupont", "wifi-de-la-maison")
+WIFI = ("Maison Dupont", 'wi\\fi "maison" l\'été')  # sent exactly, every awkward character
 
 
 def micropython_image() -> bytes:
