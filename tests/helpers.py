@@ -199,3 +199,18 @@ def unstarted_visit(session, minutes_ago: int = 20):
     session.add(visit)
     session.flush()
     return visit
+
+
+def micropython_image() -> bytes:
+    """A well-formed ESP32 application image (header, segments, checksum, SHA-256), as the
+    flash checks expect of MicroPython's ESP32_GENERIC .bin."""
+    from esptool.bin_image import ESP32FirmwareImage, ImageSegment
+
+    img = ESP32FirmwareImage()
+    img.entrypoint = 0x40080000
+    segs = [ImageSegment(0x3FFB0000, bytes(256)), ImageSegment(0x40080000, os.urandom(16384))]
+    for i, s in enumerate(segs):
+        s.name = f".seg{i}"
+    img.segments = segs
+    img.append_digest = True
+    return img.save(None)

@@ -17,11 +17,9 @@ import time
 
 import pytest
 
-from fleet.config import Settings
-from fleet.worker import IngestWorker
 from tests.field.test_provision import technician_key
-from tests.helpers import ROOT, find_device_with_visit_now, stored_seqs, wait_until
-from tools.broker import Broker, free_port, wait_port
+from tests.helpers import (ROOT, find_device_with_visit_now, micropython_image, stored_seqs,
+                           wait_until)
 from tools.sim.esp_rom import EspRomSim
 from tools.sim.pn532 import PN532Sim
 from tools.vboard import VirtualBoard, VirtualBoardError
@@ -31,65 +29,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.virtual_hw, pytest.mark.micropython]
 WIFI = ("Maison Dupont", 'wi\\fi "maison" l\'été')  # sent exactly, every awkward character
 
 
-def micropython_image() -> bytes:
-    """A well-formed ESP32 application image (header, segments, checksum, SHA-256), as the
-    flash checks expect of MicroPython's ESP32_GENERIC .bin."""
-    from esptool.bin_image import ESP32FirmwareImage, ImageSegment
-
-    img = ESP32FirmwareImage()
-    img.entrypoint = 0x40080000
-    segs = [ImageSegment(0x3FFB0000, bytes(256)), ImageSegment(0x40080000, os.urandom(16384))]
-    for i, s in enumerate(segs):
-        s.name = f".seg{i}"
-    img.segments = segs
-    img.append_digest = True
-    return img.save(None)
-
-
 def telegest(*args: str, env: dict | None = None, timeout: float = 120) -> str:
     proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"telegest {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
     return proc.stdout
-
-
-@pytest.fixture
-def secured(tmp_path):
-    broker = Broker("mosquitto", workdir=tmp_path / "secured", auth=True,
-                    purpose="the virtual box e2e test").start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
-def fleet_api(demo, secured, tmp_path):
-    """`telegest fleet api` driving the broker's dynamic security, as `telegest up` runs it."""
-    port = free_port()
-    env = dict(os.environ, TELEGEST_DYNSEC_USERNAME=secured.admin[0],
-               TELEGEST_DYNSEC_PASSWORD=secured.admin[1], TELEGEST_MQTT_HOST=secured.host,
-               TELEGEST_MQTT_PORT=str(secured.port))
-    log = open(tmp_path / "api.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "fleet", "api", "--db", demo[0],
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        if not wait_port("127.0.0.1", port, 30):
-            raise AssertionError((tmp_path / "api.log").read_text())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
-@pytest.fixture
-def fleet_worker(demo, secured):
-    w = IngestWorker(Settings(database_url=demo[0], mqtt_host=secured.host,
-                              mqtt_port=secured.port, mqtt_username=secured.worker[0],
-                              mqtt_password=secured.worker[1])).start()
-    yield w
-    w.stop()
 
 
 @pytest.fixture
