@@ -105,10 +105,12 @@ def rig(demo, secured, fleet_api, fleet_worker, tmp_path):
     }
     yield {"env": env, "cwd": work, "subs": subs, "box": box, "rom": rom, "db": db_url,
            "box_pn532": box_pn532, "desk_pn532": desk_pn532}
+    errors = box._errors()
     box.stop()
     rom.close()
     box_pn532.close()
     desk_pn532.close()
+    assert "uncaught" not in errors and "netbridge" not in errors, errors
 
 
 def substitute(cmd: str, subs: dict, token: str | None) -> str:

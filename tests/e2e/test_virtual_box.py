@@ -29,10 +29,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.virtual_hw, pytest.mark.micropython]
 WIFI = ("Maison Dupont", 'wi\\fi "maison" l\'été')  # sent exactly, every awkward character
 
 
+BOXES: list = []  # the running box, whose stderr a failure shows
+
+
 def telegest(*args: str, env: dict | None = None, timeout: float = 120) -> str:
     proc = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"telegest {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, (f"telegest {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}\n"
+                                  f"box: {[b._errors() for b in BOXES]}")
     assert "Traceback" not in proc.stderr
     return proc.stdout
 
@@ -52,8 +56,12 @@ def box(pn532):
                              unique_id="240ac4a1b2c3").start()
     except VirtualBoardError as e:
         pytest.fail(str(e))
+    BOXES.append(board)
     yield board
+    BOXES.remove(board)
+    errors = board._errors()
     board.stop()
+    assert "uncaught" not in errors and "netbridge" not in errors, errors
 
 
 def test_flash_deploy_provision_console_and_a_tap_reaches_the_fleet(

@@ -49,6 +49,9 @@ export class NetBridge {
     this.seq = 0;
     this.worker = new Worker(new URL(import.meta.url), { workerData: { sab: this.sab } });
     this.worker.unref(); // the board's life is the serial server's, not this thread's
+    this.worker.on("error", (e) => {
+      process.stderr.write(`vboard netbridge: ${e && e.stack ? e.stack : e}\n`);
+    });
   }
 
   // One request; returns [status, bytes or null].
@@ -179,6 +182,15 @@ function workerMain() {
   };
 
   parentPort.on("message", (m) => {
+    try {
+      handle(m);
+    } catch (e) { // a bad request (a port out of range...) fails alone, the thread goes on
+      process.stderr.write(`vboard netbridge: ${e && e.stack ? e.stack : e}\n`);
+      if (waiting === null || waiting.seq !== m.seq) answer(m.seq, -ERR.EIO);
+    }
+  });
+
+  function handle(m) {
     if (m.op === "connect") {
       const h = next++;
       const c = { sock: null, chunks: [], size: 0, eof: false, err: 0, paused: false };
@@ -254,7 +266,7 @@ function workerMain() {
     } else {
       answer(m.seq, -ERR.EIO);
     }
-  });
+  }
 }
 
 if (!isMainThread && workerData && workerData.sab) workerMain();

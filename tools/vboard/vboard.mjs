@@ -636,6 +636,11 @@ async function main() {
   };
   process.on("SIGTERM", quit);
   process.on("SIGINT", quit);
+  // A board does not vanish because one callback failed (a Python exception escaping an
+  // asyncio step, say): say it on stderr (VirtualBoard shows it) and keep serving.
+  process.on("uncaughtException", (e) => {
+    process.stderr.write(`vboard: uncaught: ${e && e.stack ? e.stack : e}\n`);
+  });
 }
 
 await main();
