@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"])
     up.add_argument("--readers", type=int, default=5, help="virtual readers (0 for none)")
     up.add_argument("--tap-every", type=float, default=8.0, help="seconds between demo taps")
+    up.add_argument("--readers-on", choices=["python", "wasm"], default="python",
+                    help="python: the reader's logic on CPython, tapping by itself; wasm: the "
+                         "real firmware on MicroPython (WebAssembly), tapped with `telegest "
+                         "device tap` (docs/virtual-board.md)")
     up.add_argument("--for-seconds", type=float, default=0,
                     help="stop by itself after this long (0: until Ctrl-C)")
 

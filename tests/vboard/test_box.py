@@ -101,6 +101,11 @@ def test_ctrl_c_stops_the_firmware_for_mpremote_and_a_reset_starts_it_again(box)
     assert s["mode"] == "normal" and s["boots"] >= 1
     with ReaderConsole(box.url, timeout=5) as c:
         assert c.command("reboot") == "ok"  # machine.reset(): the box starts from power-on
+        seen = b""  # the reset's boot banner comes on the line, as on a board
+        end = time.monotonic() + 5
+        while b"rst:0xc (SW_CPU_RESET)" not in seen and time.monotonic() < end:
+            seen += c.port.read(256)
+        assert b"rst:0xc (SW_CPU_RESET)" in seen, seen
         up = wait_for(lambda: _up_after_reboot(c), 15, "the firmware back after reboot")
         assert up["up"] < 10
 
