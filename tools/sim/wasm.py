@@ -114,8 +114,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
             q.write_bytes(p.read_bytes())
 
 
-def listen_for_taps(boxes: list[WasmBox], host: str, port: int,
-                    login: dict | None) -> mqtt.Client:
+def listen_for_taps(boxes: list[WasmBox], host: str, port: int, login: dict | None,
+                    say=print) -> mqtt.Client:
     by_device = {b.device: b for b in boxes}
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"wasm-sim-{id(boxes):x}",
                     protocol=mqtt.MQTTv311)
@@ -139,7 +139,7 @@ def listen_for_taps(boxes: list[WasmBox], host: str, port: int,
             log.warning("%s: tap ignored, %r is not a card UID in hex", device, uid)
             return
         if box is not None:
-            log.info("%s: card %s on the PN532", device, uid)
+            say(f"{device}: card {uid} on the PN532 simulator")
             box.tap(uid)
 
     c.on_connect = on_connect
@@ -159,7 +159,7 @@ def run_wasm(devices: list[str], host: str, port: int, logins: dict[str, dict] |
         boxes = start_boxes(devices, host, port, logins, Path(tmp))
         listener = None
         try:
-            listener = listen_for_taps(boxes, host, port, control_login)
+            listener = listen_for_taps(boxes, host, port, control_login, say)
             say(f"{len(boxes)} virtual box(es) running the firmware on MicroPython "
                 f"(WebAssembly), broker {host}:{port}, started in "
                 f"{time.monotonic() - t0:.1f} s:")
