@@ -118,3 +118,71 @@ def _up_after_reboot(c):
     except ConsoleError:
         return None
     return s if s["up"] < 5 else None
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts and then never sends a byte (a hung broker)."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    yield srv.getsockname()[1]
+    srv.close()
+
+
+def test_sockets_time_out_and_fail_as_on_a_board(silent_server):
+    """The socket stand-in through the Node bridge: a peer that never answers costs the
+    timeout, not the board; a closed port is refused; no Wi-Fi, no route."""
+    from mpremote.transport_serial import SerialTransport
+
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    board = VirtualBoard(box=True, ap=("lab", "lab-password")).start()
+    try:
+        t = SerialTransport(board.url)
+        t.enter_raw_repl(soft_reset=False)
+        out = t.exec(f"""
+import network, socket, time, errno
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", {silent_server}))
+except OSError as e:
+    print("no wifi", e.errno)
+w = network.WLAN(network.STA_IF); w.active(True); w.connect("lab", "lab-password")
+time.sleep_ms(400)
+s = socket.socket(); s.settimeout(0.3); s.connect(("127.0.0.1", {silent_server}))
+t0 = time.ticks_ms()
+try:
+    s.recv(10)
+except OSError as e:
+    print("recv", e.errno, time.ticks_diff(time.ticks_ms(), t0) // 100)
+s.setblocking(False)
+print("nonblocking", s.read(4))
+s.close()
+try:
+    socket.socket().connect(("127.0.0.1", {closed_port}))
+except OSError as e:
+    print("closed port", e.errno)
+from umqtt.simple import MQTTClient
+c = MQTTClient("x", "127.0.0.1", {silent_server})
+t0 = time.ticks_ms()
+try:
+    c.connect(True, 1)
+except OSError as e:
+    print("mqtt connect", e.errno, time.ticks_diff(time.ticks_ms(), t0) // 500)
+""").decode()
+        t.close()
+    finally:
+        board.stop()
+    lines = out.split("\n")
+    assert "no wifi 113" in lines  # EHOSTUNREACH before the station joined
+    assert "recv 110 3" in lines  # ETIMEDOUT after 0.3 s
+    assert "nonblocking None" in lines
+    assert "closed port 111" in lines  # ECONNREFUSED
+    assert "mqtt connect 110 2" in lines  # a broker that never sends its CONNACK: 1 s

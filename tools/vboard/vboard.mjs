@@ -29,6 +29,21 @@ import { NetBridge } from "./netbridge.mjs";
 
 const ROM = join(dirname(fileURLToPath(import.meta.url)), "rom");
 
+// Each reset loads a fresh interpreter, and the package keeps its proxy tables on globalThis
+// (Module, proxy_js_ref, pyProxyFinalizationRegistry): a finaliser of the previous
+// interpreter's proxies would free slots of the new one ("memory access out of bounds" a
+// while after a reset). So a registry acts only while the interpreter that made it is current.
+let generation = 0;
+const NativeFinalizationRegistry = globalThis.FinalizationRegistry;
+globalThis.FinalizationRegistry = class extends NativeFinalizationRegistry {
+  constructor(cleanup) {
+    const made = generation;
+    super((held) => {
+      if (made === generation) cleanup(held);
+    });
+  }
+};
+
 const CTRL_A = 1, CTRL_B = 2, CTRL_C = 3, CTRL_D = 4, CTRL_E = 5;
 const FORCED_EXIT = 0x100; // pyexec.h
 const PASTE_WINDOW = 128; // MICROPY_REPL_STDIN_BUFFER_MAX / 2, as on a board
@@ -385,6 +400,7 @@ class Board {
       this.stopLoop(); // the old interpreter's tasks must not run on
       this.net.closeAll(); // nor its sockets and UART cables stay open
     }
+    generation++;
     const mp = await this.load({
       heapsize: HEAPSIZE,
       linebuffer: false,
