@@ -274,3 +274,18 @@ def _pdf_unescape(s: bytes) -> bytes:
             out.append(c)
             i += 1
     return bytes(out)
+
+
+def micropython_image() -> bytes:
+    """A well-formed ESP32 application image (header, segments, checksum, SHA-256), as the
+    flash checks expect of MicroPython's ESP32_GENERIC .bin."""
+    from esptool.bin_image import ESP32FirmwareImage, ImageSegment
+
+    img = ESP32FirmwareImage()
+    img.entrypoint = 0x40080000
+    segs = [ImageSegment(0x3FFB0000, bytes(256)), ImageSegment(0x40080000, os.urandom(16384))]
+    for i, s in enumerate(segs):
+        s.name = f".seg{i}"
+    img.segments = segs
+    img.append_digest = True
+    return img.save(None)

@@ -210,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--readers", type=at.count, default=5, help="virtual readers (0 for none)")
     up.add_argument("--tap-every", type=at.positive_seconds, default=8.0,
                     help="seconds between demo taps")
+    up.add_argument("--readers-on", choices=["python", "wasm"], default="python",
+                    help="python: the reader's logic on CPython, tapping by itself; wasm: the "
+                         "real firmware on MicroPython (WebAssembly), tapped with `telegest "
+                         "device tap` (docs/virtual-board.md)")
     up.add_argument("--for-seconds", type=at.seconds, default=0,
                     help="stop by itself after this long (0: until Ctrl-C)")
 
@@ -268,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--health-every", type=at.positive_seconds, default=60.0)
     s.add_argument("--credentials", help="each reader's broker login, from this JSON file "
                    "(telegest up writes <data>/broker-credentials.json)")
+    s.add_argument("--board", choices=["python", "wasm"], default="python",
+                   help="python: the reader's logic on CPython (fast, many readers); wasm: the "
+                        "real firmware on MicroPython (WebAssembly) with a simulated PN532, a "
+                        "console per box (docs/virtual-board.md)")
     t = command(dev, "tap", cmd_device_tap, "make a running virtual reader read a card")
     t.add_argument("device", type=at.ident)
     t.add_argument("badge", type=_card_uid, help="card UID in hex, e.g. 04A1B2C3D4E5F6")

@@ -239,11 +239,15 @@ def run_up(args) -> int:
         held = {d: refused[d] for d in readers if d in refused}
         readers = [d for d in readers if d not in held]
         if readers:
+            if getattr(args, "readers_on", "python") == "wasm":
+                # the real firmware on MicroPython: no demo taps, `telegest device tap` only
+                how = ["--board", "wasm"]
+            else:
+                how = ["--journal-dir", str(data / "journals"), "--tap-every",
+                       str(args.tap_every), "--health-every", "30"]
             children.start("readers", ["tools.cli", "device", "sim", "--broker", broker_url,
-                                       "--db", db_url, "--devices", ",".join(readers),
-                                       "--journal-dir", str(data / "journals"),
-                                       "--tap-every", str(args.tap_every),
-                                       "--health-every", "30", *sim_login], env)
+                                       "--db", db_url, "--devices", ",".join(readers), *how,
+                                       *sim_login], env)
         banner(data, args.port, broker, creds_file if creds else None, readers, held)
         deadline = time.monotonic() + args.for_seconds if args.for_seconds else None
         supervisor = Supervisor(children, broker, data / "logs")

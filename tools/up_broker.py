@@ -46,7 +46,10 @@ def sim_commands(password: str) -> list[dict]:
              "acls": [_acl("subscribePattern", SIM_TOPIC),
                       _acl("publishClientReceive", SIM_TOPIC)]},
             {"command": "createRole", "rolename": SIM_CONTROL,
-             "acls": [_acl("publishClientSend", SIM_TOPIC)]},
+             # publish: `telegest device tap`; hear: `telegest device sim --board wasm`, which
+             # puts the card on the board's PN532 simulator
+             "acls": [_acl("publishClientSend", SIM_TOPIC), _acl("subscribePattern", SIM_TOPIC),
+                      _acl("publishClientReceive", SIM_TOPIC)]},
             {"command": "createClient", "username": SIM_CONTROL, "password": password,
              "textname": "telegest up: telegest device tap",
              "roles": [{"rolename": SIM_CONTROL}]}]

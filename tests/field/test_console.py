@@ -80,3 +80,29 @@ def test_a_silent_board_is_explained():
     with srv, ReaderConsole(url, timeout=0.5) as c:
         with pytest.raises(ConsoleError, match="no answer from the reader .* within 0.5 s"):
             c.command("status")
+
+
+def test_a_boot_banner_while_an_answer_is_awaited_is_not_the_answer():
+    """A box restarting (provision waits across its reboot) prints the ESP32 ROM's and
+    MicroPython's boot lines: they go to the log, the answer is the next real line."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(100)
+            conn.sendall(b"\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+                         b"MPY: soft reboot\r\n# telegest 0.1.0 normal mode\r\n"
+                         b'{"mode": "normal", "up": 0}\r\n')
+            conn.recv(100)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with ReaderConsole(f"socket://127.0.0.1:{srv.getsockname()[1]}") as c:
+            assert c.command("status") == {"mode": "normal", "up": 0}
+            assert c.log[0].startswith("rst:0xc") and c.log[1] == "MPY: soft reboot"
+    finally:
+        srv.close()

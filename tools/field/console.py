@@ -17,6 +17,10 @@ import serial
 from tools.errors import TelegestError
 from tools.field.ports import open_port
 
+# What an ESP32 prints while it restarts (ROM bootloader, ESP-IDF, MicroPython): never an
+# answer, even when a command's answer is awaited across a reboot (provision does).
+BOOT_LINES = ("ets ", "rst:", "configsip:", "clk_drv:", "mode:", "load:", "entry 0x", "I (",
+              "W (", "E (", "MPY: soft reboot")
 REPL_SIGNS = (b">>> ", b"raw REPL", b"Traceback (most recent call last)", b"MicroPython v")
 
 
@@ -82,8 +86,8 @@ class ReaderConsole:
                 text = raw.decode("utf-8", "replace").strip("\r")
                 if not text.strip() or text.strip() == sent:  # empty line, or an echo
                     continue
-                if text.startswith("# "):
-                    self.log.append(text)
+                if text.startswith("# ") or text.startswith(BOOT_LINES):
+                    self.log.append(text)  # a log line, or the box restarting (reboot)
                     continue
                 return text
         raise ConsoleError(

@@ -169,6 +169,8 @@ def run_sim(args) -> int:
     if not devices:
         raise TelegestError("no devices to simulate: give --devices, --count or --db")
     logins = device_logins(args.credentials, devices) if args.credentials else None
+    if getattr(args, "board", "python") == "wasm":
+        return _run_wasm(args, devices, host, port, logins)
     fleet = build_fleet(devices, configs, host, port, args.journal_dir, args.ack_timeout,
                         logins).start()
     stop = threading.Event()
@@ -200,6 +202,26 @@ def run_sim(args) -> int:
         return 0
     finally:
         fleet.stop()
+
+
+def _run_wasm(args, devices: list[str], host: str, port: int,
+              logins: dict[str, dict] | None) -> int:
+    """The boxes of `--board wasm` (tools/sim/wasm.py): the firmware itself, so the
+    CPython reader's options for taps and health do not apply."""
+    from tools.sim.wasm import run_wasm
+    from tools.up_broker import SIM_CONTROL, read_credentials
+
+    unsupported = [opt for opt, on in (("--tap-every", args.tap_every), ("--taps", args.taps))
+                   if on]
+    if unsupported:
+        raise TelegestError(f"{', '.join(unsupported)} drive the Python readers only; with "
+                            "--board wasm tap with `telegest device tap DEVICE BADGE`")
+    control = read_credentials(args.credentials).get(SIM_CONTROL) if args.credentials else None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return run_wasm(devices, host, port, logins, control, stop,
+                    say=lambda s: print(s, flush=True))
 
 
 def send_tap(broker: str, device: str, badge: str, timeout: float = 5.0,

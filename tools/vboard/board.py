@@ -43,15 +43,30 @@ class VirtualBoard:
     root: a host folder mirrored as the board's /flash (copied in at start, out when a client
     disconnects, on soft reset and on stop). inject: install a `machine` shim in /lib.
     raw_paste=False makes the board refuse raw-paste mode, as older firmware does.
+
+    box=True makes it the reader box (docs/virtual-board.md, "The virtual reader box"): the
+    stand-ins for machine, network, socket, ntptime and umqtt.simple, with the virtual
+    access point `ap` = (ssid, password), `uarts` = {uart id: (host, port)} wired to
+    simulators (the PN532 simulator's TCP port), and `unique_id` (hex) for machine.unique_id().
+    install: a host folder laid on the board's / before the first boot (the firmware and its
+    settings.json, as `telegest device sim --board wasm` prepares them).
     """
 
     def __init__(self, port: int | None = None, *, root: str | os.PathLike | None = None,
                  inject: bool = False, raw_paste: bool = True, node: str | None = None,
-                 start_timeout: float = 15.0):
+                 start_timeout: float = 15.0, box: bool = False,
+                 ap: tuple[str, str] | None = None,
+                 uarts: dict[int, tuple[str, int]] | None = None,
+                 unique_id: str | None = None, install: str | os.PathLike | None = None):
         self.port = port
         self.root = Path(root) if root is not None else None
         self.inject = inject
         self.raw_paste = raw_paste
+        self.box = box
+        self.ap = ap
+        self.uarts = dict(uarts or {})
+        self.unique_id = unique_id
+        self.install = Path(install) if install is not None else None
         self.node = node
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -72,6 +87,16 @@ class VirtualBoard:
             cmd.append("--inject")
         if not self.raw_paste:
             cmd.append("--no-raw-paste")
+        if self.box:
+            cmd.append("--box")
+            if self.ap is not None:
+                cmd += ["--ap", self.ap[0], "--ap-password", self.ap[1]]
+            for uart, (host, port) in sorted(self.uarts.items()):
+                cmd += ["--uart", f"{uart}={host}:{port}"]
+            if self.unique_id:
+                cmd += ["--unique-id", self.unique_id]
+        if self.install is not None:
+            cmd += ["--install", str(self.install)]
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=self._stderr)

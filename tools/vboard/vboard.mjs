@@ -3,6 +3,8 @@
 // `mpremote connect socket://127.0.0.1:PORT ...` and pyserial talk to it as to a USB board.
 //
 //   node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]
+//        [--box [--ap SSID] [--ap-password PW] [--uart ID=HOST:PORT]... [--unique-id HEX]]
+//        [--install DIR]
 //
 // Prints "listening <port>" once ready (PORT 0 picks a free port). One client at a time; the
 // next one waits, and finds the interpreter as the last one left it. What is simulated and
@@ -14,10 +16,33 @@
 //    holds the flow-control dialogue and hands the collected source to the raw REPL;
 //  - soft reset: the port returns PYEXEC_FORCED_EXIT, the bridge starts a fresh interpreter
 //    and carries the filesystem over, as a board keeps its flash.
+//  - with --box, the reader box: stand-ins for machine, network, socket, ntptime and
+//    umqtt.simple (tools/vboard/rom/, put on the board's path as its frozen modules), the
+//    wires out (netbridge.mjs), and main.py's asyncio program running on the JS event loop
+//    with the serial line as its sys.stdin until Ctrl-C, as on a board.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
   from "node:fs";
 import net from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { NetBridge } from "./netbridge.mjs";
+
+const ROM = join(dirname(fileURLToPath(import.meta.url)), "rom");
+
+// Each reset loads a fresh interpreter, and the package keeps its proxy tables on globalThis
+// (Module, proxy_js_ref, pyProxyFinalizationRegistry): a finaliser of the previous
+// interpreter's proxies would free slots of the new one ("memory access out of bounds" a
+// while after a reset). So a registry acts only while the interpreter that made it is current.
+let generation = 0;
+const NativeFinalizationRegistry = globalThis.FinalizationRegistry;
+globalThis.FinalizationRegistry = class extends NativeFinalizationRegistry {
+  constructor(cleanup) {
+    const made = generation;
+    super((held) => {
+      if (made === generation) cleanup(held);
+    });
+  }
+};
 
 const CTRL_A = 1, CTRL_B = 2, CTRL_C = 3, CTRL_D = 4, CTRL_E = 5;
 const FORCED_EXIT = 0x100; // pyexec.h
@@ -111,12 +136,25 @@ soft_reset = reset
 `;
 
 function parseArgs(argv) {
-  const opts = { port: null, root: null, inject: false, rawPaste: true };
+  const opts = { port: null, root: null, inject: false, rawPaste: true, box: false, ap: null,
+    apPassword: "", uarts: {}, uniqueId: "76626f783031", install: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--root") opts.root = argv[++i];
     else if (a === "--inject") opts.inject = true;
     else if (a === "--no-raw-paste") opts.rawPaste = false;
+    else if (a === "--box") opts.box = true;
+    else if (a === "--install") opts.install = argv[++i];
+    else if (a === "--ap") opts.ap = argv[++i];
+    else if (a === "--ap-password") opts.apPassword = argv[++i] ?? "";
+    else if (a === "--unique-id") {
+      opts.uniqueId = String(argv[++i] || "").toLowerCase();
+      if (!/^([0-9a-f]{2}){1,16}$/.test(opts.uniqueId)) usage("--unique-id needs hex bytes");
+    } else if (a === "--uart") {
+      const m = /^(\d+)=(.+):(\d+)$/.exec(argv[++i] || "");
+      if (!m) usage("--uart needs ID=HOST:PORT");
+      opts.uarts[m[1]] = { host: m[2], port: parseInt(m[3], 10) };
+    }
     else if (/^\d+$/.test(a) && opts.port === null) opts.port = parseInt(a, 10);
     else usage(`unexpected argument ${a}`);
   }
@@ -127,7 +165,9 @@ function parseArgs(argv) {
 
 function usage(msg) {
   process.stderr.write(`vboard: ${msg}\n` +
-    "usage: node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]\n");
+    "usage: node tools/vboard/vboard.mjs PORT [--root DIR] [--inject] [--no-raw-paste]\n" +
+    "       [--box [--ap SSID] [--ap-password PW] [--uart ID=HOST:PORT]... [--unique-id HEX]]\n" +
+    "       [--install DIR]\n");
   process.exit(2);
 }
 
@@ -156,7 +196,7 @@ function ensureDir(fs, p) {
 
 // /flash <-> a host folder, for --root (the build has no NODEFS to mount).
 function hostToBoard(fs, host, board) {
-  ensureDir(fs, board);
+  if (board) ensureDir(fs, board); // "" is the root, there already
   for (const name of readdirSync(host)) {
     const h = join(host, name), b = board + "/" + name;
     if (statSync(h).isDirectory()) hostToBoard(fs, h, b);
@@ -182,6 +222,17 @@ function boardToHost(fs, board, host) {
   }
 }
 
+// The stand-in modules (tools/vboard/rom) into the board's /rom, written at every boot.
+function romToBoard(fs, host, board) {
+  ensureDir(fs, board);
+  for (const name of readdirSync(host)) {
+    if (name === "__pycache__") continue;
+    const h = join(host, name), b = board + "/" + name;
+    if (statSync(h).isDirectory()) romToBoard(fs, h, b);
+    else if (name.endsWith(".py")) fs.writeFile(b, readFileSync(h));
+  }
+}
+
 // -- the board -------------------------------------------------------------------------------
 
 class Board {
@@ -195,6 +246,28 @@ class Board {
     this.rawLine = []; // raw REPL bytes since the last prompt, mirrored
     this.paste = null; // {src: [], count} while a raw-paste transfer runs
     this.mp = null;
+    // --box only:
+    this.net = opts.box ? new NetBridge() : null;
+    this.program = false; // main.py's asyncio program is running: the line is its stdin
+    this.stdin = []; // bytes for sys.stdin
+    this.wdt = null; // {timeoutMs, fedAt} once the firmware armed machine.WDT
+    this.pending = null; // "hard" or "soft": machine.reset()/soft_reset() asked for it
+    this.resetCause = 1; // machine.PWRON_RESET
+    this.onOutput = null; // called (soon) after output made outside input()
+    this.flushing = false;
+    this.work = Promise.resolve(); // input and resets, one at a time, in order
+    if (this.net) {
+      const t = setInterval(() => this.watchdog(), 500);
+      t.unref();
+    }
+  }
+
+  // Run `fn` after everything queued before it (input chunks, resets).
+  enqueue(fn) {
+    this.work = this.work.then(fn).catch((e) => {
+      process.stderr.write(`vboard: ${e && e.stack ? e.stack : e}\n`);
+    });
+    return this.work;
   }
 
   sink(bytes) {
@@ -205,13 +278,133 @@ class Board {
       }
       if (!this.mute) this.out.push(c);
     }
+    if (this.onOutput && !this.flushing) {
+      this.flushing = true;
+      setImmediate(() => {
+        this.flushing = false;
+        this.onOutput();
+      });
+    }
+  }
+
+  // -- the box: what Python reaches as module _vbox ----------------------------------------
+  vboxApi() {
+    const net = this.net, opts = this.opts;
+    const hex = (h) => Buffer.from(String(h), "hex");
+    return {
+      sleep: (ms) => net.sleep(ms),
+      connect: (host, port, ms) => net.connect(host, port, ms),
+      send: (h, data) => net.send(h, hex(data)),
+      recv: (h, n, ms) => net.recv(h, n, ms),
+      avail: (h, ms) => net.avail(h, ms),
+      close: (h) => net.close(h),
+      resolve: (host) => net.resolve(host),
+      uart_open: (id) => {
+        const u = opts.uarts[String(id)];
+        return u ? net.connect(u.host, u.port, 2000) : 0;
+      },
+      ap: () => (opts.ap === null ? "" : JSON.stringify({ ssid: opts.ap,
+        password: opts.apPassword })),
+      unique_id: () => opts.uniqueId,
+      program_started: () => {
+        this.program = true;
+        this.stdin = [];
+      },
+      program_ended: () => {
+        if (!this.program) return;
+        this.program = false;
+        this.wdt = null;
+        setImmediate(() => this.enqueue(() => this.afterProgram()));
+      },
+      wdt_start: (ms) => {
+        this.wdt = { timeoutMs: Math.max(1, ms), fedAt: Date.now() };
+      },
+      wdt_feed: () => {
+        if (this.wdt) this.wdt.fedAt = Date.now();
+      },
+      reset: () => {
+        this.pending = "hard";
+      },
+      soft_reset: () => {
+        this.pending = "soft";
+      },
+      reset_cause: () => this.resetCause,
+    };
+  }
+
+  readStdin() {
+    const c = this.stdin.shift();
+    return c === undefined ? null : c;
+  }
+
+  // The program is over (it returned, raised, or called machine.reset()).
+  async afterProgram() {
+    if (this.pending) {
+      await this.reset(this.pending);
+      return;
+    }
+    this.mp.replInit();
+  }
+
+  // Stop every asyncio task of this interpreter: the loop is replaced and its timer cleared.
+  stopLoop() {
+    if (!this.mp || !this.net) return;
+    try {
+      this.mp.runPython("import asyncio, js\nfrom asyncio import core as _c\n" +
+        "if _c.asyncio_timer is not None:\n js.clearTimeout(_c.asyncio_timer)\n" +
+        "asyncio.new_event_loop()");
+    } catch (e) {
+      // the interpreter is being replaced anyway
+    }
+    this.program = false;
+    this.wdt = null;
+  }
+
+  // Ctrl-C while main.py runs: KeyboardInterrupt ends it, the friendly REPL follows.
+  interrupt() {
+    this.stopLoop();
+    this.emit("Traceback (most recent call last):\r\n  File \"main.py\", in <module>\r\n" +
+      "KeyboardInterrupt: \r\n");
+    this.mp.replInit();
+  }
+
+  watchdog() {
+    const w = this.wdt;
+    if (!this.program || !w || Date.now() - w.fedAt <= w.timeoutMs) return;
+    this.wdt = null;
+    this.enqueue(() => this.reset("wdt"));
+  }
+
+  // machine.reset() (and the watchdog): the board restarts from power-on, friendly REPL,
+  // boot.py then main.py. A soft reset keeps the REPL mode it was asked from.
+  async reset(kind) {
+    this.pending = null;
+    this.stopLoop();
+    if (kind === "soft") {
+      this.resetCause = 5;
+      await this.softReset();
+      return;
+    }
+    this.resetCause = kind === "wdt" ? 3 : 2;
+    this.emit(kind === "wdt" ? "\r\nE (vboard) Task watchdog got triggered: reset\r\n" : "");
+    this.emit("\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n");
+    this.syncOut();
+    this.raw = false;
+    this.paste = null;
+    await this.boot(this.mp);
   }
 
   async boot(previous) {
+    if (previous && this.net) {
+      this.mp = previous;
+      this.stopLoop(); // the old interpreter's tasks must not run on
+      this.net.closeAll(); // nor its sockets and UART cables stay open
+    }
+    generation++;
     const mp = await this.load({
       heapsize: HEAPSIZE,
       linebuffer: false,
-      stdin: () => null,
+      stdin: () => this.readStdin(),
       stdout: (d) => this.sink(d),
       stderr: (d) => this.sink(d),
     });
@@ -223,15 +416,29 @@ class Board {
       mkdirSync(this.opts.root, { recursive: true });
       hostToBoard(fs, this.opts.root, "/flash");
     }
+    // --install: files laid on the board's / before the first boot (a prepared flash image:
+    // the deployed firmware and its settings), never written back.
+    if (!previous && this.opts.install) hostToBoard(fs, this.opts.install, "");
     if (this.opts.inject) fs.writeFile("/lib/machine.py", MACHINE_SHIM);
     fs.chdir("/");
     this.mp = mp;
     this.rawLine = [];
     this.paste = null;
+    this.program = false;
+    this.stdin = [];
+    if (this.net) {
+      romToBoard(fs, ROM, "/rom");
+      mp.registerJsModule("_vbox", this.vboxApi());
+      mp.runPython("import sys\nsys.path.insert(2, '/rom')\nimport _vboxboot");
+    }
     // Start-up scripts, as a board runs them; main.py only when the friendly REPL follows.
     this.runFile("boot.py");
     if (!this.raw) this.runFile("main.py");
-    if (this.raw) {
+    if (this.program) {
+      // main.py started the firmware's asyncio program: no REPL until it ends or Ctrl-C.
+    } else if (this.pending) {
+      setImmediate(() => this.enqueue(() => this.afterProgram()));
+    } else if (this.raw) {
       this.mute = true;
       mp.replInit();
       mp.replProcessChar(CTRL_A);
@@ -264,6 +471,11 @@ class Board {
   }
 
   async softReset() {
+    if (this.pending === "hard") {
+      await this.reset("hard");
+      return;
+    }
+    this.pending = null;
     this.emit("MPY: soft reboot\r\n");
     this.syncOut();
     const previous = this.mp;
@@ -295,6 +507,11 @@ class Board {
   // Process bytes from the client; resolves once the output for them is in this.out.
   async input(data) {
     for (const c of data) {
+      if (this.program) {
+        if (c === CTRL_C) this.interrupt();
+        else this.stdin.push(c);
+        continue;
+      }
       if (this.paste) {
         if (await this.pasteByte(c)) await this.softReset();
         continue;
@@ -336,6 +553,7 @@ class Board {
     }
     this.paste = null;
     this.emit("\x04"); // end of data acknowledged, before execution as on a board
+    if (this.onOutput) this.onOutput(); // sent now: the code may run for a while (sockets)
     if (p.src.some((b) => b === CTRL_A || b === CTRL_B)) {
       this.emit("\x04SyntaxError: Ctrl-A/Ctrl-B bytes in source (virtual board limit)\r\n\x04>");
       return false;
@@ -373,7 +591,11 @@ async function main() {
 
   let client = null;
   const waiting = [];
-  let work = Promise.resolve(); // input is processed in arrival order, one chunk at a time
+  // Output the firmware makes on its own (log lines, console answers) goes out as it comes.
+  board.onOutput = () => {
+    const out = board.take();
+    if (client && out.length && !client.destroyed) client.write(out);
+  };
 
   const attach = (sock) => {
     client = sock;
@@ -381,17 +603,15 @@ async function main() {
     const pending = board.take(); // what the board printed while nobody listened is lost,
     void pending; //                 as on a UART with nothing attached
     sock.on("data", (data) => {
-      work = work.then(async () => {
+      board.enqueue(async () => { // input is processed in arrival order, a chunk at a time
         await board.input(data);
         const out = board.take();
         if (client === sock && out.length && !sock.destroyed) sock.write(out);
-      }).catch((e) => {
-        process.stderr.write(`vboard: ${e && e.stack ? e.stack : e}\n`);
       });
     });
     sock.on("error", () => {});
     sock.on("close", () => {
-      work = work.then(() => {
+      board.enqueue(() => {
         board.hangUp();
         board.take();
         if (client === sock) client = null;
@@ -432,6 +652,11 @@ async function main() {
   };
   process.on("SIGTERM", quit);
   process.on("SIGINT", quit);
+  // A board does not vanish because one callback failed (a Python exception escaping an
+  // asyncio step, say): say it on stderr (VirtualBoard shows it) and keep serving.
+  process.on("uncaughtException", (e) => {
+    process.stderr.write(`vboard: uncaught: ${e && e.stack ? e.stack : e}\n`);
+  });
 }
 
 await main();

@@ -1,0 +1,51 @@
+# Run by the virtual board (tools/vboard/vboard.mjs --box) before boot.py, at every reset.
+# It fits the WebAssembly port to what the ESP32 port offers the firmware:
+#  - time.sleep/sleep_ms/sleep_us sleep for real (the port busy-waits, which would burn a
+#    host core while the firmware polls its reader);
+#  - asyncio.run(coro): the port runs tasks on the JavaScript event loop and has no run();
+#    here it starts `coro` as the board's program and returns. The bridge then routes the
+#    serial line to sys.stdin, as a board does while main.py runs, until Ctrl-C stops the
+#    loop (asyncio.new_event_loop drops every task) or the program ends.
+import sys
+import time
+
+import _vbox
+import asyncio
+
+
+def _sleep_ms(ms):
+    _vbox.sleep(int(ms))
+
+
+def _sleep(s):
+    _vbox.sleep(int(s * 1000))
+
+
+def _sleep_us(us):
+    if us >= 1000:
+        _vbox.sleep(us // 1000)
+
+
+time.sleep_ms = _sleep_ms
+time.sleep = _sleep
+time.sleep_us = _sleep_us
+
+
+async def _program(coro):
+    try:
+        await coro
+    except SystemExit:
+        pass  # machine.reset(): the bridge restarts the board
+    except BaseException as e:
+        if not isinstance(e, asyncio.CancelledError):
+            sys.print_exception(e)
+    finally:
+        _vbox.program_ended()
+
+
+def _run(coro):
+    asyncio.create_task(_program(coro))
+    _vbox.program_started()
+
+
+asyncio.run = _run
