@@ -80,6 +80,9 @@ class Settings:
     smtp_from: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_FROM"))
     smtp_starttls: bool = field(default_factory=lambda: _bool("TELEGEST_SMTP_STARTTLS", "1"))
     outbox_poll_s: int = field(default_factory=lambda: _int("TELEGEST_OUTBOX_POLL_S", 5, 1, 600))
+    # the retention job (fleet.retention): run by the lease holder at start, then this often
+    retention_every_s: int = field(
+        default_factory=lambda: _int("TELEGEST_RETENTION_EVERY_S", 86400, 60, 7 * 86400))
     # a row is tried this many times (waiting outbox_backoff_s, doubling) before it is dead
     outbox_max_attempts: int = field(
         default_factory=lambda: _int("TELEGEST_OUTBOX_MAX_ATTEMPTS", 8, 1, 100))

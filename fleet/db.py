@@ -49,6 +49,8 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    import fleet.auditchain  # noqa: F401  (chains every audit entry a session writes)
+
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -254,7 +254,8 @@ class _Matcher:
         self.anomalies.append({"kind": kind, "organisation_id": e.org_id,
                                "device_id": e.device_id, "clock_event_id": e.id,
                                "visit_id": visit_id, "detail": detail})
-        log.debug("event %d: %s (%s)", e.id, kind, detail)
+        # the detail names cards and tags: kept in the anomaly, never in the logs
+        log.debug("device %d event %d: %s", e.device_id, e.id, kind)
 
     def _done(self, e: _Event, status: str, visit_id: int | None = None) -> None:
         self.counts[status] += 1

@@ -215,7 +215,7 @@ class Badge(Base):
 
     __tablename__ = "badges"
     __table_args__ = (
-        UniqueConstraint("kind", "uid"),
+        UniqueConstraint("organisation_id", "kind", "uid"),
         _one_of("kind", BADGE_KINDS),
         CheckConstraint("(kind = 'caregiver_card' AND caregiver_id IS NOT NULL) OR "
                         "(kind = 'client_tag' AND client_id IS NOT NULL)", name="owner"),
@@ -411,6 +411,33 @@ class AuditLog(Base):
     why: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None]
     role: Mapped[str | None] = mapped_column(String(16))
+    # the hash chain (fleet.auditchain): each entry carries the hash of the one before it
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest audit entry's hash: one row, locked by whoever appends (fleet.auditchain),
+    so that two writers never fork the chain."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    entry_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RetentionRun(Base):
+    """One pass of the daily retention job (fleet.retention): what it purged, and the hash the
+    audit chain now starts from when audit entries were purged."""
+
+    __tablename__ = "retention_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    who: Mapped[str] = mapped_column(String(200))
+    purged: Mapped[dict[str, Any]]
+    audit_anchor: Mapped[str | None] = mapped_column(String(64))
 
 
 class Alert(Base):
@@ -460,6 +487,14 @@ class AlertSettings(Base):
     missed_after_min: Mapped[int] = mapped_column(default=60)
     # the on-call coordinators' e-mail addresses, comma-separated
     oncall_emails: Mapped[str] = mapped_column(Text, default="")
+    # personal data kept no longer than this (fleet.retention; CNIL: positions 2 months at most)
+    positions_keep_days: Mapped[int] = mapped_column(default=60)
+    rejections_keep_days: Mapped[int] = mapped_column(default=30)
+    audit_keep_days: Mapped[int] = mapped_column(default=1825)
+    # what a phone may report on a visit (fleet.gateway): the last report_window_h hours only
+    report_window_h: Mapped[int] = mapped_column(default=24)
+    report_km_max: Mapped[int] = mapped_column(default=300)
+    report_expenses_max_cents: Mapped[int] = mapped_column(default=20000)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

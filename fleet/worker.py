@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from fleet import alerts, outbox, visit_alerts
+from fleet import alerts, outbox, retention, visit_alerts
 from fleet.config import Settings
 from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import ingest_batch
@@ -312,6 +312,29 @@ class IngestWorker:
                     log.exception("outbox dispatch failed; again in %d s",
                                   self.settings.outbox_poll_s)
 
+    def run_retention(self) -> None:
+        """One pass of the retention job (fleet.retention), in its own transaction."""
+        with self._sessions() as session:
+            try:
+                run = retention.purge(session, datetime.now(timezone.utc))
+                session.commit()
+                self.counts.update({f"purged_{k}": v for k, v in run.purged.items()})
+            except Exception:
+                session.rollback()
+                self.counts["errors"] += 1
+                log.exception("retention job failed; again at its next turn")
+
+    def _retention_loop(self) -> None:
+        """Daily, by the lease holder only: a leader that starts runs it within a minute."""
+        last = None
+        while not self._stop.wait(1.0 if last is None else 60.0):
+            if not self.leader:
+                continue
+            now = time.monotonic()
+            if last is None or now - last >= self.settings.retention_every_s:
+                last = now
+                self.run_retention()
+
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=1)
@@ -414,6 +437,9 @@ class IngestWorker:
             self._outbox_thread = threading.Thread(target=self._outbox_loop, name="fleet-outbox",
                                                    daemon=True)
             self._outbox_thread.start()
+            self._retention_thread = threading.Thread(target=self._retention_loop,
+                                                      name="fleet-retention", daemon=True)
+            self._retention_thread.start()
         return self
 
     def stop(self) -> None:

@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.updates.cli import add_commands as add_update_commands
 
     add_update_commands(fleet, command)
+    from tools.fleetops.records import add_commands as add_record_commands
+
+    add_record_commands(fleet, command)
 
     dev = sub.add_parser("device", help="devices: flash, deploy, console, virtual readers"
                          ).add_subparsers(

@@ -221,3 +221,23 @@ def test_finding_tenants_firmware_updates_are_the_fleet_operators(world):
     assert client.post("/api/v1/bundles", content=b"PK").status_code == 403
     assert client.get("/api/v1/rollouts").status_code == 403
     assert client.get("/api/v1/bundles").status_code == 200  # shared firmware, read-only
+
+
+def test_finding_tenants_badges_are_unique_per_organisation(world):
+    """Before: a card UID registered by one agency could not be registered by another (the
+    constraint was global), which also told agency B that agency A had that card."""
+    db_url, ids, client = world
+    from fleet.db import make_engine, session_factory
+
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        uid = s.scalars(select(Badge.uid).where(Badge.organisation_id == ids["org_id"],
+                                                Badge.kind == "caregiver_card")).first()
+    engine.dispose()
+    caregiver = client.post("/api/v1/caregivers", json={"name": "Agent B"}).json()
+    r = client.post("/api/v1/badges", json={"kind": "caregiver_card", "uid": uid,
+                                            "caregiver_id": caregiver["id"]})
+    assert r.status_code == 201, r.text
+    again = client.post("/api/v1/badges", json={"kind": "caregiver_card", "uid": uid,
+                                                "caregiver_id": caregiver["id"]})
+    assert again.status_code == 409  # still unique within the agency
