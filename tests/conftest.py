@@ -28,6 +28,18 @@ def _fresh_throttles():
 
 
 @pytest.fixture
+def throttle_clock(monkeypatch):
+    """The sign-in throttles' clock, moved by hand (fleet.throttle)."""
+    from fleet import throttle
+    from tests.helpers import FakeClock
+
+    c = FakeClock()
+    monkeypatch.setattr(throttle.ACCOUNTS, "clock", c)
+    monkeypatch.setattr(throttle.ADDRESSES, "clock", c)
+    return c
+
+
+@pytest.fixture
 def database_url(tmp_path) -> str:
     """A fresh, empty SQLite database file (no schema yet)."""
     return f"sqlite:///{tmp_path / 'telegest.db'}"

@@ -289,3 +289,13 @@ def micropython_image() -> bytes:
     img.segments = segs
     img.append_digest = True
     return img.save(None)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (`clock.t += 60`)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t

@@ -15,26 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fleet import throttle
+from tests.helpers import FakeClock
 from fleet.console.auth import AuthError, check_password_rules
 from fleet.models import AuditLog
 
 from .conftest import PASSWORD, sign_in
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = FakeClock()
-    monkeypatch.setattr(throttle.ACCOUNTS, "clock", c)
-    monkeypatch.setattr(throttle.ADDRESSES, "clock", c)
-    return c
 
 
 def lockouts(db) -> list[str]:
@@ -43,7 +30,7 @@ def lockouts(db) -> list[str]:
             AuditLog.action == "lockout"))]
 
 
-def test_finding_floods_an_account_locks_after_5_failures_and_unlocks(app, db, clock):
+def test_finding_floods_an_account_locks_after_5_failures_and_unlocks(app, db, throttle_clock):
     c = TestClient(app, follow_redirects=False)
     for _ in range(5):
         assert sign_in(c, "manager@agency.fr", "wrong password!!").status_code == 401
@@ -52,11 +39,11 @@ def test_finding_floods_an_account_locks_after_5_failures_and_unlocks(app, db, c
     assert "Too many failed sign-ins" in r.text
     assert lockouts(db) == ["console:manager@agency.fr"]
     assert sign_in(c, "admin@agency.fr").status_code == 303  # another account still may
-    clock.t += 15 * 60 + 1  # the lockout ends by itself
+    throttle_clock.t += 15 * 60 + 1  # the lockout ends by itself
     assert sign_in(c, "manager@agency.fr").status_code == 303
 
 
-def test_finding_floods_an_address_locks_after_30_failures(app, db, clock, monkeypatch):
+def test_finding_floods_an_address_locks_after_30_failures(app, db, throttle_clock, monkeypatch):
     monkeypatch.setattr(throttle, "BUDGET", throttle.TokenBucket(1000))  # not what is tested
     c = TestClient(app, follow_redirects=False)
     for i in range(30):
