@@ -18,6 +18,7 @@ import pytest
 from tests.field.test_provision import client_id, technician_key
 from tests.helpers import ROOT, micropython_image, stored_seqs, wait_until
 from tools.sim.esp_rom import EspRomSim
+from tools.sim.ntag424 import Ntag424
 from tools.sim.pn532 import PN532Sim
 from tools.vboard import VirtualBoard, VirtualBoardError
 
@@ -139,7 +140,11 @@ def test_every_command_of_the_technician_guide_runs_as_written(rig):
             # (the guide's `…`): writing anything else would cut the box off.
             continue
         cmd = substitute(written, rig["subs"], token)
+        if "--ntag424" in written:  # step 6's NTAG 424 DNA: a blank one on the laptop's reader
+            rig["desk_pn532"].place_ntag424(Ntag424(bytes.fromhex("04DE5F1EACC040")))
         p = run(cmd, rig)
+        if "--ntag424" in written:  # back to the NTAG21x the other badge steps write
+            rig["desk_pn532"].place_tag(bytes.fromhex("04A1B2C3D4E5F6"))
         assert "Traceback" not in p.stderr, f"{cmd}\n{p.stderr}"
         assert p.returncode == 0, (f"{written}\n-> {cmd}\n{p.stdout}\n{p.stderr}\n"
                                    f"box: {rig['box']._errors()}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, count_events, stored_seqs, wait_until
+from tests.helpers import ROOT, stored_seqs, wait_until
 from tools.broker import free_port
 from tools.errors import TelegestError
 from tools.sim.reader import VirtualReader
@@ -79,10 +79,8 @@ def test_finding_up_supervises_the_broker_killed_under_up_loses_nothing(tmp_path
         wait_until(lambda: out.has("broker restarted"), 60, what="the broker restarted")
         for r in readers:
             assert r.wait_drained(120), f"{r.device_id} still holds {r.depth} events"
-        for r in readers:
+        for r in readers:  # each tap stored once: 0 lost, 0 duplicated
             assert sorted(stored_seqs(db_url, r.device_id)) == list(range(1, per_reader + 1))
-        rows, distinct = count_events(db_url)
-        assert rows == distinct == 3 * per_reader  # 0 lost, 0 duplicated
         assert out.has("broker stopped (exit -9): restarting in 1 s")
         assert "broker stopped" in (data / "logs" / "up.log").read_text()
     finally:
