@@ -17,7 +17,15 @@ from fleet.visit_alerts import DEFAULT_LATE_MIN, DEFAULT_MISSED_MIN, oncall_addr
 ORG_FIELDS = ("timezone", "tolerance_min", "rounding_mode", "rounding_step_min",
               "overrun_policy")
 ALERT_FIELDS = ("late_after_min", "missed_after_min", "oncall_emails")
-FIELDS = ORG_FIELDS + ALERT_FIELDS
+# retention (fleet.retention, docs/privacy.md) and what a phone may report (fleet.gateway)
+LIMIT_FIELDS = {"positions_keep_days": (1, 60, "days"), "rejections_keep_days": (1, 30, "days"),
+                "audit_keep_days": (30, 3650, "days"), "report_window_h": (1, 168, "hours"),
+                "report_km_max": (0, 5000, "km"),
+                "report_expenses_max_cents": (0, 1_000_000, "cents")}
+LIMIT_DEFAULTS = {"positions_keep_days": 60, "rejections_keep_days": 30,
+                  "audit_keep_days": 1825, "report_window_h": 24, "report_km_max": 300,
+                  "report_expenses_max_cents": 20000}
+FIELDS = ORG_FIELDS + ALERT_FIELDS + tuple(LIMIT_FIELDS)
 MAX_ONCALL = 20
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _RANGES = {"tolerance_min": (0, 240), "rounding_step_min": (1, 60),
@@ -42,6 +50,7 @@ def read(session: Session, org: Organisation) -> dict[str, Any]:
         "late_after_min": row.late_after_min if row else DEFAULT_LATE_MIN,
         "missed_after_min": row.missed_after_min if row else DEFAULT_MISSED_MIN,
         "oncall_emails": oncall_addresses(row.oncall_emails) if row else [],
+        **{f: getattr(row, f) if row else LIMIT_DEFAULTS[f] for f in LIMIT_FIELDS},
     }
 
 
@@ -76,6 +85,17 @@ def _check(field: str, value: Any) -> Any:
             raise SettingsProblem(field, f"{name!r} is not a time zone (e.g. Europe/Paris) · "
                                          "fuseau horaire inconnu") from None
         return name
+    if field in LIMIT_FIELDS:
+        lo, hi, unit = LIMIT_FIELDS[field]
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise SettingsProblem(field, f"{value!r} is not a whole number · nombre entier "
+                                         "attendu") from None
+        if not lo <= number <= hi:
+            raise SettingsProblem(field, f"{number}: expected {lo} to {hi} {unit} · entre "
+                                         f"{lo} et {hi}")
+        return number
     if field in _RANGES:
         lo, hi = _RANGES[field]
         try:
@@ -120,6 +140,8 @@ def update(session: Session, org: Organisation, changes: dict[str, Any], *, who:
         session.add(row)
     row.late_after_min, row.missed_after_min = after["late_after_min"], after["missed_after_min"]
     row.oncall_emails = ", ".join(after["oncall_emails"])
+    for f in LIMIT_FIELDS:
+        setattr(row, f, after[f])
     audit.record(session, who, "settings", f"organisation:{org.id}", role=role,
                  detail={"changed": changed})
     session.flush()

@@ -583,6 +583,12 @@ class AlertSettingsOut(BaseModel):
     late_after_min: int
     missed_after_min: int
     oncall_emails: list[str]
+    positions_keep_days: int
+    rejections_keep_days: int
+    audit_keep_days: int
+    report_window_h: int
+    report_km_max: int
+    report_expenses_max_cents: int
 
 
 class AlertSettingsPatch(BaseModel):
@@ -598,3 +604,9 @@ class AlertSettingsPatch(BaseModel):
     late_after_min: int | None = None
     missed_after_min: int | None = None
     oncall_emails: list[str] | None = None
+    positions_keep_days: int | None = None
+    rejections_keep_days: int | None = None
+    audit_keep_days: int | None = None
+    report_window_h: int | None = None
+    report_km_max: int | None = None
+    report_expenses_max_cents: int | None = None

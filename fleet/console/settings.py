@@ -56,7 +56,9 @@ async def save_settings(request: Request, session: SessionDep,
                         viewer: PlannerPostDep) -> Response:
     org = _org(session, viewer)
     form = await request.form()
-    values = {f: str(form.get(f, "")) for f in agency_settings.FIELDS}
+    # the retention and phone-report limits are set through the API (not on this page yet)
+    values = {f: str(form.get(f, "")) for f in agency_settings.FIELDS
+              if f not in agency_settings.LIMIT_FIELDS}
     try:
         agency_settings.update(session, org, values, who=viewer.who, role=viewer.role)
     except agency_settings.SettingsProblem as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, Response
@@ -22,8 +23,8 @@ from fleet.gateway.auth import DeviceRefused, authenticate
 from fleet.gateway.planning import phone_planning
 from fleet.ingest import handle_clock, handle_health
 from fleet.matching import match_pending
-from fleet.models import (Device, DeviceCommand, ServiceTask, Visit, VisitRecord,
-                          VisitTaskCheck)
+from fleet.models import (AlertSettings, Device, DeviceCommand, ServiceTask, Visit,
+                          VisitRecord, VisitTaskCheck)
 from fleet.types import utcnow
 
 log = logging.getLogger("telegest.gateway")
@@ -174,6 +175,31 @@ class VisitReport(BaseModel):
     tasks: dict[int, bool] = Field(default_factory=dict)
 
 
+def _report_refused(session: Session, visit: Visit, record: VisitRecord | None,
+                    body: "VisitReport") -> tuple[int, str, str] | None:
+    """A phone reports on a visit under way or ended within the agency's window, within its
+    bounds, and never on a validated one (docs/protocol.md, "Device gateway")."""
+    rules = session.get(AlertSettings, visit.organisation_id)
+    window_h = rules.report_window_h if rules else 24
+    km_max = rules.report_km_max if rules else 300
+    cents_max = rules.report_expenses_max_cents if rules else 20000
+    if record is not None and record.validated_at is not None:
+        return 409, "validated", "this visit is validated: ask the office to change it"
+    ended = (record.actual_end if record and record.actual_end else visit.planned_end)
+    now = utcnow()
+    if ended < now - timedelta(hours=window_h):
+        return 409, "too_late", (f"this visit ended more than {window_h} h ago: ask the office "
+                                 "to change it")
+    if visit.planned_start > now + timedelta(hours=window_h):
+        return 409, "too_early", f"this visit starts in more than {window_h} h"
+    if body.km is not None and body.km > km_max:
+        return 422, "out_of_bounds", f"km over the agency's limit of {km_max}"
+    if body.expenses_cents is not None and body.expenses_cents > cents_max:
+        return 422, "out_of_bounds", (f"expenses over the agency's limit of "
+                                      f"{cents_max / 100:.2f} EUR")
+    return None
+
+
 @router.post("/visit-report")
 def visit_report(body: VisitReport, device: Phone, session: SessionDep) -> JSONResponse:
     """km, expenses and comments during a visit, the end-of-visit report, ticked tasks:
@@ -184,6 +210,12 @@ def visit_report(body: VisitReport, device: Phone, session: SessionDep) -> JSONR
                              "this phone's planning"}, 404, headers=NO_STORE)
     record = session.scalars(select(VisitRecord).where(
         VisitRecord.visit_id == visit.id)).first()
+    refused = _report_refused(session, visit, record, body)
+    if refused:
+        status, error, detail = refused
+        return JSONResponse({"error": error, "detail": detail}, status, headers=NO_STORE)
+    before = {"km": record.km, "expenses_cents": record.expenses_cents,
+              "report_chars": len(record.report or "")} if record else None
     if record is None:
         record = VisitRecord(visit_id=visit.id, status="in_progress")
         session.add(record)
@@ -203,6 +235,12 @@ def visit_report(body: VisitReport, device: Phone, session: SessionDep) -> JSONR
         if check.done != done or check.id is None:
             check.done, check.at = done, utcnow()
         session.add(check)
+    # every change is kept in the visit's history (the report's text stays in the record)
+    audit.record(session, f"device:{device.ident}", "visit_report", f"visit:{visit.id}",
+                 role="device", detail={"before": before, "after": {
+                     "km": body.km, "expenses_cents": body.expenses_cents,
+                     "report_chars": len(record.report or ""),
+                     "tasks": {str(k): v for k, v in body.tasks.items()}}})
     session.commit()
     return JSONResponse({"visit": visit.id, "saved": True}, headers=NO_STORE)
 
