@@ -68,3 +68,50 @@ def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+class SchemaNotReady(RuntimeError):
+    """The database's schema is not the one this code needs, and this login may not change
+    it (a service role without DDL rights): the owner must migrate first."""
+
+
+def _state(url: str) -> tuple[set[str], str, bool]:
+    """(the revisions the database is at, the login, whether that login may migrate)."""
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+            user, may = conn.execute(text(
+                "SELECT current_user, COALESCE((SELECT pg_has_role(current_user, tableowner, "
+                "'USAGE') FROM pg_tables WHERE schemaname = current_schema() AND tablename = "
+                "'alembic_version'), has_schema_privilege(current_schema(), 'CREATE'))")).one()
+    finally:
+        engine.dispose()
+    return current, user, bool(may)
+
+
+def prepare(url: str) -> None:
+    """At a service's start: on SQLite, or on PostgreSQL when the login owns the schema,
+    migrate as before; a login without DDL rights (docs/operations.md, "A service role without
+    DDL rights") never tries DDL: at head it goes on, otherwise SchemaNotReady says who must
+    migrate."""
+    if make_url(url).get_backend_name() != "postgresql":
+        migrate(url)
+        return
+    from alembic.script import ScriptDirectory
+
+    current, user, may_migrate = _state(url)
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    if current == heads:
+        return
+    if may_migrate:
+        migrate(url)
+        return
+    raise SchemaNotReady(
+        f"the database schema is at {', '.join(sorted(current)) or 'nothing (empty)'}, this "
+        f"fleet needs {', '.join(sorted(heads))}, and the login {user!r} may not change it: "
+        "run `telegest fleet migrate --db <the owner's URL> --service-role "
+        f"{user}` as the owner role, then start again")

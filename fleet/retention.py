@@ -10,7 +10,9 @@ fleet-duties lease holder runs and that records what it purged.
 
 Clock events themselves (who, where, when) are kept: they are what the visits, corrections and
 exports stand on. The audit chain stays verifiable: the hash the oldest kept entry follows is
-recorded in the run (`audit_anchor`, fleet.auditchain).
+recorded in the run (`audit_anchor`, fleet.auditchain). On PostgreSQL the service role may not
+delete audit entries: it purges them through the owner's SECURITY DEFINER function
+(fleet.service_role).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, null, select, update
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, service_role
 from fleet.models import (AlertSettings, AuditLog, ClockEvent, Device, Organisation, Outbox,
                           Rejection, RetentionRun)
 
@@ -93,7 +95,11 @@ def purge(session: Session, now: datetime, who: str = "fleet") -> RetentionRun:
     newest_old = session.scalars(select(AuditLog).where(
         AuditLog.at < cutoff, *([AuditLog.id < first_kept.id] if first_kept else []))
         .order_by(AuditLog.id.desc()).limit(1)).first()
-    if newest_old is not None:
+    if newest_old is not None and not service_role.may_delete_audit(session):
+        # the service role may not delete audit entries: the owner's function does, from 30
+        # days back at the nearest (fleet.service_role)
+        purged["audit"], anchor = service_role.purge_audit(session, cutoff)
+    elif newest_old is not None:
         # the chain then starts from the hash the oldest kept entry follows
         anchor = first_kept.prev_hash if first_kept else newest_old.hash
         purged["audit"] = session.execute(delete(AuditLog).where(

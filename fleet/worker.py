@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from fleet import alerts, outbox, retention, visit_alerts
 from fleet.config import Settings
-from fleet.db import make_engine, migrate, session_factory
+from fleet.db import SchemaNotReady, make_engine, prepare, session_factory
 from fleet.ingest import ingest_batch
 from fleet.lease import DUTIES, Leadership
 from fleet.lifecycle import activate_contacted
@@ -151,7 +151,7 @@ class IngestWorker:
 
     # -- database side ----------------------------------------------------------------------
     def open_database(self) -> None:
-        migrate(self.settings.database_url)
+        prepare(self.settings.database_url)  # SchemaNotReady: the owner must migrate
         self._engine = make_engine(self.settings.database_url)
         self._sessions = session_factory(self._engine)
 
@@ -490,10 +490,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    IngestWorker(settings, protocol=args.protocol, client_id=args.client_id,
-                 batch_max=settings.batch_max,
-                 batch_wait_s=settings.batch_wait_ms / 1000, push=not args.no_push,
-                 alert_sweep_s=settings.alert_sweep_s).run()
+    try:
+        IngestWorker(settings, protocol=args.protocol, client_id=args.client_id,
+                     batch_max=settings.batch_max,
+                     batch_wait_s=settings.batch_wait_ms / 1000, push=not args.no_push,
+                     alert_sweep_s=settings.alert_sweep_s).run()
+    except SchemaNotReady as e:
+        log.error("not started: %s", e)
+        return 2
     return 0
 
 

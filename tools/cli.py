@@ -57,10 +57,24 @@ def cmd_fleet_api(args) -> int:
 
 def cmd_fleet_migrate(args) -> int:
     from fleet.db import migrate
+    from fleet.service_role import ServiceRoleError, grant
 
     migrate(args.db)
-    print(f"database at {args.db} is up to date")
+    print(f"database at {_safe_url(args.db)} is up to date")
+    if args.service_role:
+        try:
+            grant(args.db, args.service_role)
+        except ServiceRoleError as e:
+            raise TelegestError(str(e)) from None
+        print(f"service role {args.service_role} may read and write the tables, append to "
+              "the audit log, and change no schema")
     return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def cmd_fleet_demo(args) -> int:
@@ -232,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--host", default="127.0.0.1", type=at.host)
     a.add_argument("--port", type=at.port_number, default=8000)
     m = command(fleet, "migrate", cmd_fleet_migrate, "create or upgrade the database schema")
-    m.add_argument("--db", default=DEFAULT_DB)
+    m.add_argument("--db", default=DEFAULT_DB, help="the owner role's URL on PostgreSQL")
+    m.add_argument("--service-role", default=None, metavar="ROLE",
+                   help="PostgreSQL: then grant ROLE (the API's and workers' login) the "
+                        "service's rights, no DDL (docs/operations.md)")
     d = command(fleet, "demo", cmd_fleet_demo,
                 "create the demo agency, today's planning and its past two weeks")
     d.add_argument("--db", default=DEFAULT_DB)
@@ -380,10 +397,14 @@ def _known_failure(e: Exception, args) -> str | None:
     (a database that cannot be opened)."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    from fleet.db import SchemaNotReady
+
+    if isinstance(e, SchemaNotReady):
+        return str(e)
     db = getattr(args, "db", None)
     if db and isinstance(e, (OperationalError, DBAPIError)):
         first = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else ""
-        return (f"cannot use the database {db}: {first} (is it running, and is the URL "
+        return (f"cannot use the database {_safe_url(db)}: {first} (is it running, and is the URL "
                 "right? `telegest fleet migrate --db URL` creates the schema)")
     return None
 

@@ -12,14 +12,15 @@ from fleet.api.deps import current_key
 from fleet.api.routes import (agency, alerts, devices, directory, events, exports, funding,
                                office, updates, visits)
 from fleet.config import Settings
-from fleet.db import make_engine, migrate, session_factory
+from fleet.db import make_engine, prepare, session_factory
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Migrate the database, then build the app. Every /api/v1 route needs an API key."""
+    """Migrate the database (or, logged in as the service role, check it is migrated: see
+    fleet.db.prepare), then build the app. Every /api/v1 route needs an API key."""
     settings = settings or Settings()
     logging.getLogger("telegest").setLevel(settings.log_level.upper())
-    migrate(settings.database_url)
+    prepare(settings.database_url)
     engine = make_engine(settings.database_url)
     app = FastAPI(title="telegest fleet", version="0.1.0",
                   description="Home-care clock-in: planning, devices, clock events.")
