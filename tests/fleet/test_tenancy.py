@@ -14,9 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from fleet.updates import write_bundle
+from tests.updates.bundles import signed
+
+from fleet import updates
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
-                          Device, DeviceCommand, Funder, FundingPlan, Organisation, Service,
-                          Visit)
+                          Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
+                          Service, Visit)
 
 # what to send as a body, by (method, path); a route not listed gets {}
 BODIES = {
@@ -79,6 +83,13 @@ def world(demo):
         s.flush()
         s.add(FundingPlan(organisation_id=a, client_id=client_a.id, funder_id=funder.id,
                           reference="PA-A-1", valid_from=now.date() - timedelta(days=30)))
+        s.add(Device(ident="b-r1", kind="reader", organisation_id=b.id, status="active"))
+        bundle = updates.store_bundle(s, write_bundle(signed("0.9.0")), "test",
+                                      check_signature=False)
+        s.flush()
+        # agency A's rollout of one of its readers (its filter carries the agency)
+        rollout = updates.start_rollout(s, bundle.id, "api_key:0:agency A",
+                                        filt={"organisation_id": a, "prefix": device.ident})
         s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
@@ -96,7 +107,9 @@ def world(demo):
             "alert_id": s.scalar(select(func.max(Alert.id))),
             "command_id": s.scalar(select(func.max(DeviceCommand.id))),
             "month": now.strftime("%Y-%m"),
-            "rollout_id": 1,  # refused to any agency's key before it is looked up
+            "rollout_id": rollout.id,
+            "bundle_id": bundle.id,
+            "org_b": b.id,
             "funder_id": funder.id,
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
             "names": [c.name for c in s.scalars(select(Client).where(
@@ -142,7 +155,8 @@ def _snapshot(db_url: str) -> tuple:
                 [(d.ident, d.status, d.credential_hash) for d in s.scalars(select(Device))],
                 [(v.id, v.planned_end, v.status) for v in s.scalars(select(Visit))],
                 [(b.id, b.active) for b in s.scalars(select(Badge))],
-                s.scalar(select(func.count()).select_from(ClockEvent)))
+                s.scalar(select(func.count()).select_from(ClockEvent)),
+                [(r.id, r.state) for r in s.scalars(select(Rollout))])
     engine.dispose()
     return snap
 
@@ -207,20 +221,95 @@ def test_finding_tenants_lists_hold_none_of_another_agencys_rows(world):
         if template == "/api/v1/organisations":
             if any(o["id"] == ids["org_id"] for o in items):
                 leaks.append(template)
-        elif items:
-            leaks.append(f"{template}: {str(items)[:160]}")
+        # agency B's own rows (its reader) are no leak
+        elif others := [i for i in items if not (isinstance(i, dict) and
+                                                 i.get("organisation_id") == ids["org_b"])]:
+            leaks.append(f"{template}: {str(others)[:160]}")
     assert leaks == []
 
 
 def test_finding_tenants_firmware_updates_are_the_fleet_operators(world):
     """An agency's admin key could upload a bundle and roll it out to every agency's devices
-    (a rollout's filter was not scoped): now only a key of no organisation may."""
+    (a rollout's filter was not scoped): now only a key of no organisation uploads bundles,
+    and an agency's rollouts are its own (next test)."""
     _, _, client = world
-    r = client.post("/api/v1/rollouts", json={"bundle_id": 1, "filter": {}})
+    r = client.post("/api/v1/bundles", content=b"PK")
     assert r.status_code == 403 and "fleet operator" in r.json()["detail"]
-    assert client.post("/api/v1/bundles", content=b"PK").status_code == 403
-    assert client.get("/api/v1/rollouts").status_code == 403
     assert client.get("/api/v1/bundles").status_code == 200  # shared firmware, read-only
+
+
+def _as(client: TestClient, key: str) -> TestClient:
+    other = TestClient(client.app)
+    other.headers["Authorization"] = f"Bearer {key}"
+    return other
+
+
+def _ids(r) -> list[int]:
+    assert r.status_code == 200, r.text
+    return [x["id"] for x in r.json()["items"]]
+
+
+def test_finding_tenants_rollouts_per_agency(world):
+    """Rollouts were the fleet operator's only. Now an agency's admin key rolls an uploaded
+    bundle out to its own readers (its filter never reaches another agency's), and sees and
+    steers its own rollouts only; the operator keeps the all-agency view."""
+    from fleet.db import make_engine, session_factory
+    from fleet.keys import create_api_key
+
+    db_url, ids, as_b = world
+    a_org, rid, bundle = ids["org_id"], ids["rollout_id"], ids["bundle_id"]
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        key_a = create_api_key(s, "admin", "agency A's admin", organisation_id=a_org)
+        key_a_manager = create_api_key(s, "manager", "agency A's manager", organisation_id=a_org)
+        key_op = create_api_key(s, "admin", "fleet operator")
+        a_readers = set(s.scalars(select(Device.ident).where(
+            Device.organisation_id == a_org, Device.kind == "reader",
+            Device.status.in_(("registered", "provisioned", "active")))))
+        s.commit()
+    engine.dispose()
+    as_a, as_op = _as(as_b, key_a), _as(as_b, key_op)
+
+    assert _ids(as_a.get("/api/v1/rollouts")) == [rid]
+    assert _ids(as_b.get("/api/v1/rollouts")) == []
+    assert as_a.get(f"/api/v1/rollouts/{rid}").status_code == 200
+    assert as_a.post(f"/api/v1/rollouts/{rid}/cancel", json={"reason": "ours"}
+                     ).json()["state"] == "cancelled"
+
+    # another agency's readers are out of reach, whatever the filter or the list says
+    start = "/api/v1/rollouts"
+    r = as_a.post(start, json={"bundle_id": bundle, "filter": {"organisation_id": ids["org_b"]}})
+    assert r.status_code == 403 and "its own devices" in r.json()["detail"]
+    r = as_a.post(start, json={"bundle_id": bundle, "devices": ["b-r1"]})
+    assert r.status_code == 422 and "b-r1" in r.json()["detail"]
+    assert as_a.post(start, json={"bundle_id": bundle, "filter": {"prefix": "b-"}}
+                     ).status_code == 422  # no device to update
+    one = sorted(a_readers)[0]
+    r = as_a.post(start, json={"bundle_id": bundle, "devices": [one]})
+    assert r.status_code == 201, r.text
+    listed = r.json()["id"]
+    assert as_a.post(f"/api/v1/rollouts/{listed}/cancel").status_code == 200
+    r = as_a.post(start, json={"bundle_id": bundle, "filter": {}})
+    assert r.status_code == 201, r.text
+    mine = r.json()["id"]
+    assert {t["device"] for t in r.json()["targets"]} == a_readers
+
+    # agency B sees none of it and may steer none of it; its own rollout is its own
+    assert as_b.get(f"/api/v1/rollouts/{mine}").status_code == 404
+    assert as_b.post(f"/api/v1/rollouts/{mine}/pause").status_code == 404
+    r = as_b.post(start, json={"bundle_id": bundle, "filter": {}})
+    assert r.status_code == 201 and [t["device"] for t in r.json()["targets"]] == ["b-r1"]
+    theirs = r.json()["id"]
+    assert _ids(as_b.get("/api/v1/rollouts")) == [theirs]
+    assert as_a.get(f"/api/v1/rollouts/{theirs}").status_code == 404
+    assert sorted(_ids(as_a.get("/api/v1/rollouts"))) == sorted([rid, listed, mine])
+
+    # the operator sees every agency's; a manager starts none; an agency uploads no bundle
+    assert sorted(_ids(as_op.get("/api/v1/rollouts"))) == sorted([rid, listed, mine, theirs])
+    assert as_op.get(f"/api/v1/rollouts/{theirs}").status_code == 200
+    assert _as(as_b, key_a_manager).post(start, json={"bundle_id": bundle, "filter": {}}
+                                         ).status_code == 403
+    assert as_a.post("/api/v1/bundles", content=b"PK").status_code == 403
 
 
 def test_finding_tenants_badges_are_unique_per_organisation(world):
