@@ -89,10 +89,10 @@ def cmd_fleet_demo(args) -> int:
 
 
 def cmd_fleet_apikey(args) -> int:
-    from fleet.db import make_engine, migrate, session_factory
+    from fleet.db import make_engine, prepare, session_factory
     from fleet.keys import create_api_key
 
-    migrate(args.db)
+    prepare(args.db)
     engine = make_engine(args.db)
     with session_factory(engine)() as session:
         key = create_api_key(session, args.role, args.label)

@@ -33,9 +33,9 @@ def _password(args) -> str:
 
 def _run(args, act: Callable) -> int:
     from fleet.console.auth import AuthError
-    from fleet.db import make_engine, migrate, session_factory
+    from fleet.db import make_engine, prepare, session_factory
 
-    migrate(args.db)
+    prepare(args.db)
     engine = make_engine(args.db)
     try:
         with session_factory(engine)() as session:

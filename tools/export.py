@@ -63,14 +63,14 @@ def run_export(args) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from fleet import audit
-    from fleet.db import make_engine, migrate, session_factory
+    from fleet.db import make_engine, prepare, session_factory
     from fleet.exports import esppadom, tabular
     from fleet.exports.rows import ExportError
 
     first, last = _day(args.first, "--from"), _day(args.to, "--to")
     _check_out(args.out)
     try:
-        migrate(args.db)
+        prepare(args.db)
         engine = make_engine(args.db)
     except (SQLAlchemyError, ValueError) as e:
         raise TelegestError(f"--db {args.db}: {str(e).splitlines()[0]}") from None

@@ -22,9 +22,9 @@ DEFAULT_DB = os.environ.get("TELEGEST_DATABASE_URL", "sqlite:///var/telegest.db"
 
 @contextmanager
 def _session(db: str) -> Iterator:
-    from fleet.db import make_engine, migrate, session_factory
+    from fleet.db import make_engine, prepare, session_factory
 
-    migrate(db)
+    prepare(db)
     engine = make_engine(db)
     try:
         with session_factory(engine)() as session:

@@ -2,9 +2,9 @@
 
 Uploading a bundle is the fleet operator's (an admin key of no organisation); reading bundles
 is open to every field role. Rollouts are admin actions: the operator's reach every agency, an
-agency's admin key starts, sees and steers its own only (fleet.rollout_scope). The bundle is the signed tar file itself, sent as
-the request body (application/octet-stream); its signature is checked against the keys the
-firmware trusts before anything is stored.
+agency's admin key starts, sees and steers its own only (fleet.rollout_scope). The bundle is
+the signed tar file itself, sent as the request body (application/octet-stream); its signature
+is checked against the keys the firmware trusts before anything is stored.
 """
 from __future__ import annotations
 
