@@ -3,6 +3,7 @@ planner and the threshold logic."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 
 import pytest
@@ -102,3 +103,16 @@ def waves(*states: str) -> list[Counter]:
 ])
 def test_threshold_and_waves(wave, ws, failed, limit, expect):
     assert next_step(wave, ws, failed, limit) == expect
+
+
+def test_offer_message_exact_bytes():
+    """What the release key signs for an offer (docs/updates.md): the device rebuilds these
+    exact bytes from the offer's fields, so the fleet and the firmware must agree."""
+    from firmware.ota import offer_message
+    mh = "ab" * 32
+    assert offer_message(7, 1798003600, "stable", "0.2.0", mh) == (
+        b'telegest offer v2\n{"ch":"stable","exp":1798003600,"mh":"' + mh.encode()
+        + b'","oid":7,"v":"0.2.0"}')
+    doc = {"oid": 7, "exp": 1798003600, "ch": "stable", "v": "0.2.0", "mh": mh}
+    assert offer_message(**doc)[len(b"telegest offer v2\n"):] == json.dumps(
+        doc, sort_keys=True, separators=(",", ":")).encode()  # canonical JSON
