@@ -8,6 +8,12 @@ canonical manifest is the JSON (keys sorted, no spaces, ASCII) of
 and what is signed is SIGNED_PREFIX + sha256(manifest) (32 bytes): the device hashes the
 manifest with its native sha256 and its pure-Python Ed25519 hashes 51 bytes, not the manifest.
 
+An **offer** is signed offline too (`sign_offer`, `telegest fleet bundle offer`): the release
+key signs its id, expiry, channel, version and manifest digest (firmware.ota.offer_message),
+and a rollout carries that signed offer to every device, unchanged. The fleet never holds the
+private key, so it cannot make an offer: only replay one, which the device refuses once it is
+expired, on another channel, or older than the minimum version it keeps.
+
 A **rollout** offers one bundle to a set of devices in waves (cumulative percents, e.g. 10 %,
 50 %, 100 %). The next wave is offered when every device of the current one has succeeded or
 failed; the rollout pauses when `max_failures` devices failed since it started or was last
@@ -31,7 +37,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -42,7 +48,8 @@ from fleet import audit
 from fleet.models import (Device, DeviceCommand, Rollout, RolloutTarget, UpdateBundle,
                           UpdateBundleFile)
 from fleet.types import utcnow
-from firmware.ota import CHUNK, MAX_FILES, MAX_MANIFEST, MAX_TOTAL, PRODUCT, SIGNED_PREFIX
+from firmware.ota import (CHUNK, MAX_FILES, MAX_MANIFEST, MAX_TOTAL, PRODUCT, SIGNED_PREFIX,
+                          check_channel, offer_message)
 
 log = logging.getLogger("telegest.updates")
 
@@ -86,31 +93,112 @@ def signed_message(manifest: bytes) -> bytes:
     return SIGNED_PREFIX + hashlib.sha256(manifest).digest()
 
 
-def keygen() -> tuple[bytes, str]:
-    """A new signing key: (private key PEM, public key hex for firmware/trust.py)."""
+def keygen(passphrase: bytes | None = None) -> tuple[bytes, str]:
+    """A new signing key: (private key PEM, public key hex for firmware/trust.py). With a
+    passphrase the PEM is encrypted (PKCS#8, the best encryption `cryptography` offers)."""
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    enc = ser.BestAvailableEncryption(passphrase) if passphrase else ser.NoEncryption()
+    pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, enc)
     return pem, key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex()
 
 
-def sign_manifest(private_pem: bytes, manifest: bytes) -> bytes:
+def key_is_encrypted(private_pem: bytes) -> bool:
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in private_pem
+
+
+def load_private_key(private_pem: bytes, passphrase: bytes | None = None):
+    """The Ed25519 private key of a PEM file, decrypted with `passphrase` when it is
+    encrypted; UpdateError (422) for a wrong or missing passphrase, or another kind of key."""
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    key = ser.load_pem_private_key(private_pem, password=None)
+    encrypted = key_is_encrypted(private_pem)
+    if encrypted and not passphrase:
+        raise UpdateError(422, "the key file is protected by a passphrase: give it")
+    try:
+        key = ser.load_pem_private_key(private_pem, password=passphrase if encrypted else None)
+    except (ValueError, TypeError):
+        if encrypted:
+            raise UpdateError(422, "wrong passphrase for the key file") from None
+        raise UpdateError(422, "the key file is not a PEM private key") from None
+    except Exception:  # cryptography's UnsupportedAlgorithm and the like
+        raise UpdateError(422, "the key file is not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UpdateError(422, "the key file is not an Ed25519 private key")
-    return key.sign(signed_message(manifest))
+    return key
+
+
+def sign_manifest(private_pem: bytes, manifest: bytes, passphrase: bytes | None = None) -> bytes:
+    return load_private_key(private_pem, passphrase).sign(signed_message(manifest))
+
+
+def sign_offer(private_pem: bytes, bundle: Bundle, channel: str, exp: int,
+               oid: int | None = None, passphrase: bytes | None = None) -> dict:
+    """The signed offer of `bundle` on `channel` until `exp` (Unix s): {"oid", "exp", "ch",
+    "v", "mh", "sig"}. `oid` defaults to a random 31-bit id."""
+    import secrets
+    try:
+        check_channel(channel)
+    except ValueError:
+        raise UpdateError(422, f"channel {channel!r}: 1 to 16 of a-z 0-9 -") from None
+    oid = secrets.randbelow(2**31 - 1) + 1 if oid is None else oid
+    if not isinstance(oid, int) or oid < 0:
+        raise UpdateError(422, "the offer id is a positive integer")
+    key = load_private_key(private_pem, passphrase)
+    sig = key.sign(offer_message(oid, int(exp), channel, bundle.version, bundle.sha256))
+    return {"oid": oid, "exp": int(exp), "ch": channel, "v": bundle.version,
+            "mh": bundle.sha256, "sig": base64.b64encode(sig).decode()}
+
+
+def verify_offer(keys: Iterable[str], offer: dict) -> bool:
+    """True when one of `keys` signed `offer` (as sign_offer makes it)."""
+    try:
+        msg = offer_message(offer["oid"], offer["exp"], offer["ch"], offer["v"], offer["mh"])
+        sig = base64.b64decode(offer["sig"], validate=True)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return signed_by(keys, msg, sig)
+
+
+def check_offer(offer, bundle: UpdateBundle, keys: list[str], now: int) -> dict:
+    """The signed offer `offer` (a dict from the release manager) when it is for `bundle`,
+    not expired, well formed and signed by one of `keys`; UpdateError (422) otherwise."""
+    if not isinstance(offer, dict):
+        raise UpdateError(422, "offer: the signed offer of the bundle (`telegest fleet bundle "
+                               "offer`); the fleet cannot sign one")
+    fields = {"oid": int, "exp": int, "ch": str, "v": str, "mh": str, "sig": str}
+    if set(offer) != set(fields) or any(type(offer[k]) is not t for k, t in fields.items()):
+        raise UpdateError(422, "offer: exactly oid, exp (integers), ch, v, mh, sig (text)")
+    try:
+        check_channel(offer["ch"])
+    except ValueError:
+        raise UpdateError(422, "offer: channel of 1 to 16 of a-z 0-9 -") from None
+    if offer["v"] != bundle.version or offer["mh"] != bundle.manifest_sha256:
+        raise UpdateError(422, f"offer: for version {offer['v']}, not this bundle "
+                               f"({bundle.version})")
+    if offer["exp"] <= now:
+        raise UpdateError(422, "offer: expired; sign a new one")
+    if not keys:
+        raise UpdateError(422, "no trusted key: put the release key in firmware/trust.py "
+                               "(or TELEGEST_UPDATE_KEYS)")
+    if not verify_offer(keys, offer):
+        raise UpdateError(422, "offer: bad signature (not signed by a key the firmware trusts, "
+                               "or changed after signing)")
+    return dict(offer)
 
 
 def verify_manifest(keys: Iterable[str], manifest: bytes, signature: bytes) -> bool:
+    return signed_by(keys, signed_message(manifest), signature)
+
+
+def signed_by(keys: Iterable[str], msg: bytes, signature: bytes) -> bool:
+    """True when one of `keys` (hex Ed25519 public keys) signed `msg`."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     for k in keys:
         try:
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(k)).verify(
-                signature, signed_message(manifest))
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(k)).verify(signature, msg)
             return True
         except (InvalidSignature, ValueError):
             continue
@@ -211,9 +299,9 @@ def read_bundle(data: bytes) -> Bundle:
     return Bundle(manifest, files, signature)
 
 
-def sign_bundle(data: bytes, private_pem: bytes) -> bytes:
+def sign_bundle(data: bytes, private_pem: bytes, passphrase: bytes | None = None) -> bytes:
     bundle = read_bundle(data)
-    bundle.signature = sign_manifest(private_pem, bundle.manifest)
+    bundle.signature = sign_manifest(private_pem, bundle.manifest, passphrase)
     return write_bundle(bundle)
 
 
@@ -311,10 +399,15 @@ def select_devices(session: Session, devices: list[str] | None,
 def start_rollout(session: Session, bundle_id: int, who: str, *,
                   devices: list[str] | None = None, filt: dict | None = None,
                   waves: list[int] | None = None, max_failures: int = 1,
-                  offer_ttl_s: int = 3600) -> Rollout:
+                  offer_ttl_s: int = 3600, offer: dict | None = None,
+                  keys: list[str] | None = None) -> Rollout:
+    """`offer`: the bundle's offer signed offline (sign_offer), checked against `keys` (the
+    trusted keys by default) and sent to every device as it is."""
     bundle = session.get(UpdateBundle, bundle_id)
     if bundle is None:
         raise UpdateError(404, f"bundle {bundle_id} not found")
+    offer = check_offer(offer, bundle, trusted_keys() if keys is None else keys,
+                        int(utcnow().timestamp()))
     if max_failures < 1:
         raise UpdateError(422, "max_failures: at least 1")
     if (devices is None) == (filt is None):
@@ -332,7 +425,7 @@ def start_rollout(session: Session, bundle_id: int, who: str, *,
         raise UpdateError(409, f"in another rollout: {', '.join(sorted(busy)[:10])}")
     sizes = plan_waves(len(targets), waves)
     rollout = Rollout(bundle_id=bundle.id, waves=waves, max_failures=max_failures,
-                      offer_ttl_s=offer_ttl_s,
+                      offer_ttl_s=offer_ttl_s, offer=offer,
                       target_filter={"devices": devices} if devices is not None else filt,
                       created_by=who[:200])
     session.add(rollout)
@@ -344,7 +437,8 @@ def start_rollout(session: Session, bundle_id: int, who: str, *,
         i += size
     audit.record(session, who, "rollout_start", f"rollout:{rollout.id}",
                  detail={"bundle": bundle.version, "devices": len(targets), "waves": sizes,
-                         "max_failures": max_failures})
+                         "max_failures": max_failures, "offer": offer["oid"],
+                         "channel": offer["ch"], "offer_exp": offer["exp"]})
     return rollout
 
 
@@ -393,6 +487,7 @@ def rollout_status(session: Session, rollout_id: int) -> dict:
             "reason": r.reason, "wave": r.wave, "waves": r.waves,
             "max_failures": r.max_failures, "failures": _failures(session, r.id),
             "created_at": r.created_at, "created_by": r.created_by,
+            "offer": ({k: r.offer[k] for k in ("oid", "ch", "exp")} if r.offer else None),
             "wave_counts": [dict(w) for w in waves],
             "targets": [{"device": ident, "wave": t.wave, "state": t.state,
                          "progress": t.progress, "why": t.why, "command_id": t.command_id}
@@ -577,13 +672,21 @@ class UpdateService:
     def _offer(self, session: Session, r: Rollout, t: RolloutTarget, now) -> None:
         bundle = session.get(UpdateBundle, r.bundle_id)
         exp = now + timedelta(seconds=r.offer_ttl_s)
+        signed = r.offer or {}
+        if signed:  # the device checks the signed expiry: the command cannot outlive it
+            exp = min(exp, datetime.fromtimestamp(signed["exp"], timezone.utc))
         cmd = DeviceCommand(device_id=t.device_id, kind="update", expires_at=exp,
                             created_by=f"rollout:{r.id}", state="sent", sent_at=now)
         session.add(cmd)
         session.flush()
-        cmd.payload = {"id": cmd.id, "cmd": "update", "exp": int(exp.timestamp()),
+        # "sig", the bundle's manifest signature, is what firmware older than signed offers
+        # checks; "oid", "ch" and "osig" (and "exp", signed) are what this firmware checks
+        cmd.payload = {"id": cmd.id, "cmd": "update",
+                       "exp": signed.get("exp", int(exp.timestamp())),
                        "v": bundle.version, "b": bundle.id, "mh": bundle.manifest_sha256,
                        "ms": len(bundle.manifest), "sig": bundle.signature}
+        if signed:
+            cmd.payload.update(oid=signed["oid"], ch=signed["ch"], osig=signed["sig"])
         t.command_id, t.state, t.offered_at = cmd.id, "offered", now
         self._allowed.setdefault(bundle.id, set()).add(
             session.get(Device, t.device_id).ident)
@@ -594,8 +697,11 @@ class UpdateService:
         ident = session.get(Device, t.device_id).ident
         p = cmd.payload
         payload = ('{"id":%d,"cmd":"update","exp":%d,"v":"%s","b":%d,"mh":"%s","ms":%d,'
-                   '"sig":"%s"}' % (p["id"], p["exp"], p["v"], p["b"], p["mh"], p["ms"],
-                                    p["sig"])).encode()
+                   '"sig":"%s"' % (p["id"], p["exp"], p["v"], p["b"], p["mh"], p["ms"],
+                                   p["sig"]))
+        if "osig" in p:
+            payload += ',"oid":%d,"ch":"%s","osig":"%s"' % (p["oid"], p["ch"], p["osig"])
+        payload = (payload + "}").encode()
         self.publish(f"tg/v1/{ident}/down/cmd", payload)
         t.updated_at = now
         self.counts["ota_offers"] += 1

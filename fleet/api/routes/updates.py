@@ -60,7 +60,7 @@ def start_rollout(body: RolloutIn, session: SessionDep, key: KeyDep):
         r = updates.start_rollout(session, body.bundle_id, data.who(key), devices=body.devices,
                                   filt=body.filter, waves=body.waves,
                                   max_failures=body.max_failures,
-                                  offer_ttl_s=body.offer_ttl_s)
+                                  offer_ttl_s=body.offer_ttl_s, offer=body.offer)
         session.commit()
         return updates.rollout_status(session, r.id)
     except updates.UpdateError as e:
