@@ -3,6 +3,9 @@ argparse tree built the way tools/cli.py builds it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -122,6 +125,11 @@ def test_keygen_wrong_passphrase(tmp_path, monkeypatch):
     with pytest.raises(TelegestError, match="wrong passphrase"):
         run("bundle", "offer", str(out), "--key", str(key))
     assert out.read_bytes() == before and read_bundle(before).signature is None
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "fleet", "bundle", "sign",
+                           str(out), "--key", str(key)], capture_output=True, text=True,
+                          env={**os.environ, "TELEGEST_KEY_PASSPHRASE": "a wrong one"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip() == "telegest: wrong passphrase for the key file", proc.stderr
     monkeypatch.setenv("TELEGEST_KEY_PASSPHRASE", "")
     with pytest.raises(TelegestError, match="empty passphrase"):
         run("bundle", "sign", str(out), "--key", str(key))
