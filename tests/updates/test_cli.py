@@ -71,7 +71,8 @@ def test_keygen_create_sign_upload_rollout(tmp_path, database_url, monkeypatch, 
     assert "paused (look first)" in capsys.readouterr().out
     run("rollout", "resume", "1", *db, "--by", "rm")
     run("rollout", "status", "1", *db)
-    assert "running" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "running" in text and f"offer {offer['oid']} on channel stable" in text
     with pytest.raises(TelegestError, match="cannot resume"):
         run("rollout", "resume", "1", *db, "--by", "rm")
     run("rollout", "cancel", "1", *db, "--by", "rm")
@@ -82,7 +83,11 @@ def test_keygen_create_sign_upload_rollout(tmp_path, database_url, monkeypatch, 
 def test_keygen_with_passphrase_round_trip(tmp_path, monkeypatch, capsys):
     key, out = tmp_path / "release.pem", tmp_path / "fw.tgb"
     monkeypatch.setenv("TELEGEST_KEY_PASSPHRASE", "correct horse battery staple")
-    assert run("bundle", "keygen", "--passphrase", "--out", str(key)) == 0
+    umask = os.umask(0)  # 0600 from the start, whatever the umask allows
+    try:
+        assert run("bundle", "keygen", "--passphrase", "--out", str(key)) == 0
+    finally:
+        os.umask(umask)
     pub = capsys.readouterr().out.split('KEYS = ("')[1].split('"')[0]
     text = key.read_bytes()
     assert (key.stat().st_mode & 0o777) == 0o600

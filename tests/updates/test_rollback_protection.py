@@ -11,24 +11,15 @@ import os
 from firmware.ota import boot, read_min, read_state
 from firmware.ota.updater import Updater
 from tests.updates.bundles import PUB, offer, serve, signed, wire_files
+from tools.sim.hardware import SimClock
 
-T = 1_800_000_000
-
-
-class Clock:
-    def __init__(self, t=T, quality="synced"):
-        self.t, self.q = t, quality
-
-    def time(self):
-        return self.t
-
-    def quality(self):
-        return self.q
+T = 1_800_000_000  # "now" as the commands layer passes it to on_offer
 
 
 def device(root, fw="0.1.0", channel="stable", clock=None):
-    """A box as it boots: boot() then its updater, connected."""
-    u = Updater(str(root), fw, keys=[PUB], clock=clock or Clock(), deadline_s=30,
+    """A box as it boots: boot() then its updater, connected. The updater asks the clock for
+    its quality only (the time comes with each offer)."""
+    u = Updater(str(root), fw, keys=[PUB], clock=clock or SimClock(), deadline_s=30,
                 boot_state=boot(str(root), []), channel=channel)
     u.connected = True
     u.outgoing(0)  # the last update's outcome, sent after every boot
@@ -61,7 +52,7 @@ def install_and_confirm(root, bundle, id, fw):
 def test_replayed_expired_offer_refused(tmp_path):
     b = signed("0.2.0")
     captured = offer(b, id=5, exp=T + 3600)  # what went over the broker during the rollout
-    u = device(tmp_path, clock=Clock(T + 3601))
+    u = device(tmp_path)
     assert refused(u, captured, T + 3601) == "expired"
     # pushing the expiry forward breaks the signature: it covers exp
     stretched = dict(captured, id=6, exp=T + 10 * 86400)
@@ -119,9 +110,9 @@ def test_failed_update_keeps_the_minimum(tmp_path):
 
 def test_unsynced_clock_refuses_offer(tmp_path):
     b = signed("0.2.0")
-    u = device(tmp_path, clock=Clock(T, "unsynced"))
+    u = device(tmp_path, clock=SimClock(quality="unsynced"))
     assert refused(u, offer(b, id=1, exp=T + 3600)) == "no_clock"
-    u.clock.q = "rtc"  # the battery RTC kept the time: trusted
+    u.clock = SimClock(quality="rtc")  # the battery RTC kept the time: trusted
     u.on_offer(offer(b, id=2, exp=T + 3600), T)
     assert serve(u, wire_files(b))[-1]["st"] == "installed"
 

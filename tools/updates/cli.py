@@ -198,6 +198,10 @@ def _print_status(st: dict, as_json: bool) -> None:
     print(f"rollout {st['id']}: {st['version']} {st['state']}"
           f"{' (' + st['reason'] + ')' if st['reason'] else ''}; wave {st['wave'] + 1} of "
           f"{len(st['wave_counts'])}; {st['failures']} failed (pauses at {st['max_failures']})")
+    if st.get("offer"):
+        o = st["offer"]
+        print(f"  offer {o['oid']} on channel {o['ch']}, signed valid until "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(o['exp']))}")
     for i, counts in enumerate(st["wave_counts"]):
         print(f"  wave {i + 1}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for t in st["targets"]:
