@@ -5,18 +5,14 @@ A **bundle** is a tar file: `manifest.json` (the canonical manifest, below), `ma
 canonical manifest is the JSON (keys sorted, no spaces, ASCII) of
     {"files": [{"name", "sha256", "size"}, ... sorted by name], "format": 1,
      "product": "telegest-reader", "v": "0.2.0"}
-and what is signed is SIGNED_PREFIX + sha256(manifest) (32 bytes): the device hashes the
-manifest with its native sha256 and its pure-Python Ed25519 hashes 51 bytes, not the manifest.
-
-An **offer** is signed offline too (`sign_offer`, `telegest fleet bundle offer`): the release
-key signs its id, expiry, channel, version and manifest digest (firmware.ota.offer_message),
-and a rollout carries that signed offer to every device, unchanged. The fleet never holds the
-private key, so it cannot make an offer: only replay one, which the device refuses once it is
-expired, on another channel, or older than the minimum version it keeps.
+whose sha256 the release key signs (fleet/update_signing.py, with the signed offers).
 
 A **rollout** offers one bundle to a set of devices in waves (cumulative percents, e.g. 10 %,
-50 %, 100 %). The next wave is offered when every device of the current one has succeeded or
-failed; the rollout pauses when `max_failures` devices failed since it started or was last
+50 %, 100 %), with the offer the release manager signed offline (its id, expiry, channel,
+version and manifest digest), unchanged: the fleet cannot make or change one, only replay it,
+and the device refuses it once expired, on another channel, or older than its minimum version.
+The next wave is offered when every device of the current one has succeeded or failed; the
+rollout pauses when `max_failures` devices failed since it started or was last
 resumed (hawkBit's error threshold), so the waves after it are not offered.
 
 `UpdateService` is what the worker runs: it answers the devices' chunk requests (up/ota ->
@@ -30,7 +26,6 @@ import io
 import json
 import logging
 import math
-import os
 import re
 import tarfile
 import threading
@@ -39,7 +34,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -48,8 +43,9 @@ from fleet import audit
 from fleet.models import (Device, DeviceCommand, Rollout, RolloutTarget, UpdateBundle,
                           UpdateBundleFile)
 from fleet.types import utcnow
-from firmware.ota import (CHUNK, MAX_FILES, MAX_MANIFEST, MAX_TOTAL, PRODUCT, SIGNED_PREFIX,
-                          check_channel, offer_message)
+from fleet.update_signing import (UpdateError, check_offer, sign_manifest, trusted_keys,
+                                  verify_manifest)
+from firmware.ota import CHUNK, MAX_FILES, MAX_MANIFEST, MAX_TOTAL, PRODUCT
 
 log = logging.getLogger("telegest.updates")
 
@@ -61,15 +57,7 @@ OTA_UP = "tg/v1/+/up/ota"
 REOFFER_S = 30  # an offer not answered is published again (the device was offline)
 
 
-class UpdateError(Exception):
-    """Refused: `status` is the HTTP status the API answers."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-# -- manifest and signature ---------------------------------------------------------------------
+# -- the manifest ----------------------------------------------------------------------------------
 def canonical_manifest(version: str, files: dict[str, bytes]) -> bytes:
     if not _VERSION.match(version):
         raise UpdateError(422, f"version {version!r}: dotted integers, e.g. 0.2.0")
@@ -87,131 +75,6 @@ def canonical_manifest(version: str, files: dict[str, bytes]) -> bytes:
     if len(text) > MAX_MANIFEST:
         raise UpdateError(422, f"manifest over {MAX_MANIFEST} bytes: fewer files")
     return text
-
-
-def signed_message(manifest: bytes) -> bytes:
-    return SIGNED_PREFIX + hashlib.sha256(manifest).digest()
-
-
-def keygen(passphrase: bytes | None = None) -> tuple[bytes, str]:
-    """A new signing key: (private key PEM, public key hex for firmware/trust.py). With a
-    passphrase the PEM is encrypted (PKCS#8, the best encryption `cryptography` offers)."""
-    from cryptography.hazmat.primitives import serialization as ser
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    key = Ed25519PrivateKey.generate()
-    enc = ser.BestAvailableEncryption(passphrase) if passphrase else ser.NoEncryption()
-    pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, enc)
-    return pem, key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex()
-
-
-def key_is_encrypted(private_pem: bytes) -> bool:
-    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in private_pem
-
-
-def load_private_key(private_pem: bytes, passphrase: bytes | None = None):
-    """The Ed25519 private key of a PEM file, decrypted with `passphrase` when it is
-    encrypted; UpdateError (422) for a wrong or missing passphrase, or another kind of key."""
-    from cryptography.hazmat.primitives import serialization as ser
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    encrypted = key_is_encrypted(private_pem)
-    if encrypted and not passphrase:
-        raise UpdateError(422, "the key file is protected by a passphrase: give it")
-    try:
-        key = ser.load_pem_private_key(private_pem, password=passphrase if encrypted else None)
-    except (ValueError, TypeError):
-        if encrypted:
-            raise UpdateError(422, "wrong passphrase for the key file") from None
-        raise UpdateError(422, "the key file is not a PEM private key") from None
-    except Exception:  # cryptography's UnsupportedAlgorithm and the like
-        raise UpdateError(422, "the key file is not a PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UpdateError(422, "the key file is not an Ed25519 private key")
-    return key
-
-
-def sign_manifest(private_pem: bytes, manifest: bytes, passphrase: bytes | None = None) -> bytes:
-    return load_private_key(private_pem, passphrase).sign(signed_message(manifest))
-
-
-def sign_offer(private_pem: bytes, bundle: Bundle, channel: str, exp: int,
-               oid: int | None = None, passphrase: bytes | None = None) -> dict:
-    """The signed offer of `bundle` on `channel` until `exp` (Unix s): {"oid", "exp", "ch",
-    "v", "mh", "sig"}. `oid` defaults to a random 31-bit id."""
-    import secrets
-    try:
-        check_channel(channel)
-    except ValueError:
-        raise UpdateError(422, f"channel {channel!r}: 1 to 16 of a-z 0-9 -") from None
-    oid = secrets.randbelow(2**31 - 1) + 1 if oid is None else oid
-    if not isinstance(oid, int) or oid < 0:
-        raise UpdateError(422, "the offer id is a positive integer")
-    key = load_private_key(private_pem, passphrase)
-    sig = key.sign(offer_message(oid, int(exp), channel, bundle.version, bundle.sha256))
-    return {"oid": oid, "exp": int(exp), "ch": channel, "v": bundle.version,
-            "mh": bundle.sha256, "sig": base64.b64encode(sig).decode()}
-
-
-def verify_offer(keys: Iterable[str], offer: dict) -> bool:
-    """True when one of `keys` signed `offer` (as sign_offer makes it)."""
-    try:
-        msg = offer_message(offer["oid"], offer["exp"], offer["ch"], offer["v"], offer["mh"])
-        sig = base64.b64decode(offer["sig"], validate=True)
-    except (KeyError, TypeError, ValueError):
-        return False
-    return signed_by(keys, msg, sig)
-
-
-def check_offer(offer, bundle: UpdateBundle, keys: list[str], now: int) -> dict:
-    """The signed offer `offer` (a dict from the release manager) when it is for `bundle`,
-    not expired, well formed and signed by one of `keys`; UpdateError (422) otherwise."""
-    if not isinstance(offer, dict):
-        raise UpdateError(422, "offer: the signed offer of the bundle (`telegest fleet bundle "
-                               "offer`); the fleet cannot sign one")
-    fields = {"oid": int, "exp": int, "ch": str, "v": str, "mh": str, "sig": str}
-    if set(offer) != set(fields) or any(type(offer[k]) is not t for k, t in fields.items()):
-        raise UpdateError(422, "offer: exactly oid, exp (integers), ch, v, mh, sig (text)")
-    try:
-        check_channel(offer["ch"])
-    except ValueError:
-        raise UpdateError(422, "offer: channel of 1 to 16 of a-z 0-9 -") from None
-    if offer["v"] != bundle.version or offer["mh"] != bundle.manifest_sha256:
-        raise UpdateError(422, f"offer: for version {offer['v']}, not this bundle "
-                               f"({bundle.version})")
-    if offer["exp"] <= now:
-        raise UpdateError(422, "offer: expired; sign a new one")
-    if not keys:
-        raise UpdateError(422, "no trusted key: put the release key in firmware/trust.py "
-                               "(or TELEGEST_UPDATE_KEYS)")
-    if not verify_offer(keys, offer):
-        raise UpdateError(422, "offer: bad signature (not signed by a key the firmware trusts, "
-                               "or changed after signing)")
-    return dict(offer)
-
-
-def verify_manifest(keys: Iterable[str], manifest: bytes, signature: bytes) -> bool:
-    return signed_by(keys, signed_message(manifest), signature)
-
-
-def signed_by(keys: Iterable[str], msg: bytes, signature: bytes) -> bool:
-    """True when one of `keys` (hex Ed25519 public keys) signed `msg`."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    for k in keys:
-        try:
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(k)).verify(signature, msg)
-            return True
-        except (InvalidSignature, ValueError):
-            continue
-    return False
-
-
-def trusted_keys() -> list[str]:
-    """The keys the firmware trusts (firmware/trust.py) plus TELEGEST_UPDATE_KEYS (hex, comma
-    separated): a bundle signed by none of them is refused at upload."""
-    from firmware.trust import KEYS
-    extra = [k.strip() for k in os.environ.get("TELEGEST_UPDATE_KEYS", "").split(",")
-             if k.strip()]
-    return list(KEYS) + extra
 
 
 # -- the bundle file ------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.ota import offer_message
-from fleet.updates import Bundle, build_bundle, load_private_key, sign_manifest, sign_offer
+from fleet.update_signing import load_private_key, sign_manifest, sign_offer
+from fleet.updates import Bundle, build_bundle
 
 SEED = bytes(range(32))  # a test key, trusted only by the tests
 KEY = Ed25519PrivateKey.from_private_bytes(SEED)

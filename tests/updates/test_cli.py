@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from fleet.updates import read_bundle, verify_manifest, verify_offer
+from fleet.update_signing import verify_manifest, verify_offer
+from fleet.updates import read_bundle
 from tools.errors import TelegestError
 from tools.up import seed
 from tools.cli import build_parser

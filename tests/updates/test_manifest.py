@@ -9,8 +9,9 @@ from collections import Counter
 import pytest
 
 from firmware.ota import verify_offer
+from fleet.update_signing import signed_message, verify_manifest
 from fleet.updates import (UpdateError, canonical_manifest, next_step, plan_waves, read_bundle,
-                           sign_bundle, signed_message, verify_manifest, write_bundle)
+                           sign_bundle, write_bundle)
 from tests.updates.bundles import OTHER_PEM, PEM, PUB, signed
 
 MANIFEST = (b'{"files":[{"name":"firmware/a.py","sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4'

@@ -1,11 +1,11 @@
 """`telegest fleet bundle keygen|create|sign|offer|upload|list` and
 `telegest fleet rollout start|status|list|pause|resume|cancel`.
 
-Thin handlers over fleet.updates. Making and signing a bundle and signing its offer are local
-file operations (the private key never leaves the release manager's machine); upload and
-rollouts act on the database directly, like `telegest fleet device`, named in the audit log
-as `cli:<--by>`. A key's passphrase is read from TELEGEST_KEY_PASSPHRASE, --passphrase-file
-or a prompt, never from the command line.
+Thin handlers over fleet.updates and fleet.update_signing. Making and signing a bundle and
+signing its offer are local file operations (the private key never leaves the release
+manager's machine); upload and rollouts act on the database directly, like `telegest fleet
+device`, named in the audit log as `cli:<--by>`. A key's passphrase is read from
+TELEGEST_KEY_PASSPHRASE, --passphrase-file or a prompt, never from the command line.
 """
 from __future__ import annotations
 
@@ -83,13 +83,13 @@ def _passphrase(args, confirm: bool = False) -> bytes:
 
 def _key(args) -> tuple[bytes, bytes | None]:
     """The private key file and, when it is encrypted, its passphrase."""
-    from fleet.updates import key_is_encrypted
+    from fleet.update_signing import key_is_encrypted
     pem = _read(args.key)
     return pem, _passphrase(args) if key_is_encrypted(pem) else None
 
 
 def cmd_keygen(args) -> int:
-    from fleet.updates import keygen
+    from fleet.update_signing import keygen
     out = Path(args.out)
     if out.exists():
         raise TelegestError(f"{out} exists: a signing key is never overwritten")
@@ -138,7 +138,8 @@ def _duration(text: str) -> int:
 
 
 def cmd_offer(args) -> int:
-    from fleet.updates import read_bundle, sign_offer
+    from fleet.update_signing import sign_offer
+    from fleet.updates import read_bundle
     with _library():
         bundle = read_bundle(_read(args.bundle))
         exp = int(time.time()) + _duration(args.expires_in)
