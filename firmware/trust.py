@@ -6,3 +6,7 @@ a box built from this repository as is refuses every update bundle ("no_trusted_
 is the safe failure. Several keys may be listed while one replaces another.
 """
 KEYS = ()
+
+# The update channel this box follows: it refuses an offer signed for another channel
+# ("wrong_channel"). A box changes channel by installing a firmware built with another one.
+CHANNEL = "stable"

@@ -614,6 +614,9 @@ class Rollout(Base):
     failures_at_resume: Mapped[int] = mapped_column(default=0)
     offer_ttl_s: Mapped[int] = mapped_column(default=3600)
     target_filter: Mapped[dict[str, Any] | None]
+    # the offer signed offline with the release key: {"oid", "exp", "ch", "v", "mh", "sig"}
+    # (fleet.update_signing.sign_offer); None only for rollouts started before signed offers
+    offer: Mapped[dict[str, Any] | None]
     reason: Mapped[str | None] = mapped_column(Text)  # why it paused, or was cancelled
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(200))

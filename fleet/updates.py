@@ -5,12 +5,14 @@ A **bundle** is a tar file: `manifest.json` (the canonical manifest, below), `ma
 canonical manifest is the JSON (keys sorted, no spaces, ASCII) of
     {"files": [{"name", "sha256", "size"}, ... sorted by name], "format": 1,
      "product": "telegest-reader", "v": "0.2.0"}
-and what is signed is SIGNED_PREFIX + sha256(manifest) (32 bytes): the device hashes the
-manifest with its native sha256 and its pure-Python Ed25519 hashes 51 bytes, not the manifest.
+whose sha256 the release key signs (fleet/update_signing.py, with the signed offers).
 
 A **rollout** offers one bundle to a set of devices in waves (cumulative percents, e.g. 10 %,
-50 %, 100 %). The next wave is offered when every device of the current one has succeeded or
-failed; the rollout pauses when `max_failures` devices failed since it started or was last
+50 %, 100 %), with the offer the release manager signed offline (its id, expiry, channel,
+version and manifest digest), unchanged: the fleet cannot make or change one, only replay it,
+and the device refuses it once expired, on another channel, or older than its minimum version.
+The next wave is offered when every device of the current one has succeeded or failed; the
+rollout pauses when `max_failures` devices failed since it started or was last
 resumed (hawkBit's error threshold), so the waves after it are not offered.
 
 `UpdateService` is what the worker runs: it answers the devices' chunk requests (up/ota ->
@@ -24,16 +26,15 @@ import io
 import json
 import logging
 import math
-import os
 import re
 import tarfile
 import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,7 +43,9 @@ from fleet import audit
 from fleet.models import (Device, DeviceCommand, Rollout, RolloutTarget, UpdateBundle,
                           UpdateBundleFile)
 from fleet.types import utcnow
-from firmware.ota import CHUNK, MAX_FILES, MAX_MANIFEST, MAX_TOTAL, PRODUCT, SIGNED_PREFIX
+from fleet.update_signing import (UpdateError, check_offer, sign_manifest, trusted_keys,
+                                  verify_manifest)
+from firmware.ota import CHUNK, MAX_FILES, MAX_MANIFEST, MAX_TOTAL, PRODUCT
 
 log = logging.getLogger("telegest.updates")
 
@@ -54,15 +57,7 @@ OTA_UP = "tg/v1/+/up/ota"
 REOFFER_S = 30  # an offer not answered is published again (the device was offline)
 
 
-class UpdateError(Exception):
-    """Refused: `status` is the HTTP status the API answers."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-# -- manifest and signature ---------------------------------------------------------------------
+# -- the manifest ----------------------------------------------------------------------------------
 def canonical_manifest(version: str, files: dict[str, bytes]) -> bytes:
     if not _VERSION.match(version):
         raise UpdateError(422, f"version {version!r}: dotted integers, e.g. 0.2.0")
@@ -80,50 +75,6 @@ def canonical_manifest(version: str, files: dict[str, bytes]) -> bytes:
     if len(text) > MAX_MANIFEST:
         raise UpdateError(422, f"manifest over {MAX_MANIFEST} bytes: fewer files")
     return text
-
-
-def signed_message(manifest: bytes) -> bytes:
-    return SIGNED_PREFIX + hashlib.sha256(manifest).digest()
-
-
-def keygen() -> tuple[bytes, str]:
-    """A new signing key: (private key PEM, public key hex for firmware/trust.py)."""
-    from cryptography.hazmat.primitives import serialization as ser
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-    return pem, key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw).hex()
-
-
-def sign_manifest(private_pem: bytes, manifest: bytes) -> bytes:
-    from cryptography.hazmat.primitives import serialization as ser
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    key = ser.load_pem_private_key(private_pem, password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UpdateError(422, "the key file is not an Ed25519 private key")
-    return key.sign(signed_message(manifest))
-
-
-def verify_manifest(keys: Iterable[str], manifest: bytes, signature: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    for k in keys:
-        try:
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(k)).verify(
-                signature, signed_message(manifest))
-            return True
-        except (InvalidSignature, ValueError):
-            continue
-    return False
-
-
-def trusted_keys() -> list[str]:
-    """The keys the firmware trusts (firmware/trust.py) plus TELEGEST_UPDATE_KEYS (hex, comma
-    separated): a bundle signed by none of them is refused at upload."""
-    from firmware.trust import KEYS
-    extra = [k.strip() for k in os.environ.get("TELEGEST_UPDATE_KEYS", "").split(",")
-             if k.strip()]
-    return list(KEYS) + extra
 
 
 # -- the bundle file ------------------------------------------------------------------------------
@@ -211,9 +162,9 @@ def read_bundle(data: bytes) -> Bundle:
     return Bundle(manifest, files, signature)
 
 
-def sign_bundle(data: bytes, private_pem: bytes) -> bytes:
+def sign_bundle(data: bytes, private_pem: bytes, passphrase: bytes | None = None) -> bytes:
     bundle = read_bundle(data)
-    bundle.signature = sign_manifest(private_pem, bundle.manifest)
+    bundle.signature = sign_manifest(private_pem, bundle.manifest, passphrase)
     return write_bundle(bundle)
 
 
@@ -311,10 +262,15 @@ def select_devices(session: Session, devices: list[str] | None,
 def start_rollout(session: Session, bundle_id: int, who: str, *,
                   devices: list[str] | None = None, filt: dict | None = None,
                   waves: list[int] | None = None, max_failures: int = 1,
-                  offer_ttl_s: int = 3600) -> Rollout:
+                  offer_ttl_s: int = 3600, offer: dict | None = None,
+                  keys: list[str] | None = None) -> Rollout:
+    """`offer`: the bundle's offer signed offline (sign_offer), checked against `keys` (the
+    trusted keys by default) and sent to every device as it is."""
     bundle = session.get(UpdateBundle, bundle_id)
     if bundle is None:
         raise UpdateError(404, f"bundle {bundle_id} not found")
+    offer = check_offer(offer, bundle, trusted_keys() if keys is None else keys,
+                        int(utcnow().timestamp()))
     if max_failures < 1:
         raise UpdateError(422, "max_failures: at least 1")
     if (devices is None) == (filt is None):
@@ -332,7 +288,7 @@ def start_rollout(session: Session, bundle_id: int, who: str, *,
         raise UpdateError(409, f"in another rollout: {', '.join(sorted(busy)[:10])}")
     sizes = plan_waves(len(targets), waves)
     rollout = Rollout(bundle_id=bundle.id, waves=waves, max_failures=max_failures,
-                      offer_ttl_s=offer_ttl_s,
+                      offer_ttl_s=offer_ttl_s, offer=offer,
                       target_filter={"devices": devices} if devices is not None else filt,
                       created_by=who[:200])
     session.add(rollout)
@@ -344,7 +300,8 @@ def start_rollout(session: Session, bundle_id: int, who: str, *,
         i += size
     audit.record(session, who, "rollout_start", f"rollout:{rollout.id}",
                  detail={"bundle": bundle.version, "devices": len(targets), "waves": sizes,
-                         "max_failures": max_failures})
+                         "max_failures": max_failures, "offer": offer["oid"],
+                         "channel": offer["ch"], "offer_exp": offer["exp"]})
     return rollout
 
 
@@ -393,6 +350,7 @@ def rollout_status(session: Session, rollout_id: int) -> dict:
             "reason": r.reason, "wave": r.wave, "waves": r.waves,
             "max_failures": r.max_failures, "failures": _failures(session, r.id),
             "created_at": r.created_at, "created_by": r.created_by,
+            "offer": ({k: r.offer[k] for k in ("oid", "ch", "exp")} if r.offer else None),
             "wave_counts": [dict(w) for w in waves],
             "targets": [{"device": ident, "wave": t.wave, "state": t.state,
                          "progress": t.progress, "why": t.why, "command_id": t.command_id}
@@ -577,13 +535,21 @@ class UpdateService:
     def _offer(self, session: Session, r: Rollout, t: RolloutTarget, now) -> None:
         bundle = session.get(UpdateBundle, r.bundle_id)
         exp = now + timedelta(seconds=r.offer_ttl_s)
+        signed = r.offer or {}
+        if signed:  # the device checks the signed expiry: the command cannot outlive it
+            exp = min(exp, datetime.fromtimestamp(signed["exp"], timezone.utc))
         cmd = DeviceCommand(device_id=t.device_id, kind="update", expires_at=exp,
                             created_by=f"rollout:{r.id}", state="sent", sent_at=now)
         session.add(cmd)
         session.flush()
-        cmd.payload = {"id": cmd.id, "cmd": "update", "exp": int(exp.timestamp()),
+        # "sig", the bundle's manifest signature, is what firmware older than signed offers
+        # checks; "oid", "ch" and "osig" (and "exp", signed) are what this firmware checks
+        cmd.payload = {"id": cmd.id, "cmd": "update",
+                       "exp": signed.get("exp", int(exp.timestamp())),
                        "v": bundle.version, "b": bundle.id, "mh": bundle.manifest_sha256,
                        "ms": len(bundle.manifest), "sig": bundle.signature}
+        if signed:
+            cmd.payload.update(oid=signed["oid"], ch=signed["ch"], osig=signed["sig"])
         t.command_id, t.state, t.offered_at = cmd.id, "offered", now
         self._allowed.setdefault(bundle.id, set()).add(
             session.get(Device, t.device_id).ident)
@@ -594,8 +560,11 @@ class UpdateService:
         ident = session.get(Device, t.device_id).ident
         p = cmd.payload
         payload = ('{"id":%d,"cmd":"update","exp":%d,"v":"%s","b":%d,"mh":"%s","ms":%d,'
-                   '"sig":"%s"}' % (p["id"], p["exp"], p["v"], p["b"], p["mh"], p["ms"],
-                                    p["sig"])).encode()
+                   '"sig":"%s"' % (p["id"], p["exp"], p["v"], p["b"], p["mh"], p["ms"],
+                                   p["sig"]))
+        if "osig" in p:
+            payload += ',"oid":%d,"ch":"%s","osig":"%s"' % (p["oid"], p["ch"], p["osig"])
+        payload = (payload + "}").encode()
         self.publish(f"tg/v1/{ident}/down/cmd", payload)
         t.updated_at = now
         self.counts["ota_offers"] += 1

@@ -2,13 +2,18 @@
 
 Flash layout under `root` (/ota on the box):
     state.json    which slot runs: {"cur": "a"|"b"|null, "v", "prev", "pv", "try", "id", "out"}
+    min.json      the minimum version: {"v": "0.2.0"}; only ever raised, kept apart from
+                  state.json so that a rollback or a lost state never lowers it
     a/, b/        two slots, each a whole `firmware` package (a/firmware/reader.py ...)
 `cur` null is the factory firmware (frozen, or /lib/firmware). boot.py calls boot(root,
 sys.path), which puts `root/<cur>` first on sys.path, so the slot's package wins.
 
 An update (docs/updates.md, docs/protocol.md "Updates"):
-1. The offer on down/cmd carries the manifest's sha256 and the Ed25519 signature over
-   SIGNED_PREFIX + that digest. The signature is checked first, before anything is fetched.
+1. The offer on down/cmd carries the manifest's sha256 and the release key's Ed25519
+   signature over the offer itself: offer_message(oid, exp, ch, v, mh), its id, expiry,
+   channel, version and manifest digest. Checked first, before anything is fetched, with the
+   expiry, the channel and the persistent minimum version (`min.json`, raised when an update
+   is confirmed good; an offer older than it is refused even when correctly signed).
 2. The manifest, then each file, is fetched chunk by chunk (up/ota asks, down/ota answers),
    hashed as it is written (`<name>.part`), checked against its sha256, renamed into place, in
    the slot that is not running. A slot already holding the same manifest is resumed.
@@ -30,7 +35,9 @@ try:
 except ImportError:  # CPython
     const = lambda x: x  # noqa: E731
 
-SIGNED_PREFIX = b"telegest bundle v1\n"
+SIGNED_PREFIX = b"telegest bundle v1\n"  # the manifest signature (bundle files, old firmware)
+OFFER_PREFIX = b"telegest offer v2\n"  # the offer signature, what this firmware checks
+CHANNEL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 PRODUCT = "telegest-reader"
 CHUNK = const(640)  # raw bytes per down/ota chunk: 856 base64 characters, under 1 KiB
 MAX_MANIFEST = const(8192)
@@ -205,10 +212,59 @@ def check_manifest(doc, v):
     return out
 
 
+def check_channel(ch):
+    """`ch` when it is a channel name (1 to 16 of a-z 0-9 -); ValueError otherwise."""
+    if type(ch) is not str or not 1 <= len(ch) <= 16 or any(c not in CHANNEL_CHARS for c in ch):
+        raise ValueError("bad channel")
+    return ch
+
+
+def offer_message(oid, exp, ch, v, mh):
+    """What the release key signs for an offer: OFFER_PREFIX + the canonical JSON of the
+    offer's id, expiry (Unix s), channel, version and manifest sha256 (keys sorted, no
+    spaces), e.g. {"ch":"stable","exp":1798003600,"mh":"9f0e…","oid":7,"v":"0.2.0"}."""
+    return OFFER_PREFIX + ('{"ch":"%s","exp":%d,"mh":"%s","oid":%d,"v":"%s"}'
+                           % (ch, exp, mh, oid, v)).encode()
+
+
+def read_min(root):
+    """The minimum version this box accepts, or None before its first confirmed update."""
+    try:
+        with open(root + "/min.json") as f:
+            v = json.load(f).get("v")
+        version_tuple(v)
+        return v
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def raise_min(root, v):
+    """Raise the minimum version to `v` (atomic: min.json.tmp renamed over min.json); never
+    lowers it. Returns the minimum now in force."""
+    cur = read_min(root)
+    if cur is not None and version_tuple(cur) >= version_tuple(v):
+        return cur
+    _mkdir(root)
+    tmp = root + "/min.json.tmp"
+    f = _open_w(tmp)
+    try:
+        f.write(('{"v":"%s"}' % v).encode())
+        _sync(f)
+    finally:
+        f.close()
+    _rename(tmp, root + "/min.json")
+    return v
+
+
 def verify_offer(keys, mh, sig):
-    """True when one of `keys` (hex public keys) signed the manifest digest `mh` (hex)."""
+    """True when one of `keys` (hex public keys) signed the manifest digest `mh` (hex): the
+    bundle's own signature, which firmware older than the signed offers checks."""
+    return verify_signed(keys, SIGNED_PREFIX + binascii.unhexlify(mh.encode()), sig)
+
+
+def verify_signed(keys, msg, sig):
+    """True when one of `keys` (hex public keys) signed `msg`."""
     from firmware.ota.ed25519 import verify
-    msg = SIGNED_PREFIX + binascii.unhexlify(mh.encode())
     for k in keys:
         if verify(binascii.unhexlify(k.encode()), msg, sig):
             return True

@@ -7,8 +7,9 @@ import hashlib
 import json
 
 from firmware.ota import (MAX_MANIFEST, RETRY_MS, TRIAL_BOOTS, _NAME_CHARS, _hex, _mkdir,
-                          _open_w, _remove, _rename, _rmtree, _sync, check_manifest,
-                          file_sha256, read_state, verify_offer, version_tuple, write_state)
+                          _open_w, _remove, _rename, _rmtree, _sync, check_channel,
+                          check_manifest, file_sha256, offer_message, raise_min, read_min,
+                          read_state, verify_signed, version_tuple, write_state)
 
 
 class UpdateError(Exception):
@@ -21,13 +22,18 @@ class UpdateError(Exception):
 class Updater:
     """One device's updates. `on_offer` takes a parsed update command, `on_chunk` a down/ota
     payload, `outgoing(now_ms)` gives what to publish; `health(ok)` confirms a trial boot.
-    `reboot` becomes True when the box should reset (the runtime does it)."""
+    `reboot` becomes True when the box should reset (the runtime does it). `channel` is the
+    channel this box follows (firmware/trust.py CHANNEL by default)."""
 
-    def __init__(self, root, fw, keys=None, clock=None, deadline_s=120, boot_state=None):
-        if keys is None:
-            from firmware.trust import KEYS as keys
+    def __init__(self, root, fw, keys=None, clock=None, deadline_s=120, boot_state=None,
+                 channel=None):
+        if keys is None or channel is None:
+            import firmware.trust as trust
+            keys = trust.KEYS if keys is None else keys
+            channel = getattr(trust, "CHANNEL", "stable") if channel is None else channel
         self.root = root
         self.keys = keys
+        self.channel = channel
         self.clock = clock
         self.deadline_s = deadline_s
         self.state = boot_state if boot_state is not None else read_state(root)
@@ -39,9 +45,18 @@ class Updater:
         self.connected = False
         self.counters_ = {"ota_offers": 0, "ota_refused": 0, "ota_chunks": 0,
                           "ota_stale_chunks": 0, "ota_retries": 0}
+        self.min = read_min(root)
+        if self.state.get("cur") and "try" not in self.state and self.state.get("v"):
+            self._raise_min(self.state["v"])  # confirmed: a power cut may have come before
         o = self.state.get("out")
         if o:
             self._report(o.get("id"), None, o.get("v"), o.get("st"), o.get("why"))
+
+    def _raise_min(self, v):
+        try:
+            self.min = raise_min(self.root, v)
+        except (OSError, ValueError) as e:  # flash full: raised at the next boot
+            print("# ota min:", e)
 
     # -- reports ------------------------------------------------------------------------------
     def _report(self, id, b, v, st, why=None, p=None):
@@ -77,23 +92,34 @@ class Updater:
         if type(id) is not int or type(b) is not int or type(v) is not str:
             return self._fail(id, b, v, "bad_offer")
         try:
-            mh, ms, sig = cmd["mh"], cmd["ms"], binascii.a2b_base64(cmd["sig"].encode())
-            if len(mh) != 64 or type(ms) is not int or not 0 < ms <= MAX_MANIFEST:
+            mh, ms, exp, oid = cmd["mh"], cmd["ms"], cmd["exp"], cmd["oid"]
+            ch, sig = check_channel(cmd["ch"]), binascii.a2b_base64(cmd["osig"].encode())
+            if (type(mh) is not str or len(mh) != 64 or type(ms) is not int
+                    or not 0 < ms <= MAX_MANIFEST or type(exp) is not int
+                    or type(oid) is not int or oid < 0):
                 raise ValueError
             binascii.unhexlify(mh.encode())
-            newer = version_tuple(v) > version_tuple(self.fw)
-        except Exception:
+            vt = version_tuple(v)
+            newer = vt > version_tuple(self.fw)
+            older = self.min is not None and vt < version_tuple(self.min)
+        except Exception:  # a missing field too: an offer without its signature is refused
             return self._fail(id, b, v, "bad_offer")
-        exp = cmd.get("exp")
-        if type(exp) is int and exp < now_s:
+        q = self.clock.quality() if hasattr(self.clock, "quality") else None
+        if q == "unsynced":  # cannot tell an expired offer: refused until the clock is set
+            return self._fail(id, b, v, "no_clock")
+        if exp < now_s:
             return self._fail(id, b, v, "expired")
+        if ch != self.channel:
+            return self._fail(id, b, v, "wrong_channel", ch)
+        if older:
+            return self._fail(id, b, v, "below_minimum", self.min)
         if not newer:
             return self._fail(id, b, v, "not_newer", self.fw)
         if job is not None or "try" in self.state:
             return self._fail(id, b, v, "busy")
         if not self.keys:
             return self._fail(id, b, v, "no_trusted_key")
-        if not verify_offer(self.keys, mh, sig):
+        if not verify_signed(self.keys, offer_message(oid, exp, ch, v, mh), sig):
             return self._fail(id, b, v, "bad_signature")
         slot = "b" if self.state.get("cur") == "a" else "a"
         sdir = self.root + "/" + slot
@@ -239,6 +265,7 @@ class Updater:
                    "out": out}
             write_state(self.root, new)
             self.state = new
+            self._raise_min(st["v"])  # from now on nothing older is taken, even signed
             self._report(out["id"], None, out["v"], "ok")
         elif up_s >= self.deadline_s and not self.reboot:
             print("# update %s not healthy after %d s: rebooting to roll back"

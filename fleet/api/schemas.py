@@ -498,6 +498,9 @@ class RolloutIn(BaseModel):
                              max_length=10)
     max_failures: int = Field(1, ge=1)
     offer_ttl_s: int = Field(3600, ge=60, le=30 * 86400)
+    offer: dict[str, Any] | None = Field(None, description=(
+        "the offer signed offline by the release manager (`telegest fleet bundle offer`): "
+        "{oid, exp, ch, v, mh, sig}; required"))
 
 
 class RolloutTargetOut(BaseModel):
@@ -523,6 +526,7 @@ class RolloutOut(BaseModel):
     created_by: str | None
     wave_counts: list[dict[str, int]]
     targets: list[RolloutTargetOut]
+    offer: dict[str, Any] | None = None  # {oid, ch, exp} of the signed offer
 
 
 # -- the office side: corrections, validation, review --------------------------------------------

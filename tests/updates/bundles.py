@@ -4,11 +4,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fleet.updates import Bundle, build_bundle, sign_manifest
+from firmware.ota import offer_message
+from fleet.update_signing import load_private_key, sign_manifest, sign_offer
+from fleet.updates import Bundle, build_bundle
 
 SEED = bytes(range(32))  # a test key, trusted only by the tests
 KEY = Ed25519PrivateKey.from_private_bytes(SEED)
@@ -32,10 +35,23 @@ def signed(version: str, files: dict[str, bytes] | None = None, pem: bytes = PEM
     return b
 
 
-def offer(bundle: Bundle, id: int = 1, b: int = 1, exp: int = 2_000_000_000) -> dict:
-    return {"id": id, "cmd": "update", "exp": exp, "v": bundle.version, "b": b,
-            "mh": hashlib.sha256(bundle.manifest).hexdigest(), "ms": len(bundle.manifest),
-            "sig": base64.b64encode(bundle.signature).decode()}
+def offer(bundle: Bundle, id: int = 1, b: int = 1, exp: int = 2_000_000_000,
+          ch: str = "stable", oid: int = 7, pem: bytes = PEM, v: str | None = None) -> dict:
+    """The down/cmd update command the fleet sends: the offer signed with `pem` (its id,
+    expiry, channel, version `v` (the bundle's by default), manifest digest) and the bundle's
+    manifest signature."""
+    v = v or bundle.version
+    mh = hashlib.sha256(bundle.manifest).hexdigest()
+    osig = load_private_key(pem).sign(offer_message(oid, exp, ch, v, mh))
+    return {"id": id, "cmd": "update", "exp": exp, "v": v, "b": b, "mh": mh,
+            "ms": len(bundle.manifest), "sig": base64.b64encode(bundle.signature).decode(),
+            "oid": oid, "ch": ch, "osig": base64.b64encode(osig).decode()}
+
+
+def signed_offer(bundle: Bundle, ch: str = "stable", ttl_s: int = 86400, pem: bytes = PEM,
+                 oid: int | None = None) -> dict:
+    """The offer the release manager signs for a rollout (`telegest fleet bundle offer`)."""
+    return sign_offer(pem, bundle, ch, int(time.time()) + ttl_s, oid)
 
 
 def wire_files(bundle: Bundle) -> list[bytes]:

@@ -10,7 +10,7 @@ from fleet.config import Settings
 from fleet.db import make_engine, session_factory
 from fleet.keys import create_api_key
 from fleet.updates import write_bundle
-from tests.updates.bundles import OTHER_PEM, PUB, signed
+from tests.updates.bundles import OTHER_PEM, PUB, signed, signed_offer
 from tools.up import seed
 
 
@@ -53,14 +53,18 @@ def test_upload_checks_the_signature_and_the_version(client):
 
 def test_rollout_start_status_pause_resume_cancel(client):
     bid = post_bundle(client, signed("0.2.0")).json()["id"]
+    offer = signed_offer(signed("0.2.0"))
     r = client.post("/api/v1/rollouts", json={"bundle_id": bid, "devices": client.devices,
-                                              "waves": [20, 100], "max_failures": 2})
+                                              "waves": [20, 100], "max_failures": 2,
+                                              "offer": offer})
     assert r.status_code == 201, r.text
     ro = r.json()
     assert ro["state"] == "running" and ro["wave"] == -1
     assert [t["wave"] for t in ro["targets"]] == [0, 1, 1, 1, 1]
     assert ro["wave_counts"] == [{"waiting": 1}, {"waiting": 4}]
-    again = client.post("/api/v1/rollouts", json={"bundle_id": bid, "filter": {"prefix": "demo-"}})
+    assert ro["offer"] == {"oid": offer["oid"], "ch": "stable", "exp": offer["exp"]}
+    again = client.post("/api/v1/rollouts", json={"bundle_id": bid, "filter": {"prefix": "demo-"},
+                                                  "offer": offer})
     assert again.status_code == 409  # the devices are in a rollout already
     rid = ro["id"]
     assert client.post(f"/api/v1/rollouts/{rid}/pause", json={"reason": "look"}).json()[
@@ -71,9 +75,29 @@ def test_rollout_start_status_pause_resume_cancel(client):
     done = client.post(f"/api/v1/rollouts/{rid}/cancel").json()
     assert done["state"] == "cancelled" and {t["state"] for t in done["targets"]} == {"cancelled"}
     assert client.get("/api/v1/rollouts").json()["items"][0]["id"] == rid
-    r = client.post("/api/v1/rollouts", json={"bundle_id": bid, "filter": {"prefix": "demo-"}})
+    r = client.post("/api/v1/rollouts", json={"bundle_id": bid, "filter": {"prefix": "demo-"},
+                                              "offer": offer})
     assert r.status_code == 201 and len(r.json()["targets"]) == 5
-    assert client.post("/api/v1/rollouts", json={"bundle_id": bid, "devices": ["nope"]}
-                       ).status_code == 422
-    assert client.post("/api/v1/rollouts", json={"bundle_id": 999, "devices": ["demo-r1"]}
-                       ).status_code == 404
+    assert client.post("/api/v1/rollouts", json={"bundle_id": bid, "devices": ["nope"],
+                                                 "offer": offer}).status_code == 422
+    assert client.post("/api/v1/rollouts", json={"bundle_id": 999, "devices": ["demo-r1"],
+                                                 "offer": offer}).status_code == 404
+
+
+@pytest.mark.parametrize("case,detail", [
+    ("missing", "signed offer"), ("expired", "expired"), ("other_key", "bad signature"),
+    ("relabelled", "bad signature"), ("other_version", "not this bundle"),
+    ("extra_field", "exactly"),
+])
+def test_rollout_refuses_an_offer_not_signed_for_it(client, case, detail):
+    b = signed("0.2.0")
+    bid = post_bundle(client, b).json()["id"]
+    offer = {"missing": None, "expired": signed_offer(b, ttl_s=-1),
+             "other_key": signed_offer(b, pem=OTHER_PEM),
+             "relabelled": dict(signed_offer(b, ch="beta"), ch="stable"),
+             "other_version": signed_offer(signed("0.3.0")),
+             "extra_field": dict(signed_offer(b), note="x")}[case]
+    r = client.post("/api/v1/rollouts", json={"bundle_id": bid, "devices": client.devices,
+                                              "offer": offer})
+    assert r.status_code == 422 and detail in r.json()["detail"], r.text
+    assert client.get("/api/v1/rollouts").json()["total"] == 0

@@ -3,13 +3,15 @@ planner and the threshold logic."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 
 import pytest
 
 from firmware.ota import verify_offer
+from fleet.update_signing import signed_message, verify_manifest
 from fleet.updates import (UpdateError, canonical_manifest, next_step, plan_waves, read_bundle,
-                           sign_bundle, signed_message, verify_manifest, write_bundle)
+                           sign_bundle, write_bundle)
 from tests.updates.bundles import OTHER_PEM, PEM, PUB, signed
 
 MANIFEST = (b'{"files":[{"name":"firmware/a.py","sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4'
@@ -102,3 +104,16 @@ def waves(*states: str) -> list[Counter]:
 ])
 def test_threshold_and_waves(wave, ws, failed, limit, expect):
     assert next_step(wave, ws, failed, limit) == expect
+
+
+def test_offer_message_exact_bytes():
+    """What the release key signs for an offer (docs/updates.md): the device rebuilds these
+    exact bytes from the offer's fields, so the fleet and the firmware must agree."""
+    from firmware.ota import offer_message
+    mh = "ab" * 32
+    assert offer_message(7, 1798003600, "stable", "0.2.0", mh) == (
+        b'telegest offer v2\n{"ch":"stable","exp":1798003600,"mh":"' + mh.encode()
+        + b'","oid":7,"v":"0.2.0"}')
+    doc = {"oid": 7, "exp": 1798003600, "ch": "stable", "v": "0.2.0", "mh": mh}
+    assert offer_message(**doc)[len(b"telegest offer v2\n"):] == json.dumps(
+        doc, sort_keys=True, separators=(",", ":")).encode()  # canonical JSON

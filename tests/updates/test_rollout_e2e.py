@@ -1,7 +1,8 @@
 """Rollouts end to end: a real mosquitto, the worker as a process, ten virtual readers
 running the firmware's updater. One reader fails its post-install health check: it rolls
 back by itself, reports it, and the rollout pauses at a threshold of one failure without
-offering the remaining waves. A tampered bundle is refused by the device."""
+offering the remaining waves. A tampered bundle, or an offer changed after signing (its expiry
+or its channel), is refused by the device."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,7 @@ from fleet.db import make_engine, session_factory
 from fleet.models import Device, DeviceCommand
 from fleet.updates import rollout_status, start_rollout, store_bundle, write_bundle
 from tests.helpers import reader_for, wait_until
-from tests.updates.bundles import PUB, signed
+from tests.updates.bundles import PUB, signed, signed_offer
 
 pytestmark = pytest.mark.e2e
 
@@ -65,12 +66,14 @@ def test_rollout_in_waves_pauses_when_a_reader_rolls_back(demo, mosquitto, worke
     rs = readers(demo, mosquitto, tmp_path, sessions, ota_deadline_s=4)
     try:
         bid = upload(sessions, signed("0.2.0"))
+        offer = signed_offer(signed("0.2.0"))
         idents = [r.device_id for r in rs]
         bad = rs[3]  # in the second wave (waves of 1, 4, 5)
         bad.reader_status = "error"  # its reader fails after the reboot: unhealthy
         with sessions() as s:
             rid = start_rollout(s, bid, "release-manager", devices=idents,
-                                waves=[10, 50, 100], max_failures=1).id
+                                waves=[10, 50, 100], max_failures=1, offer=offer,
+                                keys=[PUB]).id
             s.commit()
         st = wait_until(lambda: (x := status(sessions, rid))["state"] == "paused" and x, 90,
                         what="the rollout to pause")
@@ -95,6 +98,9 @@ def test_rollout_in_waves_pauses_when_a_reader_rolls_back(demo, mosquitto, worke
             cmds = s.scalars(select(DeviceCommand).where(DeviceCommand.kind == "update")).all()
             assert len(cmds) == 5
             assert sorted(c.state for c in cmds) == ["done"] * 4 + ["failed"]
+            # what went to the devices: the offer as the release manager signed it
+            assert {(c.payload["oid"], c.payload["ch"], c.payload["exp"], c.payload["osig"])
+                    for c in cmds} == {(offer["oid"], "stable", offer["exp"], offer["sig"])}
         # the fleet saw the new version in their health
         for r in rs[:5]:
             r.send_health()
@@ -110,19 +116,16 @@ def _fw(sessions, ident):
         return s.scalar(select(Device.fw_version).where(Device.ident == ident))
 
 
-@pytest.mark.parametrize("tamper", ["file_changed_after_signing", "bad_signature"])
+@pytest.mark.parametrize("tamper", ["file_changed_after_signing", "bad_signature",
+                                    "offer_relabelled_to_another_channel"])
 def test_tampered_bundle_is_refused_and_the_old_firmware_keeps_running(
         demo, mosquitto, worker, tmp_path, sessions, tamper):
     rs = readers(demo, mosquitto, tmp_path, sessions, n=2)
     try:
         b = signed("0.2.0")
-        if tamper == "bad_signature":
-            sig = bytearray(b.signature)
-            sig[10] ^= 0x40
-            b.signature = bytes(sig)
-            bid = upload(sessions, b, check=False)  # a fleet that does not check (compromised)
-        else:
-            bid = upload(sessions, b)
+        offer = signed_offer(b, ch="beta" if tamper.startswith("offer") else "stable")
+        bid = upload(sessions, b)
+        if tamper == "file_changed_after_signing":
             with sessions() as s:  # one stored file changed after signing and upload
                 from fleet.models import UpdateBundleFile
                 f = s.scalar(select(UpdateBundleFile).where(UpdateBundleFile.bundle_id == bid,
@@ -130,14 +133,18 @@ def test_tampered_bundle_is_refused_and_the_old_firmware_keeps_running(
                 f.content = f.content[:-1] + b"X"
                 s.commit()
         with sessions() as s:
-            rid = start_rollout(s, bid, "release-manager",
-                                devices=[r.device_id for r in rs], waves=[50, 100],
-                                max_failures=1).id
+            r = start_rollout(s, bid, "release-manager", devices=[r.device_id for r in rs],
+                              waves=[50, 100], max_failures=1, offer=offer, keys=[PUB])
+            if tamper == "bad_signature":  # a compromised fleet changes the signed offer
+                r.offer = dict(offer, exp=offer["exp"] + 30 * 86400)
+            elif tamper.startswith("offer"):  # ... or relabels it for the readers' channel
+                r.offer = dict(offer, ch="stable")
+            rid = r.id
             s.commit()
         st = wait_until(lambda: (x := status(sessions, rid))["state"] == "paused" and x, 60,
                         what="the rollout to pause")
         t = st["targets"][0]
-        why = "bad_signature" if tamper == "bad_signature" else "sha_mismatch"
+        why = "sha_mismatch" if tamper == "file_changed_after_signing" else "bad_signature"
         assert t["state"] == "failed" and t["why"] == why, st
         assert st["targets"][1]["state"] == "waiting"
         r = rs[0]

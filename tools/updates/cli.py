@@ -1,15 +1,20 @@
-"""`telegest fleet bundle keygen|create|sign|upload|list` and
+"""`telegest fleet bundle keygen|create|sign|offer|upload|list` and
 `telegest fleet rollout start|status|list|pause|resume|cancel`.
 
-Thin handlers over fleet.updates. Making and signing a bundle are local file operations (the
-private key never leaves the release manager's machine); upload and rollouts act on the
-database directly, like `telegest fleet device`, named in the audit log as `cli:<--by>`.
+Thin handlers over fleet.updates and fleet.update_signing. Making and signing a bundle and
+signing its offer are local file operations (the private key never leaves the release
+manager's machine); upload and rollouts act on the database directly, like `telegest fleet
+device`, named in the audit log as `cli:<--by>`. A key's passphrase is read from
+TELEGEST_KEY_PASSPHRASE, --passphrase-file or a prompt, never from the command line.
 """
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
+import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +22,7 @@ from pathlib import Path
 from tools.errors import TelegestError
 
 DEFAULT_DB = os.environ.get("TELEGEST_DATABASE_URL", "sqlite:///var/telegest.db")
+PASSPHRASE_ENV = "TELEGEST_KEY_PASSPHRASE"
 
 
 @contextmanager
@@ -30,8 +36,8 @@ def _library() -> Iterator:
 
 @contextmanager
 def _session(db: str) -> Iterator:
-    from fleet.db import make_engine, migrate, session_factory
-    migrate(db)
+    from fleet.db import make_engine, prepare, session_factory
+    prepare(db)
     engine = make_engine(db)
     try:
         with session_factory(engine)() as session, _library():
@@ -55,19 +61,47 @@ def _by(args) -> str:
 
 
 # -- bundles ---------------------------------------------------------------------------------
+def _passphrase(args, confirm: bool = False) -> bytes:
+    """The key's passphrase: TELEGEST_KEY_PASSPHRASE, else --passphrase-file (its first line),
+    else a prompt (twice when `confirm`). Never an argument: argv is visible to every user."""
+    pw = os.environ.get(PASSPHRASE_ENV)
+    if pw is None and getattr(args, "passphrase_file", None):
+        pw = _read(args.passphrase_file).decode("utf-8", "replace").splitlines()[0:1]
+        pw = pw[0] if pw else ""
+    if pw is None:
+        try:
+            pw = getpass.getpass("passphrase of the signing key: ")
+            if confirm and getpass.getpass("again: ") != pw:
+                raise TelegestError("the two passphrases differ")
+        except (EOFError, KeyboardInterrupt, OSError):
+            raise TelegestError(f"no passphrase: type it at the prompt, or set "
+                                f"{PASSPHRASE_ENV}") from None
+    if not pw:
+        raise TelegestError("an empty passphrase protects nothing")
+    return pw.encode()
+
+
+def _key(args) -> tuple[bytes, bytes | None]:
+    """The private key file and, when it is encrypted, its passphrase."""
+    from fleet.update_signing import key_is_encrypted
+    pem = _read(args.key)
+    return pem, _passphrase(args) if key_is_encrypted(pem) else None
+
+
 def cmd_keygen(args) -> int:
-    from fleet.updates import keygen
+    from fleet.update_signing import keygen
     out = Path(args.out)
     if out.exists():
         raise TelegestError(f"{out} exists: a signing key is never overwritten")
-    pem, pub = keygen()
-    try:
+    pem, pub = keygen(_passphrase(args, confirm=True) if args.passphrase else None)
+    try:  # 0600 from the start: the file never exists with wider rights
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as e:
         raise TelegestError(f"cannot write {out}: {e.strerror}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
-    print(f"private key: {out} (keep it offline; whoever holds it can update every reader)")
+    print(f"private key: {out}{' (encrypted with your passphrase)' if args.passphrase else ''}"
+          f" (keep it offline; whoever holds it can update every reader)")
     print("public key, for firmware/trust.py and TELEGEST_UPDATE_KEYS:")
     print(f'KEYS = ("{pub}",)')
     return 0
@@ -88,11 +122,34 @@ def cmd_create(args) -> int:
 def cmd_sign(args) -> int:
     from fleet.updates import read_bundle, sign_bundle
     with _library():
-        data = sign_bundle(_read(args.bundle), _read(args.key))
+        data = sign_bundle(_read(args.bundle), *_key(args))
         b = read_bundle(data)
     out = args.out or args.bundle
     Path(out).write_bytes(data)
     print(f"{out}: version {b.version} signed (manifest sha256 {b.sha256})")
+    return 0
+
+
+def _duration(text: str) -> int:
+    m = re.fullmatch(r"(\d{1,7})([smhd]?)", text.strip())
+    if not m or int(m.group(1)) <= 0:
+        raise TelegestError(f"--expires-in {text!r}: e.g. 3600, 90m, 48h, 7d")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def cmd_offer(args) -> int:
+    from fleet.update_signing import sign_offer
+    from fleet.updates import read_bundle
+    with _library():
+        bundle = read_bundle(_read(args.bundle))
+        exp = int(time.time()) + _duration(args.expires_in)
+        pem, pw = _key(args)
+        offer = sign_offer(pem, bundle, args.channel, exp, args.id, passphrase=pw)
+    out = args.out or f"{args.bundle}.offer.json"
+    Path(out).write_text(json.dumps(offer, indent=1) + "\n")
+    print(f"{out}: offer {offer['oid']} of version {offer['v']} on channel {offer['ch']}, "
+          f"valid until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(exp))} "
+          f"(`telegest fleet rollout start {offer['v']} --offer {out}` next)")
     return 0
 
 
@@ -142,6 +199,10 @@ def _print_status(st: dict, as_json: bool) -> None:
     print(f"rollout {st['id']}: {st['version']} {st['state']}"
           f"{' (' + st['reason'] + ')' if st['reason'] else ''}; wave {st['wave'] + 1} of "
           f"{len(st['wave_counts'])}; {st['failures']} failed (pauses at {st['max_failures']})")
+    if st.get("offer"):
+        o = st["offer"]
+        print(f"  offer {o['oid']} on channel {o['ch']}, signed valid until "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(o['exp']))}")
     for i, counts in enumerate(st["wave_counts"]):
         print(f"  wave {i + 1}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for t in st["targets"]:
@@ -159,10 +220,15 @@ def cmd_start(args) -> int:
         waves = [int(w) for w in args.waves.split(",")]
     except ValueError:
         raise TelegestError("--waves: percents, e.g. 10,50,100") from None
+    try:
+        offer = json.loads(_read(args.offer))
+    except ValueError:
+        raise TelegestError(f"{args.offer}: not a signed offer (telegest fleet bundle offer)"
+                            ) from None
     with _session(args.db) as session:
         r = start_rollout(session, _bundle_id(session, args.bundle), _by(args),
                           devices=devices, filt=None if devices else filt, waves=waves,
-                          max_failures=args.max_failures, offer_ttl_s=args.ttl)
+                          max_failures=args.max_failures, offer_ttl_s=args.ttl, offer=offer)
         session.flush()
         _print_status(rollout_status(session, r.id), args.json)
     return 0
@@ -203,12 +269,16 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
     """Add `bundle ...` and `rollout ...` under `telegest fleet`;
     `command(parent, name, handler, help)` as in tools.cli."""
     b = fleet_parsers.add_parser(
-        "bundle", help="firmware update bundles: keygen, create, sign, upload, list",
+        "bundle", help="firmware update bundles: keygen, create, sign, offer, upload, list",
         description="signed firmware bundles (docs/updates.md)").add_subparsers(
         dest="bundle_cmd", required=True)
     k = command(b, "keygen", cmd_keygen, "a new Ed25519 signing key (private key file + "
                 "the public key for firmware/trust.py)")
     k.add_argument("--out", required=True, help="private key file to create (mode 600)")
+    k.add_argument("--passphrase", action="store_true",
+                   help=f"encrypt the key with a passphrase (asked, or {PASSPHRASE_ENV}, or "
+                        "--passphrase-file)")
+    k.add_argument("--passphrase-file", help="file whose first line is the passphrase")
     c = command(b, "create", cmd_create, "bundle a firmware package directory")
     c.add_argument("source", help="the package directory, e.g. firmware/ or a build of .mpy")
     c.add_argument("--version", required=True, help="dotted integers, newer than the fleet's")
@@ -217,7 +287,21 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
     s = command(b, "sign", cmd_sign, "sign a bundle's manifest with the release key")
     s.add_argument("bundle")
     s.add_argument("--key", required=True, help="private key file (bundle keygen)")
+    s.add_argument("--passphrase-file", help="the key's passphrase (else asked, or "
+                                             f"{PASSPHRASE_ENV})")
     s.add_argument("-o", "--out", help="signed bundle file (default: in place)")
+    o = command(b, "offer", cmd_offer, "sign the offer of a bundle: channel and expiry (what "
+                "a rollout sends to the devices)")
+    o.add_argument("bundle", help="the signed bundle file")
+    o.add_argument("--key", required=True, help="private key file (bundle keygen)")
+    o.add_argument("--passphrase-file", help="the key's passphrase (else asked, or "
+                                             f"{PASSPHRASE_ENV})")
+    o.add_argument("--channel", default="stable", help="the devices' channel (firmware/trust.py "
+                                                       "CHANNEL)")
+    o.add_argument("--expires-in", default="7d", help="how long the offer is valid: the "
+                                                      "whole rollout must fit, e.g. 48h, 7d")
+    o.add_argument("--id", type=int, help="the offer id (default: random)")
+    o.add_argument("-o", "--out", help="offer file (default: <bundle>.offer.json)")
     u = command(b, "upload", cmd_upload, "store a signed bundle in the fleet")
     u.add_argument("bundle")
     u.add_argument("--db", default=DEFAULT_DB)
@@ -232,6 +316,7 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
     ).add_subparsers(dest="rollout_cmd", required=True)
     st = command(r, "start", cmd_start, "offer a bundle to devices, wave after wave")
     st.add_argument("bundle", help="bundle version or id")
+    st.add_argument("--offer", required=True, help="the signed offer (bundle offer)")
     st.add_argument("--devices", help="comma-separated idents")
     st.add_argument("--fw", help="or: readers running this version")
     st.add_argument("--prefix", help="or: readers whose ident starts so")

@@ -61,7 +61,7 @@ def start_rollout(body: RolloutIn, session: SessionDep, key: KeyDep):
         r = updates.start_rollout(session, body.bundle_id, data.who(key), devices=body.devices,
                                   filt=filt, waves=body.waves,
                                   max_failures=body.max_failures,
-                                  offer_ttl_s=body.offer_ttl_s)
+                                  offer_ttl_s=body.offer_ttl_s, offer=body.offer)
         rollout_scope.mark(r, key)
         session.commit()
         return updates.rollout_status(session, r.id)
