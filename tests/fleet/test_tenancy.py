@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet.updates import write_bundle
-from tests.updates.bundles import signed
+from tests.updates.bundles import PUB, signed, signed_offer
 
 from fleet import updates
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
@@ -61,12 +61,13 @@ NOT_SCOPED = {
 
 
 @pytest.fixture
-def world(demo):
+def world(demo, monkeypatch):
     """The demo agency (A) with one thing of each kind, and an admin key of agency B."""
     from fleet.db import make_engine, session_factory
     from fleet.keys import create_api_key
 
     db_url, info = demo
+    monkeypatch.setenv("TELEGEST_UPDATE_KEYS", PUB)
     engine = make_engine(db_url)
     with session_factory(engine)() as s:
         a = info["organisation_id"]
@@ -84,12 +85,15 @@ def world(demo):
         s.add(FundingPlan(organisation_id=a, client_id=client_a.id, funder_id=funder.id,
                           reference="PA-A-1", valid_from=now.date() - timedelta(days=30)))
         s.add(Device(ident="b-r1", kind="reader", organisation_id=b.id, status="active"))
-        bundle = updates.store_bundle(s, write_bundle(signed("0.9.0")), "test",
+        firmware = signed("0.9.0")
+        offer = signed_offer(firmware)
+        bundle = updates.store_bundle(s, write_bundle(firmware), "test",
                                       check_signature=False)
         s.flush()
         # agency A's rollout of one of its readers (its filter carries the agency)
         rollout = updates.start_rollout(s, bundle.id, "api_key:0:agency A",
-                                        filt={"organisation_id": a, "prefix": device.ident})
+                                        filt={"organisation_id": a, "prefix": device.ident},
+                                        offer=offer)
         s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
@@ -109,6 +113,7 @@ def world(demo):
             "month": now.strftime("%Y-%m"),
             "rollout_id": rollout.id,
             "bundle_id": bundle.id,
+            "offer": offer,
             "org_b": b.id,
             "funder_id": funder.id,
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
@@ -258,6 +263,7 @@ def test_finding_tenants_rollouts_per_agency(world):
 
     db_url, ids, as_b = world
     a_org, rid, bundle = ids["org_id"], ids["rollout_id"], ids["bundle_id"]
+    offer = {"bundle_id": bundle, "offer": ids["offer"]}  # signed by the release manager
     engine = make_engine(db_url)
     with session_factory(engine)() as s:
         key_a = create_api_key(s, "admin", "agency A's admin", organisation_id=a_org)
@@ -278,18 +284,18 @@ def test_finding_tenants_rollouts_per_agency(world):
 
     # another agency's readers are out of reach, whatever the filter or the list says
     start = "/api/v1/rollouts"
-    r = as_a.post(start, json={"bundle_id": bundle, "filter": {"organisation_id": ids["org_b"]}})
+    r = as_a.post(start, json={**offer, "filter": {"organisation_id": ids["org_b"]}})
     assert r.status_code == 403 and "its own devices" in r.json()["detail"]
-    r = as_a.post(start, json={"bundle_id": bundle, "devices": ["b-r1"]})
+    r = as_a.post(start, json={**offer, "devices": ["b-r1"]})
     assert r.status_code == 422 and "b-r1" in r.json()["detail"]
-    assert as_a.post(start, json={"bundle_id": bundle, "filter": {"prefix": "b-"}}
+    assert as_a.post(start, json={**offer, "filter": {"prefix": "b-"}}
                      ).status_code == 422  # no device to update
     one = sorted(a_readers)[0]
-    r = as_a.post(start, json={"bundle_id": bundle, "devices": [one]})
+    r = as_a.post(start, json={**offer, "devices": [one]})
     assert r.status_code == 201, r.text
     listed = r.json()["id"]
     assert as_a.post(f"/api/v1/rollouts/{listed}/cancel").status_code == 200
-    r = as_a.post(start, json={"bundle_id": bundle, "filter": {}})
+    r = as_a.post(start, json={**offer, "filter": {}})
     assert r.status_code == 201, r.text
     mine = r.json()["id"]
     assert {t["device"] for t in r.json()["targets"]} == a_readers
@@ -297,7 +303,7 @@ def test_finding_tenants_rollouts_per_agency(world):
     # agency B sees none of it and may steer none of it; its own rollout is its own
     assert as_b.get(f"/api/v1/rollouts/{mine}").status_code == 404
     assert as_b.post(f"/api/v1/rollouts/{mine}/pause").status_code == 404
-    r = as_b.post(start, json={"bundle_id": bundle, "filter": {}})
+    r = as_b.post(start, json={**offer, "filter": {}})
     assert r.status_code == 201 and [t["device"] for t in r.json()["targets"]] == ["b-r1"]
     theirs = r.json()["id"]
     assert _ids(as_b.get("/api/v1/rollouts")) == [theirs]
@@ -307,7 +313,7 @@ def test_finding_tenants_rollouts_per_agency(world):
     # the operator sees every agency's; a manager starts none; an agency uploads no bundle
     assert sorted(_ids(as_op.get("/api/v1/rollouts"))) == sorted([rid, listed, mine, theirs])
     assert as_op.get(f"/api/v1/rollouts/{theirs}").status_code == 200
-    assert _as(as_b, key_a_manager).post(start, json={"bundle_id": bundle, "filter": {}}
+    assert _as(as_b, key_a_manager).post(start, json={**offer, "filter": {}}
                                          ).status_code == 403
     assert as_a.post("/api/v1/bundles", content=b"PK").status_code == 403
 
