@@ -27,6 +27,11 @@ from fleet.models import AlertSettings, ClockEvent, Client, Visit
 
 # strongest first
 LEVELS = ("sun_verified", "static_tag_near", "static_tag", "position", "manual")
+LABELS = {"sun_verified": "verified tag · badge vérifié",
+          "static_tag_near": "tag, at the home · badge, au domicile",
+          "static_tag": "tag, no position · badge, sans position",
+          "position": "position at the home · position au domicile",
+          "manual": "manual · manuel"}
 DEFAULT_RADIUS_M = 200
 EARTH_RADIUS_M = 6_371_008.8  # the mean radius (IUGG)
 LEARN_LAST = 20

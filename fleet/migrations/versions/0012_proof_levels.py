@@ -17,8 +17,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('clients', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('lat', sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column('lon', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('lat', sa.Double(), nullable=True))
+        batch_op.add_column(sa.Column('lon', sa.Double(), nullable=True))
     with op.batch_alter_table('alert_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('home_radius_m', sa.Integer(), nullable=False,
                                       server_default='200'))
