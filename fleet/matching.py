@@ -298,6 +298,8 @@ class _Matcher:
         log.debug("device %d event %d: %s", e.device_id, e.id, kind)
 
     def _done(self, e: _Event, status: str, visit_id: int | None = None) -> None:
+        if e.far and status != "ignored":  # with its visit, so that the visit's page shows it
+            self._flag(e, "far_from_home", e.far, visit_id)
         self.counts[status] += 1
         self.done[(status, visit_id)].append(e.id)
 
@@ -309,8 +311,6 @@ class _Matcher:
             until = blocked[1].strftime("%Y-%m-%d %H:%M UTC") if blocked[1] else "now"
             self._flag(e, "during_block", "taken while the device was declared lost or stolen "
                        f"({blocked[0]:%Y-%m-%d %H:%M UTC} to {until})")
-        if e.far:
-            self._flag(e, "far_from_home", e.far)
         key = (e.device_id, _tap_id(e.badge, e.tag), e.dir)
         last = self.last_tap.get(key)
         self._remember(key, e.ts)

@@ -252,3 +252,26 @@ def test_proof_levels_on_postgresql(pg_database_url, clock):
                              proofs={"manual"})
         assert [i.clock_event_id for i in items if i.kind == "manual"] == [evs[1].id]
     engine.dispose()
+
+
+# -- where it shows: the visit's detail, the board, the exports ---------------------------------
+
+def test_proof_level_shows_on_visit_board_and_exports(session, clock, home, agency):
+    import csv
+    import io
+
+    from fleet.exports import tabular
+    from fleet.visit_detail import visit_detail
+    from fleet.web.board import board_rows
+
+    send(session, clock, read(1, NEAR), manual(2, home, FAR, "out", TS + 1800))
+    d = visit_detail(session, home)
+    assert [(e["dir"], e["proof_level"]) for e in d["events"]] == [
+        ("in", "static_tag_near"), ("out", "manual")]
+    assert [a["kind"] for a in d["anomalies"]] == ["far_from_home"]
+    [row] = board_rows(session, agency["org"], NOW.date(), NOW + timedelta(hours=2))
+    assert (row.proof_in, row.proof_out) == ("static_tag_near", "manual")
+    for kind in ("payroll", "billing"):
+        export = tabular.prepare(session, agency["org"].id, kind, NOW.date(), NOW.date())
+        rows = list(csv.DictReader(io.StringIO(b"".join(export.chunks()).decode())))
+        assert rows and {r["weakest_proof"] for r in rows} == {"manual"}, kind
