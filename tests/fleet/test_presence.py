@@ -224,6 +224,14 @@ def test_bad_position_is_refused_as_bad_event(session, clock, home):
     assert session.scalars(select(ClockEvent)).all() == []
 
 
+def test_an_event_without_tag_needs_to_be_manual_and_name_its_visit(session, clock, home):
+    no_visit = {k: v for k, v in manual(1, home).items() if k != "visit"}
+    read_no_tag = {**manual(2, home), "method": "nfc"}
+    result = handle_clock(session, "p1", clock(no_visit, read_no_tag), NOW)
+    assert result.rejected == [{"seq": 1, "reason": "bad_event"},
+                               {"seq": 2, "reason": "bad_event"}]
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 @pytest.mark.postgres
