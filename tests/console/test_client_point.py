@@ -59,3 +59,27 @@ def test_nan_in_any_request_is_a_422_not_a_500(api):
     r = api.patch("/api/v1/alert-settings", params=org, json={"home_radius_m": 350})
     assert r.status_code == 200 and api.get("/api/v1/alert-settings", params=org).json()[
         "home_radius_m"] == 350
+
+
+def test_home_points_csv_import_is_all_or_nothing(api):
+    clients = api.get("/api/v1/clients", params={"limit": 3}).json()["items"]
+    org = {"organisation_id": clients[0]["organisation_id"]}
+    a, b = clients[0], clients[1]
+
+    def send(text: str, **params):
+        return api.post("/api/v1/clients/points/import", params={**org, **params},
+                        files={"file": ("points.csv", text.encode("cp1252"), "text/csv")})
+
+    bad = (f"usager;latitude;longitude\n{a['name']};45,7640;4,8357\n"
+           f"{b['id']};91;4.8\nPersonne;45;4\n{b['id']};45;\n")
+    r = send(bad)
+    assert r.status_code == 200 and r.json()["set"] == 0
+    assert [(e["row"], e["column"]) for e in r.json()["errors"]] == [
+        (3, "lat"), (4, "client"), (5, "lon")]
+    assert api.get(f"/api/v1/clients/{a['id']}").json()["lat"] is None  # nothing written
+    good = f"client,lat,lon\n{a['id']},45.764,4.8357\n{b['name']},45.75,4.85\n"
+    assert send(good, dry_run="true").json()["set"] == 0
+    r = send(good)
+    assert r.status_code == 200 and r.json()["set"] == 2 and r.json()["errors"] == []
+    assert api.get(f"/api/v1/clients/{b['id']}").json()["lon"] == 4.85
+    assert send("client;lat\nx;1\n").status_code == 422  # a missing column: the file refused
