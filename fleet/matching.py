@@ -268,20 +268,14 @@ class _Matcher:
         for (status, visit_id), ids in self.done.items():
             self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
                            .values(match_status=status, visit_id=visit_id))
-        proofs: dict[str, list[int]] = defaultdict(list)
-        for e in self.events:
-            if e.proof:
-                proofs[e.proof].append(e.id)
-        for proof, ids in proofs.items():
-            self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
-                           .values(tag_proof=proof))
-        levels: dict[str, list[int]] = defaultdict(list)
-        for e in self.events:
-            if e.level:
-                levels[e.level].append(e.id)
-        for level, ids in levels.items():
-            self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
-                           .values(proof_level=level))
+        for column, attr in (("tag_proof", "proof"), ("proof_level", "level")):
+            by_value: dict[str, list[int]] = defaultdict(list)
+            for e in self.events:
+                if getattr(e, attr):
+                    by_value[getattr(e, attr)].append(e.id)
+            for value, ids in by_value.items():
+                self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
+                               .values({column: value}))
         if self.anomalies:  # in one statement, not one INSERT per ORM object
             now = utcnow()
             bulk.insert_rows(self.s, Anomaly.__table__,
