@@ -1,7 +1,8 @@
 """Where the phone was (issue #11 items 2 and 3), in chromium at 360 px with the position
 emulated: the one-time explanation the caregiver accepts, a manual clock-in 5 km from the
 home that lands in the review list with proof level "manual", and a manual departure at the
-home that a position corroborates and the list leaves out. Screenshots go to the test's tmp
+home that a position corroborates and the list leaves out; both proof levels on the visit's
+page and the board. Screenshots go to the test's tmp
 folder (caregiver-geo.png, console-review-proof.png); docs/screenshots/ gets copies."""
 from __future__ import annotations
 
@@ -87,4 +88,11 @@ def test_manual_clock_in_far_away_is_reviewed_and_at_home_is_not(browser, api_se
     console.goto(f"{api_server}/review?kind=anomaly")
     far = console.locator(f'#review tr[data-kind="anomaly"][data-visit="{setup.visit_id}"]')
     assert far.count() == 1 and "far_from_home" in far.first.inner_text()
+    # the visit's page and the board show both proof levels
+    console.goto(f"{api_server}/visits/{setup.visit_id}")
+    assert console.locator("#clock-events td.proof").all_inner_texts() == ["manual", "position"]
+    console.goto(f"{api_server}/board")
+    row = console.locator(f'#rows tr[data-visit="{setup.visit_id}"]')
+    assert row.locator('[data-proof-in="manual"]').count() == 1
+    assert row.locator('[data-proof-out="position"]').count() == 1
     console.close()
