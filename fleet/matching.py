@@ -120,7 +120,8 @@ class _Matcher:
     def _presence(self) -> None:
         """Each event's proof level, and far_from_home when its position says so."""
         homes = presence.reference_points(
-            self.s, {e.client_id for e in self.events if e.client_id and e.pos})
+            self.s, {e.client_id for e in self.events if e.client_id and e.pos},
+            max(e.ts for e in self.events))
         radius = {o: presence.radius_of(self.s, o) for o in self.orgs}
         for e in self.events:
             home = homes.get(e.client_id) if e.client_id else None

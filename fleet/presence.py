@@ -9,14 +9,15 @@ either way: no flag, no corroboration.
 
 The home's reference point is the client's `lat`/`lon` when set; otherwise it is learned: the
 median latitude and the median longitude of the client's last `LEARN_LAST` tag-proved clock
-events (a SUN read or a static tag) with a position of at most `LEARN_ACCURACY_M`, once there
-are `LEARN_MIN` of them. A median, not a mean: one reading off by kilometres does not move it.
+events (a SUN read or a static tag) of the last `LEARN_DAYS` with a position of at most
+`LEARN_ACCURACY_M`, once there are `LEARN_MIN` of them. A median, not a mean: one reading off by kilometres does not move it.
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Iterable, Sequence
 
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.models import AlertSettings, ClockEvent, Client, Visit
+from fleet.types import utcnow
 
 # strongest first
 LEVELS = ("sun_verified", "static_tag_near", "static_tag", "position", "manual")
@@ -37,6 +39,7 @@ EARTH_RADIUS_M = 6_371_008.8  # the mean radius (IUGG)
 LEARN_LAST = 20
 LEARN_MIN = 3
 LEARN_ACCURACY_M = 100
+LEARN_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,10 @@ def learned_point(positions: Iterable[Sequence[float]]) -> Point | None:
     return Point(median(p[0] for p in good), median(p[1] for p in good))
 
 
-def reference_points(session: Session, client_ids: set[int]) -> dict[int, Point]:
-    """The home's reference point of each client that has one (set, or learned)."""
+def reference_points(session: Session, client_ids: set[int],
+                     until: datetime | None = None) -> dict[int, Point]:
+    """The home's reference point of each client that has one (set, or learned from the
+    LEARN_DAYS before `until`, default now: positions are purged within 60 days anyway)."""
     if not client_ids:
         return {}
     out: dict[int, Point] = {}
@@ -128,7 +133,8 @@ def reference_points(session: Session, client_ids: set[int]) -> dict[int, Point]
     rows = session.execute(
         select(Visit.client_id, ClockEvent.pos).join(Visit, Visit.id == ClockEvent.visit_id)
         .where(Visit.client_id.in_(unset), ClockEvent.tag_proof.in_(("sun", "static")),
-               ClockEvent.pos.is_not(None), ClockEvent.match_status == "matched")
+               ClockEvent.pos.is_not(None), ClockEvent.match_status == "matched",
+               ClockEvent.device_ts >= (until or utcnow()) - timedelta(days=LEARN_DAYS))
         .order_by(ClockEvent.device_ts.desc(), ClockEvent.id.desc()))
     for cid, pos in rows:
         if pos and len(seen[cid]) < 4 * LEARN_LAST:
@@ -140,9 +146,10 @@ def reference_points(session: Session, client_ids: set[int]) -> dict[int, Point]
     return out
 
 
-def reference_of(session: Session, client: Client) -> tuple[Point | None, str]:
+def reference_of(session: Session, client: Client,
+                 until: datetime | None = None) -> tuple[Point | None, str]:
     """A client's reference point and where it comes from: "set", "learned" or "none"."""
     if client.lat is not None and client.lon is not None:
         return Point(client.lat, client.lon), "set"
-    point = reference_points(session, {client.id}).get(client.id)
+    point = reference_points(session, {client.id}, until).get(client.id)
     return point, "learned" if point else "none"

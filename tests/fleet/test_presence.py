@@ -193,7 +193,9 @@ def test_reference_point_learned_from_tag_reads(session, clock, home, agency):
            read(3, NEAR, TS + 7200)]
     # without a reference the first reads prove a static tag only
     assert {e.proof_level for e in send(session, clock, *evs)} == {"static_tag"}
-    assert presence.reference_of(session, client)[1] == "learned"
+    assert presence.reference_of(session, client, NOW)[1] == "learned"
+    # learned from the last LEARN_DAYS only
+    assert presence.reference_of(session, client, NOW + timedelta(days=91))[1] == "none"
     later = Visit(organisation_id=agency["org"].id, client_id=client.id,
                   caregiver_id=agency["caregivers"][0].id, planned_start=NOW + timedelta(hours=3),
                   planned_end=NOW + timedelta(hours=4))
