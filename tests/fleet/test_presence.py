@@ -75,6 +75,18 @@ def test_learned_point_is_the_median_of_good_positions():
     assert presence.learned_point(good[:2] + [vague]) is None  # fewer than LEARN_MIN
 
 
+def test_tag_digest_is_salted_per_organisation_and_short():
+    from fleet import tagdigest
+    from fleet.tagtokens import new_secret
+
+    a, b = tagdigest.salt(new_secret()), tagdigest.salt(new_secret())
+    token = "TG1.1.3.DEMOTAGB.X3ZK7JQ2MRP4TW5A"
+    assert a != b and len(a) == 32
+    assert tagdigest.digest(a, token) == tagdigest.digest(a, token)
+    assert tagdigest.digest(a, token) != tagdigest.digest(b, token)
+    assert len(tagdigest.digest(a, token)) == 16 and token not in tagdigest.digest(a, token)
+
+
 # -- matching -----------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -214,10 +214,11 @@ function bestVisit(clientId) {
 // -- where the phone was: at clock events only, never in the background -----------------------
 // Asked once: an explanation the caregiver accepts or declines, kept on the phone. Declined,
 // refused by the browser or unavailable: the event goes without a position.
+let geoAsked = null;  // one explanation at a time, whatever taps come meanwhile
 function geoChoice() {
   const choice = localStorage.getItem("tg-geo");
   if (choice) return Promise.resolve(choice);
-  return new Promise((resolve) => {
+  geoAsked = geoAsked || new Promise((resolve) => {
     const box = document.createElement("section");
     box.id = "geo-ask";
     box.className = "sheet";
@@ -234,11 +235,13 @@ function geoChoice() {
     const pick = (choice) => {
       localStorage.setItem("tg-geo", choice);
       box.remove();
+      geoAsked = null;
       resolve(choice);
     };
     box.querySelector("#geo-yes").onclick = () => pick("yes");
     box.querySelector("#geo-no").onclick = () => pick("no");
   });
+  return geoAsked;
 }
 
 async function position() {
