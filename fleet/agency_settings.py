@@ -21,10 +21,12 @@ ALERT_FIELDS = ("late_after_min", "missed_after_min", "oncall_emails")
 LIMIT_FIELDS = {"positions_keep_days": (1, 60, "days"), "rejections_keep_days": (1, 30, "days"),
                 "audit_keep_days": (30, 3650, "days"), "report_window_h": (1, 168, "hours"),
                 "report_km_max": (0, 5000, "km"),
-                "report_expenses_max_cents": (0, 1_000_000, "cents")}
+                "report_expenses_max_cents": (0, 1_000_000, "cents"),
+                # a clock event's position beyond this from the home: far_from_home (presence)
+                "home_radius_m": (50, 10_000, "metres")}
 LIMIT_DEFAULTS = {"positions_keep_days": 60, "rejections_keep_days": 30,
                   "audit_keep_days": 1825, "report_window_h": 24, "report_km_max": 300,
-                  "report_expenses_max_cents": 20000}
+                  "report_expenses_max_cents": 20000, "home_radius_m": 200}
 FIELDS = ORG_FIELDS + ALERT_FIELDS + tuple(LIMIT_FIELDS)
 MAX_ONCALL = 20
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

@@ -76,7 +76,8 @@ def tag_max(tag: Any) -> int:
 def event_problem(ev: dict, now_s: float) -> str | None:
     """None for a good event, else bad_event, ts_future or ts_past. `ev` has a valid seq."""
     badge, tag = ev.get("badge"), ev.get("tag")
-    if badge is None and tag is None:
+    # a phone's manual clock-in names its visit, not a tag: the phone holds no tag tokens
+    if badge is None and tag is None and not (ev.get("method") == "manual" and "visit" in ev):
         return "bad_event"
     if badge is not None and not (isinstance(badge, str) and _BADGE.match(badge)):
         return "bad_event"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from fleet import bulk, sun, sun_tags, tagtokens
+from fleet import bulk, presence, sun, sun_tags, tagtokens
 from fleet.models import (Anomaly, AuditLog, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.retained import retained_period
@@ -41,9 +41,13 @@ class _Event:
     tq: str
     offset: int
     chosen: int | None  # the visit the device chose (the event's optional `visit`)
+    method: str
+    pos: list[float] | None
     refused: tuple[str, str] | None = None  # (anomaly, detail): a revoked or forged badge
     warning: tuple[str, str] | None = None  # (anomaly, detail): flagged, matched all the same
     proof: str | None = None  # "sun" (a verified NTAG 424 read) or "static"
+    level: str | None = None  # fleet.presence.LEVELS
+    far: str | None = None  # the far_from_home detail
 
 
 def match_pending(session: Session, limit: int = 5000) -> Counter:
@@ -52,7 +56,7 @@ def match_pending(session: Session, limit: int = 5000) -> Counter:
                    Device.client_id, Device.caregiver_id, ClockEvent.badge_uid,
                    ClockEvent.tag, ClockEvent.dir, ClockEvent.device_ts,
                    ClockEvent.time_quality, ClockEvent.clock_offset_s,
-                   ClockEvent.raw["visit"].as_integer())
+                   ClockEvent.raw["visit"].as_integer(), ClockEvent.method, ClockEvent.pos)
             .join(Device, Device.id == ClockEvent.device_id)
             .where(ClockEvent.match_status == "pending")
             .order_by(ClockEvent.device_ts, ClockEvent.id).limit(limit))
@@ -93,9 +97,39 @@ class _Matcher:
                                                           if sun.looks_sun(e.tag)])
         for e in events:
             self._resolve(e)
+        self._claimed_clients()
+        self._presence()
         self._load_visits()
         self._load_recent()
         self._load_blocks()
+
+    def _claimed_clients(self) -> None:
+        """A phone's manual clock-in names no tag (the phone holds none): the client is that
+        of the visit it chose, when the visit is this caregiver's."""
+        claims = [e for e in self.events if e.kind == "phone" and e.method == "manual"
+                  and not e.tag and e.chosen and e.client_id is None and not e.refused]
+        if not claims:
+            return
+        owners = {v.id: (v.organisation_id, v.caregiver_id, v.client_id) for v in self.s.scalars(
+            select(Visit).where(Visit.id.in_({e.chosen for e in claims})))}
+        for e in claims:
+            org, carer, client = owners.get(e.chosen, (None, None, None))
+            if org == e.org_id and carer is not None and carer == e.caregiver_id:
+                e.client_id = client
+
+    def _presence(self) -> None:
+        """Each event's proof level, and far_from_home when its position says so."""
+        homes = presence.reference_points(
+            self.s, {e.client_id for e in self.events if e.client_id and e.pos},
+            max(e.ts for e in self.events))
+        radius = {o: presence.radius_of(self.s, o) for o in self.orgs}
+        for e in self.events:
+            home = homes.get(e.client_id) if e.client_id else None
+            nearness, d = presence.where(e.pos, home, radius[e.org_id])
+            e.level = presence.proof_level(e.proof, e.kind, e.refused is not None, nearness)
+            if nearness == "far" and e.pos:
+                e.far = (f"{d:.0f} m from the home (accuracy {e.pos[2]:.0f} m, radius "
+                         f"{radius[e.org_id]} m) · à {d:.0f} m du domicile")
 
     def _load_blocks(self) -> None:
         """The periods each device spent declared lost (from the audit log's block and unblock
@@ -235,13 +269,14 @@ class _Matcher:
         for (status, visit_id), ids in self.done.items():
             self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
                            .values(match_status=status, visit_id=visit_id))
-        proofs: dict[str, list[int]] = defaultdict(list)
-        for e in self.events:
-            if e.proof:
-                proofs[e.proof].append(e.id)
-        for proof, ids in proofs.items():
-            self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
-                           .values(tag_proof=proof))
+        for column, attr in (("tag_proof", "proof"), ("proof_level", "level")):
+            by_value: dict[str, list[int]] = defaultdict(list)
+            for e in self.events:
+                if getattr(e, attr):
+                    by_value[getattr(e, attr)].append(e.id)
+            for value, ids in by_value.items():
+                self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
+                               .values({column: value}))
         if self.anomalies:  # in one statement, not one INSERT per ORM object
             now = utcnow()
             bulk.insert_rows(self.s, Anomaly.__table__,
@@ -258,6 +293,8 @@ class _Matcher:
         log.debug("device %d event %d: %s", e.device_id, e.id, kind)
 
     def _done(self, e: _Event, status: str, visit_id: int | None = None) -> None:
+        if e.far and status != "ignored":  # with its visit, so that the visit's page shows it
+            self._flag(e, "far_from_home", e.far, visit_id)
         self.counts[status] += 1
         self.done[(status, visit_id)].append(e.id)
 

@@ -94,6 +94,10 @@ class Client(Base):
     postcode: Mapped[str] = mapped_column(String(10), default="")
     city: Mapped[str] = mapped_column(String(100), default="")
     birth_date: Mapped[date | None] = mapped_column(Date)
+    # the home's reference point (WGS 84 degrees); when absent, fleet.presence learns it from
+    # tag-verified clock-ins with a position
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -324,6 +328,9 @@ class ClockEvent(Base):
     # set by matching: "sun" (a verified NTAG 424 read), "static" (a card UID or a tag's fixed
     # text, which a copy reproduces), None (nothing matched)
     tag_proof: Mapped[str | None] = mapped_column(String(8))
+    # set by matching (fleet.presence.LEVELS): sun_verified, static_tag_near, static_tag,
+    # position or manual; None for an event whose tag or card was refused
+    proof_level: Mapped[str | None] = mapped_column(String(16), index=True)
 
 
 class Anomaly(Base):
@@ -495,6 +502,8 @@ class AlertSettings(Base):
     report_window_h: Mapped[int] = mapped_column(default=24)
     report_km_max: Mapped[int] = mapped_column(default=300)
     report_expenses_max_cents: Mapped[int] = mapped_column(default=20000)
+    # a clock event's position farther than this from the home is flagged far_from_home
+    home_radius_m: Mapped[int] = mapped_column(default=200)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -1,13 +1,16 @@
 """The "to review" list of an agency's period: what a coordinator checks before validating.
 
 Kinds (`KINDS`): `anomaly` (unresolved anomalies, double taps left out: the second tap was
-kept raw and ignored, nothing to do), `manual` (manual clock-ins with the caregiver's reason),
+kept raw and ignored, nothing to do), `manual` (manual clock-ins with the caregiver's reason,
+except those a position near the home corroborates: proof level `position`),
 `missing_departure` (arrived, no departure, planned end + tolerance past), `missed` (nothing
 clocked, planned end past), `late` (arrival past planned start + tolerance), `far_off` (an
 arrival earlier, or a departure earlier or later, than planned by more than the tolerance).
 Visits are taken by planned start in [start, end), events by device time. Validated visits
 are not listed; a visit whose correction is in force is not listed for the time kinds
 (`missing_departure`, `missed`, `late`, `far_off`): the coordinator has dealt with it.
+Each item carries the proof level of its clock event (fleet.presence), and the list can be
+narrowed to some proof levels (items without a clock event, `missed`, are then left out).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from fleet.corrections import suggest_code
+from fleet.presence import LEVELS
 from fleet.models import Anomaly, ClockEvent, Device, Organisation, Visit, VisitRecord
 from fleet.types import utcnow
 
@@ -34,6 +38,7 @@ class ReviewItem:
     at: datetime
     detail: str
     suggested_code: str | None
+    proof_level: str | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -46,13 +51,19 @@ def _min(delta: timedelta) -> int:
 
 
 def review_items(session: Session, org: Organisation | int, start: datetime, end: datetime,
-                 kinds: set[str] | None = None) -> list[ReviewItem]:
-    """What to review in `org` between `start` and `end`, oldest first. Unknown kinds in
-    `kinds` raise ValueError (the API answers 422)."""
+                 kinds: set[str] | None = None,
+                 proofs: set[str] | None = None) -> list[ReviewItem]:
+    """What to review in `org` between `start` and `end`, oldest first, of some proof levels
+    only when `proofs` is given. Unknown kinds or levels raise ValueError (the API answers
+    422)."""
     kinds = set(KINDS) if not kinds else set(kinds)
     unknown = kinds - set(KINDS)
     if unknown:
         raise ValueError(f"unknown kind {', '.join(sorted(unknown))}: one of {', '.join(KINDS)}")
+    bad = set(proofs or ()) - set(LEVELS)
+    if bad:
+        raise ValueError(f"unknown proof level {', '.join(sorted(bad))}: one of "
+                         f"{', '.join(LEVELS)}")
     org = org if isinstance(org, Organisation) else session.get(Organisation, org)
     items: list[ReviewItem] = []
     visits = {v.id: (v, r) for v, r in session.execute(
@@ -77,8 +88,20 @@ def review_items(session: Session, org: Organisation | int, start: datetime, end
         if v is not None:
             item.suggested_code = suggest_code(v, r)
         items.append(item)
+    items = _with_proof(session, items, proofs)
     items.sort(key=lambda i: (i.at, KINDS.index(i.kind), i.visit_id or 0))
     return items
+
+
+def _with_proof(session: Session, items: list[ReviewItem],
+                proofs: set[str] | None) -> list[ReviewItem]:
+    """Each item's clock event's proof level; only the levels asked for, if any."""
+    ids = {i.clock_event_id for i in items if i.clock_event_id}
+    levels = dict(session.execute(select(ClockEvent.id, ClockEvent.proof_level)
+                                  .where(ClockEvent.id.in_(ids))).all()) if ids else {}
+    for i in items:
+        i.proof_level = levels.get(i.clock_event_id) if i.clock_event_id else None
+    return [i for i in items if i.proof_level in proofs] if proofs else items
 
 
 def _time_items(org: Organisation, rows, kinds: set[str]) -> list[ReviewItem]:
@@ -138,7 +161,10 @@ def _event_items(session: Session, org: Organisation, start: datetime, end: date
         rows = session.scalars(
             select(ClockEvent).join(Device, Device.id == ClockEvent.device_id)
             .where(Device.organisation_id == org.id, ClockEvent.method == "manual",
-                   ClockEvent.device_ts >= start, ClockEvent.device_ts < end))
+                   ClockEvent.device_ts >= start, ClockEvent.device_ts < end,
+                   # a claim a position near the home corroborates is not to review
+                   or_(ClockEvent.proof_level.is_(None),
+                       ClockEvent.proof_level != "position")))
         for e in rows:
             what = "arrival · arrivée" if e.dir == "in" else "departure · départ"
             out.append(ReviewItem("manual", e.visit_id, e.id, None, e.device_ts,

@@ -73,6 +73,7 @@ def visit_detail(session: Session, visit: Visit) -> dict:
                     "device_kind": kind, "device_ts": _iso(e.device_ts),
                     "received_at": _iso(e.received_at), "time_quality": e.time_quality,
                     "reason": e.reason, "pos": e.pos, "match_status": e.match_status,
+                    "tag_proof": e.tag_proof, "proof_level": e.proof_level,
                     "chosen_visit": (e.raw or {}).get("visit")}
                    for e, ident, kind in events],
         "anomalies": [{"id": a.id, "kind": a.kind, "detail": a.detail,

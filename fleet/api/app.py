@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import DataError, StatementError
 
@@ -37,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     caregiver.install(app)  # the phones: the caregiver app at /app/, its gateway at /gw/v1
 
     install_range_errors(app)
+    install_validation_errors(app)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -47,6 +52,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True}
 
     return app
+
+
+def install_validation_errors(app: FastAPI) -> None:
+    """FastAPI's 422, except that a NaN or an infinity in the request (Python's json reads
+    them) is named as text: echoed as a number, the answer itself failed to encode and the
+    caller got a 500 (found with a client's `lat`, issue #11)."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, handler)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _out_of_range(exc: Exception) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, field_validator,
+                      model_validator)
 
 Ident = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -88,6 +89,13 @@ class ClientIn(BaseModel):
     city: str = Field("", max_length=100)
     birth_date: date | None = None
     active: bool = True
+    # the home's reference point (WGS 84); without it the fleet learns one (fleet.presence)
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        return _point_whole(self)
 
 
 class ClientPatch(BaseModel):
@@ -97,6 +105,20 @@ class ClientPatch(BaseModel):
     city: str | None = Field(None, max_length=100)
     birth_date: date | None = None
     active: bool | None = None
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        return _point_whole(self)
+
+
+def _point_whole(model):
+    """lat and lon are set (or cleared) together: half a point is no point."""
+    if ("lat" in model.model_fields_set) != ("lon" in model.model_fields_set) or \
+            (model.lat is None) != (model.lon is None):
+        raise ValueError("lat and lon go together · lat et lon vont ensemble")
+    return model
 
 
 class ClientOut(Out):
@@ -108,6 +130,8 @@ class ClientOut(Out):
     city: str
     birth_date: date | None
     active: bool
+    lat: float | None = None
+    lon: float | None = None
 
 
 class FunderIn(BaseModel):
@@ -349,6 +373,8 @@ class ClockEventOut(Out):
     visit_id: int | None
     match_status: str
     tag_proof: str | None = None  # "sun" (a verified NTAG 424 read) or "static"
+    # fleet.presence.LEVELS: sun_verified, static_tag_near, static_tag, position, manual
+    proof_level: str | None = None
 
 
 class VisitRecordOut(Out):
@@ -593,6 +619,7 @@ class AlertSettingsOut(BaseModel):
     report_window_h: int
     report_km_max: int
     report_expenses_max_cents: int
+    home_radius_m: int
 
 
 class AlertSettingsPatch(BaseModel):
@@ -614,3 +641,4 @@ class AlertSettingsPatch(BaseModel):
     report_window_h: int | None = None
     report_km_max: int | None = None
     report_expenses_max_cents: int | None = None
+    home_radius_m: int | None = None

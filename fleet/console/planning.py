@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, presence
 from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -34,7 +34,7 @@ class FormProblem(ValueError):
 class Field:
     name: str
     label: str
-    kind: str = "text"       # text | textarea | checkbox | date
+    kind: str = "text"       # text | textarea | checkbox | date | coord
     required: bool = False
 
 
@@ -53,6 +53,8 @@ KINDS = {
         Field("name", "Name · Nom", required=True), Field("address", "Address · Adresse"),
         Field("postcode", "Postcode · Code postal"), Field("city", "City · Commune"),
         Field("birth_date", "Birth date · Date de naissance", "date"),
+        Field("lat", "Home latitude · Latitude du domicile", "coord"),
+        Field("lon", "Home longitude · Longitude du domicile", "coord"),
         Field("active", "Active · Actif", "checkbox"))),
     "caregivers": Kind(Caregiver, "caregivers", "Caregivers · Intervenants", (
         Field("name", "Name · Nom", required=True), Field("phone", "Phone · Téléphone"),
@@ -299,6 +301,11 @@ def _apply(session: Session, kind: Kind, obj, values: dict) -> dict:
             except ValueError:
                 raise FormProblem(f"{f.label}: {raw!r} is not a date (YYYY-MM-DD) · n'est "
                                   "pas une date") from None
+        elif f.kind == "coord":
+            try:
+                new = presence.parse_coord(values.get(f.name), f.name)
+            except ValueError as e:
+                raise FormProblem(f"{f.label}: {e}") from None
         elif f.name == "tasks":
             labels = [t.strip()[:200] for t in values.get("tasks", "").splitlines() if t.strip()]
             if labels != [t.label for t in obj.tasks]:
@@ -315,6 +322,9 @@ def _apply(session: Session, kind: Kind, obj, values: dict) -> dict:
         if getattr(obj, f.name, None) != new:
             setattr(obj, f.name, new)
             changes[f.name] = new.isoformat() if isinstance(new, date) else new
+    if kind.model is Client and (obj.lat is None) != (obj.lon is None):
+        raise FormProblem("Home latitude and longitude go together · latitude et longitude "
+                          "vont ensemble")
     return changes
 
 

@@ -1,7 +1,8 @@
 """The "to review" list.
 
 `/review` lists what fleet.review finds (anomalies, manual clock-ins with their reason,
-missing departures, far-off clocks) with one-click actions: a departure or an arrival set to
+missing departures, far-off clocks), each with its clock event's proof level, filtered by kind
+and by proof level, with one-click actions: a departure or an arrival set to
 the planned time (COD / COA, the why asked in the same row), an anomaly marked handled, the
 visit validated. Planners only; a refusal is shown above the list and nothing changes.
 """
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet import audit, corrections, review, validation
+from fleet import audit, corrections, presence, review, validation
 from fleet.console.auth import Viewer
 from fleet.console.visits import code_choices, formatter, org_of, refusal, visit_of
 from fleet.console.web import Missing, PlannerDep, PlannerPostDep, SessionDep, page, redirect
@@ -67,14 +68,18 @@ def day_range(day_from: date | None, day_to: date | None,
 
 def _review_page(request: Request, session: Session, viewer: Viewer, org: Organisation,
                  kind: str | None, day_from: date | None, day_to: date | None,
-                 error: str | None = None, status_code: int = 200) -> Response:
+                 error: str | None = None, status_code: int = 200,
+                 proof: str | None = None) -> Response:
     tz = ZoneInfo(org.timezone)
     kind = kind if kind in review.KINDS else None
+    proof = proof if proof in presence.LEVELS else None
     first, last, lo, hi = day_range(day_from, day_to, tz)
-    items = review.review_items(session, org, lo, hi, {kind} if kind else None)
+    items = review.review_items(session, org, lo, hi, {kind} if kind else None,
+                                {proof} if proof else None)
     return page(request, "review.html", viewer, status_code, org=org, items=items,
                 visits=_visits(session, {i.visit_id for i in items if i.visit_id}),
                 kinds={k: KIND_LABELS.get(k, k) for k in review.KINDS}, kind=kind or "",
+                proofs=presence.LABELS, proof=proof or "",
                 day_from=first, day_to=last, error=error, codes=dict(code_choices()),
                 back=str(request.url.path) + ("?" + request.url.query
                                               if request.url.query else ""),
@@ -84,10 +89,11 @@ def _review_page(request: Request, session: Session, viewer: Viewer, org: Organi
 @router.get("/review")
 def review_list(request: Request, session: SessionDep, viewer: PlannerDep,
                 kind: str | None = None, day_from: Annotated[str | None, Query(alias="from")]
-                = None, day_to: Annotated[str | None, Query(alias="to")] = None) -> Response:
+                = None, day_to: Annotated[str | None, Query(alias="to")] = None,
+                proof: str | None = None) -> Response:
     org = org_of(session, viewer)
     return _review_page(request, session, viewer, org, kind or None, _day(day_from),
-                        _day(day_to))
+                        _day(day_to), proof=proof or None)
 
 
 @router.post("/review/visits/{visit_id}/{action}")

@@ -49,6 +49,8 @@ class VisitRow(NamedTuple):
     validated_at: datetime | None
     start_method: str | None
     end_method: str | None
+    start_proof: str | None  # the proof levels of the arrival and departure (fleet.presence)
+    end_proof: str | None
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def visits(session: Session, org_id: int, span: Range, order: str = "start"
                    Visit.planned_start, Visit.planned_end, Visit.status,
                    r.actual_start, r.actual_end, r.retained_start, r.retained_end,
                    r.correction_code, r.km, r.expenses_cents, r.validated_at,
-                   start_ev.method, end_ev.method)
+                   start_ev.method, end_ev.method, start_ev.proof_level, end_ev.proof_level)
             .join(r, r.visit_id == Visit.id)
             .outerjoin(start_ev, start_ev.id == r.start_event_id)
             .outerjoin(end_ev, end_ev.id == r.end_event_id)

@@ -3,7 +3,8 @@
 Payroll: per caregiver, one row per local day worked and one per ISO week (the days of the range
 in that week), with the visits, raw and retained hours, km and expenses. Billing: per client,
 one row per funding plan (funder and order line) and one for visits no plan covers, with raw
-and retained hours. A deleted visit (SUP) counts nowhere; a visit with no retained period yet
+and retained hours. Both end with `weakest_proof`: the weakest proof level (fleet.presence)
+of the arrivals and departures the row counts, empty when none has one. A deleted visit (SUP) counts nowhere; a visit with no retained period yet
 (HOR) counts its raw hours only.
 
 Rows come in the order the query gives them (by caregiver or client, then planned start), so
@@ -26,16 +27,17 @@ from fleet.exports.rows import ExportError, Range, day_range, minutes, organisat
     visits
 from fleet.funding import PlanIndex
 from fleet.models import Funder
+from fleet.presence import LEVELS
 
 DIALECTS = ("csv", "excel-fr")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 FLUSH_ROWS = 500
 
 PAYROLL_HEADER = ("caregiver_id", "caregiver", "period", "day_or_week", "visits", "raw_hours",
-                  "retained_hours", "km", "expenses_eur")
+                  "retained_hours", "km", "expenses_eur", "weakest_proof")
 BILLING_HEADER = ("client_id", "client", "beneficiary_ref", "funder_id", "funder",
                   "funder_kind", "funder_identifier", "order_reference", "visits", "raw_hours",
-                  "retained_hours")
+                  "retained_hours", "weakest_proof")
 
 
 def neutralise(cell: object) -> str:
@@ -51,8 +53,14 @@ class Totals:
     retained_min: int = 0
     km: int = 0
     expenses_cents: int = 0
+    weakest: str | None = None  # the weakest proof level of the clock events counted
 
-    def add(self, raw: int, retained: int, km: int, cents: int) -> None:
+    def add(self, raw: int, retained: int, km: int, cents: int,
+            proofs: tuple[str | None, ...] = ()) -> None:
+        for level in proofs:
+            if level in LEVELS and (self.weakest is None
+                                    or LEVELS.index(level) > LEVELS.index(self.weakest)):
+                self.weakest = level
         self.visits += 1
         self.raw_min += raw
         self.retained_min += retained
@@ -134,13 +142,13 @@ class TableExport:
         def close_day():
             w.row((who, carers[who].name, "day", day.isoformat(), per_day.visits,
                           w.hours(per_day.raw_min), w.hours(per_day.retained_min), per_day.km,
-                          w.euros(per_day.expenses_cents)))
+                          w.euros(per_day.expenses_cents), per_day.weakest))
 
         def close_week():
             w.row((who, carers[who].name, "week", f"{week[0]}-W{week[1]:02d}",
                           per_week.visits, w.hours(per_week.raw_min),
                           w.hours(per_week.retained_min), per_week.km,
-                          w.euros(per_week.expenses_cents)))
+                          w.euros(per_week.expenses_cents), per_week.weakest))
 
         for row in visits(self.session, self.org_id, self.span, order="caregiver"):
             counts = _counts(row)
@@ -158,7 +166,8 @@ class TableExport:
                     yield w.flush()
             who, day, week = row.caregiver_id, d, wk
             for t in (per_day, per_week):
-                t.add(*counts, row.km or 0, row.expenses_cents or 0)
+                t.add(*counts, row.km or 0, row.expenses_cents or 0,
+                      (row.start_proof, row.end_proof))
         if who is not None:
             close_day()
             close_week()
@@ -182,7 +191,7 @@ class TableExport:
                        line.funder_kind if line else "",
                        line.funder_identifier if line else "",
                        line.reference if line else "", t.visits, w.hours(t.raw_min),
-                       w.hours(t.retained_min)))
+                       w.hours(t.retained_min), t.weakest))
 
         for row in visits(self.session, self.org_id, self.span, order="client"):
             counts = _counts(row)
@@ -199,7 +208,8 @@ class TableExport:
                     yield w.flush()
             current = row.client_id
             groups.setdefault(line, Totals()).add(*counts, row.km or 0,
-                                                  row.expenses_cents or 0)
+                                                  row.expenses_cents or 0,
+                                                  (row.start_proof, row.end_proof))
         if current is not None:
             close_client()
         yield w.flush()

@@ -1,6 +1,7 @@
 """The phone's planning as the gateway serves it: its caregiver's visits of today and the
-coming week, with what the screen needs (client names and addresses, tags, services and
-tasks). Richer than the reader's `down/config` body (fleet.planning), which a phone does not
+coming week, with what the screen needs (client names and addresses, services and tasks,
+and to recognise a home's tag offline: digests of its static tags, never the tokens
+(fleet.tagdigest), and whether it has a SUN tag, known by the `c=` of its URL). Richer than the reader's `down/config` body (fleet.planning), which a phone does not
 need; `version` is still the device's config version, kept in step with the planning push by
 stamping the very body the pusher would send."""
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet import tagdigest
 from fleet.models import Badge, Caregiver, Client, Device, Organisation, Service, Visit
 from fleet.planning import config_bodies, config_hash, stamp
 from fleet.push import window_start
@@ -18,8 +20,8 @@ DAYS = 7
 
 
 def phone_planning(session: Session, device: Device, now: float, days: int = DAYS) -> dict:
-    """`{"version", "hash", "from", "days", "tz", "tolerance_min", "caregiver", "visits",
-    "clients", "services"}`; `hash` is the sha256 of the canonical body without `version`.
+    """`{"version", "hash", "from", "days", "tz", "tolerance_min", "tag_salt", "caregiver",
+    "visits", "clients", "services"}`; `hash` is the sha256 of the canonical body without `version`.
     May bump `device.config_version` (the caller commits)."""
     org = session.get(Organisation, device.organisation_id)
     start = window_start(org.timezone, now)
@@ -30,18 +32,22 @@ def phone_planning(session: Session, device: Device, now: float, days: int = DAY
         .order_by(Visit.planned_start, Visit.id)))
     client_ids = {v.client_id for v in visits}
     service_ids = {v.service_id for v in visits if v.service_id is not None}
-    clients = {c.id: {"name": c.name, "address": c.address, "tags": []}
+    clients = {c.id: {"name": c.name, "address": c.address, "tag_digests": [], "sun": False}
                for c in session.scalars(select(Client).where(Client.id.in_(client_ids)))}
+    salt = tagdigest.salt(org.tag_secret)
     for b in session.scalars(select(Badge).where(
             Badge.kind == "client_tag", Badge.active, Badge.client_id.in_(client_ids))
             .order_by(Badge.uid)):
-        clients[b.client_id]["tags"].append(b.uid)
+        if b.sun_uid:
+            clients[b.client_id]["sun"] = True
+        else:
+            clients[b.client_id]["tag_digests"].append(tagdigest.digest(salt, b.uid))
     services = {s.id: {"name": s.name, "tasks": [[t.id, t.label] for t in s.tasks]}
                 for s in session.scalars(select(Service).where(Service.id.in_(service_ids)))}
     caregiver = session.get(Caregiver, device.caregiver_id) if device.caregiver_id else None
     body = {
         "from": int(start.timestamp()), "days": days, "tz": org.timezone,
-        "tolerance_min": org.tolerance_min,
+        "tolerance_min": org.tolerance_min, "tag_salt": salt,
         "caregiver": {"id": caregiver.id, "name": caregiver.name} if caregiver else None,
         "visits": [{"id": v.id, "client": v.client_id, "service": v.service_id,
                     "start": int(v.planned_start.timestamp()),

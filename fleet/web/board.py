@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleet.models import Anomaly, Caregiver, Client, Organisation, Visit, VisitRecord
+from fleet.models import (Anomaly, Caregiver, Client, ClockEvent, Organisation, Visit,
+                          VisitRecord)
 from fleet.visit_alerts import open_by_visit
 
 STATUS_LABELS = {
@@ -46,6 +47,9 @@ class BoardRow:
     retained_end: datetime | None = None
     code: str | None = None
     alert: str | None = None  # the open late/missed alert (fleet.visit_alerts), if any
+    # the proof levels of the arrival and the departure (fleet.presence), if clocked
+    proof_in: str | None = None
+    proof_out: str | None = None
 
 
 def live_status(visit: Visit, record: VisitRecord | None, now: datetime, tol: timedelta) -> str:
@@ -89,8 +93,10 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
         q = q.where(Visit.caregiver_id == caregiver_id)
     if client_id:
         q = q.where(Visit.client_id == client_id)
-    rows = []
+    rows, ends = [], {}
     for visit, record, client, caregiver, n in session.execute(q):
+        if record is not None:
+            ends[visit.id] = (record.start_event_id, record.end_event_id)
         st = live_status(visit, record, now, tol)
         start = record.actual_start if record else None
         late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
@@ -100,7 +106,12 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
                              record.retained_end if record else None,
                              record.correction_code if record else None))
     alerts = open_by_visit(session, [r.visit_id for r in rows])
+    ids = {i for pair in ends.values() for i in pair if i}
+    proofs = dict(session.execute(select(ClockEvent.id, ClockEvent.proof_level)
+                                  .where(ClockEvent.id.in_(ids))).all()) if ids else {}
     for r in rows:
+        start_id, end_id = ends.get(r.visit_id, (None, None))
+        r.proof_in, r.proof_out = proofs.get(start_id), proofs.get(end_id)
         r.alert = alerts.get(r.visit_id)
         if r.alert and r.status == "upcoming":  # past the alert threshold, within the tolerance
             r.status = "late"

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from fleet import sun
 from fleet.db import make_engine, session_factory
 from fleet.models import Anomaly
-from tests.browser.test_caregiver import PHONE, FAKE_NFC, Setup, no_sideways_scroll
+from tests.browser.test_caregiver import (FAKE_NFC, GEO_DECLINED, PHONE, Setup,
+                                         no_sideways_scroll)
 from tests.helpers import wait_until
 from tools.field.ntag424 import Ntag424Link, personalise, read_url
 from tools.sim.ntag424 import Ntag424
@@ -73,7 +74,7 @@ def test_a_sun_tag_read_by_the_phone_is_verified_and_a_copy_is_flagged(browser, 
                                                                         setup, tmp_path):
     tag = sun_tag(setup)
     context = browser.new_context(**PHONE)
-    context.add_init_script(FAKE_NFC + TAP_URL)
+    context.add_init_script(FAKE_NFC + TAP_URL + GEO_DECLINED)
     page = context.new_page()
     page.goto(f"{api_server}/app/enrol?token={setup.token}")
     page.locator(f'[data-visit="{setup.visit_id}"]').click(timeout=15_000)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from fleet import tagdigest
 from fleet.brokerauth import NoBrokerAuth
 from tests.gateway.conftest import basic, enrol_phone
 
@@ -142,6 +143,18 @@ def test_health_is_stored_like_a_readers(phone, fleet_api):
 
 # -- planning -----------------------------------------------------------------------------------
 
+def test_planning_holds_no_tag_tokens(phone, fleet_api):
+    """Issue #11 item 3: the phone's planning carried every client's tag token, which the
+    phone could replay from anywhere. Now it carries digests only: no token, no UID."""
+    body = phone.get("/config").text
+    tags = fleet_api.get("/api/v1/badges", params={"kind": "client_tag",
+                                                   "limit": 500}).json()["items"]
+    assert tags and phone.tag.startswith("TG1.")
+    for b in tags:
+        assert b["uid"] not in body
+    assert '"tags"' not in body
+
+
 def test_config_is_the_caregivers_week_with_etag(phone, fleet_api):
     r = phone.get("/config")
     assert r.status_code == 200
@@ -150,7 +163,7 @@ def test_config_is_the_caregivers_week_with_etag(phone, fleet_api):
     visit = next(v for v in doc["visits"] if v["id"] == phone.visit_id)
     client = doc["clients"][str(visit["client"])]
     assert client["name"] == "Mme Jeanne Durand" and client["address"]
-    assert phone.tag in client["tags"]
+    assert tagdigest.digest(doc["tag_salt"], phone.tag) in client["tag_digests"]
     people = {v["client"] for v in doc["visits"]}
     assert all(doc["clients"][str(c)] for c in people)
     assert doc["version"] >= 1 and len(doc["hash"]) == 64

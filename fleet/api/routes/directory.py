@@ -1,8 +1,9 @@
 """Organisations, clients, caregivers and services."""
 
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -11,7 +12,9 @@ from fleet.api.deps import ADMIN, PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import (CaregiverIn, CaregiverOut, CaregiverPatch, ClientIn, ClientOut,
                                ClientPatch, OrganisationIn, OrganisationOut, OrganisationPatch,
                                ServiceIn, ServiceOut, ServicePatch)
+from fleet.client_points import parse_points
 from fleet.models import Caregiver, Client, Organisation, Service, ServiceTask
+from fleet.visit_import import ImportFileError
 
 router = APIRouter()
 
@@ -166,3 +169,34 @@ def update_service(service_id: int, body: ServicePatch, session: SessionDep, key
     data.audit(session, key, "update", f"service:{svc.id}", changes)
     _commit(session, "a service with this code")
     return svc
+
+
+MAX_POINTS_BYTES = 2 * 1024 * 1024
+
+
+@router.post("/clients/points/import", dependencies=[PLANNERS], tags=["clients"])
+async def import_points(session: SessionDep, key: KeyDep,
+                        file: Annotated[UploadFile, File(description="client,lat,lon CSV")],
+                        dry_run: Annotated[bool, Query()] = False,
+                        organisation_id: int | None = None) -> dict:
+    """Set the clients' home points (fleet.client_points): all rows or none."""
+    raw = await file.read(MAX_POINTS_BYTES + 1)
+    if len(raw) > MAX_POINTS_BYTES:
+        raise HTTPException(413, f"the file is over {MAX_POINTS_BYTES} bytes")
+    org = data.org_for_write(session, key, organisation_id)
+    try:
+        result = parse_points(session, org, raw)
+    except ImportFileError as e:
+        raise HTTPException(422, e.errors) from None
+    write = not dry_run and not result.errors
+    if write:
+        for client, lat, lon in result.points:
+            client.lat, client.lon = lat, lon
+        data.audit(session, key, "import_points", f"organisation:{org.id}",
+                   {"file": file.filename, "set": len(result.points)})
+        session.commit()
+    return {"dry_run": dry_run, "encoding": result.encoding, "rows": result.rows,
+            "valid": len(result.points), "set": len(result.points) if write else 0,
+            "errors": result.errors,
+            "points": [{"client_id": c.id, "client": c.name, "lat": lat, "lon": lon}
+                       for c, lat, lon in result.points]}

@@ -130,8 +130,10 @@ def review_list(session: SessionDep, key: KeyDep,
                 from_: Annotated[str | None, Query(alias="from")] = None,
                 to: str | None = None,
                 kind: Annotated[list[str] | None, Query()] = None,
+                proof: Annotated[list[str] | None, Query()] = None,
                 organisation_id: int | None = None) -> dict:
-    """What to review between `from` and `to` (default: the current month so far)."""
+    """What to review between `from` and `to` (default: the current month so far), of some
+    kinds and some proof levels (each repeated or comma-separated) if given."""
     org = data.org_for_write(session, key, organisation_id)
     tz = ZoneInfo(org.timezone)
     now = utcnow().astimezone(tz)
@@ -143,8 +145,9 @@ def review_list(session: SessionDep, key: KeyDep,
     if end - start > MAX_RANGE:
         raise HTTPException(422, f"at most {MAX_RANGE.days} days at a time")
     kinds = {k.strip() for ks in (kind or []) for k in ks.split(",") if k.strip()}
+    proofs = {p.strip() for ps in (proof or []) for p in ps.split(",") if p.strip()}
     try:
-        items = review.review_items(session, org, start, end, kinds or None)
+        items = review.review_items(session, org, start, end, kinds or None, proofs or None)
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
     return {"items": [i.as_dict() for i in items], "total": len(items),

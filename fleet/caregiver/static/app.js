@@ -80,10 +80,22 @@ function toast(text, error) {
 }
 const client = (id) => (S.config && S.config.clients[String(id)]) || null;
 const visitById = (id) => S.config && S.config.visits.find((v) => v.id === id);
-function clientOfTag(token) {
+// The planning holds no tag tokens (a phone could replay them): a digest of each static
+// tag's content, which the phone compares with the digest of what it reads, and for an
+// NTAG 424 DNA the plain client reference of its URL (fleet/tagdigest.py).
+async function tagDigest(token) {
+  if (!S.config || !S.config.tag_salt || !(window.crypto && crypto.subtle)) return null;
+  const bytes = new TextEncoder().encode(S.config.tag_salt + ":" + token);
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(hash.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+async function clientOfTag(token) {
   const sun = sunClient(token);
+  const digest = sun === null ? await tagDigest(token) : null;
   for (const [id, c] of Object.entries((S.config && S.config.clients) || {})) {
-    if (c.tags.includes(token) || Number(id) === sun) return Number(id);
+    if ((digest && (c.tag_digests || []).includes(digest)) || Number(id) === sun) {
+      return Number(id);
+    }
   }
   return null;
 }
@@ -174,12 +186,12 @@ function timeQuality() {
 }
 
 async function addEvent(ev, current) {
-  ev.ts = nowS();
+  ev.ts = ev.ts || nowS();
   ev.tq = timeQuality();
   const out = await tx(["kv", "events"], "readwrite", async (s) => {
     const seq = ((await req(s("kv").get("seq"))) || 0) + 1;
     const wire = { seq, ...ev };
-    if (wire.visit == null) delete wire.visit;
+    for (const k of ["visit", "pos", "tag"]) if (wire[k] == null) delete wire[k];
     s("events").put(wire);
     s("kv").put(seq, "seq");
     s("kv").put(current, "current");
@@ -199,44 +211,114 @@ function bestVisit(clientId) {
   return here[0] || null;
 }
 
-// a tag read by NFC, a QR code or a manual entry: arrival, or departure from the visit in
-// progress (the phone decides the direction, as a reader does)
-async function clockTag(token, method, reason, visitId) {
+// -- where the phone was: at clock events only, never in the background -----------------------
+// Asked once: an explanation the caregiver accepts or declines, kept on the phone. Declined,
+// refused by the browser or unavailable: the event goes without a position.
+let geoAsked = null;  // one explanation at a time, whatever taps come meanwhile
+function geoChoice() {
+  const choice = localStorage.getItem("tg-geo");
+  if (choice) return Promise.resolve(choice);
+  geoAsked = geoAsked || new Promise((resolve) => {
+    const box = document.createElement("section");
+    box.id = "geo-ask";
+    box.className = "sheet";
+    box.innerHTML = `<h1>Votre position au pointage</h1>
+      <p>Au moment où vous pointez (début ou fin d'intervention), l'application relève une
+      fois la position du téléphone et l'envoie avec le pointage. L'agence vérifie ainsi que
+      le pointage a eu lieu au domicile, surtout quand il est manuel.</p>
+      <p>Jamais en dehors d'un pointage, jamais en arrière-plan. Les positions sont gardées
+      au plus deux mois.</p>
+      <p class="muted">Sans position, un pointage manuel sera vérifié par l'agence.</p>
+      <button id="geo-yes">J'accepte</button>
+      <button id="geo-no" class="secondary">Non merci</button>`;
+    document.body.appendChild(box);
+    const pick = (choice) => {
+      localStorage.setItem("tg-geo", choice);
+      box.remove();
+      geoAsked = null;
+      resolve(choice);
+    };
+    box.querySelector("#geo-yes").onclick = () => pick("yes");
+    box.querySelector("#geo-no").onclick = () => pick("no");
+  });
+  return geoAsked;
+}
+
+async function position() {
+  if ((await geoChoice()) !== "yes" || !navigator.geolocation) return null;
+  return new Promise((resolve) => navigator.geolocation.getCurrentPosition(
+    (p) => resolve([Math.round(p.coords.latitude * 1e5) / 1e5,
+                    Math.round(p.coords.longitude * 1e5) / 1e5,
+                    Math.min(100000, Math.round(p.coords.accuracy))]),
+    () => resolve(null), { enableHighAccuracy: true, timeout: 8000, maximumAge: 0 }));
+}
+
+async function endVisit(ev, cur) {
+  await addEvent({ ...ev, dir: "out", visit: cur.visit }, null);
+  const notes = (await getNote(cur.visit)) || { visit: cur.visit };
+  notes.ended = nowS();
+  await putNote(notes);
+  toast("Fin d'intervention enregistrée " + hm(nowS()));
+  location.hash = "#/visit/" + cur.visit;
+  render();
+}
+
+// a tag read by NFC or a QR code: arrival, or departure from the visit in progress (the
+// phone decides the direction, as a reader does). What was read is sent whole: only the
+// fleet can tell a genuine tag from a copy.
+async function clockTag(token, method) {
   token = (token || "").trim();
   if (!token) return;
-  const clientId = clientOfTag(token);
+  const ts = nowS();
+  const clientId = await clientOfTag(token);
+  const digest = clientId === null ? await tagDigest(token) : null;
   const cur = S.current;
   if (cur) {
-    if ((clientId !== null && clientId !== cur.client) || (clientId === null && token !== cur.tag)) {
+    if ((clientId !== null && clientId !== cur.client) ||
+        (clientId === null && digest !== cur.tag)) {
       const c = client(cur.client);
       toast("Intervention en cours chez " + (c ? c.name : "?") + " : pointez d'abord la fin.", true);
       return;
     }
-    await addEvent({ tag: token, dir: "out", method, reason, visit: cur.visit }, null);
-    const notes = (await getNote(cur.visit)) || { visit: cur.visit };
-    notes.ended = nowS();
-    await putNote(notes);
-    toast("Fin d'intervention enregistrée " + hm(nowS()));
-    location.hash = "#/visit/" + cur.visit;
-    render();
+    await endVisit({ tag: token, method, ts, pos: await position() }, cur);
     return;
   }
-  const v = visitId ? visitById(visitId) : bestVisit(clientId);
+  const v = bestVisit(clientId);
   const done = v && (await getNote(v.id));
-  if (done && done.ended && method !== "manual") {
+  if (done && done.ended) {
     // its departure is already on the phone: a second arrival would open it again
     toast("Intervention déjà terminée (fin à " + hm(done.ended) + ") · This visit is already " +
           "closed. Autre intervention : pointage manuel avec un motif · Another visit: " +
           "manual clock-in with a reason.", true);
     return;
   }
-  const current = { visit: v ? v.id : null, client: v ? v.client : clientId, tag: token,
-                    since: nowS() };
-  await addEvent({ tag: token, dir: "in", method, reason, visit: current.visit }, current);
+  // an unknown tag is remembered by its digest only, to end the visit with the same tag
+  const current = { visit: v ? v.id : null, client: v ? v.client : clientId, tag: digest,
+                    since: ts };
+  await addEvent({ tag: token, dir: "in", method, ts, visit: current.visit,
+                   pos: await position() }, current);
   toast(clientId === null
     ? "Badge inconnu de votre planning : pointage gardé, l'agence vérifiera."
     : "Début d'intervention enregistré " + hm(nowS()));
   location.hash = current.visit ? "#/visit/" + current.visit : "#/";
+  render();
+}
+
+// a manual clock-in (a claim): the reason, the visit, the position if the caregiver allows
+// it; no tag. The agency reviews it unless the position is at the home.
+async function clockManual(visitId, reason) {
+  const ts = nowS();
+  const pos = await position();
+  const cur = S.current;
+  if (cur) {
+    await endVisit({ method: "manual", reason, ts, pos }, { ...cur, visit: cur.visit || visitId });
+    return;
+  }
+  const v = visitById(visitId);
+  const current = { visit: v.id, client: v.client, tag: null, since: ts };
+  await addEvent({ dir: "in", method: "manual", reason, ts, visit: v.id, pos }, current);
+  toast("Début d'intervention enregistré " + hm(ts));
+  location.hash = "#/visit/" + v.id;
   render();
 }
 
@@ -592,7 +674,7 @@ function viewClient(id) {
   const map = "https://www.openstreetmap.org/search?query=" + encodeURIComponent(c.address);
   const visits = S.config.visits.filter((v) => v.client === id);
   return `<h1>${esc(c.name)}</h1><dl><dt>Adresse</dt><dd>${esc(c.address)}</dd>
-    <dt>Badge</dt><dd>${c.tags.length ? "oui" : "aucun : pointage manuel"}</dd></dl>
+    <dt>Badge</dt><dd>${(c.tag_digests || []).length || c.sun ? "oui" : "aucun : pointage manuel"}</dd></dl>
     <a class="button secondary" href="${map}" target="_blank" rel="noopener">Itinéraire</a>
     <h2>Interventions de la semaine</h2>` + visits.map(visitCard).join("");
 }
@@ -676,9 +758,7 @@ function bind(path, id) {
       const reason = [$("#reason-kind").value, $("#reason").value.trim()].filter(Boolean)
         .join(" : ").slice(0, 120);
       if (!reason) { toast("Indiquez le motif.", true); return; }
-      const v = visitById(id);
-      const tag = S.current ? S.current.tag : (client(v.client).tags[0] || "visit-" + v.id);
-      clockTag(tag, "manual", reason, id);
+      clockManual(id, reason);
     };
   }
   if (path === "visit" && $("#notes")) {
