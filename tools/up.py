@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from fleet.brokerauth import DYNSEC_PLUGIN
+from fleet.private_files import write_private
 from tools.broker import Broker, BrokerError, free_port, mosquitto_path, port_free, wait_port
 from tools.errors import TelegestError
 from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
@@ -64,8 +65,7 @@ def admin_key(db_url: str, key_file: Path) -> str:
             session.commit()
     finally:
         engine.dispose()
-    key_file.touch(mode=0o600)
-    key_file.write_text(key + "\n")
+    write_private(key_file, key + "\n")
     return key
 
 
