@@ -226,7 +226,9 @@ def run_up(args) -> int:
             write_credentials(creds_file, creds)
             sim_login = ["--credentials", str(creds_file)]
         worker_env, api_env = process_env(creds, broker.host, broker.port)
-        env = {"TELEGEST_DATABASE_URL": db_url}
+        # links the fleet hands out (enrolment QR codes, e-mails): this API unless configured
+        env = {"TELEGEST_DATABASE_URL": db_url, "TELEGEST_PUBLIC_URL": os.environ.get(
+            "TELEGEST_PUBLIC_URL") or f"http://127.0.0.1:{args.port}"}
         protocol = "v5" if broker.supports_v5 else "v311"
         children.start("worker", ["tools.cli", "fleet", "worker", "--db", db_url,
                                   "--broker", broker_url, "--protocol", protocol],
