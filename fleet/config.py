@@ -78,6 +78,12 @@ class Settings:
         default_factory=lambda: _env("TELEGEST_PUBLIC_URL", DEFAULT_PUBLIC_URL))
     public_url_configured: bool = field(
         default_factory=lambda: _env("TELEGEST_PUBLIC_URL") is not None)
+    # console sessions (fleet.console.sessions): end after this long without a request, and
+    # after the absolute lifetime however active
+    console_idle_minutes: int = field(
+        default_factory=lambda: _int("TELEGEST_CONSOLE_IDLE_MINUTES", 30, 1, 24 * 60))
+    console_session_minutes: int = field(
+        default_factory=lambda: _int("TELEGEST_CONSOLE_SESSION_MINUTES", 480, 5, 31 * 24 * 60))
     # the outbox (fleet.outbox): SMTP server; no host = e-mails wait in the outbox
     smtp_host: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_HOST"))
     smtp_port: int = field(default_factory=lambda: _int("TELEGEST_SMTP_PORT", 587, 1, 65535))

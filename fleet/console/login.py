@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from fleet import audit, throttle
+from fleet.console import sessions
 from fleet.console.auth import (PRELOGIN_COOKIE, PRELOGIN_SECONDS, SESSION_COOKIE,
-                                SESSION_SECONDS, authenticate, key_sign_in, new_session, sign,
-                                tokens_match, unsign)
-from fleet.console.web import PosterDep, SessionDep, page, redirect
-from fleet.models import User
+                                authenticate, key_sign_in, sign, tokens_match, unsign)
+from fleet.console.web import PosterDep, SessionDep, lifetimes, page, redirect
+from fleet.models import ConsoleSession, User
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,7 +77,7 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
         if found is None:
             _failed(session, address=address)
             return _login_page(request, BAD_KEY, 401, next_url)
-        cookie, _ = new_session(key=found)
+        cookie, _ = sessions.start(session, lifetimes(request), key=found)
         who, role = f"api_key:{found.id}:{found.label}", found.role
     else:
         try:
@@ -93,15 +93,16 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
             session.commit()
             return _login_page(request, REFUSED, 401, next_url)
         throttle.ACCOUNTS.success(account)
-        cookie, _ = new_session(user=user)
+        cookie, _ = sessions.start(session, lifetimes(request), user=user)
         who, role = f"user:{user.email}", user.role
     audit.record(session, who, "login", "console", role=role)
     session.commit()
     if role == "technician" and next_url == "/board":
         next_url = "/devices"
     resp = redirect(next_url)
+    # no max_age: the cookie goes with the browser; the row says how long the session lasts
     resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https", max_age=SESSION_SECONDS)
+                    secure=request.url.scheme == "https")
     resp.delete_cookie(PRELOGIN_COOKIE)
     return resp
 
@@ -133,6 +134,8 @@ def _failed(session, account: str | None = None, address: str | None = None) -> 
 
 @router.post("/logout")
 def logout(viewer: PosterDep, session: SessionDep) -> Response:
+    """Deletes the session's row: the cookie, kept or copied, signs no one in any more."""
+    session.execute(delete(ConsoleSession).where(ConsoleSession.id == viewer.session_id))
     audit.record(session, viewer.who, "logout", "console", role=viewer.role)
     session.commit()
     resp = redirect("/login", "signed_out")
