@@ -178,3 +178,36 @@ def test_web_hardening_console_secret_from_the_environment(monkeypatch):
     monkeypatch.setenv("TELEGEST_CONSOLE_SECRET", "changeme")
     with pytest.raises(RuntimeError, match="at least 32"):
         auth.sign({})
+
+
+@pytest.mark.postgres
+def test_web_hardening_sessions_on_postgresql(pg_database_url):
+    """The same table and statements on PostgreSQL: sign-in, idle end, sign out everywhere."""
+    from fleet.api.app import create_app
+    from fleet.console.users import create_user
+    from fleet.db import make_engine, session_factory
+
+    app = create_app(Settings(database_url=pg_database_url))
+    engine = make_engine(pg_database_url)
+    db = session_factory(engine)
+    with db() as s:
+        create_user(s, "manager@agency.fr", "manager", PASSWORD)
+        s.commit()
+    try:
+        here, there, idle = TestClient(app), TestClient(app), TestClient(app)
+        page = sign_in(here, "manager@agency.fr")
+        sign_in(there, "manager@agency.fr")
+        sign_in(idle, "manager@agency.fr")
+        with db() as s:
+            s.execute(update(ConsoleSession).where(
+                ConsoleSession.token_hash == hashlib.sha256(
+                    idle.cookies[SESSION_COOKIE].encode()).hexdigest()).values(
+                last_seen_at=utcnow() - timedelta(minutes=31)))
+            s.commit()
+        assert idle.get("/account").url.path == "/login"
+        assert rows_of(db, "manager@agency.fr") == 2
+        here.post("/account/sign-out-everywhere", data={"csrf": csrf_of(page.text)})
+        assert there.get("/account").url.path == "/login"
+        assert rows_of(db, "manager@agency.fr") == 0
+    finally:
+        engine.dispose()
