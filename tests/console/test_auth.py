@@ -126,6 +126,8 @@ def test_a_deactivated_user_is_signed_out(as_role, db):
         s.scalars(select(User).where(User.email == "manager@agency.fr")).one().active = False
         s.commit()
     assert c.get("/planning").url.path == "/login"
+    with db() as s:  # its session row went with it
+        assert s.scalar(select(func.count()).select_from(ConsoleSession)) == 0
     assert sign_in(TestClient(c.app), "manager@agency.fr").status_code == 401
 
 

@@ -151,15 +151,6 @@ def test_web_hardening_user_disable_ends_sessions_at_once(app, db, monkeypatch, 
         run(["user", "disable", "nobody@agency.fr", "--db", url], "", monkeypatch)
 
 
-def test_web_hardening_a_user_deactivated_elsewhere_loses_the_session_row(as_role, db):
-    c = as_role("manager")
-    with db() as s:
-        s.scalars(select(User).where(User.email == "manager@agency.fr")).one().active = False
-        s.commit()
-    assert c.get("/planning").url.path == "/login"
-    assert rows_of(db, "manager@agency.fr") == 0
-
-
 def test_web_hardening_ended_sessions_are_purged_at_the_next_sign_in(app, db):
     c = TestClient(app)
     sign_in(c, "manager@agency.fr")
