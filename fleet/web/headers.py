@@ -7,8 +7,8 @@ script, no inline event handler, no inline style, no eval; nothing may frame a p
 code on cdn.jsdelivr.net) get a wider policy, with the hash of their one inline script.
 Strict-Transport-Security is sent only on a request that came over https: the scheme uvicorn
 gives the request, which is https behind a reverse proxy only when that proxy's address is
-trusted (uvicorn's --forwarded-allow-ips, FORWARDED_ALLOW_IPS; 127.0.0.1 by default) and it
-sends X-Forwarded-Proto; a header from anyone else is ignored.
+trusted (uvicorn's FORWARDED_ALLOW_IPS; 127.0.0.1 and ::1 by default: a proxy on the same
+machine) and it sends X-Forwarded-Proto; the header from anyone else is ignored.
 """
 from __future__ import annotations
 

@@ -116,3 +116,43 @@ def test_web_hardening_public_url_unset_says_what_is_used(monkeypatch):
     s = Settings()
     assert s.link("/visits/3") == "https://telegest.agence.fr/visits/3"
     assert s.public_url_configured
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("allowed, hsts", [(None, True), ("192.0.2.1", False)])
+def test_web_hardening_forwarded_proto_counts_only_from_a_trusted_proxy(
+        database_url, tmp_path, allowed, hsts):
+    """`telegest fleet api` as run in production: X-Forwarded-Proto from loopback (uvicorn's
+    FORWARDED_ALLOW_IPS default, a proxy on the same machine) makes the request https, so HSTS
+    and Secure cookies; from any other address, it is ignored."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.helpers import ROOT
+    from tools.broker import free_port, wait_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FORWARDED_ALLOW_IPS", "TELEGEST_PUBLIC_URL")}
+    if allowed:
+        env["FORWARDED_ALLOW_IPS"] = allowed
+    with open(tmp_path / "api.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "fleet", "api", "--db",
+                                 database_url, "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_port("127.0.0.1", port, 30), (tmp_path / "api.log").read_text()
+        r = httpx.get(f"http://127.0.0.1:{port}/login", headers={"X-Forwarded-Proto": "https"})
+        assert r.status_code == 200
+        assert ("strict-transport-security" in r.headers) is hsts
+        assert ("secure" in r.headers["set-cookie"].lower()) is hsts
+        plain = httpx.get(f"http://127.0.0.1:{port}/login")
+        assert "strict-transport-security" not in plain.headers
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # unset TELEGEST_PUBLIC_URL: the command says what links will use
+    assert f"point at http://127.0.0.1:{port}" in (tmp_path / "api.log").read_text()
