@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from fleet import throttle
 from fleet.console import sessions
 from fleet.console.auth import SESSION_COOKIE, AuthError, authenticate
+from fleet.console.login import LOCKED, count_failure
 from fleet.console.users import set_password, sign_out_everywhere
 from fleet.console.web import PosterDep, SessionDep, ViewerDep, organisation, page, redirect
 from fleet.models import ConsoleSession, User
@@ -60,8 +61,15 @@ def new_password(request: Request, session: SessionDep, viewer: PosterDep,
     if viewer.user_id is None:
         return redirect("/account")
     user = session.get(User, viewer.user_id)
+    account = f"console:{user.email}"  # the sign-in's counter: no guessing here either
+    wait = throttle.ACCOUNTS.locked_for(account)
+    if wait:
+        resp = _page(request, session, viewer, 429, LOCKED.format(minutes=-(-int(wait) // 60)))
+        resp.headers["Retry-After"] = throttle.retry_after(wait)
+        return resp
     try:
         if authenticate(session, user.email, current) is None:
+            count_failure(session, account)
             raise AuthError("the current password is wrong · mot de passe actuel incorrect")
         if password != again:
             raise AuthError("the two new passwords differ · les deux mots de passe diffèrent")

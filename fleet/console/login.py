@@ -75,7 +75,7 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
     if key:
         found = key_sign_in(session, key)
         if found is None:
-            _failed(session, address=address)
+            count_failure(session, address=address)
             return _login_page(request, BAD_KEY, 401, next_url)
         cookie, _ = sessions.start(session, lifetimes(request), key=found)
         who, role = f"api_key:{found.id}:{found.label}", found.role
@@ -89,7 +89,7 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
                 # accounts would otherwise queue a database write per guess behind the ingest
                 audit.record(session, f"login:{email.strip().lower()[:150]}", "login_refused",
                              "console")
-            _failed(session, account, address)
+            count_failure(session, account, address)
             session.commit()
             return _login_page(request, REFUSED, 401, next_url)
         throttle.ACCOUNTS.success(account)
@@ -119,9 +119,9 @@ def _known(session, email: str) -> bool:
         func.lower(User.email) == email.strip().lower()).limit(1)) is not None
 
 
-def _failed(session, account: str | None = None, address: str | None = None) -> None:
-    """Count a failed sign-in; the failure that starts a lockout is audited (it ends by
-    itself after throttle's lock time)."""
+def count_failure(session, account: str | None = None, address: str | None = None) -> None:
+    """Count a failed sign-in (or a wrong current password on /account); the failure that
+    starts a lockout is audited (it ends by itself after throttle's lock time)."""
     for limiter, key in ((throttle.ACCOUNTS, account), (throttle.ADDRESSES, address)):
         if key and limiter.failure(key):
             audit.record(session, "fleet", "lockout", key,

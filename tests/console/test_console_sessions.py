@@ -133,6 +133,20 @@ def test_web_hardening_a_new_password_ends_the_other_sessions(app, db):
     assert audited(db, "passwd")[0].detail == {"sessions_ended": 1}
 
 
+def test_web_hardening_the_current_password_is_not_guessed_on_the_account_page(as_role, db):
+    c = as_role("manager")
+    token = csrf_of(c.get("/account").text)
+    data = {"csrf": token, "password": "a new long password", "again": "a new long password"}
+    for _ in range(5):  # the sign-in's limit, on the same counter
+        assert c.post("/account/password", data={**data, "current": "guess"}).status_code == 400
+    r = c.post("/account/password", data={**data, "current": PASSWORD})
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    assert "retry-after" in r.headers
+    assert [a.target for a in audited(db, "lockout")] == ["console:manager@agency.fr"]
+    assert sign_in(TestClient(c.app), "manager@agency.fr").status_code == 429  # locked too
+    assert audited(db, "passwd") == []
+
+
 def test_web_hardening_user_disable_ends_sessions_at_once(app, db, monkeypatch, capsys):
     c = TestClient(app)
     sign_in(c, "manager@agency.fr")
