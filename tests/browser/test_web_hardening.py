@@ -74,6 +74,8 @@ def test_web_hardening_sign_out_everywhere_in_two_browsers(browser, demo, api_se
     assert page.locator("#sessions tbody tr").count() == 2
     assert "this one" in page.inner_text("#sessions")
     page.screenshot(path=str(tmp_path / "console-account.png"), full_page=True)
+    page.set_viewport_size({"width": 360, "height": 740})  # and on a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
     page.click("#sign-out-everywhere button[type=submit]")
     page.wait_for_url("**/login**")
     assert "Signed out everywhere" in page.inner_text("[role=status]")
