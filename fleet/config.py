@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///var/telegest.db"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin", "telegest"}
 
@@ -69,9 +71,19 @@ class Settings:
     lease_ttl_s: int = field(default_factory=lambda: _int("TELEGEST_LEASE_TTL_S", 15, 2, 600))
     # the leader's alert sweeps (device offline, late and missed visits) run this often
     alert_sweep_s: int = field(default_factory=lambda: _int("TELEGEST_ALERT_SWEEP_S", 30, 1, 3600))
-    # links in e-mails point here (the console as the on-call coordinator reaches it)
+    # every absolute link the fleet hands out (enrolment QR codes, e-mails) starts here, never
+    # with the Host header a request came with; unset: DEFAULT_PUBLIC_URL (`fleet api` and
+    # `up` put their own port there), fine on one machine, wrong for a phone
     public_url: str = field(
-        default_factory=lambda: _env("TELEGEST_PUBLIC_URL", "http://127.0.0.1:8000"))
+        default_factory=lambda: _env("TELEGEST_PUBLIC_URL", DEFAULT_PUBLIC_URL))
+    public_url_configured: bool = field(
+        default_factory=lambda: _env("TELEGEST_PUBLIC_URL") is not None)
+    # console sessions (fleet.console.sessions): end after this long without a request, and
+    # after the absolute lifetime however active
+    console_idle_minutes: int = field(
+        default_factory=lambda: _int("TELEGEST_CONSOLE_IDLE_MINUTES", 30, 1, 24 * 60))
+    console_session_minutes: int = field(
+        default_factory=lambda: _int("TELEGEST_CONSOLE_SESSION_MINUTES", 480, 5, 31 * 24 * 60))
     # the outbox (fleet.outbox): SMTP server; no host = e-mails wait in the outbox
     smtp_host: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_HOST"))
     smtp_port: int = field(default_factory=lambda: _int("TELEGEST_SMTP_PORT", 587, 1, 65535))
@@ -107,9 +119,21 @@ class Settings:
             raise SettingsError(f"TELEGEST_LOG_LEVEL={self.log_level!r}")
         self._check_smtp()
 
+    def _check_public_url(self) -> None:
+        u = urlsplit(self.public_url)
+        if u.scheme not in ("http", "https") or not u.hostname or u.username or u.query \
+                or u.fragment or "\\" in self.public_url:
+            raise SettingsError(f"TELEGEST_PUBLIC_URL={self.public_url!r}: the address people "
+                                "and phones reach the fleet at, as https://telegest.agence.fr "
+                                "(no user, query or fragment)")
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+
+    def link(self, path: str) -> str:
+        """An absolute link to `path` (starting with /) on the configured public URL."""
+        return self.public_url + path
+
     def _check_smtp(self) -> None:
-        if not self.public_url.startswith(("http://", "https://")):
-            raise SettingsError(f"TELEGEST_PUBLIC_URL={self.public_url!r}: an http(s):// URL")
+        self._check_public_url()
         if self.smtp_host is None:
             return
         if not self.smtp_from or not _ADDRESS.match(self.smtp_from):

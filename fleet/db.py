@@ -7,6 +7,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet.private_files import create_private
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _SQLITE_BUSY_MS = 30_000
 
@@ -27,6 +29,8 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     if path is None:
         return create_engine(url, pool_pre_ping=True)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode
+    create_private(path)
     engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
 
     @event.listens_for(engine, "connect")

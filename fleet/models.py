@@ -405,6 +405,25 @@ class ApiKey(Base):
     revoked: Mapped[bool] = mapped_column(default=False)
 
 
+class ConsoleSession(Base):
+    """A signed-in console session (fleet.console.sessions). The cookie holds a random token;
+    only its sha256 is kept here, so a copy of the database signs no one in. Sign-out deletes
+    the row; so do "sign out everywhere", a new password and disabling the user."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]  # the absolute end, however active the session stays
+
+
 class AuditLog(Base):
     """Who did what to which thing, and why: every manager and IT action."""
 

@@ -138,6 +138,7 @@ class Broker:
         import json
 
         from fleet.brokerauth import DYNSEC_PLUGIN, initial_config
+        from fleet.private_files import write_private
 
         if not os.path.exists(DYNSEC_PLUGIN):
             raise BrokerError(f"{DYNSEC_PLUGIN} is missing: install Debian's mosquitto 2.0 "
@@ -145,9 +146,8 @@ class Broker:
         # written once: afterwards the plugin owns the file (it saves every change), so a
         # restarted broker keeps the devices the fleet provisioned
         if not self.dynsec_path.exists():
-            self.dynsec_path.write_text(json.dumps(initial_config(self.admin, self.worker),
-                                                   indent=1))
-            self.dynsec_path.chmod(0o600)
+            write_private(self.dynsec_path, json.dumps(
+                initial_config(self.admin, self.worker), indent=1))
         text = DYNSEC_CONF.format(plugin=DYNSEC_PLUGIN, config=self.dynsec_path)
         # started as root (a container, CI), mosquitto would drop to the `mosquitto` user,
         # who cannot read a root-owned test folder: stay the user that wrote the file

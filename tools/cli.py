@@ -44,6 +44,8 @@ def cmd_fleet_worker(args) -> int:
 
 
 def cmd_fleet_api(args) -> int:
+    import dataclasses
+
     import uvicorn
 
     from fleet.api.app import create_app
@@ -51,7 +53,13 @@ def cmd_fleet_api(args) -> int:
 
     _can_listen(args.host, args.port)
     os.environ["TELEGEST_DATABASE_URL"] = args.db
-    uvicorn.run(create_app(Settings()), host=args.host, port=args.port, log_level="warning")
+    settings = Settings()
+    if not settings.public_url_configured:  # links to this very API, from this machine
+        settings = dataclasses.replace(settings, public_url=f"http://127.0.0.1:{args.port}")
+        print(f"TELEGEST_PUBLIC_URL is not set: enrolment links and e-mails point at "
+              f"{settings.public_url}, which only this machine reaches; set it to the address "
+              f"phones and people use (https://telegest.agence.fr)", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`telegest fleet user add|passwd|list`: the console's accounts, on the database directly.
+"""`telegest fleet user add|passwd|disable|enable|list`: the console's accounts, on the database
+directly.
 
 The first admin is made here (`telegest fleet user add --role admin EMAIL`); the password is
 asked twice on the terminal, or read from standard input with --password-stdin (scripts).
@@ -74,6 +75,28 @@ def cmd_user_passwd(args) -> int:
     return _run(args, act)
 
 
+def _set_active(args, active: bool) -> int:
+    from fleet.console.users import set_active
+
+    def act(session) -> int:
+        ended = set_active(session, args.email, active, by=f"cli:{getpass.getuser()}")
+        email = args.email.strip().lower()
+        if active:
+            print(f"user {email} enabled: they can sign in again")
+        else:
+            print(f"user {email} disabled: cannot sign in; {ended} open session(s) ended")
+        return 0
+    return _run(args, act)
+
+
+def cmd_user_disable(args) -> int:
+    return _set_active(args, False)
+
+
+def cmd_user_enable(args) -> int:
+    return _set_active(args, True)
+
+
 def cmd_user_list(args) -> int:
     from fleet.console.users import list_users
 
@@ -95,7 +118,7 @@ def cmd_user_list(args) -> int:
 def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `user ...` under `telegest fleet`; `command(parent, name, handler, help)`."""
     user = fleet_parsers.add_parser(
-        "user", help="console accounts: add, passwd, list",
+        "user", help="console accounts: add, passwd, disable, enable, list",
         description="accounts of the manager console (admin, manager, technician)"
     ).add_subparsers(dest="user_cmd", required=True)
 
@@ -113,5 +136,10 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
     pw = common(command(user, "passwd", cmd_user_passwd, "change an account's password"))
     pw.add_argument("email")
     pw.add_argument("--password-stdin", action="store_true")
+    off = common(command(user, "disable", cmd_user_disable,
+                         "stop an account at once: no sign-in, every session ended"))
+    off.add_argument("email")
+    on = common(command(user, "enable", cmd_user_enable, "let a disabled account sign in again"))
+    on.add_argument("email")
     ls = common(command(user, "list", cmd_user_list, "list the accounts"))
     ls.add_argument("--json", action="store_true")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from fleet.brokerauth import DYNSEC_PLUGIN
+from fleet.private_files import write_private
 from tools.broker import Broker, BrokerError, free_port, mosquitto_path, port_free, wait_port
 from tools.errors import TelegestError
 from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
@@ -64,8 +65,7 @@ def admin_key(db_url: str, key_file: Path) -> str:
             session.commit()
     finally:
         engine.dispose()
-    key_file.touch(mode=0o600)
-    key_file.write_text(key + "\n")
+    write_private(key_file, key + "\n")
     return key
 
 
@@ -226,7 +226,9 @@ def run_up(args) -> int:
             write_credentials(creds_file, creds)
             sim_login = ["--credentials", str(creds_file)]
         worker_env, api_env = process_env(creds, broker.host, broker.port)
-        env = {"TELEGEST_DATABASE_URL": db_url}
+        # links the fleet hands out (enrolment QR codes, e-mails): this API unless configured
+        env = {"TELEGEST_DATABASE_URL": db_url, "TELEGEST_PUBLIC_URL": os.environ.get(
+            "TELEGEST_PUBLIC_URL") or f"http://127.0.0.1:{args.port}"}
         protocol = "v5" if broker.supports_v5 else "v311"
         children.start("worker", ["tools.cli", "fleet", "worker", "--db", db_url,
                                   "--broker", broker_url, "--protocol", protocol],

@@ -23,9 +23,9 @@ Every password goes to one 0600 JSON file in the data folder (`CREDENTIALS`), re
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from fleet.private_files import write_private
 from tools.broker import Broker
 from tools.errors import TelegestError
 
@@ -114,11 +114,7 @@ def process_env(creds: dict | None, host: str, port: int) -> tuple[dict, dict]:
 
 
 def write_credentials(path: Path, creds: dict) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older file keeps its mode otherwise
-    with os.fdopen(fd, "w") as f:
-        json.dump(creds, f, indent=1)
-        f.write("\n")
+    write_private(path, json.dumps(creds, indent=1) + "\n")
 
 
 def read_credentials(path: str | Path) -> dict:

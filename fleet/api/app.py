@@ -17,6 +17,7 @@ from fleet.api.routes import (agency, alerts, devices, directory, events, export
                                office, updates, visits)
 from fleet.config import Settings
 from fleet.db import make_engine, prepare, session_factory
+from fleet.web.headers import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,6 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_range_errors(app)
     install_validation_errors(app)
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, HSTS over https
+    logging.getLogger("telegest.api").info(
+        "links handed out (enrolment QR codes, e-mails) start with %s%s", settings.public_url,
+        "" if settings.public_url_configured else " (TELEGEST_PUBLIC_URL is not set: the "
+        "default, reachable from this machine only)")
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

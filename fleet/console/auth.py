@@ -1,11 +1,10 @@
-"""Who is signed in to the console: argon2 passwords, signed session cookies, CSRF tokens.
+"""Who is signed in to the console: argon2 passwords, sessions, CSRF tokens.
 
-A session is a cookie holding `{uid | key, csrf, exp, pw}` signed with HMAC-SHA256 (no table:
-migrations belong to others). Every request loads the user again, so a deactivated user, a
-changed role or a changed password (`pw` is a fingerprint of the hash) takes effect at once;
-the cookie only says who, never what they may do. The CSRF token lives in the session and is
-sent back in a hidden field by every form; before sign-in, a short-lived signed cookie plays
-that part for the login form.
+A session is a row of `console_sessions` (fleet.console.sessions) named by a random token in
+the cookie. Every request loads the user again, so a deactivated user or a changed role takes
+effect at once; the session only says who, never what they may do. The CSRF token lives in
+the session and is sent back in a hidden field by every form; before sign-in, a short-lived
+cookie signed with HMAC-SHA256 plays that part for the login form.
 """
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ import hmac
 import json
 import os
 import secrets
-import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,13 +25,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fleet.config import _WEAK_SECRETS as _WEAK
+from fleet.console import sessions
+from fleet.console.sessions import Lifetimes
 from fleet.keys import find_api_key
 from fleet.models import ApiKey, User
 from fleet.throttle import hashing
 
 SESSION_COOKIE = "tg_session"
 PRELOGIN_COOKIE = "tg_prelogin"
-SESSION_SECONDS = int(os.environ.get("TELEGEST_CONSOLE_SESSION_MINUTES", "480")) * 60
 PRELOGIN_SECONDS = 30 * 60
 MIN_PASSWORD = 12
 _COMMON_FILE = Path(__file__).resolve().parents[1] / "data" / "common-passwords.txt.gz"
@@ -88,10 +89,6 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-def _fingerprint(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
-
-
 # -- signed cookies ------------------------------------------------------------------------------
 def _secret() -> bytes:
     """TELEGEST_CONSOLE_SECRET when set (several API processes must share it); otherwise a
@@ -141,6 +138,7 @@ class Viewer:
     organisation_id: int | None
     csrf: str
     user_id: int | None = None
+    session_id: int | None = None  # its console_sessions row
 
     @property
     def plans(self) -> bool:
@@ -153,45 +151,30 @@ class Viewer:
         return self.role in ROLES.get(action, ())
 
 
-def new_session(user: User | None = None, key: ApiKey | None = None,
-                now: float | None = None) -> tuple[str, dict]:
-    now = time.time() if now is None else now
-    payload = {"csrf": secrets.token_urlsafe(24), "exp": int(now) + SESSION_SECONDS}
-    if user is not None:
-        payload.update(uid=user.id, pw=_fingerprint(user.password_hash))
-    elif key is not None:
-        payload.update(key=key.id)
-    return sign(payload), payload
-
-
 class SessionState:
     MISSING, EXPIRED, INVALID = "missing", "expired", "invalid"
 
 
-def viewer_from_cookie(session: Session, cookie: str | None,
-                       now: float | None = None) -> Viewer | str:
-    """The Viewer, or why not: `missing`, `expired` or `invalid` (forged, user gone or
-    deactivated, password changed, key revoked)."""
-    if not cookie:
-        return SessionState.MISSING
-    payload = unsign(cookie)
-    if payload is None:
-        return SessionState.INVALID
-    if int(payload.get("exp", 0)) <= (time.time() if now is None else now):
-        return SessionState.EXPIRED
-    csrf = str(payload.get("csrf", ""))
-    if "uid" in payload:
-        user = session.get(User, payload["uid"])
-        if user is None or not user.active or payload.get("pw") != _fingerprint(
-                user.password_hash):
-            return SessionState.INVALID
-        return Viewer(f"user:{user.email}", user.role, user.organisation_id, csrf, user.id)
-    if "key" in payload:
-        key = session.get(ApiKey, payload["key"])
-        if key is None or key.revoked:
-            return SessionState.INVALID
-        return Viewer(f"api_key:{key.id}:{key.label}"[:200], key.role, key.organisation_id,
-                      csrf)
+def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetimes,
+                       now: datetime | None = None, touch: bool = True) -> Viewer | str:
+    """The Viewer, or why not: `missing` (no cookie, signed out, ended everywhere), `expired`
+    (idle too long, or past its absolute end) or `invalid` (user gone or deactivated, key
+    revoked: the session is deleted as well)."""
+    row = sessions.find(session, cookie, lifetimes, now, touch)
+    if isinstance(row, str):
+        return row
+    if row.user_id is not None:
+        user = session.get(User, row.user_id)
+        if user is not None and user.active:
+            return Viewer(f"user:{user.email}", user.role, user.organisation_id, row.csrf,
+                          user.id, row.id)
+    elif row.api_key_id is not None:
+        key = session.get(ApiKey, row.api_key_id)
+        if key is not None and not key.revoked:
+            return Viewer(f"api_key:{key.id}:{key.label}"[:200], key.role, key.organisation_id,
+                          row.csrf, None, row.id)
+    sessions.end(session, row)
+    session.commit()
     return SessionState.INVALID
 
 

@@ -177,7 +177,9 @@ def enrolment(ident: str, request: Request, session: SessionDep, viewer: PosterD
     except LifecycleError as e:
         return _refused_page(request, viewer, device, e)
     session.commit()
-    url = f"{str(request.base_url).rstrip('/')}/app/enrol?token={token}"
+    # from the configured public URL, never the Host header: a forged Host would send the
+    # phone, and its one-time token, elsewhere
+    url = request.app.state.settings.link(f"/app/enrol?token={token}")
     tz = _tz(session, viewer)
     resp = page(request, "enrolment.html", viewer, device=device, url=url, qr=qr_svg(url),
                 expires=expires, fmt=lambda t: t.astimezone(tz).strftime("%H:%M"))

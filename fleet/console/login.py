@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from fleet import audit, throttle
+from fleet.console import sessions
 from fleet.console.auth import (PRELOGIN_COOKIE, PRELOGIN_SECONDS, SESSION_COOKIE,
-                                SESSION_SECONDS, authenticate, key_sign_in, new_session, sign,
-                                tokens_match, unsign)
-from fleet.console.web import PosterDep, SessionDep, page, redirect
-from fleet.models import User
+                                authenticate, key_sign_in, sign, tokens_match, unsign)
+from fleet.console.web import PosterDep, SessionDep, lifetimes, page, redirect
+from fleet.models import ConsoleSession, User
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,9 +75,9 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
     if key:
         found = key_sign_in(session, key)
         if found is None:
-            _failed(session, address=address)
+            count_failure(session, address=address)
             return _login_page(request, BAD_KEY, 401, next_url)
-        cookie, _ = new_session(key=found)
+        cookie, _ = sessions.start(session, lifetimes(request), key=found)
         who, role = f"api_key:{found.id}:{found.label}", found.role
     else:
         try:
@@ -89,19 +89,20 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
                 # accounts would otherwise queue a database write per guess behind the ingest
                 audit.record(session, f"login:{email.strip().lower()[:150]}", "login_refused",
                              "console")
-            _failed(session, account, address)
+            count_failure(session, account, address)
             session.commit()
             return _login_page(request, REFUSED, 401, next_url)
         throttle.ACCOUNTS.success(account)
-        cookie, _ = new_session(user=user)
+        cookie, _ = sessions.start(session, lifetimes(request), user=user)
         who, role = f"user:{user.email}", user.role
     audit.record(session, who, "login", "console", role=role)
     session.commit()
     if role == "technician" and next_url == "/board":
         next_url = "/devices"
     resp = redirect(next_url)
+    # no max_age: the cookie goes with the browser; the row says how long the session lasts
     resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="strict",
-                    secure=request.url.scheme == "https", max_age=SESSION_SECONDS)
+                    secure=request.url.scheme == "https")
     resp.delete_cookie(PRELOGIN_COOKIE)
     return resp
 
@@ -118,9 +119,9 @@ def _known(session, email: str) -> bool:
         func.lower(User.email) == email.strip().lower()).limit(1)) is not None
 
 
-def _failed(session, account: str | None = None, address: str | None = None) -> None:
-    """Count a failed sign-in; the failure that starts a lockout is audited (it ends by
-    itself after throttle's lock time)."""
+def count_failure(session, account: str | None = None, address: str | None = None) -> None:
+    """Count a failed sign-in (or a wrong current password on /account); the failure that
+    starts a lockout is audited (it ends by itself after throttle's lock time)."""
     for limiter, key in ((throttle.ACCOUNTS, account), (throttle.ADDRESSES, address)):
         if key and limiter.failure(key):
             audit.record(session, "fleet", "lockout", key,
@@ -133,6 +134,8 @@ def _failed(session, account: str | None = None, address: str | None = None) -> 
 
 @router.post("/logout")
 def logout(viewer: PosterDep, session: SessionDep) -> Response:
+    """Deletes the session's row: the cookie, kept or copied, signs no one in any more."""
+    session.execute(delete(ConsoleSession).where(ConsoleSession.id == viewer.session_id))
     audit.record(session, viewer.who, "logout", "console", role=viewer.role)
     session.commit()
     resp = redirect("/login", "signed_out")

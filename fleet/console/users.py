@@ -1,4 +1,5 @@
-"""Console accounts (the `users` table): create, change a password, list. Used by the CLI."""
+"""Console accounts (the `users` table): create, change a password, disable, list; used by the
+CLI and by the account page (fleet.console.account)."""
 from __future__ import annotations
 
 import re
@@ -7,8 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleet import audit
+from fleet.console import sessions
 from fleet.console.auth import AuthError, hash_password
-from fleet.models import ROLES, Organisation, User
+from fleet.models import ROLES, ConsoleSession, Organisation, User
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -41,14 +43,43 @@ def create_user(session: Session, email: str, role: str, password: str, *,
     return user
 
 
-def set_password(session: Session, email: str, password: str, *, by: str = "cli") -> User:
-    """New password; every open session of this user ends (its fingerprint changes)."""
+def _user(session: Session, email: str) -> User:
     user = find_user(session, email)
     if user is None:
         raise AuthError(f"no user {email.strip().lower()}")
-    user.password_hash = hash_password(password)
-    audit.record(session, by, "passwd", f"user:{user.email}", role="admin")
     return user
+
+
+def set_password(session: Session, email: str, password: str, *, by: str = "cli",
+                 keep: ConsoleSession | None = None) -> User:
+    """New password; every open session of this user ends but `keep` (the one that changed
+    it, from the console). The caller commits."""
+    user = _user(session, email)
+    user.password_hash = hash_password(password)
+    ended = sessions.end_all(session, user.id, keep)
+    audit.record(session, by, "passwd", f"user:{user.email}", role="admin",
+                 detail={"sessions_ended": ended})
+    return user
+
+
+def set_active(session: Session, email: str, active: bool, *, by: str = "cli") -> int:
+    """Disable (active=False) or enable a user; disabling ends every session of theirs at
+    once. How many sessions ended; the caller commits."""
+    user = _user(session, email)
+    ended = 0 if active else sessions.end_all(session, user.id)
+    if user.active != active:
+        user.active = active
+        audit.record(session, by, "enable" if active else "disable", f"user:{user.email}",
+                     role="admin", detail={"sessions_ended": ended})
+    return ended
+
+
+def sign_out_everywhere(session: Session, user_id: int, who: str, role: str) -> int:
+    """End every session of this user, the current one too; audited. The caller commits."""
+    ended = sessions.end_all(session, user_id)
+    audit.record(session, who, "sign_out_everywhere", who, role=role,
+                 detail={"sessions_ended": ended})
+    return ended
 
 
 def list_users(session: Session) -> list[User]:

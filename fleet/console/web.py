@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from fleet.api.deps import get_session
 from fleet.console.auth import SESSION_COOKIE, SessionState, Viewer, tokens_match, \
     viewer_from_cookie
+from fleet.console.sessions import Lifetimes
 from fleet.models import Organisation
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -40,6 +41,10 @@ MESSAGES = {
     "replaced": "Badge replaced: the old one no longer clocks in · Badge remplacé : l'ancien ne "
                 "pointe plus",
     "signed_out": "Signed out · Déconnecté",
+    "signed_out_everywhere": "Signed out everywhere: every session of yours has ended · "
+                             "Déconnecté partout : toutes vos sessions sont fermées",
+    "password_changed": "Password changed: your other sessions have ended · Mot de passe "
+                        "changé : vos autres sessions sont fermées",
     "corrected": "Correction saved · Correction enregistrée",
     "validated": "Visit validated · Intervention validée",
     "reopened": "Visit reopened · Intervention rouverte",
@@ -70,8 +75,14 @@ class BadForm(Exception):
     """A POST without the session's CSRF token: 403, nothing done."""
 
 
+def lifetimes(request: Request) -> Lifetimes:
+    return Lifetimes.of(request.app.state.settings)
+
+
 def current_viewer(request: Request, session: SessionDep) -> Viewer:
-    found = viewer_from_cookie(session, request.cookies.get(SESSION_COOKIE))
+    # the board's automatic refresh is not someone at the keyboard: it keeps no session alive
+    found = viewer_from_cookie(session, request.cookies.get(SESSION_COOKIE), lifetimes(request),
+                               touch=not request.url.path.startswith("/board/rows"))
     if isinstance(found, str):
         raise NotSignedIn(found)
     return found

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleet.console.auth import SESSION_COOKIE, SESSION_SECONDS, hash_password, new_session, \
-    sign
-from fleet.models import AuditLog, User, Visit
+from fleet.console import sessions
+from fleet.console.auth import SESSION_COOKIE, sign
+from fleet.console.sessions import Lifetimes
+from fleet.console.users import set_password
+from fleet.models import AuditLog, ConsoleSession, User, Visit
+from fleet.types import utcnow
 from tests.console.conftest import PASSWORD, csrf_of, form_id_of, sign_in
 
 
@@ -83,9 +87,12 @@ def test_a_post_without_the_csrf_token_is_refused_and_does_nothing(as_role, db):
 
 
 def test_an_expired_session_goes_back_to_sign_in_with_a_message(app, db):
+    lifetimes = Lifetimes.of(app.state.settings)
     with db() as s:
         user = s.scalars(select(User).where(User.email == "manager@agency.fr")).one()
-        cookie, _ = new_session(user=user, now=time.time() - SESSION_SECONDS - 1)
+        cookie, _ = sessions.start(s, lifetimes, user=user,
+                                   now=utcnow() - lifetimes.absolute - timedelta(seconds=1))
+        s.commit()
     c = TestClient(app, cookies={SESSION_COOKIE: cookie})
     r = c.get("/planning")
     assert r.url.path == "/login" and "expired=1" in str(r.url)
@@ -96,20 +103,19 @@ def test_an_expired_session_goes_back_to_sign_in_with_a_message(app, db):
 def test_a_forged_or_outdated_session_is_refused(app, db):
     with db() as s:
         user = s.scalars(select(User).where(User.email == "manager@agency.fr")).one()
-        cookie, payload = new_session(user=user)
-        as_admin = dict(payload, uid=s.scalars(select(User).where(
-            User.email == "admin@agency.fr")).one().id)
-    tampered = cookie.split(".")[0][:-2] + "xx." + cookie.split(".")[1]
+        cookie, _ = sessions.start(s, Lifetimes.of(app.state.settings), user=user)
+        s.commit()
+    tampered = cookie[:-2] + ("xx" if not cookie.endswith("xx") else "yy")
     assert TestClient(app, cookies={SESSION_COOKIE: tampered}).get(
         "/planning").url.path == "/login"
-    # signed by us, but the password fingerprint is the manager's: not the admin's session
-    assert TestClient(app, cookies={SESSION_COOKIE: sign(as_admin)}).get(
+    # a cookie signed with the console's secret is no session: only a row makes one
+    assert TestClient(app, cookies={SESSION_COOKIE: sign({"uid": user.id, "csrf": "x",
+                                                          "exp": time.time() + 60})}).get(
         "/planning").url.path == "/login"
     ok = TestClient(app, cookies={SESSION_COOKIE: cookie})
     assert ok.get("/planning").url.path == "/planning"
     with db() as s:  # a new password closes the open sessions
-        s.scalars(select(User).where(User.email == "manager@agency.fr")).one().password_hash = \
-            hash_password("another long password")
+        set_password(s, "manager@agency.fr", "another long password")
         s.commit()
     assert ok.get("/planning").url.path == "/login"
 
@@ -120,6 +126,8 @@ def test_a_deactivated_user_is_signed_out(as_role, db):
         s.scalars(select(User).where(User.email == "manager@agency.fr")).one().active = False
         s.commit()
     assert c.get("/planning").url.path == "/login"
+    with db() as s:  # its session row went with it
+        assert s.scalar(select(func.count()).select_from(ConsoleSession)) == 0
     assert sign_in(TestClient(c.app), "manager@agency.fr").status_code == 401
 
 

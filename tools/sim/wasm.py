@@ -22,6 +22,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from fleet.private_files import write_private
 from tools.errors import TelegestError
 from tools.sim.pn532 import PN532Sim
 from tools.sim.reader import SIM_TAP_TOPIC
@@ -88,7 +89,7 @@ def start_boxes(devices: list[str], host: str, port: int, logins: dict[str, dict
             _copy_tree(firmware, root)
             settings = {"id": d, "ssid": AP[0], "password": AP[1], "host": host, "port": port,
                         "user": login.get("username", ""), "pass": login.get("password", "")}
-            (root / "settings.json").write_text(json.dumps(settings))
+            write_private(root / "settings.json", json.dumps(settings))  # its broker password
             sim = PN532Sim()
             sim_port = sim.serve_tcp()
             board = VirtualBoard(box=True, ap=AP, uarts={2: ("127.0.0.1", sim_port)},

@@ -1,7 +1,7 @@
 """proof of presence: the client's reference point, the agency's home radius, each clock event's proof level
 
 Revision ID: 0012
-Revises: 0013
+Revises: 0011
 Create Date: 2026-12-05
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0013'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

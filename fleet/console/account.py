@@ -1,0 +1,86 @@
+"""The signed-in person's own page (/account): their open sessions, "sign out everywhere",
+and a new password (which ends their other sessions)."""
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from fleet import throttle
+from fleet.console import sessions
+from fleet.console.auth import SESSION_COOKIE, AuthError, authenticate
+from fleet.console.login import LOCKED, count_failure
+from fleet.console.users import set_password, sign_out_everywhere
+from fleet.console.web import PosterDep, SessionDep, ViewerDep, organisation, page, redirect
+from fleet.models import ConsoleSession, User
+
+router = APIRouter(include_in_schema=False)
+
+KEY_SESSION = ("Signed in with an API key: revoking the key ends its sessions · Connecté avec "
+               "une clé d'API : la révoquer met fin à ses sessions")
+
+
+def _page(request: Request, session, viewer, status_code: int = 200,
+          error: str | None = None) -> Response:
+    org = organisation(session, viewer)
+    tz = ZoneInfo(org.timezone if org else "Europe/Paris")
+    rows = sessions.of_user(session, viewer.user_id) if viewer.user_id else []
+    settings = request.app.state.settings
+    resp = page(request, "account.html", viewer, status_code, error=error, rows=rows,
+                idle=settings.console_idle_minutes, lifetime=settings.console_session_minutes,
+                key_session=None if viewer.user_id else KEY_SESSION,
+                fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@router.get("/account")
+def account(request: Request, session: SessionDep, viewer: ViewerDep) -> Response:
+    return _page(request, session, viewer)
+
+
+@router.post("/account/sign-out-everywhere")
+def everywhere(session: SessionDep, viewer: PosterDep) -> Response:
+    """Ends every session of this user, on every browser, this one too."""
+    if viewer.user_id is None:
+        return redirect("/account")
+    sign_out_everywhere(session, viewer.user_id, viewer.who, viewer.role)
+    session.commit()
+    resp = redirect("/login", "signed_out_everywhere")
+    resp.delete_cookie(SESSION_COOKIE)
+    return resp
+
+
+@router.post("/account/password")
+def new_password(request: Request, session: SessionDep, viewer: PosterDep,
+                 current: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                 again: Annotated[str, Form()] = "") -> Response:
+    """The current password, then the new one twice; the other sessions end, this one stays."""
+    if viewer.user_id is None:
+        return redirect("/account")
+    user = session.get(User, viewer.user_id)
+    account = f"console:{user.email}"  # the sign-in's counter: no guessing here either
+    wait = throttle.ACCOUNTS.locked_for(account)
+    if wait:
+        resp = _page(request, session, viewer, 429, LOCKED.format(minutes=-(-int(wait) // 60)))
+        resp.headers["Retry-After"] = throttle.retry_after(wait)
+        return resp
+    try:
+        if authenticate(session, user.email, current) is None:
+            count_failure(session, account)
+            raise AuthError("the current password is wrong · mot de passe actuel incorrect")
+        if password != again:
+            raise AuthError("the two new passwords differ · les deux mots de passe diffèrent")
+        set_password(session, user.email, password, by=viewer.who,
+                     keep=session.get(ConsoleSession, viewer.session_id))
+    except throttle.Busy:
+        session.rollback()
+        return _page(request, session, viewer, 503, "too many sign-ins at once: try again · "
+                     "trop de connexions simultanées : réessayez")
+    except AuthError as e:
+        session.rollback()
+        return _page(request, session, viewer, 400, str(e))
+    session.commit()
+    return redirect("/account", "password_changed")

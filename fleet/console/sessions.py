@@ -1,0 +1,102 @@
+"""Console sessions kept in the database (`console_sessions`), so that they can be ended.
+
+The cookie holds a random token; the table keeps only its sha256, the CSRF token, who (a user
+or an API key), and when it started, was last seen and must end. A session ends after
+`idle` without a request, or at its absolute end however active; logout deletes its row,
+"sign out everywhere", a new password and disabling the user delete all of the user's rows.
+Every request reads the user again, so a changed role or a deactivation takes effect at once.
+last_seen_at is written at most once a minute: not a database write per page.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from fleet.models import ApiKey, ConsoleSession, User
+from fleet.types import utcnow
+
+SEEN_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long a session lasts: without a request (`idle`) and at most (`absolute`)."""
+
+    idle: timedelta = timedelta(minutes=30)
+    absolute: timedelta = timedelta(hours=8)
+
+    @classmethod
+    def of(cls, settings) -> "Lifetimes":
+        return cls(timedelta(minutes=settings.console_idle_minutes),
+                   timedelta(minutes=settings.console_session_minutes))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start(session: Session, lifetimes: Lifetimes, *, user: User | None = None,
+          key: ApiKey | None = None, now: datetime | None = None) -> tuple[str, ConsoleSession]:
+    """A new session for a user or an API key: (the cookie's token, its row). Rows already
+    ended are purged on the way, so the table holds only live sessions. The caller commits."""
+    now = now or utcnow()
+    purge(session, lifetimes, now)
+    token = secrets.token_urlsafe(32)
+    row = ConsoleSession(token_hash=token_hash(token), csrf=secrets.token_urlsafe(24),
+                         user_id=user.id if user else None, api_key_id=key.id if key else None,
+                         created_at=now, last_seen_at=now, expires_at=now + lifetimes.absolute)
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def find(session: Session, token: str | None, lifetimes: Lifetimes,
+         now: datetime | None = None, touch: bool = True) -> ConsoleSession | str:
+    """The live row of this cookie's token, seen now unless `touch` is False (the board's
+    automatic refresh is no one at the keyboard); or why not: `missing` (no cookie, or no such
+    session: signed out, ended everywhere), `expired` (idle too long or past its end; the row
+    is deleted)."""
+    if not token:
+        return "missing"
+    now = now or utcnow()
+    row = session.scalars(select(ConsoleSession).where(
+        ConsoleSession.token_hash == token_hash(token))).first()
+    if row is None:
+        return "missing"
+    if now >= row.expires_at or now - row.last_seen_at >= lifetimes.idle:
+        session.delete(row)
+        session.commit()
+        return "expired"
+    if touch and now - row.last_seen_at >= SEEN_EVERY:
+        row.last_seen_at = now
+        session.commit()
+    return row
+
+
+def end(session: Session, row: ConsoleSession) -> None:
+    session.delete(row)
+
+
+def end_all(session: Session, user_id: int, keep: ConsoleSession | None = None) -> int:
+    """Delete every session of this user (but `keep`); how many ended. The caller commits."""
+    stmt = delete(ConsoleSession).where(ConsoleSession.user_id == user_id)
+    if keep is not None:
+        stmt = stmt.where(ConsoleSession.id != keep.id)
+    return session.execute(stmt, execution_options={"synchronize_session": False}).rowcount
+
+
+def of_user(session: Session, user_id: int) -> list[ConsoleSession]:
+    return list(session.scalars(select(ConsoleSession).where(
+        ConsoleSession.user_id == user_id).order_by(ConsoleSession.last_seen_at.desc())))
+
+
+def purge(session: Session, lifetimes: Lifetimes, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    return session.execute(delete(ConsoleSession).where(or_(
+        ConsoleSession.expires_at <= now, ConsoleSession.last_seen_at <= now - lifetimes.idle)),
+        execution_options={"synchronize_session": False}).rowcount
