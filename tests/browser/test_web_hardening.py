@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_caregiver import FAKE_NFC, PHONE, Setup
+from tests.browser.test_caregiver import FAKE_NFC, GEO_DECLINED, PHONE, Setup
 from tests.browser.test_console import account, sign_in
 from tests.helpers import wait_until
 
@@ -90,7 +90,7 @@ def test_web_hardening_caregiver_app_works_under_the_csp(browser, demo, api_serv
     setup = Setup(api_server, demo[0])
     try:
         context = browser.new_context(**PHONE)
-        context.add_init_script(FAKE_NFC)
+        context.add_init_script(FAKE_NFC + GEO_DECLINED)
         seen = watch(context)
         page = context.new_page()
         page.goto(f"{api_server}/app/enrol?token={setup.token}")
