@@ -205,3 +205,42 @@ def read_ca(path: str | Path) -> str:
         raise TelegestError(f"{path} is not a CA certificate (give the CA's ca.pem, not the "
                             f"broker's own certificate)") from None
     return _pem(cert).decode()
+
+
+def mosquitto_lines(pki: Pki, port: int = 8883) -> str:
+    """The broker's TLS listener, as docs/operations.md shows it."""
+    from tools.broker import TLS_CONF
+
+    return TLS_CONF.format(port=port, ca=pki.ca_cert, cert=pki.server_cert, key=pki.server_key)
+
+
+def cmd_pki_init(args) -> int:
+    p = init_ca(args.dir, args.name, args.force)
+    print(f"CA certificate {p.ca_cert} (give it to `telegest device provision --ca`), its key "
+          f"{p.ca_key} (0600: keep it off the broker once the certificate is made)")
+    return 0
+
+
+def cmd_pki_server_cert(args) -> int:
+    p = server_cert(args.dir, args.name)
+    print(f"broker certificate {p.server_cert} for {', '.join(cert_names(p.server_cert))}, "
+          f"key {p.server_key} (0600: readable by the mosquitto user only)\n"
+          f"mosquitto.conf:\n{mosquitto_lines(p)}", end="")
+    return 0
+
+
+def add_commands(fleet, command) -> None:
+    """`telegest fleet pki init | server-cert`."""
+    pk = fleet.add_parser("pki", help="the broker's CA and TLS certificate").add_subparsers(
+        dest="pki_cmd", required=True)
+    i = command(pk, "init", cmd_pki_init, "create the CA the boxes verify the broker against "
+                "(EC P-256, 10 years)")
+    i.add_argument("--dir", required=True, help="folder for ca.pem and ca.key")
+    i.add_argument("--name", default="telegest broker CA", help="the CA's common name")
+    i.add_argument("--force", action="store_true",
+                   help="replace an existing CA (every provisioned box must be provisioned again)")
+    s = command(pk, "server-cert", cmd_pki_server_cert, "create the broker's TLS certificate, "
+                "signed by the CA, for the names and addresses the boxes dial")
+    s.add_argument("--dir", required=True, help="the CA's folder; server.pem, server.key go there")
+    s.add_argument("--name", action="append", required=True,
+                   help="a host name or IP address of the broker (repeat; the first is its CN)")

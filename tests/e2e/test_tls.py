@@ -5,6 +5,7 @@ ingest worker on the plain local listener, and the CPython virtual reader verify
 with the firmware's own TLS context."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -16,8 +17,8 @@ import pytest
 
 from fleet.config import Settings
 from fleet.worker import IngestWorker
-from tests.helpers import count_events, find_device_with_visit_now, reader_for, stored_seqs, \
-    wait_until
+from tests.helpers import ROOT, count_events, find_device_with_visit_now, reader_for, \
+    stored_seqs, wait_until
 from tools import pki
 from tools.broker import Broker, free_port
 from tools.up_broker import admit
@@ -153,3 +154,37 @@ def test_the_plain_listener_is_bound_to_localhost_only(tls_broker):
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     # and from this machine, on loopback, the fleet reaches it
     socket.create_connection(("127.0.0.1", broker.port), timeout=3).close()
+
+
+def test_up_makes_a_ca_once_and_its_readers_speak_tls(tmp_path):
+    port, mqtt_port, tls_port, data = free_port(), free_port(), free_port(), tmp_path / "var"
+    argv = [sys.executable, "-m", "tools.cli", "up", "--data", str(data), "--port", str(port),
+            "--mqtt-port", str(mqtt_port), "--mqtts-port", str(tls_port), "--readers", "1",
+            "--tap-every", "0.5", "--tls-name", "box-host.lan"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    db_url = f"sqlite:///{data / 'telegest.db'}"
+    try:
+        wait_until(lambda: (data / "logs" / "readers.log").exists()
+                   and stored_seqs(db_url, "demo-r1"), 120, interval=1,
+                   what="a demo reader's tap stored")
+        log = (data / "logs" / "readers.log").read_text()
+        assert f"1 virtual reader(s) on 127.0.0.1:{tls_port} over TLS: demo-r1" in log
+        creds = json.loads((data / "broker-credentials.json").read_text())
+        assert creds["tls"] == {"broker": f"127.0.0.1:{tls_port}",
+                                "ca": str(data / "pki" / "ca.pem")}
+        conf = (data / "broker" / "mosquitto.conf").read_text()
+        assert f"listener {mqtt_port} 127.0.0.1\n" in conf
+        assert f"listener {tls_port}\ncafile {data / 'pki' / 'ca.pem'}" in conf
+        assert "tls_version tlsv1.2" in conf
+        assert "box-host.lan" in pki.cert_names(data / "pki" / "server.pem")
+        assert oct((data / "pki" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    finally:
+        proc.send_signal(2)
+        out, _ = proc.communicate(timeout=60)
+    assert f"boxes    TLS on port {tls_port} (every address)" in out, out
+    ca = (data / "pki" / "ca.pem").read_bytes()
+    again = subprocess.run(argv[:-6] + ["--readers", "0", "--for-seconds", "0.5"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (data / "pki" / "ca.pem").read_bytes() == ca, "the CA is kept: boxes still trust it"

@@ -18,20 +18,8 @@ def ca_pem(tmp_path_factory):
     return pki.init_ca(tmp_path_factory.mktemp("pki")).ca_cert.read_text()
 
 
-class TlsFactory:
-    """The fake client factory, also keeping the `ssl` context each client was given."""
-
-    def __init__(self, inner):
-        self.inner, self.contexts = inner, []
-
-    def __call__(self, *args, ssl=None):
-        self.contexts.append(ssl)
-        return self.inner(*args)
-
-
 def tls_link(tmp_path, ca):
     broker, factory, clock, core, link = make(tmp_path, ca=ca)
-    link.factory = TlsFactory(factory)
     return broker, factory, link
 
 
@@ -39,7 +27,7 @@ def test_a_link_with_a_ca_connects_with_a_verifying_context(tmp_path, ca_pem):
     _, factory, link = tls_link(tmp_path, ca_pem)
     link.poll(0)
     assert link.up() and link.tls()
-    ctx = link.factory.contexts[0]
+    ctx = factory.contexts[0]
     assert isinstance(ctx, ssl.SSLContext)
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
@@ -50,7 +38,7 @@ def test_a_link_with_a_ca_connects_with_a_verifying_context(tmp_path, ca_pem):
 def test_a_ca_that_does_not_load_never_falls_back_to_clear(tmp_path):
     _, factory, link = tls_link(tmp_path, BAD_CA)
     link.poll(0)
-    assert factory.made == [] and link.factory.contexts == []
+    assert factory.made == [] and factory.contexts == []
     assert link.status() == "down" and link.failures == 1
     assert link.last_error.startswith("ValueError: cannot load the CA certificate")
 
@@ -60,10 +48,10 @@ def test_configure_a_new_ca_or_none(tmp_path, ca_pem):
     link.poll(0)
     link.configure("broker.local", 8883, "r1", "secret", ca_pem)
     link.poll(10)
-    assert link.up() and link.factory.contexts[-1] is not None
+    assert link.up() and factory.contexts[-1] is not None
     link.configure("broker.local", 1883, "r1", "secret", "")
     link.poll(20)
-    assert link.up() and not link.tls() and link.factory.contexts[-1] is None
+    assert link.up() and not link.tls() and factory.contexts[-1] is None
 
 
 def test_the_ca_setting_is_a_pem_certificate(ca_pem, tmp_path):
