@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mqtts-port", type=_ranged_port0, default=0,
                     help="the boxes' TLS port, on every address (default 8883, or a free one "
                          "if 8883 is taken; mosquitto only)")
-    up.add_argument("--tls-name", action="append",
+    up.add_argument("--tls-name", action="append", type=at.host,
                     help="a host name or address the boxes dial, added to the broker's "
                          "certificate (repeat; localhost, 127.0.0.1 and this machine's name "
                          "are always in it)")

@@ -11,6 +11,7 @@ signatures; the CA for 10 years, the server certificate for 825 days. Private ke
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import ipaddress
 import os
@@ -95,10 +96,11 @@ def init_ca(folder: str | Path, name: str = "telegest broker CA", force: bool = 
     from cryptography.hazmat.primitives import hashes
 
     pki = Pki(Path(folder))
+    if not 1 <= len(name) <= 64:
+        raise TelegestError("the CA's name must have 1 to 64 characters")
     if pki.ca_cert.exists() and not force:
         raise TelegestError(f"{pki.ca_cert} exists: a new CA cuts off every box provisioned "
                             f"with it (--force to replace it anyway)")
-    pki.folder.mkdir(parents=True, exist_ok=True)
     key = _new_key()
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
@@ -110,9 +112,18 @@ def init_ca(folder: str | Path, name: str = "telegest broker CA", force: bool = 
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .sign(key, hashes.SHA256()))
-    _write_private(pki.ca_key, _key_pem(key))
-    pki.ca_cert.write_bytes(_pem(cert))
+    _save(pki, pki.ca_key, _key_pem(key), pki.ca_cert, _pem(cert))
     return pki
+
+
+def _save(pki: Pki, key_path: Path, key: bytes, cert_path: Path, cert: bytes) -> None:
+    try:
+        pki.folder.mkdir(parents=True, exist_ok=True)
+        _write_private(key_path, key)
+        cert_path.write_bytes(cert)
+    except OSError as e:
+        raise TelegestError(f"cannot write {cert_path.name} and {key_path.name} in "
+                            f"{pki.folder}: {e.strerror or e}") from None
 
 
 def _pem(cert) -> bytes:
@@ -148,7 +159,7 @@ def server_cert(folder: str | Path, names: list[str] | tuple[str, ...] = DEFAULT
     ca, ca_key = _load_ca(pki)
     key = _new_key()
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    cert = (x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca.subject)
+    cert = (x509.CertificateBuilder().subject_name(_name(names[0][:64])).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now).not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
             .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
@@ -158,8 +169,7 @@ def server_cert(folder: str | Path, names: list[str] | tuple[str, ...] = DEFAULT
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write_private(pki.server_key, _key_pem(key))
-    pki.server_cert.write_bytes(_pem(cert))
+    _save(pki, pki.server_key, _key_pem(key), pki.server_cert, _pem(cert))
     return pki
 
 
@@ -214,6 +224,17 @@ def mosquitto_lines(pki: Pki, port: int = 8883) -> str:
     return TLS_CONF.format(port=port, ca=pki.ca_cert, cert=pki.server_cert, key=pki.server_key)
 
 
+def _folder(text: str) -> str:
+    """The PKI's folder: one that exists or can be made."""
+    p = Path(text)
+    try:
+        if not text.strip() or (p.exists() and not p.is_dir()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    except OSError as e:  # a name too long, a loop of links
+        raise argparse.ArgumentTypeError(f"{text[:60]!r}…: {e.strerror}") from None
+    return text
+
+
 def cmd_pki_init(args) -> int:
     p = init_ca(args.dir, args.name, args.force)
     print(f"CA certificate {p.ca_cert} (give it to `telegest device provision --ca`), its key "
@@ -229,18 +250,28 @@ def cmd_pki_server_cert(args) -> int:
     return 0
 
 
+def _ca_name(text: str) -> str:
+    if not 1 <= len(text.strip()) <= 64:
+        raise argparse.ArgumentTypeError("a CA name has 1 to 64 characters")
+    return text.strip()
+
+
 def add_commands(fleet, command) -> None:
     """`telegest fleet pki init | server-cert`."""
+    from tools import argtypes as at
+
     pk = fleet.add_parser("pki", help="the broker's CA and TLS certificate").add_subparsers(
         dest="pki_cmd", required=True)
     i = command(pk, "init", cmd_pki_init, "create the CA the boxes verify the broker against "
                 "(EC P-256, 10 years)")
-    i.add_argument("--dir", required=True, help="folder for ca.pem and ca.key")
-    i.add_argument("--name", default="telegest broker CA", help="the CA's common name")
+    i.add_argument("--dir", required=True, type=_folder, help="folder for ca.pem and ca.key")
+    i.add_argument("--name", default="telegest broker CA", type=_ca_name,
+                   help="the CA's common name")
     i.add_argument("--force", action="store_true",
                    help="replace an existing CA (every provisioned box must be provisioned again)")
     s = command(pk, "server-cert", cmd_pki_server_cert, "create the broker's TLS certificate, "
                 "signed by the CA, for the names and addresses the boxes dial")
-    s.add_argument("--dir", required=True, help="the CA's folder; server.pem, server.key go there")
-    s.add_argument("--name", action="append", required=True,
+    s.add_argument("--dir", required=True, type=_folder,
+                   help="the CA's folder; server.pem, server.key go there")
+    s.add_argument("--name", action="append", required=True, type=at.host,
                    help="a host name or IP address of the broker (repeat; the first is its CN)")

@@ -3,9 +3,9 @@ like it: tests pass a fake, a CPython adapter can pass a real socket client).
 
 Everything about outages stays here: connect with a retained last will `offline` on
 tg/v1/<id>/state, publish a retained `online`, subscribe to tg/v1/<id>/down/# after every
-(re)connect, ping, and on any error close the client and reconnect with back-off. With a CA certificate
-(`ca`, the provisioned PEM) the link speaks TLS and verifies the broker against that CA only
-(firmware/runtime/tls.py); it never falls back to a clear connection. Nothing
+(re)connect, ping, and on any error close the client and reconnect with back-off. With a CA
+certificate (`ca`, the provisioned PEM) the link speaks TLS and verifies the broker against
+that CA only (firmware/runtime/tls.py); it never falls back to a clear connection. Nothing
 above retries: ReaderCore decides what to (re)send, and the journal keeps every event until
 the fleet's ack, so an outage costs time, never events.
 """

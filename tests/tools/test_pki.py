@@ -72,3 +72,33 @@ def test_read_ca_refuses_a_server_certificate(tmp_path):
         pki.read_ca(p.server_cert)
     with pytest.raises(TelegestError, match="cannot read the CA certificate"):
         pki.read_ca(tmp_path / "missing.pem")
+
+
+def _cli(*argv):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    return subprocess.run([sys.executable, "-m", "tools.cli", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_fleet_pki_commands_print_the_mosquitto_lines(tmp_path):
+    d = tmp_path / "pki"
+    out = _cli("fleet", "pki", "init", "--dir", str(d))
+    assert out.returncode == 0 and f"CA certificate {d / 'ca.pem'}" in out.stdout
+    out = _cli("fleet", "pki", "server-cert", "--dir", str(d), "--name", "mqtt.agency.example",
+               "--name", "203.0.113.5")
+    assert out.returncode == 0, out.stderr
+    assert f"listener 8883\ncafile {d / 'ca.pem'}\ncertfile {d / 'server.pem'}\n" \
+           f"keyfile {d / 'server.key'}\ntls_version tlsv1.2\n" in out.stdout
+    assert "private" not in out.stdout and "BEGIN" not in out.stdout, "no key printed"
+    again = _cli("fleet", "pki", "init", "--dir", str(d))
+    assert again.returncode == 2 and "cuts off every box provisioned" in again.stderr
+
+
+def test_wasm_boxes_refuse_a_ca(tmp_path):
+    p = pki.ensure(tmp_path)
+    out = _cli("device", "sim", "--board", "wasm", "--devices", "r-1", "--ca", str(p.ca_cert))
+    assert out.returncode == 2 and "the WebAssembly MicroPython has no ssl module" in out.stderr
