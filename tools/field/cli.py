@@ -306,8 +306,9 @@ def _provision_ca(args, port: int) -> str | None:
         print("no --ca: the box keeps the CA it has (none on a new box: in clear). Give the "
               "broker's CA (`telegest fleet pki init` made it) to have it speak TLS", flush=True)
         return None
+    ca = read_ca(path)
     print(f"TLS: the box will verify the broker against {path}", flush=True)
-    return read_ca(path)
+    return ca
 
 
 def add_commands(device_parsers, badge_parsers, command) -> None:
