@@ -105,9 +105,14 @@ class Stdin:
         sys.stdout.write(s)
 
 
-def mqtt_factory(client_id, host, port, user, password, keepalive):
+def mqtt_factory(client_id, host, port, user, password, keepalive, ssl=None):
     from umqtt.simple import MQTTClient
-    return MQTTClient(client_id, host, port, user or None, password or None, keepalive)
+    if ssl is None:
+        return MQTTClient(client_id, host, port, user or None, password or None, keepalive)
+    c = MQTTClient(client_id, host, port, user or None, password or None, keepalive, ssl=ssl)
+    if hasattr(c, "ssl_params"):  # umqtt.simple < 1.4 would wrap without verifying
+        raise ValueError("umqtt.simple too old for verified TLS (needs 1.4, MicroPython 1.23)")
+    return c
 
 
 class NoReader:

@@ -48,6 +48,7 @@ package(
         "runtime/settings.py",
         "runtime/taps.py",
         "runtime/watchdog.py",
+        "runtime/tls.py",
         "runtime/wifi.py",
     ),
     base_path="..",

@@ -1,5 +1,9 @@
 """Start, stop and restart an MQTT broker for `telegest up`, the tests and the benchmarks.
 
+The plain listener is on a loopback address (127.0.0.1 by default): only this machine's
+processes (the fleet's worker and API) reach it. Boxes come through the TLS listener
+(`tls_port`, on every address), with the certificate of a tools.pki folder (mosquitto only).
+
 Mosquitto when it is installed (the production broker), otherwise the embedded amqtt broker
 (MQTT 3.1.1 only: the fleet then subscribes without a shared subscription). Both run as child
 processes so that a test can stop, kill and restart them like a real outage.
@@ -76,6 +80,17 @@ log_type notice
 connection_messages true
 """
 
+# Broker(tls_port=...): the listener the boxes use, on every address; TLS 1.2 at least, the
+# server certificate signed by the CA the boxes are provisioned with (tools/pki.py)
+TLS_CONF = """\
+# the boxes' listener: TLS only, on every address
+listener {port}
+cafile {ca}
+certfile {cert}
+keyfile {key}
+tls_version tlsv1.2
+"""
+
 # Broker(auth=True): the dynamic security plugin decides who may connect and what each client
 # may publish and subscribe to; the fleet drives it (fleet.brokerauth).
 DYNSEC_CONF = """\
@@ -100,12 +115,15 @@ class Broker:
         auth: bool = False,
         admin: tuple[str, str] | None = None,
         worker: tuple[str, str] | None = None,
+        tls_port: int | None = None,
+        pki: str | Path | None = None,
     ) -> None:
         """`auth=True` (mosquitto only): no anonymous clients; the dynamic security plugin
         starts from a generated dynamic-security.json holding the fleet's dynsec `admin` and
         ingest `worker` clients (random passwords when not given: read them from
         `.admin` / `.worker`). The embedded amqtt broker is for development and always
-        anonymous."""
+        anonymous. `tls_port` (mosquitto only): a TLS listener on every address with the CA
+        and server certificate of the tools.pki folder `pki`."""
         if kind == "auto":
             kind = "mosquitto" if mosquitto_path() else "amqtt"
         if kind not in ("mosquitto", "amqtt"):
@@ -125,6 +143,11 @@ class Broker:
             raise BrokerError("broker authentication needs mosquitto and its dynamic security "
                               "plugin; the embedded amqtt broker is anonymous (development "
                               "only)")
+        if tls_port is not None and (kind != "mosquitto" or pki is None):
+            raise BrokerError("a TLS listener needs mosquitto and a PKI folder (tools.pki); "
+                              "the embedded amqtt broker has none")
+        self.tls_port = tls_port
+        self.pki = Path(pki) if pki is not None else None
         from fleet.brokerauth import new_password
 
         self.admin = admin or ("fleet-admin", new_password())
@@ -168,6 +191,12 @@ class Broker:
                 port=self.port, host=self.host, log=self.log_path, purpose=self.purpose)
             if self.auth:
                 text = text.replace("allow_anonymous true\n", "") + self._write_dynsec()
+            if self.tls_port is not None:
+                from tools.pki import Pki
+
+                p = Pki(self.pki)
+                text += TLS_CONF.format(port=self.tls_port, ca=p.ca_cert, cert=p.server_cert,
+                                        key=p.server_key)
             conf.write_text(text)
             return [str(mosquitto_path()), "-c", str(conf)]
         return [sys.executable, "-m", "tools.embedded_broker", "--host", self.host,
@@ -179,11 +208,15 @@ class Broker:
         if not port_free(self.host, self.port):
             raise BrokerError(f"port {self.port} on {self.host} is taken by another program: "
                               f"stop it or choose another port")
+        if self.tls_port is not None and not port_free("0.0.0.0", self.tls_port):
+            raise BrokerError(f"the TLS port {self.tls_port} is taken by another program: "
+                              f"stop it or choose another port")
         out = open(self.workdir / f"{self.kind}.out", "ab")
         self.proc = subprocess.Popen(self._command(), stdout=out, stderr=subprocess.STDOUT,
                                      cwd=Path(__file__).resolve().parent.parent)
         out.close()
-        if not wait_port(self.host, self.port, timeout):
+        if not wait_port(self.host, self.port, timeout) or (
+                self.tls_port is not None and not wait_port("127.0.0.1", self.tls_port, timeout)):
             code = self.proc.poll()
             self.stop()
             tail = ""

@@ -227,7 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for the database, logs and journals")
     up.add_argument("--port", type=at.port_number, default=8000, help="API port on localhost")
     up.add_argument("--mqtt-port", type=_ranged_port0, default=0,
-                    help="broker port (default 1883, or a free one if 1883 is taken)")
+                    help="the broker's plain port, on 127.0.0.1 only (default 1883, or a free "
+                         "one if 1883 is taken)")
+    up.add_argument("--mqtts-port", type=_ranged_port0, default=0,
+                    help="the boxes' TLS port, on every address (default 8883, or a free one "
+                         "if 8883 is taken; mosquitto only)")
+    up.add_argument("--tls-name", action="append", type=at.host,
+                    help="a host name or address the boxes dial, added to the broker's "
+                         "certificate (repeat; localhost, 127.0.0.1 and this machine's name "
+                         "are always in it)")
     up.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"])
     up.add_argument("--readers", type=at.count, default=5, help="virtual readers (0 for none)")
     up.add_argument("--tap-every", type=at.positive_seconds, default=8.0,
@@ -277,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.fleetops.records import add_commands as add_record_commands
 
     add_record_commands(fleet, command)
+    from tools.pki import add_commands as add_pki_commands
+
+    add_pki_commands(fleet, command)
 
     dev = sub.add_parser("device", help="devices: flash, deploy, console, virtual readers"
                          ).add_subparsers(
@@ -300,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--health-every", type=at.positive_seconds, default=60.0)
     s.add_argument("--credentials", help="each reader's broker login, from this JSON file "
                    "(telegest up writes <data>/broker-credentials.json)")
+    s.add_argument("--ca", help="the broker's CA certificate (PEM): the readers speak TLS and "
+                   "verify the broker against it (telegest up: <data>/pki/ca.pem)")
     s.add_argument("--board", choices=["python", "wasm"], default="python",
                    help="python: the reader's logic on CPython (fast, many readers); wasm: the "
                         "real firmware on MicroPython (WebAssembly) with a simulated PN532, a "

@@ -3,14 +3,17 @@
 An SQLite file, a broker started here, the ingest worker, the API on localhost, a demo agency
 with today's planning and a few virtual readers tapping. The broker is mosquitto when installed,
 authenticated as in production (tools/up_broker.py: each process and each reader logs in with
-its own credentials), else the embedded amqtt, anonymous. Each part is a child process with its
-log in <data>/logs; Ctrl-C stops them all, readers first, so that nothing is left half-sent.
+its own credentials), else the embedded amqtt, anonymous. Mosquitto has two listeners: a plain
+one on 127.0.0.1 for the fleet's worker and API, and a TLS one on every address for the boxes,
+with a CA made on first start in <data>/pki (tools/pki.py); the Python readers use TLS. Each
+part is a child process with its log in <data>/logs; Ctrl-C stops them all, readers first, so that nothing is left half-sent.
 A part that dies is started again with backoff (Supervisor); one that keeps dying stops it all.
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +23,7 @@ from fleet.brokerauth import DYNSEC_PLUGIN
 from fleet.private_files import write_private
 from tools.broker import Broker, BrokerError, free_port, mosquitto_path, port_free, wait_port
 from tools.errors import TelegestError
+from tools.pki import DEFAULT_NAMES, ensure
 from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +173,9 @@ def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
     if creds_file:
         print(f"  broker   {broker.kind} on {url}, authenticated: one login per process and "
               f"reader (dynamic security)\n           credentials in {creds_file}")
+    if broker.tls_port is not None:
+        print(f"  boxes    TLS on port {broker.tls_port} (every address), CA "
+              f"{broker.pki / 'ca.pem'}; {url} is for this machine only")
     else:
         print(f"  broker   {broker.kind} on {url}, anonymous: development only, a blocked "
               f"device is not refused")
@@ -182,6 +189,13 @@ def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
               f"the fleet refuses it")
     print(f"  logs     {data / 'logs'}")
     print("Ctrl-C stops everything.", flush=True)
+
+
+def tls_names(extra: list[str] | None) -> list[str]:
+    """The names the broker's certificate is for: loopback, this machine's name, and the
+    names or addresses given (`--tls-name`, what a box on the desk dials)."""
+    names = list(DEFAULT_NAMES) + [socket.gethostname()] + list(extra or [])
+    return list(dict.fromkeys(n for n in names if n))
 
 
 def run_up(args) -> int:
@@ -203,9 +217,13 @@ def run_up(args) -> int:
                             f"the embedded broker, anonymous: --broker amqtt")
     creds_file = data / CREDENTIALS
     creds_file.unlink(missing_ok=True)  # it describes the broker started now, or none
+    tls_port = pki = None
+    if kind == "mosquitto":  # the boxes' listener: TLS, with a CA made once and kept
+        tls_port = args.mqtts_port or (8883 if port_free("0.0.0.0", 8883) else free_port())
+        pki = ensure(data / "pki", tls_names(getattr(args, "tls_name", None))).folder
     try:
         broker = Broker(kind, port=mqtt_port, workdir=data / "broker", purpose="telegest up",
-                        auth=kind == "mosquitto")
+                        auth=kind == "mosquitto", tls_port=tls_port, pki=pki)
         broker.dynsec_path.unlink(missing_ok=True)  # rebuilt at every start: tools/up_broker.py
         broker.start()
     except BrokerError as e:
@@ -223,6 +241,8 @@ def run_up(args) -> int:
         creds, refused = admit(broker, db_url, info["devices"]) if broker.auth else (None, {})
         sim_login = []
         if creds:
+            if tls_port is not None:
+                creds["tls"] = {"broker": f"127.0.0.1:{tls_port}", "ca": str(pki / "ca.pem")}
             write_credentials(creds_file, creds)
             sim_login = ["--credentials", str(creds_file)]
         worker_env, api_env = process_env(creds, broker.host, broker.port)
@@ -241,13 +261,18 @@ def run_up(args) -> int:
         held = {d: refused[d] for d in readers if d in refused}
         readers = [d for d in readers if d not in held]
         if readers:
+            readers_url = broker_url
             if getattr(args, "readers_on", "python") == "wasm":
-                # the real firmware on MicroPython: no demo taps, `telegest device tap` only
+                # the real firmware on MicroPython: no demo taps, `telegest device tap` only;
+                # no ssl module there: the plain local listener
                 how = ["--board", "wasm"]
             else:
                 how = ["--journal-dir", str(data / "journals"), "--tap-every",
                        str(args.tap_every), "--health-every", "30"]
-            children.start("readers", ["tools.cli", "device", "sim", "--broker", broker_url,
+                if tls_port is not None:  # as the boxes do: TLS, the broker verified
+                    readers_url = f"127.0.0.1:{tls_port}"
+                    how += ["--ca", str(pki / "ca.pem")]
+            children.start("readers", ["tools.cli", "device", "sim", "--broker", readers_url,
                                        "--db", db_url, "--devices", ",".join(readers), *how,
                                        *sim_login], env)
         banner(data, args.port, broker, creds_file if creds else None, readers, held)

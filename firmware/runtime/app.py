@@ -98,7 +98,7 @@ class Runtime:
         self.taps = TapLoop(self.hw.reader, self.core, self.feedback)
         self.link = MqttLink(self.core, self.hw.mqtt_factory, self.device_id, s["host"],
                              s["port"], s["user"], s["pass"],
-                             backoff=Backoff(1000, 60000, rand=self.hw.rand))
+                             backoff=Backoff(1000, 60000, rand=self.hw.rand), ca=s["ca"])
         self.health = HealthReporter(self.core, self.link, self.wifi, self.taps,
                                      self.hw.battery, s["health_s"])
 
@@ -150,7 +150,7 @@ class Runtime:
     def apply_broker(self):
         if self.link is not None:
             s = self.settings.values
-            self.link.configure(s["host"], s["port"], s["user"], s["pass"])
+            self.link.configure(s["host"], s["port"], s["user"], s["pass"], s["ca"])
 
     def status(self):
         core = self.core
@@ -159,6 +159,7 @@ class Runtime:
                 "up": self.up_s, "time": int(self.clock.time()), "tq": self.clock.quality(),
                 "heap": mem_free(), "wifi": self.wifi.status(),
                 "mqtt": self.link.status() if self.link is not None else "off",
+                "tls": self.link is not None and self.link.tls(),
                 "rd": self.taps.status if self.taps is not None else "off",
                 "jd": core.journal.depth if core is not None else None,
                 "planning": self.planning_status, "settings": self.settings.status,

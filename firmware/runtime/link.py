@@ -3,7 +3,9 @@ like it: tests pass a fake, a CPython adapter can pass a real socket client).
 
 Everything about outages stays here: connect with a retained last will `offline` on
 tg/v1/<id>/state, publish a retained `online`, subscribe to tg/v1/<id>/down/# after every
-(re)connect, ping, and on any error close the client and reconnect with back-off. Nothing
+(re)connect, ping, and on any error close the client and reconnect with back-off. With a CA
+certificate (`ca`, the provisioned PEM) the link speaks TLS and verifies the broker against
+that CA only (firmware/runtime/tls.py); it never falls back to a clear connection. Nothing
 above retries: ReaderCore decides what to (re)send, and the journal keeps every event until
 the fleet's ack, so an outage costs time, never events.
 """
@@ -21,9 +23,12 @@ _DRAIN = const(8)  # incoming messages handled per poll
 
 class MqttLink:
     def __init__(self, core, factory, device_id, host, port=1883, user="", password="",
-                 keepalive=60, backoff=None, connect_timeout=5):
+                 keepalive=60, backoff=None, connect_timeout=5, ca=""):
         self.core = core
-        self.factory = factory  # (client_id, host, port, user, password, keepalive) -> client
+        # (client_id, host, port, user, password, keepalive[, ssl=SSLContext]) -> client
+        self.factory = factory
+        self.ca = ca
+        self._tls = None  # the SSLContext made from ca, once
         self.device_id = device_id
         self.host, self.port, self.user, self.password = host, port, user, password
         self.keepalive = keepalive
@@ -44,9 +49,11 @@ class MqttLink:
         self.health_replaced = 0  # reports overwritten before they could be sent
         self.last_error = ""
 
-    def configure(self, host, port, user="", password=""):
+    def configure(self, host, port, user="", password="", ca=""):
         """New broker settings: close and reconnect at once (the technician is waiting)."""
         self.host, self.port, self.user, self.password = host, port, user, password
+        if ca != self.ca:
+            self.ca, self._tls = ca, None
         self.close()
         self._retry = None
         self.backoff.reset()
@@ -71,9 +78,18 @@ class MqttLink:
             t = bytes(t).decode()
         self.core.on_message(t, bytes(msg))  # never raises
 
+    def tls(self):
+        return bool(self.ca)
+
     def _connect(self, now):
-        c = self.factory(self.device_id, self.host, self.port, self.user, self.password,
-                         self.keepalive)
+        args = (self.device_id, self.host, self.port, self.user, self.password, self.keepalive)
+        if self.ca:
+            if self._tls is None:
+                from firmware.runtime.tls import client_context
+                self._tls = client_context(self.ca)  # ValueError: a failed attempt, said
+            c = self.factory(*args, ssl=self._tls)
+        else:
+            c = self.factory(*args)
         c.set_callback(self._on_message)
         c.set_last_will(self._t_state, b"offline", True, 1)
         self.client = c  # from here on, a failure closes it

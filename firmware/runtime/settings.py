@@ -14,7 +14,9 @@ import json
 import os
 
 DEFAULTS = {"id": "", "ssid": "", "password": "", "host": "", "port": 1883, "user": "",
-            "pass": "", "ntp": "pool.ntp.org", "health_s": 60, "board": ""}
+            "pass": "", "ntp": "pool.ntp.org", "health_s": 60, "board": "", "ca": ""}
+_CA_MAX = 1536  # the broker's CA certificate (PEM): an EC P-256 one is about 600 characters
+_PEM = "-----BEGIN CERTIFICATE-----"
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -34,6 +36,12 @@ def check(key, value):
         return value
     if type(value) is not str:
         raise ValueError("%s must be text" % key)
+    if key == "ca":  # set: the box speaks TLS and verifies the broker against it
+        if len(value) > _CA_MAX:
+            raise ValueError("ca over %d characters" % _CA_MAX)
+        if value and not value.startswith(_PEM):
+            raise ValueError("ca must be a PEM certificate")
+        return value
     if len(value) > 64:
         raise ValueError("%s over 64 characters" % key)
     if key == "id" and value and any(c not in _ID_CHARS for c in value):

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 def _up(data, port, mqtt_port, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "tools.cli", "up", "--data", str(data), "--port", str(port),
-         "--mqtt-port", str(mqtt_port), "--tap-every", "0.5", *extra],
+         "--mqtt-port", str(mqtt_port), "--mqtts-port", str(free_port()), "--tap-every",
+         "0.5", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

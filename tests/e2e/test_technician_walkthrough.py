@@ -96,6 +96,9 @@ def rig(demo, secured, fleet_api, fleet_worker, tmp_path):
     subs = {
         "flash": [("/dev/ttyUSB0", rom_url)],  # the ROM simulator, not the box: a box
         # running MicroPython has left its bootloader
+        # the virtual box's MicroPython has no ssl module: no CA, the broker's plain port (the
+        # guide says so; TLS is tested with the CPython reader, tests/e2e/test_tls.py)
+        "provision": [(" --ca ca.pem", "")],
         "*": [("/dev/ttyUSB0", box.url), ("/dev/ttyUSB1", desk_url),
               ("https://fleet.agency.example", fleet_api),
               ("mqtt.agency.example:8883", f"{secured.host}:{secured.port}"),

@@ -55,7 +55,7 @@ def test_finding_up_supervises_the_broker_killed_under_up_loses_nothing(tmp_path
     db_url = f"sqlite:///{data / 'telegest.db'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.cli", "up", "--data", str(data), "--port", str(port),
-         "--mqtt-port", str(mqtt_port), "--readers", "0"],
+         "--mqtt-port", str(mqtt_port), "--mqtts-port", str(free_port()), "--readers", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = Lines(proc)
     readers = []

@@ -18,8 +18,20 @@ from tools.field.provision import encode, settings_document
 
 pytestmark = pytest.mark.micropython
 
+
+def _ca() -> str:
+    """A broker CA as `telegest device provision --ca` sends it (PEM, newlines and all)."""
+    import tempfile
+
+    from tools import pki
+
+    with tempfile.TemporaryDirectory() as d:
+        return pki.read_ca(pki.init_ca(d).ca_cert)
+
+
 VALUES = settings_document("box-7", "mqtt.example", 8883, "box-7.2",
-                           "pw\\\"'; =é€🙂x", ("Box \"Maison\" \\ é", "a\\b\"c'd e;f=gé€🙂"))
+                           "pw\\\"'; =é€🙂x", ("Box \"Maison\" \\ é", "a\\b\"c'd e;f=gé€🙂"),
+                           ca=_ca())
 
 
 @pytest.fixture

@@ -188,10 +188,12 @@ class Factory:
         self.broker = broker
         self.faults: list[str] = []
         self.made: list[FakeClient] = []
+        self.contexts: list = []  # the `ssl` context of each client made (None: in clear)
 
-    def __call__(self, *args):
+    def __call__(self, *args, ssl=None):
         c = FakeClient(self.broker, self.faults, *args)
         self.made.append(c)
+        self.contexts.append(ssl)
         return c
 
 

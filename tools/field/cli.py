@@ -284,10 +284,31 @@ def cmd_provision(args) -> int:
     key = _api_key(args)
     wifi = (args.wifi_ssid, args.wifi_password or "") if args.wifi_ssid else None
     host, port = at.parse_broker(args.broker)
+    ca = _provision_ca(args, port)
     with Waiting(f"provisioning {args.ident} on {args.port}", args.wait):
         provision(args.port, FleetApi(args.fleet, key), args.ident, host, port,
-                  client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait)
+                  client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait, ca=ca)
     return 0
+
+
+def _provision_ca(args, port: int) -> str | None:
+    """The CA the box gets: --ca, or `telegest up`'s when the box is sent to its TLS port;
+    "" with --plain (the box's CA cleared: in clear)."""
+    from tools.field.provision import default_ca
+    from tools.pki import read_ca
+
+    if args.plain:
+        print(f"no TLS (--plain): the box talks to port {port} in clear, its password can be "
+              "sniffed on the way", flush=True)
+        return ""
+    path = args.ca or default_ca(port, args.up_data)
+    if path is None:
+        print("no --ca: the box keeps the CA it has (none on a new box: in clear). Give the "
+              "broker's CA (`telegest fleet pki init` made it) to have it speak TLS", flush=True)
+        return None
+    ca = read_ca(path)
+    print(f"TLS: the box will verify the broker against {path}", flush=True)
+    return ca
 
 
 def add_commands(device_parsers, badge_parsers, command) -> None:
@@ -336,6 +357,14 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
     pv.add_argument("--api-key", help="or TELEGEST_API_KEY")
     pv.add_argument("--broker", required=True, type=at.broker,
                     help="host:port the box connects to")
+    tls = pv.add_mutually_exclusive_group()
+    tls.add_argument("--ca", help="the broker's CA certificate (PEM), installed on the box: it "
+                     "speaks TLS and verifies the broker against it (default: `telegest up`'s "
+                     "<data>/pki/ca.pem when --broker is its TLS port)")
+    tls.add_argument("--plain", action="store_true",
+                     help="no TLS: clear the box's CA (its password then travels in clear)")
+    pv.add_argument("--up-data", default="var", help="`telegest up`'s data folder, to find its "
+                    "CA (default %(default)s)")
     pv.add_argument("--wifi-ssid")
     pv.add_argument("--wifi-password")
     pv.add_argument("--wait", type=at.positive_seconds, default=30.0,

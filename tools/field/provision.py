@@ -13,6 +13,10 @@ box keeps its old settings and the fleet its old credentials, and running again 
 
 No secret (Wi-Fi password, broker password, or their hex) is ever in a progress line, an
 error or an exception: errors name the step, never the line sent.
+
+With the broker's CA certificate (`ca`, PEM) the document also sets the box's `ca`: it then
+speaks TLS and verifies the broker against that CA only (docs/security.md "Boxes speak TLS").
+The CA travels in the staged settings, so it is read back and digested with the rest.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from firmware.runtime.settings import digest
@@ -104,11 +109,15 @@ def _ask(con: ReaderConsole, line: str, step: str) -> Any:
 
 
 def settings_document(ident: str, broker_host: str, broker_port: int, username: str,
-                      password: str, wifi: tuple[str, str] | None) -> dict:
+                      password: str, wifi: tuple[str, str] | None,
+                      ca: str | None = None) -> dict:
+    """`ca`: the broker's CA (PEM) for TLS, "" to clear it (in clear), None: left as it is."""
     doc: dict[str, Any] = {"id": ident, "host": broker_host, "port": broker_port,
                            "user": username, "pass": password}
     if wifi:
         doc["ssid"], doc["password"] = wifi
+    if ca is not None:
+        doc["ca"] = ca
     return doc
 
 
@@ -173,8 +182,10 @@ def _commit(con: ReaderConsole, box_digest: str, ident: str) -> dict:
 
 def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port: int,
               client_id: int | None = None, wifi: tuple[str, str] | None = None,
-              baud: int = 115200, wait_s: float = 30.0, say=print) -> dict:
-    """Returns the reader's `broker` answer once it is connected with its new identity."""
+              baud: int = 115200, wait_s: float = 30.0, say=print,
+              ca: str | None = None) -> dict:
+    """Returns the reader's `broker` answer once it is connected with its new identity.
+    `ca`: as settings_document's."""
     with ReaderConsole(url, baud) as con:
         status = _ask(con, "status", "status")  # the box answers before the fleet changes
         say(f"reader on {url}: firmware {status.get('fw')}, mode {status.get('mode')}")
@@ -187,7 +198,7 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
             "the old ones work until the box confirms")
         try:
             doc = settings_document(ident, broker_host, broker_port, staged["username"],
-                                    staged["password"], wifi)
+                                    staged["password"], wifi, ca)
             answer = write_settings(con, doc, say)
             code, out = api.call("POST", f"/api/v1/devices/{ident}/provision/confirm",
                                  {"staging_id": staging_id,
@@ -215,6 +226,18 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
         return _wait_connected(con, url, ident, broker_host, broker_port, wait_s, say)
 
 
+def default_ca(broker_port: int, up_data: str | Path = "var") -> Path | None:
+    """`telegest up`'s CA when the box is sent to `up`'s TLS port (its credentials file says
+    which), else None."""
+    try:
+        tls = json.loads((Path(up_data) / "broker-credentials.json").read_text()).get("tls")
+        if tls and int(str(tls["broker"]).rpartition(":")[2]) == broker_port:
+            return Path(tls["ca"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def _wait_connected(con: ReaderConsole, url: str, ident: str, broker_host: str,
                     broker_port: int, wait_s: float, say) -> dict:
     start = time.monotonic()
@@ -235,7 +258,8 @@ def _wait_connected(con: ReaderConsole, url: str, ident: str, broker_host: str,
         last = f"wifi {status.get('wifi')}, mqtt {status.get('mqtt')}"
         if status.get("mqtt") == "up" and broker.get("id_setting") == ident \
                 and not broker.get("reboot_needed"):
-            say(f"reader: connected to {broker_host}:{broker_port} as {ident}")
+            how = " over TLS, the broker verified against its CA" if status.get("tls") else ""
+            say(f"reader: connected to {broker_host}:{broker_port} as {ident}{how}")
             return broker
         if time.monotonic() - told >= 2:
             told = time.monotonic()

@@ -4,11 +4,14 @@ The journal lives in a directory (the box's flash), the decision and the sender 
 firmware's `ReaderCore`, and the network is a paho client speaking MQTT 3.1.1 like the box's
 umqtt. A tap comes from `tap()` (tests, `telegest device tap` through the control topic
 `sim/v1/<device>/tap`). Killing the process is a power cut: the journal on disk is what the
-next start finds.
+next start finds. Given the broker's CA (`ca`, PEM text, as provisioned on a box) it speaks TLS
+and verifies the broker with the firmware's own context (firmware/runtime/tls.py); a broker it
+cannot verify is logged with the reason (`link_error`) and retried, the journal kept.
 """
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from firmware.ota import boot as ota_boot
 from firmware.ota.updater import Updater
 from firmware.planning import Planning
 from firmware.reader import ReaderCore
+from firmware.runtime.tls import client_context
 from tools.sim.hardware import SimClock, SimFeedback
 
 log = logging.getLogger("telegest.sim")
@@ -45,12 +49,14 @@ class VirtualReader:
         fw: str = "0.1.0",
         trust_keys: list[str] | None = None,
         ota_deadline_s: float = 120,
+        ca: str | None = None,
     ) -> None:
         """`username`/`password`: the device's broker credentials (from provisioning); without
         them it connects anonymously, as on a development broker. Updates (firmware/ota) are
         installed in `<journal_dir>.ota/` and a reboot rebuilds the core from it (this
         process does not import the slot's code: the box does, through sys.path);
-        `reader_status` is what its health reports, hence what a trial boot is judged on."""
+        `reader_status` is what its health reports, hence what a trial boot is judged on.
+        `ca`: the broker's CA certificate (PEM): TLS, the broker verified against it only."""
         self.device_id = device_id
         self.host, self.port = host, port
         self.clock = clock or SimClock()
@@ -70,6 +76,9 @@ class VirtualReader:
         self._pump: threading.Thread | None = None
         self.username, self.password = username, password
         self.refused: list[str] = []  # CONNACK refusals, newest last
+        self.ca = ca
+        self.tls = client_context(ca) if ca else None  # ValueError: a CA it cannot load
+        self.link_error = ""  # why the last connection attempt failed, "" once connected
         self.client = self._make_client()
 
     def _boot(self) -> None:
@@ -105,11 +114,42 @@ class VirtualReader:
         if self.username:
             c.username_pw_set(self.username, self.password)
         c.will_set(self._topic("state"), b"offline", qos=1, retain=True)
+        if self.tls is not None:
+            self.tls.sslsocket_class = self._watched_socket()
+            c.tls_set_context(self.tls)
         c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         return c
+
+    def _watched_socket(self) -> type:
+        """The TLS socket class of this reader: a failed handshake is said, not swallowed by
+        paho's reconnect loop (SSLContext.sslsocket_class is the standard seam)."""
+        reader = self
+
+        class Watched(ssl.SSLSocket):
+            def do_handshake(self, *args):
+                try:
+                    return super().do_handshake(*args)
+                except OSError as e:
+                    reader._link_failed(e)
+                    raise
+
+        return Watched
+
+    def _link_failed(self, e: OSError) -> None:
+        why = f"{type(e).__name__}: {getattr(e, 'reason', None) or e}"
+        if isinstance(e, ssl.SSLCertVerificationError):
+            why = (f"the broker's certificate is not for {self.host} ({e.verify_message})"
+                   if e.verify_code in (62, 64) else  # X509_V_ERR_HOSTNAME/IP_ADDRESS_MISMATCH
+                   f"the broker's certificate is not signed by the CA this reader was "
+                   f"provisioned with ({e.verify_message})")
+        if why != self.link_error:
+            log.warning("%s: TLS to the broker %s:%s failed: %s; retrying, the journal keeps "
+                        "its %d event(s)", self.device_id, self.host, self.port, why,
+                        self.depth)
+        self.link_error = why
 
     def _topic(self, suffix: str) -> str:
         return f"tg/v1/{self.device_id}/{suffix}"
@@ -122,6 +162,7 @@ class VirtualReader:
         client.subscribe([(self._topic("down/#"), 1),
                           (SIM_TAP_TOPIC.format(device=self.device_id), 1)])
         client.publish(self._topic("state"), b"online", qos=1, retain=True)
+        self.link_error = ""
         with self._lock:
             self.core.on_connect()
         self.connected.set()

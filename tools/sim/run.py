@@ -5,7 +5,8 @@ or is empty. Taps come from the control topic (`telegest device tap`), from a ra
 schedule (`--tap-every`), or from a script (`--taps N`: tap until each journal holds N events,
 one line per tap appended to `--tap-log`, for the chaos tests). On a broker that enforces
 identities, `--credentials FILE` (the file `telegest up` writes) gives each reader its login,
-and `telegest device tap` the `sim-control` login.
+and `telegest device tap` the `sim-control` login. `--ca FILE` (the broker's CA, as provisioned
+on a box): the readers speak TLS and verify the broker against it.
 """
 from __future__ import annotations
 
@@ -131,14 +132,16 @@ class Fleet:
 
 def build_fleet(device_ids: list[str], configs: dict[str, dict], host: str, port: int,
                 journal_root: str | Path, ack_timeout: float = 5.0,
-                logins: dict[str, dict] | None = None) -> Fleet:
-    """`logins`: each device's {"username", "password"}; none: anonymous."""
+                logins: dict[str, dict] | None = None, ca: str | None = None) -> Fleet:
+    """`logins`: each device's {"username", "password"}; none: anonymous. `ca`: the
+    broker's CA certificate (PEM): TLS."""
     readers = []
     for d in device_ids:
         cfg = configs.get(d, EMPTY_CONFIG)
         login = (logins or {}).get(d, {})
         r = VirtualReader(d, host, port, Path(journal_root) / d, cfg, ack_timeout=ack_timeout,
-                          username=login.get("username"), password=login.get("password"))
+                          username=login.get("username"), password=login.get("password"),
+                          ca=ca)
         readers.append(r)
     return Fleet(readers)
 
@@ -169,10 +172,19 @@ def run_sim(args) -> int:
     if not devices:
         raise TelegestError("no devices to simulate: give --devices, --count or --db")
     logins = device_logins(args.credentials, devices) if args.credentials else None
+    ca = None
+    if getattr(args, "ca", None):
+        from tools.pki import read_ca
+
+        ca = read_ca(args.ca)
     if getattr(args, "board", "python") == "wasm":
+        if ca:
+            raise TelegestError("--ca: the WebAssembly MicroPython has no ssl module, the "
+                                "wasm boxes cannot speak TLS; run them on the broker's "
+                                "local plain listener (docs/virtual-board.md)")
         return _run_wasm(args, devices, host, port, logins)
     fleet = build_fleet(devices, configs, host, port, args.journal_dir, args.ack_timeout,
-                        logins).start()
+                        logins, ca).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -180,7 +192,8 @@ def run_sim(args) -> int:
     if args.tap_every:
         threads.append(threading.Thread(target=fleet.demo_taps, args=(args.tap_every,),
                                         daemon=True))
-    print(f"{len(devices)} virtual reader(s) on {host}:{port}: {', '.join(devices)}", flush=True)
+    print(f"{len(devices)} virtual reader(s) on {host}:{port}{' over TLS' if ca else ''}: "
+          f"{', '.join(devices)}", flush=True)
     for t in threads:
         t.start()
     try:
@@ -196,9 +209,10 @@ def run_sim(args) -> int:
             waiting = sum(not r.connected.is_set() for r in fleet.readers)
             if waiting and time.monotonic() - started >= 2 + 5 * said:
                 said += 1
+                why = next((r.link_error for r in fleet.readers if r.link_error), "")
                 print(f"waiting for the broker at {host}:{port}: {waiting} of "
-                      f"{len(fleet.readers)} reader(s) not connected, retrying", file=sys.stderr,
-                      flush=True)
+                      f"{len(fleet.readers)} reader(s) not connected, retrying"
+                      f"{f' ({why})' if why else ''}", file=sys.stderr, flush=True)
         return 0
     finally:
         fleet.stop()

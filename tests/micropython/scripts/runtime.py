@@ -253,4 +253,14 @@ for i in range(400):
 eq(sorted(Client.stored), list(range(1, core.journal.last_seq + 1)), "all stored")
 eq(core.journal.depth, 0, "all acked")
 check(link.drops >= 1 and link.connects >= 3, "reconnected")
+
+# -- TLS: a link holding a CA it cannot use never connects in clear (docs/firmware.md, TLS)
+made = Client.made
+tl = MqttLink(core, Client, "r1", "broker", 8883, backoff=Backoff(100, 400),
+              ca="-----BEGIN CERTIFICATE-----\nbm8=\n-----END CERTIFICATE-----\n")
+tl.poll(0)
+eq((Client.made, tl.failures, tl.status(), tl.tls()), (made, 1, "down", True), "tls: no clear")
+# the WebAssembly port has no ssl module; CPython has one, and refuses this CA
+why = "no ssl module" if MP else "cannot load the CA certificate"
+check(tl.last_error.startswith("ValueError: ") and why in tl.last_error, tl.last_error)
 done()
