@@ -56,6 +56,26 @@ def _slots(day: date, now: datetime) -> list[datetime]:
     return out
 
 
+def _evening_visits(session: Session, org_id: int, clients: list, caregivers: list,
+                    services: list, day: date, now: datetime) -> None:
+    """When the demo starts late in its own day (or at night), a home with nothing left to do
+    today gets one visit under way now, so that every reader has a caregiver to expect."""
+    local = now.astimezone(TZ)
+    if local.date() != day:
+        return
+    lo = datetime.combine(day, time(0), TZ)
+    start = max(lo, local.replace(minute=local.minute // 15 * 15, second=0, microsecond=0)
+                - timedelta(minutes=30))
+    pending = [v for v in session.new if isinstance(v, Visit)]
+    for i, c in enumerate(clients):
+        if any(v.client_id == c.id and v.planned_end > now for v in pending):
+            continue
+        session.add(Visit(organisation_id=org_id, client_id=c.id,
+                          caregiver_id=caregivers[i % len(caregivers)].id,
+                          service_id=services[i % len(services)].id, planned_start=start,
+                          planned_end=start + timedelta(minutes=VISIT_MIN)))
+
+
 def seed_demo(session: Session, day: date, now: datetime) -> dict:
     """Create (or find) the demo agency and its planning of `day`; the caller commits.
 
@@ -104,6 +124,7 @@ def seed_demo(session: Session, day: date, now: datetime) -> dict:
                 session.add(Visit(organisation_id=org.id, client_id=clients[(c + k) % 5].id,
                                   caregiver_id=g.id, service_id=services[(c + k) % 2].id,
                                   planned_start=s, planned_end=s + timedelta(minutes=VISIT_MIN)))
+        _evening_visits(session, org.id, clients, caregivers, services, day, now)
         session.flush()
         existing = session.scalars(select(Visit).where(
             Visit.organisation_id == org.id, Visit.planned_start >= lo,
