@@ -131,9 +131,9 @@ class Console:
         return out
 
     def cmd_maint(self, args):
-        if len(args) != 1:
+        if not args:
             raise ValueError("usage: maint <code> (XXXXXX-XXXXXX-XXXXXX, from the fleet)")
-        return self.maint.enter(args[0], ticks_ms())
+        return self.maint.enter("".join(args), ticks_ms())  # typed with spaces: one code
 
     def cmd_exit(self, args):
         self._none(args)

@@ -50,7 +50,7 @@ def guide_commands() -> list[str]:
     step5 = text[start:text.index("\n## ", start + 1)]
     for item in re.finditer(r"^\d+\. (.*?)(?=^\d+\. |^\|)", step5, re.S | re.M):
         seen: list[str] = []
-        for cmd in re.findall(r"`((?:selftest|wifi|broker|status|taps|journal|reboot)"
+        for cmd in re.findall(r"`((?:selftest|wifi|broker|status|taps|journal|reboot|maint)"
                               r"(?: [^`]*)?)`", item.group(1)):
             if " set " in cmd + " " and any(s.startswith(cmd + " ") for s in seen):
                 continue
@@ -140,6 +140,8 @@ def test_every_command_of_the_technician_guide_runs_as_written(rig):
             # (the guide's `…`): writing anything else would cut the box off.
             continue
         cmd = substitute(written, rig["subs"], token)
+        if " maint " in cmd:  # a fresh code from the fleet: a code works once
+            cmd = re.sub(r"maint \S+$", f"maint {maintenance_code(rig)}", cmd)
         if "--ntag424" in written:  # step 6's NTAG 424 DNA: a blank one on the laptop's reader
             rig["desk_pn532"].place_ntag424(Ntag424(bytes.fromhex("04DE5F1EACC040")))
         p = run(cmd, rig)
@@ -174,6 +176,16 @@ def test_every_command_of_the_technician_guide_runs_as_written(rig):
     assert (rig["cwd"] / "badges.pdf").stat().st_size > 1000
 
 
+def maintenance_code(rig) -> str:
+    """A fresh code, once the box has the time to check it (NTP after a reboot)."""
+    wait_until(lambda: json.loads(run(f"telegest device console {rig['box'].url} status "
+                                      "--json", rig).stdout or "{}").get("tq") == "synced",
+               30, interval=0.5, what="the box's clock synced")
+    p = run("telegest fleet device maintenance-code r-0042 --by walkthrough", rig)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return re.search(r"maintenance code for r-0042: (\S+)", p.stdout).group(1)
+
+
 def _mqtt_up(rig) -> bool:
     p = run(f"telegest device console {rig['box'].url} status --json", rig)
     return p.returncode == 0 and json.loads(p.stdout)["mqtt"] == "up"
@@ -182,6 +194,7 @@ def _mqtt_up(rig) -> bool:
 def test_guide_mentions_every_substitution():
     text = GUIDE.read_text().split("## Trying it without hardware", 1)[1]
     for placeholder in ("/dev/ttyUSB0", "/dev/ttyUSB1", "fleet.agency.example",
-                        "mqtt.agency.example:8883", "--client-id", "broker set user"):
+                        "mqtt.agency.example:8883", "--client-id", "broker set user",
+                        "7K2M9X-AB3QRT-0WZ4HN", "maint <code>"):
         assert placeholder in text, placeholder
     assert Path(GUIDE).read_text().count("Maison Durand") >= 2

@@ -61,7 +61,8 @@ check("unsynced" in c.handle("maint " + CODE), "unsynced clock: refused")
 rt.clock.q = "rtc"
 check("another box" in c.handle("maint " + CODE_OTHER), "other box's code")
 check("expired" in c.handle("maint " + CODE_OLD), "expired code")
-eq(json.loads(c.handle("maint " + CODE.lower()))["maintenance"], True, "the code opens it")
+eq(json.loads(c.handle("maint " + CODE.lower().replace("-", " ")))["maintenance"], True,
+   "the code opens it, typed in groups")
 eq(json.loads(c.handle("status"))["console"], "maintenance", "maintenance")
 eq(c.handle("broker set host mqtt.example"), "ok", "broker change accepted")
 eq((rt.settings.get("host"), rt.applied), ("mqtt.example", 1), "and applied")
@@ -69,6 +70,8 @@ check(KEY not in c.handle("broker") and KEY not in c.handle("settings"), "no key
 eq(json.loads(c.handle("exit")), {"console": "locked"}, "exit")
 check(c.handle("taps").startswith("error: locked"), "locked after exit")
 check("already used" in c.handle("maint " + CODE), "used once")
+rebooted = Console(Rt(D + "/settings.json"))  # a reboot: the used codes are on flash
+check("already used" in rebooted.handle("maint " + CODE), "used once, after a reboot too")
 rt.clock.t = NOW + 31 * 60
 check("expired" in c.handle("maint " + maintcode.issue(key, IDENT, NOW, 9)[0]), "expires")
 done()
