@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from fleet import bulk, sun, sun_tags, tagtokens
+from fleet import bulk, clock_flags, sun, sun_tags, tagtokens
 from fleet.models import (Anomaly, AuditLog, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.retained import retained_period
@@ -41,6 +41,7 @@ class _Event:
     tq: str
     offset: int
     chosen: int | None  # the visit the device chose (the event's optional `visit`)
+    received: datetime | None = None  # when the fleet received it (fleet.clock_flags)
     refused: tuple[str, str] | None = None  # (anomaly, detail): a revoked or forged badge
     warning: tuple[str, str] | None = None  # (anomaly, detail): flagged, matched all the same
     proof: str | None = None  # "sun" (a verified NTAG 424 read) or "static"
@@ -52,7 +53,7 @@ def match_pending(session: Session, limit: int = 5000) -> Counter:
                    Device.client_id, Device.caregiver_id, ClockEvent.badge_uid,
                    ClockEvent.tag, ClockEvent.dir, ClockEvent.device_ts,
                    ClockEvent.time_quality, ClockEvent.clock_offset_s,
-                   ClockEvent.raw["visit"].as_integer())
+                   ClockEvent.raw["visit"].as_integer(), ClockEvent.received_at)
             .join(Device, Device.id == ClockEvent.device_id)
             .where(ClockEvent.match_status == "pending")
             .order_by(ClockEvent.device_ts, ClockEvent.id).limit(limit))
@@ -96,6 +97,7 @@ class _Matcher:
         self._load_visits()
         self._load_recent()
         self._load_blocks()
+        self.links = clock_flags.load_links(session, {e.device_id for e in events})
 
     def _load_blocks(self) -> None:
         """The periods each device spent declared lost (from the audit log's block and unblock
@@ -242,6 +244,7 @@ class _Matcher:
         for proof, ids in proofs.items():
             self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
                            .values(tag_proof=proof))
+        clock_flags.attach_visits(self.anomalies, self.done)
         if self.anomalies:  # in one statement, not one INSERT per ORM object
             now = utcnow()
             bulk.insert_rows(self.s, Anomaly.__table__,
@@ -264,6 +267,9 @@ class _Matcher:
     def _match(self, e: _Event) -> None:
         if abs(e.offset) > CLOCK_OFF_S or e.tq == "unsynced":
             self._flag(e, "clock_off", f"clock offset {e.offset}s, time quality {e.tq}")
+        far = clock_flags.clock_far(e.ts, e.offset, e.received, self.links.get(e.device_id))
+        if far:
+            self._flag(e, "clock_far", far)
         blocked = self._blocked_at(e)
         if blocked:
             until = blocked[1].strftime("%Y-%m-%d %H:%M UTC") if blocked[1] else "now"

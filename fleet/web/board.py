@@ -10,9 +10,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from fleet.models import Anomaly, Caregiver, Client, Organisation, Visit, VisitRecord
+from fleet.matching import CLOCK_OFF_S
+from fleet.models import (Anomaly, Caregiver, Client, ClockEvent, Device, Organisation, Visit,
+                          VisitRecord)
 from fleet.visit_alerts import open_by_visit
 
 STATUS_LABELS = {
@@ -46,6 +48,13 @@ class BoardRow:
     retained_end: datetime | None = None
     code: str | None = None
     alert: str | None = None  # the open late/missed alert (fleet.visit_alerts), if any
+    # the last measured clock offset (fleet time − device time, s) of the device that clocked
+    # the visit: a tag when beyond CLOCK_OFF_S (issue #11 item 4)
+    clock_offset_s: int | None = None
+
+    @property
+    def clock_wrong(self) -> bool:
+        return self.clock_offset_s is not None and abs(self.clock_offset_s) > CLOCK_OFF_S
 
 
 def live_status(visit: Visit, record: VisitRecord | None, now: datetime, tol: timedelta) -> str:
@@ -77,11 +86,16 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     anomalies = (select(Anomaly.visit_id, func.count().label("n"))
                  .where(Anomaly.visit_id.is_not(None), Anomaly.resolved.is_(False))
                  .group_by(Anomaly.visit_id).subquery())
-    q = (select(Visit, VisitRecord, Client.name, Caregiver.name, anomalies.c.n)
+    first = aliased(ClockEvent)  # the visit's arrival, else its departure
+    q = (select(Visit, VisitRecord, Client.name, Caregiver.name, anomalies.c.n,
+                Device.clock_offset_s)
          .join(Client, Client.id == Visit.client_id)
          .join(Caregiver, Caregiver.id == Visit.caregiver_id)
          .outerjoin(VisitRecord, VisitRecord.visit_id == Visit.id)
          .outerjoin(anomalies, anomalies.c.visit_id == Visit.id)
+         .outerjoin(first, first.id == func.coalesce(VisitRecord.start_event_id,
+                                                     VisitRecord.end_event_id))
+         .outerjoin(Device, Device.id == first.device_id)
          .where(Visit.organisation_id == org.id, Visit.planned_start >= lo,
                 Visit.planned_start < hi)
          .order_by(Visit.planned_start, Visit.id))
@@ -90,7 +104,7 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     if client_id:
         q = q.where(Visit.client_id == client_id)
     rows = []
-    for visit, record, client, caregiver, n in session.execute(q):
+    for visit, record, client, caregiver, n, offset in session.execute(q):
         st = live_status(visit, record, now, tol)
         start = record.actual_start if record else None
         late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
@@ -98,7 +112,8 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
                              start, record.actual_end if record else None, st, max(late, 0),
                              int(n or 0), record.retained_start if record else None,
                              record.retained_end if record else None,
-                             record.correction_code if record else None))
+                             record.correction_code if record else None,
+                             clock_offset_s=offset))
     alerts = open_by_visit(session, [r.visit_id for r in rows])
     for r in rows:
         r.alert = alerts.get(r.visit_id)
