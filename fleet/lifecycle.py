@@ -109,6 +109,7 @@ class Staged:
     credentials: Credentials
     staging_id: str
     expires_at: datetime
+    maint_key: str | None = None  # the box's `mkey` setting (fleet.maintenance)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -254,6 +255,7 @@ def stage(session: Session, ident: str, actor: Actor, broker: BrokerControl, *,
     device.staged_hash = hash_secret(password)
     device.staged_proof = broker_proof(username, password)
     device.staged_expires_at = utcnow() + ttl
+    device.maint_key = device.maint_key or secrets.token_hex(32)  # kept across provisionings
     audit.record(session, actor.who, "provision_stage", f"device:{device.ident}",
                  role=actor.role, why=reason,
                  detail={"staging_id": device.staging_id, "username": username,
@@ -261,7 +263,7 @@ def stage(session: Session, ident: str, actor: Actor, broker: BrokerControl, *,
                          "broker_enforced": broker.enforced})
     creds = Credentials(device.ident, username, password, device.ident, device.status,
                         broker.enforced)
-    return Staged(creds, device.staging_id, device.staged_expires_at)
+    return Staged(creds, device.staging_id, device.staged_expires_at, device.maint_key)
 
 
 def confirm(session: Session, ident: str, actor: Actor, broker: BrokerControl, staging_id: str,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from fleet import bulk, presence, sun, sun_tags, tagtokens
+from fleet import bulk, clock_flags, presence, sun, sun_tags, tagtokens
 from fleet.models import (Anomaly, AuditLog, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.retained import retained_period
@@ -43,6 +43,7 @@ class _Event:
     chosen: int | None  # the visit the device chose (the event's optional `visit`)
     method: str
     pos: list[float] | None
+    received: datetime | None = None  # when the fleet received it (fleet.clock_flags)
     refused: tuple[str, str] | None = None  # (anomaly, detail): a revoked or forged badge
     warning: tuple[str, str] | None = None  # (anomaly, detail): flagged, matched all the same
     proof: str | None = None  # "sun" (a verified NTAG 424 read) or "static"
@@ -56,7 +57,8 @@ def match_pending(session: Session, limit: int = 5000) -> Counter:
                    Device.client_id, Device.caregiver_id, ClockEvent.badge_uid,
                    ClockEvent.tag, ClockEvent.dir, ClockEvent.device_ts,
                    ClockEvent.time_quality, ClockEvent.clock_offset_s,
-                   ClockEvent.raw["visit"].as_integer(), ClockEvent.method, ClockEvent.pos)
+                   ClockEvent.raw["visit"].as_integer(), ClockEvent.method, ClockEvent.pos,
+                   ClockEvent.received_at)
             .join(Device, Device.id == ClockEvent.device_id)
             .where(ClockEvent.match_status == "pending")
             .order_by(ClockEvent.device_ts, ClockEvent.id).limit(limit))
@@ -102,6 +104,7 @@ class _Matcher:
         self._load_visits()
         self._load_recent()
         self._load_blocks()
+        self.links = clock_flags.load_links(session, {e.device_id for e in events})
 
     def _claimed_clients(self) -> None:
         """A phone's manual clock-in names no tag (the phone holds none): the client is that
@@ -277,6 +280,7 @@ class _Matcher:
             for value, ids in by_value.items():
                 self.s.execute(update(ClockEvent).where(ClockEvent.id.in_(_inline(ids)))
                                .values({column: value}))
+        clock_flags.attach_visits(self.anomalies, self.done)
         if self.anomalies:  # in one statement, not one INSERT per ORM object
             now = utcnow()
             bulk.insert_rows(self.s, Anomaly.__table__,
@@ -301,6 +305,9 @@ class _Matcher:
     def _match(self, e: _Event) -> None:
         if abs(e.offset) > CLOCK_OFF_S or e.tq == "unsynced":
             self._flag(e, "clock_off", f"clock offset {e.offset}s, time quality {e.tq}")
+        far = clock_flags.clock_far(e.ts, e.offset, e.received, self.links.get(e.device_id))
+        if far:
+            self._flag(e, "clock_far", far)
         blocked = self._blocked_at(e)
         if blocked:
             until = blocked[1].strftime("%Y-%m-%d %H:%M UTC") if blocked[1] else "now"

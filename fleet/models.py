@@ -281,6 +281,9 @@ class Device(Base):
     staged_hash: Mapped[str | None] = mapped_column(String(255))
     staged_proof: Mapped[str | None] = mapped_column(String(64))
     staged_expires_at: Mapped[datetime | None]
+    # the reader's maintenance key (64 hex digits), given to the box at provisioning: the
+    # fleet issues one-time codes that open its serial console (fleet.maintenance)
+    maint_key: Mapped[str | None] = mapped_column(String(64))
     status_changed_at: Mapped[datetime | None]
     status_reason: Mapped[str | None] = mapped_column(Text)
 

@@ -190,6 +190,8 @@ class Runtime:
 
     def counters(self):
         out = {"console_errors": self.console.errors, "wifi_drops": self.wifi.drops,
+               "maint_opened": self.console.maint.opened,
+               "maint_refused": self.console.maint.refused,
                "ntp_ok": self.clock.ntp_ok, "ntp_errors": self.clock.ntp_errors,
                "wdt_starved": self.wd.starved}
         if self.core is not None:

@@ -9,8 +9,14 @@ Provisioning sends a whole settings document instead, hex-encoded UTF-8 JSON, so
 character of a Wi-Fi password travels exactly: `settings drop`, `settings chunk <hex>`...,
 `settings stage` (answers the digests of what was stored and read back), then `settings commit
 <digest>`. No answer or error ever holds a setting's value (docs/firmware.md).
+
+Once the box has a maintenance key, only _OPEN commands answer (status, nothing secret) until
+`maint <code>` (firmware/runtime/maintenance.py); `exit` locks it again.
 """
 import json
+
+from firmware.runtime.maintenance import Maintenance
+from firmware.ticks import ticks_ms
 
 try:
     from micropython import const
@@ -20,8 +26,9 @@ except ImportError:  # CPython
 _MAX_LINE = const(200)
 _MAX_DOC = const(4096)  # hex characters of a staged settings document (2 KiB of JSON)
 COMMANDS = ("status", "selftest", "taps", "journal", "wifi", "broker", "settings", "counters",
-            "reboot", "help")
-_SECRET = ("wifi", "broker", "settings")  # their errors never quote an exception's text
+            "reboot", "help", "maint", "exit")
+_OPEN = ("status", "selftest", "journal", "counters", "help", "maint", "exit")  # when locked
+_SECRET = ("wifi", "broker", "settings", "maint")  # their errors never quote an exception's text
 _HEXDIGITS = "0123456789abcdefABCDEF"
 _BROKER_KEYS = {"host": "host", "port": "port", "id": "id", "user": "user", "password": "pass"}
 
@@ -70,6 +77,7 @@ class Console:
         self._doc = []  # hex chunks of the settings document being received
         self._doc_len = 0
         self._staged = None  # (keys, digest) of the document staged on flash
+        self.maint = Maintenance(rt)
 
     def handle(self, line):
         """One command line -> one answer line (never raises)."""
@@ -83,6 +91,10 @@ class Console:
         name = words[0].lower()
         if name not in COMMANDS:
             return self._error("unknown command %s (try help)" % name)
+        if name not in _OPEN and not self.maint.allows(ticks_ms()):
+            return self._error("locked: %s needs maintenance mode. Enter `maint <code>`, the "
+                               "code `telegest fleet device maintenance-code %s` gives"
+                               % (name, self.rt.device_id))
         try:
             answer = getattr(self, "cmd_" + name)(words[1:])
         except ValueError as e:
@@ -106,14 +118,27 @@ class Console:
 
     def cmd_help(self, args):
         self._none(args)
-        return {"commands": list(COMMANDS),
+        return {"commands": list(COMMANDS), "console": self.maint.state(ticks_ms()),
                 "set": ["wifi set <ssid> [password]",
                         "broker set host|port|id|user|password <value>",
-                        "settings drop | chunk <hex> | stage | commit <digest>"]}
+                        "settings drop | chunk <hex> | stage | commit <digest>",
+                        "maint <code> | exit"]}
 
     def cmd_status(self, args):
         self._none(args)
-        return self.rt.status()
+        out = self.rt.status()
+        out["console"] = self.maint.state(ticks_ms())
+        return out
+
+    def cmd_maint(self, args):
+        if not args:
+            raise ValueError("usage: maint <code> (XXXXXX-XXXXXX-XXXXXX, from the fleet)")
+        return self.maint.enter("".join(args), ticks_ms())  # typed with spaces: one code
+
+    def cmd_exit(self, args):
+        self._none(args)
+        self.maint.exit()
+        return {"console": self.maint.state(ticks_ms())}
 
     def cmd_selftest(self, args):
         self._none(args)
@@ -237,8 +262,11 @@ class Console:
         keys, d = self._staged
         if want.lower() != d or digest(s.staged(), keys) != d:
             raise ValueError("the digest does not match the staged settings; nothing changed")
+        was_open = self.maint.key() is None
         s.commit()
         self._staged = None
+        if was_open and self.maint.key() is not None:
+            self.maint.grant(ticks_ms())
         rt = self.rt
         if "ssid" in keys or "password" in keys:
             rt.wifi.configure(s.get("ssid"), s.get("password"))

@@ -14,9 +14,11 @@ import json
 import os
 
 DEFAULTS = {"id": "", "ssid": "", "password": "", "host": "", "port": 1883, "user": "",
-            "pass": "", "ntp": "pool.ntp.org", "health_s": 60, "board": "", "ca": ""}
+            "pass": "", "ntp": "pool.ntp.org", "health_s": 60, "board": "", "ca": "",
+            "mkey": ""}  # mkey: the maintenance key, 64 hex digits (firmware/maintcode.py)
 _CA_MAX = 1536  # the broker's CA certificate (PEM): an EC P-256 one is about 600 characters
 _PEM = "-----BEGIN CERTIFICATE-----"
+_HEX = "0123456789abcdef"
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -46,6 +48,8 @@ def check(key, value):
         raise ValueError("%s over 64 characters" % key)
     if key == "id" and value and any(c not in _ID_CHARS for c in value):
         raise ValueError("id: only A-Z a-z 0-9 - _")
+    if key == "mkey" and value and (len(value) != 64 or any(c not in _HEX for c in value)):
+        raise ValueError("mkey: 64 lower-case hex digits")
     return value
 
 

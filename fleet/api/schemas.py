@@ -441,6 +441,15 @@ class StagedOut(CredentialsOut):
 
     staging_id: str
     expires_at: datetime
+    maint_key: str | None = None  # written to the box as its `mkey` setting
+
+
+class MaintenanceCodeOut(BaseModel):
+    """A one-time code that opens a reader's serial console (fleet.maintenance)."""
+
+    ident: str
+    code: str
+    expires_at: datetime
 
 
 class ConfirmIn(BaseModel):

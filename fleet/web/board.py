@@ -10,9 +10,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from fleet.models import (Anomaly, Caregiver, Client, ClockEvent, Organisation, Visit,
+from fleet.matching import CLOCK_OFF_S
+from fleet.models import (Anomaly, Caregiver, Client, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.visit_alerts import open_by_visit
 
@@ -50,6 +51,13 @@ class BoardRow:
     # the proof levels of the arrival and the departure (fleet.presence), if clocked
     proof_in: str | None = None
     proof_out: str | None = None
+    # the last measured clock offset (fleet time − device time, s) of the device that clocked
+    # the visit: a tag when beyond CLOCK_OFF_S (issue #11 item 4)
+    clock_offset_s: int | None = None
+
+    @property
+    def clock_wrong(self) -> bool:
+        return self.clock_offset_s is not None and abs(self.clock_offset_s) > CLOCK_OFF_S
 
 
 def live_status(visit: Visit, record: VisitRecord | None, now: datetime, tol: timedelta) -> str:
@@ -81,11 +89,16 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     anomalies = (select(Anomaly.visit_id, func.count().label("n"))
                  .where(Anomaly.visit_id.is_not(None), Anomaly.resolved.is_(False))
                  .group_by(Anomaly.visit_id).subquery())
-    q = (select(Visit, VisitRecord, Client.name, Caregiver.name, anomalies.c.n)
+    first = aliased(ClockEvent)  # the visit's arrival, else its departure
+    q = (select(Visit, VisitRecord, Client.name, Caregiver.name, anomalies.c.n,
+                Device.clock_offset_s)
          .join(Client, Client.id == Visit.client_id)
          .join(Caregiver, Caregiver.id == Visit.caregiver_id)
          .outerjoin(VisitRecord, VisitRecord.visit_id == Visit.id)
          .outerjoin(anomalies, anomalies.c.visit_id == Visit.id)
+         .outerjoin(first, first.id == func.coalesce(VisitRecord.start_event_id,
+                                                     VisitRecord.end_event_id))
+         .outerjoin(Device, Device.id == first.device_id)
          .where(Visit.organisation_id == org.id, Visit.planned_start >= lo,
                 Visit.planned_start < hi)
          .order_by(Visit.planned_start, Visit.id))
@@ -94,7 +107,7 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     if client_id:
         q = q.where(Visit.client_id == client_id)
     rows, ends = [], {}
-    for visit, record, client, caregiver, n in session.execute(q):
+    for visit, record, client, caregiver, n, offset in session.execute(q):
         if record is not None:
             ends[visit.id] = (record.start_event_id, record.end_event_id)
         st = live_status(visit, record, now, tol)
@@ -104,7 +117,8 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
                              start, record.actual_end if record else None, st, max(late, 0),
                              int(n or 0), record.retained_start if record else None,
                              record.retained_end if record else None,
-                             record.correction_code if record else None))
+                             record.correction_code if record else None,
+                             clock_offset_s=offset))
     alerts = open_by_visit(session, [r.visit_id for r in rows])
     ids = {i for pair in ends.values() for i in pair if i}
     proofs = dict(session.execute(select(ClockEvent.id, ClockEvent.proof_level)

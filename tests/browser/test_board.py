@@ -75,3 +75,37 @@ def test_board_fits_a_360_pixel_phone(browser, demo, api_server, tmp_path):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page scrolls sideways on a phone ({width}px)"
     page.screenshot(path=str(tmp_path / "board-360.png"), full_page=True)
+
+
+def test_board_shows_the_clocking_devices_clock_offset(browser, demo, api_server, tmp_path):
+    """Issue #11 item 4: the visit's row shows the last measured clock offset of the device
+    that clocked it, as a warning tag beyond 5 minutes."""
+    import json
+    import time
+    from datetime import datetime, timezone
+
+    from fleet.db import make_engine, session_factory
+    from fleet.ingest import handle_clock
+    from fleet.matching import match_pending
+    db_url, _ = demo
+    ident, _config, (visit_id, badge) = find_device_with_visit_now(db_url)
+    now = int(time.time())
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:  # the box's clock is 412 s behind the fleet's
+        handle_clock(s, ident, json.dumps({"now": now - 412, "events": [
+            {"seq": 1, "badge": badge, "dir": "in", "method": "nfc", "ts": now - 415,
+             "tq": "synced", "visit": visit_id}]}).encode(),
+                     datetime.fromtimestamp(now, timezone.utc))
+        s.commit()
+        match_pending(s)
+        s.commit()
+    engine.dispose()
+    page = browser.new_page()
+    sign_in(page, api_server, manager_account(db_url))
+    row = page.locator(f'tr[data-visit="{visit_id}"]')
+    offset = row.locator(".clock")
+    assert offset.inner_text() == "Δt +412 s"
+    assert "clock-wrong" in offset.get_attribute("class")
+    assert "décalage" in offset.get_attribute("title")
+    page.screenshot(path=str(tmp_path / "console-board-clock.png"), full_page=True)
+    row.screenshot(path=str(tmp_path / "console-board-clock-row.png"))

@@ -113,6 +113,11 @@ def test_flash_deploy_provision_console_and_a_tap_reaches_the_fleet(
     timings["tap_to_stored_s"] = time.monotonic() - t
     pn532.remove_tag()
 
+    # the provisioned box's console is locked: the fleet's one-time code opens it
+    out = telegest("fleet", "device", "maintenance-code", ident, "--by", "e2e", "--db", db_url)
+    code = out.split(f"maintenance code for {ident}: ")[1].split()[0]
+    assert json.loads(telegest("device", "console", box.url, "maint", code, "--json"))[
+        "maintenance"] is True
     taps = json.loads(telegest("device", "console", box.url, "taps", "--json"))["taps"]
     assert [(x["uid"], x["fb"]) for x in taps] == [(badge, "in")]
 

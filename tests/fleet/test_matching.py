@@ -313,7 +313,10 @@ def test_double_tap_across_runs(session, clock, event, visit):
                                                (299, "rtc", False)])
 def test_clock_off_is_flagged_but_still_matched(session, clock, event, visit, offset, tq,
                                                 flagged):
-    tap(session, clock, event, event(1, CARD_A, "in", TS, tq=tq), device_now=TS - offset)
+    # the tap a few seconds before the batch, on the device's clock (a tap after its own
+    # batch's `now` would be `clock_far`, tests/fleet/test_clock_flags.py)
+    tap(session, clock, event, event(1, CARD_A, "in", TS - offset - 5, tq=tq),
+        device_now=TS - offset)
     match_pending(session)
     assert anomalies(session) == (["clock_off"] if flagged else [])
     assert session.scalar(select(ClockEvent.match_status)) == "matched"

@@ -173,7 +173,7 @@ def test_every_command_answers_one_parseable_line(tmp_path):
     hw.reader.queue = [A]
     steps(rt, 2000, 2500)
     for cmd in COMMANDS:
-        if cmd == "reboot":
+        if cmd in ("reboot", "maint"):  # maint needs a code: tests/virtual_hw
             continue
         ans = json.loads(ask(rt, hw, cmd))
         assert isinstance(ans, dict), cmd

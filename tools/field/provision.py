@@ -150,6 +150,18 @@ def write_settings(con: ReaderConsole, doc: dict, say=print) -> dict:
     return answer
 
 
+def _maintenance(api: FleetApi, con: ReaderConsole, ident: str, say) -> None:
+    """A locked box (it has a maintenance key) takes settings only in maintenance mode."""
+    code, out = api.call("POST", f"/api/v1/devices/{ident}/maintenance-code",
+                         {"reason": "telegest device provision"})
+    if code != 200:
+        raise TelegestError(f"the box's console is locked and the fleet refused a maintenance "
+                            f"code ({code}): {out.get('detail')}")
+    _ask(con, f"maint {out['code']}", "maint")
+    say(f"reader: maintenance mode (code issued by the fleet, valid until "
+        f"{str(out.get('expires_at'))[11:16]} UTC)")
+
+
 def _give_up(api: FleetApi, con: ReaderConsole, ident: str, staging_id: str, say) -> None:
     """Best effort: the staged credentials are dropped on both sides (they expire anyway)."""
     try:
@@ -197,8 +209,12 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
             f"({'broker-enforced' if staged.get('broker_enforced') else 'anonymous broker'}); "
             "the old ones work until the box confirms")
         try:
+            if status.get("console") == "locked":
+                _maintenance(api, con, ident, say)
             doc = settings_document(ident, broker_host, broker_port, staged["username"],
                                     staged["password"], wifi, ca)
+            if staged.get("maint_key"):
+                doc["mkey"] = staged["maint_key"]  # locks the box's console (docs/security.md)
             answer = write_settings(con, doc, say)
             code, out = api.call("POST", f"/api/v1/devices/{ident}/provision/confirm",
                                  {"staging_id": staging_id,
@@ -223,7 +239,12 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
         if committed.get("reboot_needed"):
             _ask(con, "reboot", "reboot")
             say("reader: rebooting to take its new identity...")
-        return _wait_connected(con, url, ident, broker_host, broker_port, wait_s, say)
+        broker = _wait_connected(con, url, ident, broker_host, broker_port, wait_s, say)
+        try:
+            _ask(con, "exit", "exit")  # leaves maintenance mode now (an older box: no such command)
+        except TelegestError:
+            pass
+        return broker
 
 
 def default_ca(broker_port: int, up_data: str | Path = "var") -> Path | None:
@@ -245,8 +266,12 @@ def _wait_connected(con: ReaderConsole, url: str, ident: str, broker_host: str,
     last = None
     while time.monotonic() - start < wait_s:
         try:
-            broker = _ask(con, "broker", "broker")
             status = _ask(con, "status", "status")
+            # rebooted into a locked console (docs/security.md): `broker` is refused, and the
+            # status tells what is checked here (the id in use, mqtt, reboot_needed)
+            locked = isinstance(status, dict) and status.get("console") == "locked"
+            broker = {**status, "id_setting": status.get("id")} if locked \
+                else _ask(con, "broker", "broker")
         except ConsoleError as e:  # rebooting: the console is away for a moment
             last = str(e)
             time.sleep(1)

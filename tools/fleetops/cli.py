@@ -1,4 +1,4 @@
-"""`telegest fleet device list|show|provision|block|unblock|retire|audit`.
+"""`telegest fleet device list|show|provision|block|unblock|retire|audit|maintenance-code`.
 
 Thin handlers over fleet.lifecycle and fleet.audit, on the database directly (no HTTP): the
 same data functions as the API, so the same transitions, checks and audit entries. The person
@@ -162,6 +162,17 @@ def cmd_retire(args) -> int:
     return 0
 
 
+def cmd_maintenance_code(args) -> int:
+    from fleet.maintenance import issue
+
+    with _acting(args) as (session, actor, _broker):
+        mc = issue(session, args.ident, actor, reason=args.reason)
+    print(f"maintenance code for {mc.ident}: {mc.code}")
+    print(f"valid once, until {mc.expires_at:%Y-%m-%d %H:%M} UTC: type `maint {mc.code}` on "
+          "the box's console (`telegest device console`). Issued in your name (audit log).")
+    return 0
+
+
 def cmd_audit(args) -> int:
     from fleet.audit import query
 
@@ -222,6 +233,10 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
         p.add_argument("ident")
         p.add_argument("--reason", required=reason_required,
                        help="why (required)" if reason_required else "why (optional)")
+    mc = common(command(dev, "maintenance-code", cmd_maintenance_code, "a one-time code, "
+                        "valid 30 min, that opens a reader's serial console"), acting=True)
+    mc.add_argument("ident")
+    mc.add_argument("--reason", help="why (optional)")
     au = common(command(dev, "audit", cmd_audit, "the audit log, newest first"))
     au.add_argument("target", nargs="?", help="a device ident, `device:<ident>`, or a prefix*")
     au.add_argument("--action")

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
-from fleet import audit, badges, lifecycle, throttle
+from fleet import audit, badges, lifecycle, maintenance, throttle
 from fleet.api import data
 from fleet.api.deps import FIELD, PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import (AbandonIn, AuditOut, BadgeIn, BadgeOut, BadgePatch, BadgeReplaceIn,
                                BlockIn, ConfirmIn, CredentialsOut, DeviceCommandOut, DeviceIn,
-                               DeviceOut, EnrolIn, EnrolmentOut, ReasonIn, StagedOut)
+                               DeviceOut, EnrolIn, EnrolmentOut, MaintenanceCodeOut, ReasonIn,
+                               StagedOut)
 from fleet.brokerauth import BrokerControl, control_from_env
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.models import ApiKey, AuditLog, Badge, Caregiver, Client, Device, DeviceCommand
@@ -194,7 +195,21 @@ def stage_provision(ident: str, session: SessionDep, key: KeyDep, broker: Broker
     c = staged.credentials
     return StagedOut(ident=c.ident, username=c.username, password=c.password,
                      client_id=c.client_id, status=c.status, broker_enforced=c.broker_enforced,
-                     staging_id=staged.staging_id, expires_at=staged.expires_at)
+                     staging_id=staged.staging_id, expires_at=staged.expires_at,
+                     maint_key=staged.maint_key)
+
+
+@router.post("/devices/{ident}/maintenance-code", response_model=MaintenanceCodeOut,
+             tags=["lifecycle"])
+def maintenance_code(ident: str, session: SessionDep, key: KeyDep,
+                     body: Annotated[ReasonIn | None, Body()] = None):
+    """A one-time code, valid 30 minutes, that opens the reader's serial console (admin or
+    technician); audited (`maintenance_code`). 409: the reader has no maintenance key yet."""
+    with _lifecycle(session):
+        mc = maintenance.issue(session, ident, _actor(key), reason=body.reason if body else None,
+                               organisation_id=key.organisation_id)
+    session.commit()
+    return MaintenanceCodeOut(ident=mc.ident, code=mc.code, expires_at=mc.expires_at)
 
 
 @router.post("/devices/{ident}/provision/confirm", response_model=DeviceOut,
