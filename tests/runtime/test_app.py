@@ -309,6 +309,13 @@ def test_a_locked_box_keeps_ctrl_c_from_the_repl_until_maintenance_and_repl(tmp_
     assert hw.intr == [-1, 3, -1], "a new maintenance session starts without the REPL"
 
 
+def test_a_safe_boot_does_not_reopen_the_repl_on_a_locked_box(tmp_path):
+    hw, rt = runtime(tmp_path, boots=4, mkey=MKEY)
+    assert rt.safe
+    steps(rt, 0, 500)
+    assert hw.intr == [-1]
+
+
 def test_a_box_without_a_maintenance_key_keeps_its_repl(tmp_path):
     hw, rt = runtime(tmp_path)
     steps(rt, 0, 500)

@@ -15,12 +15,11 @@ import pytest
 import serial
 
 from tests.field.test_provision import technician_key
-from tests.virtual_hw.test_maintenance_console import AP, IDENT, cli_code, fleet_devices, wait_for
+from tests.virtual_hw.test_maintenance_console import (AP, IDENT, cli_code, deployed_box,
+                                                       fleet_devices, wait_for)
 from tools.field.console import ReaderConsole
 from tools.field.deploy import Board, DeployError, deploy
 from tools.field.provision import FleetApi, write_settings
-from tools.sim.pn532 import PN532Sim
-from tools.vboard import VirtualBoard, VirtualBoardError
 
 pytestmark = [pytest.mark.virtual_hw, pytest.mark.micropython, pytest.mark.timeout(600)]
 
@@ -29,20 +28,8 @@ REPL = (b">>> ", b"raw REPL", b"KeyboardInterrupt", b"Traceback")
 
 @pytest.fixture
 def box():
-    sim = PN532Sim()
-    port = sim.serve_tcp()
-    try:
-        board = VirtualBoard(box=True, ap=AP, uarts={2: ("127.0.0.1", port)},
-                             unique_id="0badc0ffee01").start()
-    except VirtualBoardError as e:
-        sim.close()
-        pytest.fail(str(e))
-    try:
-        deploy(board.url)  # a blank board: no console answers, mpremote as always
+    with deployed_box() as board:
         yield board
-    finally:
-        board.stop()
-        sim.close()
 
 
 def send(url: str, data: bytes, wait: float = 1.5) -> bytes:
