@@ -3,19 +3,82 @@
 Pins come from firmware/board.py (generated from hardware/boards/): the board named by the
 `board` setting, or board.DEFAULT. Everything below is the only place that touches `machine`
 and `network`.
+
+Ctrl-C first (docs/security.md, "A box's USB port gives nothing away"): MicroPython lets it
+interrupt each script it starts, and opens the REPL, which reads the whole flash, when main.py
+ends. So the first statement shuts it (micropython.kbd_intr(-1): 0x03 becomes an ordinary
+byte), main() lets it through again only on a box without a maintenance key, and on a box with
+one main.py never ends: whatever stops it resets the box instead (_stopped).
 """
-import gc
-import sys
-import time
+try:
+    from micropython import kbd_intr as _kbd_intr
+    _kbd_intr(-1)
+except ImportError:  # CPython: tests import this module
+    _kbd_intr = None
+except KeyboardInterrupt:  # a Ctrl-C in the instant before the line above: swallowed
+    from micropython import kbd_intr as _kbd_intr
+    _kbd_intr(-1)
 
-import machine
-import network
+_SETTINGS = "/settings.json"
+_intr = [-1]  # the interrupt character as last set
 
-from firmware.runtime.ds3231 import DS3231, from_unix
-from firmware.runtime.safemode import BootGuard
-from firmware.runtime.settings import Settings
 
-from firmware import board
+def kbd_intr(c):
+    """micropython.kbd_intr, remembered: a KeyboardInterrupt is the technician's only when
+    Ctrl-C was let through (hw.kbd_intr, the console's `repl`)."""
+    _intr[0] = c
+    if _kbd_intr is not None:
+        _kbd_intr(c)
+
+
+def keyed(path):
+    """Whether the settings file at `path` holds a maintenance key (read without the firmware,
+    which may be what failed to import)."""
+    import json
+    try:
+        with open(path) as f:
+            doc = json.loads(f.read())
+    except Exception:  # no file, or not JSON: the defaults, no key (as Settings reads it)
+        return False
+    return type(doc) is dict and bool(doc.get("mkey"))
+
+
+def _stopped(e):
+    """main.py is about to end with `e`. On a box with a maintenance key MicroPython would then
+    open the REPL: print it, wait 5 s (time to read it), and reset; the boot counter makes the
+    third such boot in a row a safe boot. A box without a key gets the REPL, as always, and
+    so does a Ctrl-C that was let through (maintenance mode, `repl`)."""
+    if _kbd_intr is None or not keyed(_SETTINGS):
+        raise e
+    if isinstance(e, KeyboardInterrupt) and _intr[0] == 3:
+        raise e
+    import sys
+    import time
+    print("# main.py stopped, resetting (the REPL is shut on this box):")
+    sys.print_exception(e)
+    time.sleep(5)
+    import machine
+    machine.reset()
+
+
+try:
+    import gc
+    import sys
+    import time
+
+    import machine
+    import network
+
+    from firmware.runtime.ds3231 import DS3231, from_unix
+    from firmware.runtime.safemode import BootGuard
+    from firmware.runtime.settings import Settings
+
+    from firmware import board
+except Exception as e:  # a firmware that does not import: never the REPL on a locked box
+    if __name__ == "__main__":
+        _stopped(e)
+    raise
+
 # time.time() counts from 2000 on some ports, from 1970 on others; the runtime uses Unix time
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 _WDT_MS = 30000
@@ -189,6 +252,7 @@ class Hardware:
             self.battery = None
         self.wdt = machine.WDT(timeout=_WDT_MS)
         self.serial = Stdin()
+        self.kbd_intr = kbd_intr
         self.reset = machine.reset
         self.rand = random.random
 
@@ -196,13 +260,18 @@ class Hardware:
 def main():
     import asyncio
     from firmware.runtime.app import Runtime
-    settings = Settings("/settings.json")
+    settings = Settings(_SETTINGS)
     if settings.status != "ok":
         print("# settings:", settings.status, "- defaults in use")
+    if not settings.get("mkey"):
+        kbd_intr(3)  # no maintenance key (a factory box): Ctrl-C reaches the REPL, as always
     gc.collect()
     rt = Runtime(Hardware(settings), settings, BootGuard("/boots"), ota_root="/ota")
     asyncio.run(rt.run())
 
 
 if __name__ == "__main__":  # the board runs /main.py as __main__
-    main()
+    try:
+        main()
+    except BaseException as e:  # KeyboardInterrupt and SystemExit too
+        _stopped(e)

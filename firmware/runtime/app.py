@@ -8,7 +8,7 @@
 Each task body is a plain method taking the tick (ms), so tests drive them with a fake clock
 and no event loop. `hw` carries every piece of hardware (see firmware/main.py):
 wlan, mqtt_factory, systime, ntp, rtc, reader, indicator, battery, wdt, serial, reset,
-rand, default_id.
+rand, default_id, and kbd_intr (micropython.kbd_intr: Ctrl-C's way into the REPL).
 """
 import gc
 import json
@@ -71,6 +71,7 @@ class Runtime:
             self._start_reader(journal_path, planning_path)
         self.console = Console(self)
         self.port = LinePort(hw.serial)
+        self._repl = None  # whether Ctrl-C reaches the REPL, as last set
         tasks = ("net", "console") if self.safe else ("net", "console", "reader")
         self.wd = Watchdog(hw.wdt, tasks)
         gc.collect()
@@ -123,6 +124,10 @@ class Runtime:
         line = self.port.poll()
         if line is not None:
             self.port.answer(self.console.handle(line))
+        repl = self.console.maint.repl_allowed(ticks_ms())
+        if repl != self._repl:  # a locked box: Ctrl-C is an ordinary byte (maintenance.py)
+            self._repl = repl
+            self.hw.kbd_intr(3 if repl else -1)
         self.wd.beat(1, now)
 
     def main_step(self, now):

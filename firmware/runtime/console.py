@@ -11,7 +11,9 @@ character of a Wi-Fi password travels exactly: `settings drop`, `settings chunk 
 <digest>`. No answer or error ever holds a setting's value (docs/firmware.md).
 
 Once the box has a maintenance key, only _OPEN commands answer (status, nothing secret) until
-`maint <code>` (firmware/runtime/maintenance.py); `exit` locks it again.
+`maint <code>` (firmware/runtime/maintenance.py); `exit` locks it again. Ctrl-C (0x03) does not
+reach the MicroPython REPL on such a box: here it drops the line being typed; `repl`, in
+maintenance mode, lets it through again. Other control bytes are ignored.
 """
 import json
 
@@ -26,7 +28,7 @@ except ImportError:  # CPython
 _MAX_LINE = const(200)
 _MAX_DOC = const(4096)  # hex characters of a staged settings document (2 KiB of JSON)
 COMMANDS = ("status", "selftest", "taps", "journal", "wifi", "broker", "settings", "counters",
-            "reboot", "help", "maint", "exit")
+            "reboot", "help", "maint", "exit", "repl")
 _OPEN = ("status", "selftest", "journal", "counters", "help", "maint", "exit")  # when locked
 _SECRET = ("wifi", "broker", "settings", "maint")  # their errors never quote an exception's text
 _HEXDIGITS = "0123456789abcdefABCDEF"
@@ -122,7 +124,7 @@ class Console:
                 "set": ["wifi set <ssid> [password]",
                         "broker set host|port|id|user|password <value>",
                         "settings drop | chunk <hex> | stage | commit <digest>",
-                        "maint <code> | exit"]}
+                        "maint <code> | exit | repl"]}
 
     def cmd_status(self, args):
         self._none(args)
@@ -139,6 +141,13 @@ class Console:
         self._none(args)
         self.maint.exit()
         return {"console": self.maint.state(ticks_ms())}
+
+    def cmd_repl(self, args):
+        """Ctrl-C stops the firmware and opens the MicroPython REPL (mpremote, `telegest device
+        deploy`), until `exit` or the end of maintenance (Runtime.console_step applies it)."""
+        self._none(args)
+        self.maint.repl = True
+        return {"repl": True}
 
     def cmd_selftest(self, args):
         self._none(args)
@@ -312,6 +321,12 @@ class LinePort:
                 except UnicodeError:
                     s.write("error: not UTF-8\n")
                     continue
+            if b == 3:  # Ctrl-C where it does not reach the REPL: drops the line
+                self._n = 0
+                self._over = False
+                continue
+            if b < 32 and b != 9:  # other control bytes (Ctrl-A, Ctrl-E...): ignored
+                continue
             if self._n >= _MAX_LINE:
                 self._over = True
             else:

@@ -11,6 +11,11 @@ at a reboot, when the code expires, or 30 minutes after it began (by the box's t
 so a clock set back does not stretch it), whichever comes first (also when a settings commit
 gave an open console its first key: the provisioning goes on). Five wrong codes in a row lock
 the command out for a minute.
+
+The MicroPython REPL shares the USB port and reads the whole flash, so Ctrl-C reaches it only
+while repl_allowed(): on a box without a key, or in maintenance mode after the console's `repl`
+command (`telegest device deploy` sends it); Runtime.console_step sets the interrupt character
+(micropython.kbd_intr) to match, and firmware/boot.py and firmware/main.py shut it at start.
 """
 import json
 
@@ -32,6 +37,7 @@ class Maintenance:
         self._locked_until = None  # tick when `maint` is accepted again
         self.opened = 0
         self.refused = 0
+        self.repl = False  # `repl` asked in this maintenance session
 
     def key(self):
         k = self.rt.settings.get("mkey")
@@ -52,6 +58,15 @@ class Maintenance:
             self._until = None
             return False
         return True
+
+    def repl_allowed(self, now_ms):
+        """Whether Ctrl-C may break into the REPL now."""
+        if not self.rt.settings.get("mkey"):
+            return True
+        if not self.active(now_ms):
+            self.repl = False
+            return False
+        return self.repl
 
     def allows(self, now_ms):
         return self.key() is None or self.active(now_ms)
@@ -118,3 +133,4 @@ class Maintenance:
 
     def exit(self):
         self._until = None
+        self.repl = False

@@ -342,6 +342,10 @@ class Hw:
         self.serial = Serial()
         self.resets = 0
         self.rand = None
+        self.intr = []  # what kbd_intr was given, in order
+
+    def kbd_intr(self, c):
+        self.intr.append(c)
 
     def reset(self):
         self.resets += 1

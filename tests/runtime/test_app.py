@@ -276,6 +276,53 @@ def test_line_port_handles_crlf_long_lines_and_bad_utf8():
     assert port.poll() == "taps"
 
 
+def test_ctrl_c_and_other_control_bytes_never_reach_a_command_line():
+    """Where Ctrl-C does not reach the REPL (a locked box) it is a byte of the console's line:
+    it drops the line typed so far; Ctrl-A, Ctrl-E (mpremote's raw REPL) are ignored."""
+    s = Serial()
+    port = LinePort(s)
+    s.type("broker set host evil\x03status\r\n")
+    assert port.poll() == "status"
+    s.type("\r\x03\x03\r\x01\x05A\x01\x02\x04\x1b\x03help\n")  # mpremote's way in, then help
+    assert port.poll() == "help" and s.lines() == []
+
+
+MKEY = "5a" * 32
+
+
+def test_a_locked_box_keeps_ctrl_c_from_the_repl_until_maintenance_and_repl(tmp_path):
+    from firmware import maintcode
+
+    hw, rt = runtime(tmp_path, mkey=MKEY)
+    steps(rt, 0, 2000)  # the clock syncs over NTP: codes can be checked
+    assert hw.intr == [-1], "a locked box: Ctrl-C is an ordinary byte"
+    assert ask(rt, hw, "repl").startswith("error: locked: repl needs maintenance mode")
+    code, _ = maintcode.issue(bytes.fromhex(MKEY), rt.device_id, rt.clock.time(), 7)
+    assert json.loads(ask(rt, hw, f"maint {code}"))["maintenance"] is True
+    assert hw.intr == [-1], "maintenance alone does not open the REPL"
+    assert json.loads(ask(rt, hw, "repl")) == {"repl": True}
+    assert hw.intr == [-1, 3], "`repl` in maintenance: Ctrl-C reaches the REPL"
+    assert json.loads(ask(rt, hw, "exit")) == {"console": "locked"}
+    assert hw.intr == [-1, 3, -1]
+    code, _ = maintcode.issue(bytes.fromhex(MKEY), rt.device_id, rt.clock.time(), 8)
+    ask(rt, hw, f"maint {code}")
+    assert hw.intr == [-1, 3, -1], "a new maintenance session starts without the REPL"
+
+
+def test_a_safe_boot_does_not_reopen_the_repl_on_a_locked_box(tmp_path):
+    hw, rt = runtime(tmp_path, boots=4, mkey=MKEY)
+    assert rt.safe
+    steps(rt, 0, 500)
+    assert hw.intr == [-1]
+
+
+def test_a_box_without_a_maintenance_key_keeps_its_repl(tmp_path):
+    hw, rt = runtime(tmp_path)
+    steps(rt, 0, 500)
+    assert hw.intr == [3]
+    assert json.loads(ask(rt, hw, "repl")) == {"repl": True} and hw.intr == [3]
+
+
 def test_split():
     assert split('wifi set "a b" c') == ["wifi", "set", "a b", "c"]
     assert split('  x   "" "q\\"q" ') == ["x", "", 'q"q']

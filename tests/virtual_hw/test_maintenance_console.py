@@ -6,6 +6,7 @@ and the broker change are refused until `maint <code>` with a code the fleet iss
 and a used code are refused; `exit` locks it again; no answer ever holds a secret."""
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -30,8 +31,9 @@ PROTECTED = ("broker", "broker set host evil.example", "broker set password x", 
 OPEN = ("status", "selftest", "counters", "journal", "help")
 
 
-@pytest.fixture(scope="module")
-def box():
+@contextlib.contextmanager
+def deployed_box():
+    """The virtual box IDENT with the firmware deployed (a blank board: its REPL as always)."""
     sim = PN532Sim()
     port = sim.serve_tcp()
     try:
@@ -46,6 +48,12 @@ def box():
     finally:
         board.stop()
         sim.close()
+
+
+@pytest.fixture(scope="module")
+def box():
+    with deployed_box() as board:
+        yield board
 
 
 def fleet_devices(db_url: str) -> dict[str, str]:

@@ -100,6 +100,11 @@ def cmd_deploy(args) -> int:
     from tools.field.deploy import deploy
 
     bundle = build_bundle(compile=not args.source)
+    fleet = None
+    if args.fleet:  # a box whose console is locked needs a maintenance code from the fleet
+        from tools.field.provision import FleetApi
+
+        fleet = FleetApi(args.fleet, _api_key(args))
     bar = Bar()
     with Waiting(f"waiting for the MicroPython prompt on {args.port}", args.timeout) as wait:
         def progress(name: str, done: int, total: int) -> None:
@@ -108,7 +113,7 @@ def cmd_deploy(args) -> int:
 
         p = deploy(args.port, baud=args.baud, dry_run=args.dry_run, reset=not args.no_reset,
                    bundle=bundle, timeout=args.timeout, version=firmware_version(),
-                   progress=progress)
+                   progress=progress, fleet=fleet, say=lambda m: print(m, file=sys.stderr))
     if args.dry_run:
         for f in p.copy:
             print(f"would copy   {f.dest} ({len(f.data)} bytes)")
@@ -343,6 +348,10 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
     d.add_argument("--source", action="store_true", help="copy .py sources, no mpy-cross")
     d.add_argument("--timeout", type=at.positive_seconds, default=10.0,
                    help="seconds to wait for the MicroPython prompt (default %(default)s)")
+    d.add_argument("--fleet", type=at.http_url,
+                   help="the fleet's URL: a box whose console is locked needs a one-time "
+                        "maintenance code from it to open its REPL (docs/technician.md)")
+    d.add_argument("--api-key", help="with --fleet; or TELEGEST_API_KEY")
 
     pv = command(device_parsers, "provision", cmd_provision,
                  "register the box in the fleet, write its identity, Wi-Fi and broker "

@@ -6,6 +6,11 @@ The board's own files decide what changed: one script run on the board hashes ev
 so a cut cable leaves whole old files, whole new files and `.part` leftovers; the next run
 removes the leftovers and copies what still differs. The manifest /lib/firmware/.deployed.json
 (version, sha256 per file) is written last: it records a completed deploy.
+
+A box whose console is locked (it holds a maintenance key) keeps Ctrl-C, hence the REPL, from
+its USB port (docs/security.md). Deploy first asks the box's console for its status; when it is
+locked, it gets a one-time code from the fleet (`fleet`, audited), enters maintenance mode and
+sends `repl`, which lets Ctrl-C through until the box restarts.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
 from tools.errors import TelegestError
+from tools.field.console import ReaderConsole
 from tools.field.bundle import PACKAGE_DIR, BundleFile, build_bundle
 from tools.field.ports import open_port
 
@@ -175,12 +181,43 @@ def _no_repl(url: str) -> str:
             "or tap EN (RST) and run again")
 
 
+def unlock(url: str, baud: int = 115200, fleet=None, say=print) -> str:
+    """Make Ctrl-C reach the REPL: on a box whose console is locked, a maintenance code from
+    `fleet` (a provision.FleetApi) and `repl`. Returns the console's state before: "locked",
+    "open", "maintenance", or "none" (no telegest firmware answers: a blank MicroPython board,
+    or one at its prompt)."""
+    from tools.field.provision import enter_maintenance
+
+    with ReaderConsole(url, baud) as con:
+        try:
+            status = con.command("status")
+        except TelegestError:
+            return "none"
+        state = status.get("console", "open") if isinstance(status, dict) else "none"
+        if state == "open":
+            return state
+        if state == "locked":
+            if fleet is None:
+                raise DeployError(
+                    f"the box on {url} ({status.get('id')}) has a locked console: Ctrl-C does "
+                    "not reach its REPL. Give --fleet and --api-key (or TELEGEST_API_KEY) so "
+                    "deploy asks the fleet for a maintenance code")
+            enter_maintenance(fleet, con, status["id"], say, reason="telegest device deploy")
+        answer = con.ask("repl")
+        if answer.startswith("error: "):
+            raise DeployError(f"the box on {url} refused `repl`: {answer[7:]}")
+        return state
+
+
 def deploy(url: str, *, baud: int = 115200, dry_run: bool = False, reset: bool = True,
            bundle: list[BundleFile] | None = None, version: str = "dev",
-           timeout: float = 10.0, progress: Progress | None = None) -> DeployPlan:
-    """Bring the board's firmware in line with `bundle` (the repo's firmware by default)."""
+           timeout: float = 10.0, progress: Progress | None = None, fleet=None,
+           say=print) -> DeployPlan:
+    """Bring the board's firmware in line with `bundle` (the repo's firmware by default).
+    `fleet`: a provision.FleetApi, for a code when the box's console is locked (unlock)."""
     bundle = build_bundle() if bundle is None else bundle
     manifest = manifest_bytes(bundle, version)
+    unlock(url, baud, fleet, say)
     board = Board(url, baud, timeout)
     p = None
     ok = False

@@ -150,10 +150,12 @@ def write_settings(con: ReaderConsole, doc: dict, say=print) -> dict:
     return answer
 
 
-def _maintenance(api: FleetApi, con: ReaderConsole, ident: str, say) -> None:
-    """A locked box (it has a maintenance key) takes settings only in maintenance mode."""
+def enter_maintenance(api: FleetApi, con: ReaderConsole, ident: str, say,
+                      reason: str = "telegest device provision") -> None:
+    """A locked box (it has a maintenance key) takes settings, and lets Ctrl-C reach its
+    REPL, only in maintenance mode: a one-time code from the fleet (audited) opens it."""
     code, out = api.call("POST", f"/api/v1/devices/{ident}/maintenance-code",
-                         {"reason": "telegest device provision"})
+                         {"reason": reason})
     if code != 200:
         raise TelegestError(f"the box's console is locked and the fleet refused a maintenance "
                             f"code ({code}): {out.get('detail')}")
@@ -210,7 +212,7 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
             "the old ones work until the box confirms")
         try:
             if status.get("console") == "locked":
-                _maintenance(api, con, ident, say)
+                enter_maintenance(api, con, ident, say)
             doc = settings_document(ident, broker_host, broker_port, staged["username"],
                                     staged["password"], wifi, ca)
             if staged.get("maint_key"):

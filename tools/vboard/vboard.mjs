@@ -19,7 +19,8 @@
 //  - with --box, the reader box: stand-ins for machine, network, socket, ntptime and
 //    umqtt.simple (tools/vboard/rom/, put on the board's path as its frozen modules), the
 //    wires out (netbridge.mjs), and main.py's asyncio program running on the JS event loop
-//    with the serial line as its sys.stdin until Ctrl-C, as on a board.
+//    with the serial line as its sys.stdin until Ctrl-C, as on a board (the interrupt
+//    character micropython.kbd_intr sets, which rom/_vboxboot.py passes on to the bridge).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
   from "node:fs";
 import net from "node:net";
@@ -250,6 +251,7 @@ class Board {
     this.net = opts.box ? new NetBridge() : null;
     this.program = false; // main.py's asyncio program is running: the line is its stdin
     this.stdin = []; // bytes for sys.stdin
+    this.intrChar = CTRL_C; // micropython.kbd_intr's character, -1: none (see input())
     this.wdt = null; // {timeoutMs, fedAt} once the firmware armed machine.WDT
     this.pending = null; // "hard" or "soft": machine.reset()/soft_reset() asked for it
     this.resetCause = 1; // machine.PWRON_RESET
@@ -306,6 +308,9 @@ class Board {
       ap: () => (opts.ap === null ? "" : JSON.stringify({ ssid: opts.ap,
         password: opts.apPassword })),
       unique_id: () => opts.uniqueId,
+      kbd_intr: (c) => {
+        this.intrChar = Number(c);
+      },
       program_started: () => {
         this.program = true;
         this.stdin = [];
@@ -432,7 +437,10 @@ class Board {
       mp.runPython("import sys\nsys.path.insert(2, '/rom')\nimport _vboxboot");
     }
     // Start-up scripts, as a board runs them; main.py only when the friendly REPL follows.
+    // pyexec makes Ctrl-C the interrupt character as it starts each one.
+    this.intrChar = CTRL_C;
     this.runFile("boot.py");
+    this.intrChar = CTRL_C;
     if (!this.raw) this.runFile("main.py");
     if (this.program) {
       // main.py started the firmware's asyncio program: no REPL until it ends or Ctrl-C.
@@ -508,7 +516,9 @@ class Board {
   async input(data) {
     for (const c of data) {
       if (this.program) {
-        if (c === CTRL_C) this.interrupt();
+        // As the board's UART/USB driver: only the interrupt character interrupts (a box
+        // whose console is locked set none, firmware/main.py); any other byte is stdin.
+        if (c === this.intrChar) this.interrupt();
         else this.stdin.push(c);
         continue;
       }

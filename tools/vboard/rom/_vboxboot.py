@@ -5,12 +5,15 @@
 #  - asyncio.run(coro): the port runs tasks on the JavaScript event loop and has no run();
 #    here it starts `coro` as the board's program and returns. The bridge then routes the
 #    serial line to sys.stdin, as a board does while main.py runs, until Ctrl-C stops the
-#    loop (asyncio.new_event_loop drops every task) or the program ends.
+#    loop (asyncio.new_event_loop drops every task) or the program ends;
+#  - micropython.kbd_intr(c) also tells the bridge, which delivers Ctrl-C on this port (on a
+#    board the UART/USB driver compares each byte with the interrupt character).
 import sys
 import time
 
 import _vbox
 import asyncio
+import micropython as _micropython
 
 
 def _sleep_ms(ms):
@@ -49,3 +52,19 @@ def _run(coro):
 
 
 asyncio.run = _run
+
+
+class _MicroPython:
+    """The micropython module, its kbd_intr also heard by the bridge (sys.modules comes before
+    the built-in modules at import)."""
+
+    def __getattr__(self, name):
+        return getattr(_micropython, name)
+
+    @staticmethod
+    def kbd_intr(c):
+        _micropython.kbd_intr(c)
+        _vbox.kbd_intr(c)
+
+
+sys.modules["micropython"] = _MicroPython()
