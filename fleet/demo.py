@@ -64,8 +64,7 @@ def _evening_visits(session: Session, org_id: int, clients: list, caregivers: li
     if local.date() != day:
         return
     lo = datetime.combine(day, time(0), TZ)
-    start = max(lo, local.replace(minute=local.minute // 15 * 15, second=0, microsecond=0)
-                - timedelta(minutes=30))
+    start = max(lo, local.replace(minute=local.minute // 15 * 15, second=0, microsecond=0))
     pending = [v for v in session.new if isinstance(v, Visit)]
     for i, c in enumerate(clients):
         if any(v.client_id == c.id and v.planned_end > now for v in pending):

@@ -22,4 +22,7 @@ def test_bench_login_flood_prints_its_figures(capsys):
     assert out["lost"] == 0 and out["duplicated"] == 0 and code == 0
     # the flood reached the console: refused sign-ins (401), or "try again" past the budget
     answers = set(out["login_answers"]) - {"error"}  # a loaded machine may time some out
-    assert answers and answers <= {"401", "429", "503"}, out
+    assert answers and answers <= {"401", "403", "429", "503"}, out
+    # 403: a form whose pre-sign-in cookie expired while the machine was loaded; the client
+    # fetches a new form at once, so there are only a few
+    assert out["login_answers"].get("403", 0) <= 3, out

@@ -70,6 +70,8 @@ class Flood:
                     if found:
                         tokens[k] = found.group(1)
                     code = r.status_code
+                    if code == 403:  # a stale sign-in form (its cookie expired): fetch a new one
+                        tokens.pop(k, None)
                 except (httpx.HTTPError, AttributeError):
                     code = "error"  # a timeout or a refused connection: counted apart
                 with self._lock:
