@@ -1,0 +1,257 @@
+"""A small mutation runner (docs/testing.md, "Mutation run"): for each core module, every
+comparison flipped at its edge, every integer constant moved by one, every `and`/`or` swapped
+and every condition negated, one at a time; the tests that concern the module run against
+each mutant in a copy of the project (`mutants/`, git-ignored), and a mutant whose tests still
+pass is a survivor.
+
+    python scripts/mutants.py [--jobs 1] [--only firmware/decide.py] [--json out.json]
+
+Why not mutmut 3: it mutates only inside functions (its trampolines), so the module-level
+limits the protocol states (MAX_EVENTS, REPEAT_S, DOUBLE_TAP, CLOCK_OFF_S, the journal's
+header size...) are never mutated, nor are decorated methods (the journal's properties).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "mutants"
+
+# each module with the tests that concern it (not the whole suite: a run is minutes)
+MODULES: dict[str, list[str]] = {
+    "fleet/checks.py": ["tests/fleet/test_protocol_edges.py", "tests/fleet/test_ingest.py",
+                        "tests/fleet/test_hostile_payloads.py"],
+    "firmware/codec.py": ["tests/firmware/test_codec.py", "tests/fleet/test_protocol_edges.py"],
+    "firmware/decide.py": ["tests/firmware/test_decide.py"],
+    "fleet/matching.py": ["tests/fleet/test_matching.py"] + [
+        f"tests/fleet/test_protocol_edges.py::test_the_{t}_on_both_sides"
+        for t in ("double_tap_window", "clock_offset_threshold")],
+    "firmware/journal.py": ["tests/firmware/test_journal.py"],
+}
+
+_FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+         ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In,
+         ast.Is: ast.IsNot, ast.IsNot: ast.Is}
+_SYM = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+        ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+
+
+@dataclass
+class Mutant:
+    module: str
+    index: int
+    line: int
+    what: str
+    status: str = "pending"  # killed, survived, timeout
+
+    @property
+    def ident(self) -> str:
+        return f"{self.module}:{self.line} {self.what}"
+
+
+def _candidates(tree: ast.AST) -> list[tuple[ast.AST, str, object]]:
+    """Every place a mutation applies, in a fixed order: (node, kind, detail)."""
+    out: list[tuple[ast.AST, str, object]] = []
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        # docstrings and annotations are not code
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                skip.add(id(body[0].value))
+        for ann in _annotations(node):
+            skip.update(id(n) for n in ast.walk(ann))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Compare):
+            out += [(node, "cmp", i) for i, op in enumerate(node.ops) if type(op) in _FLIP]
+        elif isinstance(node, ast.BoolOp):
+            out.append((node, "boolop", None))
+        elif (isinstance(node, ast.Constant) and type(node.value) is int):
+            out += [(node, "int", +1), (node, "int", -1)]
+        elif isinstance(node, (ast.If, ast.While, ast.IfExp)):
+            out.append((node, "negate", None))
+            if isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not):
+                skip.add(id(node.test))  # its negation is the same mutant
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            out.append((node, "unnot", None))
+    return out
+
+
+def _annotations(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.AnnAssign):
+        return [node.annotation]
+    if isinstance(node, ast.arg) and node.annotation is not None:
+        return [node.annotation]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
+        return [node.returns]
+    return []
+
+
+def _apply(node: ast.AST, kind: str, detail: object) -> str:
+    """Mutate `node` in place; returns what was done."""
+    if kind == "cmp":
+        op = node.ops[detail]
+        new = _FLIP[type(op)]
+        node.ops[detail] = new()
+        return f"`{_SYM[type(op)]}` -> `{_SYM[new]}`"
+    if kind == "boolop":
+        old = "and" if isinstance(node.op, ast.And) else "or"
+        node.op = ast.Or() if old == "and" else ast.And()
+        return f"`{old}` -> `{'or' if old == 'and' else 'and'}`"
+    if kind == "int":
+        old = node.value
+        node.value = old + detail
+        return f"`{old}` -> `{node.value}`"
+    if kind == "negate":
+        node.test = ast.UnaryOp(op=ast.Not(), operand=node.test)
+        return "condition negated"
+    if kind == "unnot":  # `not x` -> `not not x`, that is bool(x)
+        node.operand = ast.UnaryOp(op=ast.Not(), operand=node.operand)
+        return "`not` removed"
+    raise ValueError(kind)
+
+
+def mutants_of(module: str) -> list[Mutant]:
+    src = (ROOT / module).read_text()
+    out = []
+    for i in range(len(_candidates(ast.parse(src)))):
+        node, kind, detail = _candidates(ast.parse(src))[i]  # a fresh tree for each
+        out.append(Mutant(module, i, node.lineno, _apply(node, kind, detail)))
+    return out
+
+
+def mutated_source(module: str, index: int) -> str:
+    tree = ast.parse((ROOT / module).read_text())
+    node, kind, detail = _candidates(tree)[index]
+    _apply(node, kind, detail)
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def _copy_project(dest: Path) -> None:
+    """The tracked and new (not ignored) files of the worktree, copied under `dest`."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for f in files:
+        src = ROOT / f
+        if not f or f.startswith("mutants/") or not src.is_file():
+            continue
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / f)
+    if (ROOT / "node_modules").exists():
+        (dest / "node_modules").symlink_to(ROOT / "node_modules")
+
+
+def _pytest(copy: Path, tests: list[str], timeout: float) -> tuple[str, float]:
+    env = {**os.environ, "PYTHONPATH": f"{copy}{os.pathsep}{copy / 'scripts'}",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+           "-p", "mutants_plugin", "--no-header", *tests]
+    start = time.monotonic()
+    try:
+        r = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.monotonic() - start
+    return ("survived" if r.returncode == 0 else "killed"), time.monotonic() - start
+
+
+def _check_copy(copy: Path, module: str) -> None:
+    """The copy's module is the one the tests import, not the worktree's (editable install)."""
+    name = module.removesuffix(".py").replace("/", ".")
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    got = subprocess.run([sys.executable, "-c", f"import {name}; print({name}.__file__)"],
+                         cwd=copy, env=env, capture_output=True, text=True, check=True).stdout
+    if Path(got.strip()).resolve() != (copy / module).resolve():
+        raise SystemExit(f"the tests would import {got.strip()}, not the mutated copy")
+
+
+def run_module(module: str, jobs: int, log) -> dict:
+    tests = MODULES[module]
+    # a fresh copy of the worktree per module and job (new tests included)
+    copies = [WORK / Path(module).stem / f"w{j}" for j in range(jobs)]
+    for c in copies:
+        _copy_project(c)
+        _check_copy(c, module)
+    status, base = _pytest(copies[0], tests, 900)
+    if status != "survived":
+        raise SystemExit(f"{module}: its tests fail without any mutant ({status})")
+    timeout = max(30.0, 5 * base)
+    mutants = mutants_of(module)
+    log(f"{module}: {len(mutants)} mutants, tests {base:.1f}s without one")
+    free = list(copies)
+    done: list[Mutant] = []
+
+    def one(m: Mutant) -> Mutant:
+        copy = free.pop()
+        try:
+            (copy / module).write_text(mutated_source(module, m.index))
+            m.status, _ = _pytest(copy, tests, timeout)
+        finally:
+            shutil.copy2(ROOT / module, copy / module)
+            free.append(copy)
+        done.append(m)
+        if m.status == "survived":
+            log(f"  survived {m.ident}")
+        if len(done) % 20 == 0:
+            log(f"  {len(done)}/{len(mutants)} tested")
+        return m
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, mutants))
+    killed = sum(m.status in ("killed", "timeout") for m in done)
+    survivors = [m.ident for m in done if m.status == "survived"]
+    result = {"mutants": len(done), "killed": killed, "survived": len(survivors),
+              "killed_pct": round(100 * killed / len(done), 1) if done else 100.0,
+              "survivors": survivors}
+    log(f"{module}: {killed} killed, {len(survivors)} survived "
+        f"({result['killed_pct']} % killed)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jobs", type=int, default=1, choices=(1, 2),
+                   help="mutants tested at once (the machine is shared: 1 or 2)")
+    p.add_argument("--only", action="append", choices=sorted(MODULES),
+                   help="one module (repeatable); all five by default")
+    p.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    p.add_argument("--json", type=Path, help="also write the summary to this file")
+    args = p.parse_args(argv)
+    modules = args.only or list(MODULES)
+    if args.list:
+        for mod in modules:
+            for m in mutants_of(mod):
+                print(m.ident)
+        return 0
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    summary = {mod: run_module(mod, args.jobs, log) for mod in modules}
+    total = sum(r["mutants"] for r in summary.values())
+    killed = sum(r["killed"] for r in summary.values())
+    out = {"modules": summary, "mutants": total, "killed": killed,
+           "killed_pct": round(100 * killed / total, 1) if total else 100.0}
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0 if all(r["killed_pct"] >= 95 for r in summary.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
