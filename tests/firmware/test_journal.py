@@ -1,5 +1,7 @@
 """The flash journal: format, power cuts at every byte, damage, ack, full."""
 import os
+import stat
+import struct
 import shutil
 import zlib
 
@@ -214,3 +216,135 @@ def test_oversized_payload_and_meta(tmp_path):
     assert j.read_meta("taps.json") is None
     j.write_meta("taps.json", b"{}")
     assert Journal(str(tmp_path / "j")).read_meta("taps.json") == b"{}"
+
+
+# -- edges a mutation run found unpinned (issue #14 item 12) --------------------------------
+
+def _foreign_record(seq, payload, magic=0xA5, version=1):
+    """A record with a good CRC over a header this journal must not take."""
+    head = struct.pack("<BBHI", magic, version, len(payload), seq)
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+@pytest.mark.parametrize("kw", [dict(magic=0xA6), dict(version=2), dict(version=0)],
+                         ids=["magic", "version-2", "version-0"])
+def test_a_record_of_another_format_is_not_taken_even_with_a_good_crc(tmp_path, kw):
+    d = tmp_path / "j"
+    fill(d, 2)
+    with open(seg(d, 1), "ab") as f:
+        f.write(_foreign_record(3, payload(3), **kw))
+    j = Journal(str(d))
+    assert (j.last_seq, j.torn) == (2, 1)  # one record's worth at the tail: a torn write
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2))]
+
+
+def test_a_payload_of_1024_bytes_is_stored_and_one_of_1025_is_not(tmp_path):
+    d = tmp_path / "j"
+    j = Journal(str(d))
+    assert j.append(b"x" * 1024) == 1
+    with pytest.raises(ValueError):
+        j.append(b"x" * 1025)
+    assert Journal(str(d)).read_from(1, 1) == [(1, b"x" * 1024)]
+    # a record claiming 1,025 bytes, CRC and all, is not one this journal wrote: damage (more
+    # than one record's worth of bytes), its seqs kept as placeholders
+    with open(seg(d, 1), "ab") as f:
+        f.write(_foreign_record(2, b"y" * 1025))
+    j = Journal(str(d))
+    assert j.read_from(1, 1) == [(1, b"x" * 1024)]
+    assert j.last_seq > 1 and all(p == b"" for s, p in j.read_from(2, 100))
+
+
+def test_records_and_new_segments_are_fsynced(tmp_path, monkeypatch):
+    """docs/firmware.md: a record is flushed and fsynced before its seq is returned, and a new
+    segment's directory entry is made durable too (CPython; MicroPython has no fsync)."""
+    import firmware.journal as journal
+    synced = []
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(journal.os, "fsync", fsync)
+    j = Journal(str(tmp_path / "j"), segment_records=2)
+    synced.clear()
+    j.append(b"a")  # a new segment: the file, then its directory
+    assert synced == [False, True]
+    synced.clear()
+    j.append(b"b")  # the same segment: the file only
+    assert synced == [False]
+
+
+def test_the_default_segment_holds_64_records_and_the_journal_2000(tmp_path):
+    """docs/firmware.md: `Journal(path, max_records=2000, segment_records=64)`; the 64th record
+    ends segment 1, the 65th opens s00000065.log."""
+    d = tmp_path / "j"
+    j = Journal(str(d))
+    assert (j.max_records, j.segment_records) == (2000, 64)
+    for i in range(1, 65):
+        j.append(payload(i))
+    assert os.listdir(d) == ["s00000001.log"]
+    assert j.append(payload(65)) == 65
+    assert sorted(os.listdir(d)) == ["s00000001.log", "s00000065.log"]
+    j.ack(63)  # one record of segment 1 still unacked: nothing freed
+    assert j.first_seq == 1 and "s00000001.log" in os.listdir(d)
+    j.ack(64)  # the whole of segment 1
+    assert j.first_seq == 65 and sorted(os.listdir(d)) == ["ack", "s00000065.log"]
+    assert Journal(str(d)).read_from(1, 10) == [(65, payload(65))]
+
+
+def test_a_torn_record_of_the_largest_size_is_still_a_torn_write(tmp_path):
+    """One record's worth of bytes (12 + 1,024) at the tail is the record being written when
+    power went; one byte more is damage (test_a_payload_of_1024_bytes...)."""
+    d = tmp_path / "j"
+    fill(d, 2)
+    cut = bytearray(record(3, b"x" * 1024))
+    cut[-1] ^= 0xFF  # bad CRC
+    with open(seg(d, 1), "ab") as f:
+        f.write(bytes(cut))
+    j = Journal(str(d))
+    assert (j.torn, j.corrupt, j.last_seq) == (1, 0, 2)
+
+
+def test_magic_bytes_in_the_damage_are_skipped(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 4)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size)  # record 2's header: magic bytes that start no record
+        f.write(b"\xa5\xa5\xa5\xa5")
+    j = Journal(str(d))
+    assert (j.corrupt, j.last_seq) == (1, 4)
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, b""), (3, payload(3)), (4, payload(4))]
+
+
+def test_an_ack_at_the_current_one_writes_nothing(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 3)
+    j.ack(2)
+    ino = os.stat(os.path.join(d, "ack")).st_ino
+    j.ack(2)  # ignored: no flash write (an atomic write would replace the file)
+    assert os.stat(os.path.join(d, "ack")).st_ino == ino
+    j.ack(3)
+    assert os.stat(os.path.join(d, "ack")).st_ino != ino
+
+
+def test_first_seq_of_an_empty_journal_is_the_next_seq(tmp_path):
+    j = Journal(str(tmp_path / "j"))
+    assert (j.first_seq, j.last_seq) == (1, 0)
+    fill(tmp_path / "k", 3).ack(3)
+    k = Journal(str(tmp_path / "k"))
+    assert (k.first_seq, k.last_seq, k.depth) == (4, 3, 0)
+
+
+def test_files_that_are_not_segments_are_left_alone(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 2)
+    others = ["notes.log", "s1.log", "sABCDEFGH.log", "s00000009.txt", "x00000009.log"]
+    for name in others:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"not a segment")
+    j = Journal(str(d))
+    assert (j.last_seq, j.corrupt, j.torn) == (2, 0, 0)
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2))]
+    assert set(others) <= set(os.listdir(d))
