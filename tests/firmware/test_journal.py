@@ -348,3 +348,13 @@ def test_files_that_are_not_segments_are_left_alone(tmp_path):
     assert (j.last_seq, j.corrupt, j.torn) == (2, 0, 0)
     assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2))]
     assert set(others) <= set(os.listdir(d))
+
+
+def test_an_unreadable_ack_file_counts_as_damage_and_falls_back_to_the_segments(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 3)
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"\xff2\n")
+    j = Journal(str(d))
+    assert (j.acked, j.corrupt, j.last_seq) == (0, 1, 3)
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
