@@ -358,3 +358,30 @@ def test_an_unreadable_ack_file_counts_as_damage_and_falls_back_to_the_segments(
     j = Journal(str(d))
     assert (j.acked, j.corrupt, j.last_seq) == (0, 1, 3)
     assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
+
+
+def test_a_failed_sync_never_hands_out_the_same_seq_twice(tmp_path, monkeypatch):
+    """Found by the mutation run (#14 item 12): when the flush/fsync of a record failed after
+    its bytes reached flash, the repair counted the record but left last_seq behind, so the
+    next append returned that seq again; its record, written after the first, was lost on the
+    next open. Now the repair does what a reboot would: the record on flash keeps its seq."""
+    import firmware.journal as journal
+
+    d = tmp_path / "j"
+    j = fill(d, 2, segment_records=4)
+    real_sync = journal._sync
+
+    def failing_sync(f):
+        real_sync(f)  # the bytes are on flash, then the device reports an I/O error
+        raise OSError(5, "EIO")
+
+    monkeypatch.setattr(journal, "_sync", failing_sync)
+    with pytest.raises(OSError):
+        j.append(b"c")
+    monkeypatch.setattr(journal, "_sync", real_sync)
+    assert j.last_seq == 3  # as after a reboot
+    assert j.append(b"d") == 4
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2)), (3, b"c"), (4, b"d")]
+    j2 = Journal(str(d), segment_records=4)
+    assert (j2.last_seq, j2.corrupt, j2.torn) == (4, 0, 0)
+    assert j2.read_from(1, 10) == j.read_from(1, 10)
