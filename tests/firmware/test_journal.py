@@ -385,3 +385,28 @@ def test_a_failed_sync_never_hands_out_the_same_seq_twice(tmp_path, monkeypatch)
     j2 = Journal(str(d), segment_records=4)
     assert (j2.last_seq, j2.corrupt, j2.torn) == (4, 0, 0)
     assert j2.read_from(1, 10) == j.read_from(1, 10)
+
+
+def test_opening_a_whole_journal_rewrites_no_segment(tmp_path):
+    """A full older segment that ends just before the next one is whole: opening the journal
+    leaves it as it is (no flash write)."""
+    d = tmp_path / "j"
+    fill(d, 6, segment_records=4)
+    inodes = {n: os.stat(os.path.join(d, n)).st_ino for n in os.listdir(d)}
+    j = Journal(str(d), segment_records=4)
+    assert {n: os.stat(os.path.join(d, n)).st_ino for n in os.listdir(d)} == inodes
+    assert (j.last_seq, j.corrupt, j.torn) == (6, 0, 0)
+
+
+def test_a_stray_byte_before_a_record_loses_no_record(tmp_path):
+    """Resync starts at the byte right after the damaged spot."""
+    d = tmp_path / "j"
+    fill(d, 3)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "rb") as f:
+        data = f.read()
+    with open(seg(d, 1), "wb") as f:
+        f.write(data[:size] + b"\x00" + data[size:])
+    j = Journal(str(d))
+    assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]

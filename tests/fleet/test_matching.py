@@ -418,3 +418,13 @@ def test_cancelled_visits_are_not_matched(session, clock, event, visit):
     tap(session, clock, event, event(1, CARD_A, "in", TS))
     match_pending(session)
     assert anomalies(session) == ["no_planned_visit"]
+
+
+def test_two_cards_within_10_s_are_not_a_double_tap(session, clock, event, visit):
+    """A double tap is the same card again (mutation survivor, #14 item 12: the tap's identity
+    was not pinned)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS), event(2, CARD_B, "in", TS + 5))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["no_planned_visit"]  # Bruno has no visit here; no double
+    assert record(session, visit).actual_start == NOW

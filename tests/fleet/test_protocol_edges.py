@@ -16,7 +16,7 @@ from sqlalchemy import select
 from firmware import codec
 from fleet import checks
 from fleet.ingest import handle_clock
-from fleet.matching import CLOCK_OFF_S, DOUBLE_TAP, match_pending
+from fleet.matching import match_pending
 from fleet.models import Anomaly
 
 from .conftest import NOW, TS
@@ -151,8 +151,9 @@ def test_the_1024_byte_limit_on_both_sides(session, agency):
     assert handle_clock(session, "r1", payload(1025), NOW).refused == "oversized"
 
 
-@pytest.mark.parametrize("gap_s, double", [(DOUBLE_TAP.seconds, True),
-                                           (DOUBLE_TAP.seconds + 1, False)])
+# the numbers docs/protocol.md states, not the module's constants: a constant moved by one
+# would move its test with it (a mutation run showed it)
+@pytest.mark.parametrize("gap_s, double", [(10, True), (11, False)])
 def test_the_double_tap_window_on_both_sides(session, agency, clock, gap_s, double):
     handle_clock(session, "r1", clock(event(seq=1), event(seq=2, ts=TS + gap_s)), NOW)
     session.commit()
@@ -162,7 +163,7 @@ def test_the_double_tap_window_on_both_sides(session, agency, clock, gap_s, doub
     assert ("double_tap" in kinds) is double
 
 
-@pytest.mark.parametrize("offset_s, flagged", [(CLOCK_OFF_S, False), (CLOCK_OFF_S + 1, True)])
+@pytest.mark.parametrize("offset_s, flagged", [(300, False), (301, True)])
 def test_the_clock_offset_threshold_on_both_sides(session, agency, offset_s, flagged):
     # the fleet's clock is NOW; the batch says the device's clock was offset_s behind
     raw = json.dumps({"now": TS - offset_s, "events": [event(ts=TS - offset_s)]}).encode()
