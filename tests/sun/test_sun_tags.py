@@ -346,3 +346,14 @@ def test_a_sun_badge_is_not_replaced_by_a_static_token(client_tag, db):
         replace(s, "test", s.get(Badge, out["badge"]), "lost")
     s.rollback()
     assert s.get(Badge, out["badge"]).active
+
+
+def test_the_same_sun_tag_twice_within_10_s_is_a_double_tap(client_tag, db):
+    """Each read of an NTAG 424 DNA gives a new URL: the double tap is told by the tag, not by
+    the URL's text (mutation survivor, #14 item 12)."""
+    _, s, agency = db
+    tag, _ = client_tag
+    send(s, "p1", read_event(1, phone_reads(tag)), read_event(2, phone_reads(tag), ts=TS + 5))
+    assert [k for k, _ in kinds(s)] == ["double_tap"]
+    first, second = s.scalars(select(ClockEvent).order_by(ClockEvent.seq)).all()
+    assert (first.match_status, second.match_status) == ("matched", "ignored")
