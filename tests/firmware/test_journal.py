@@ -410,3 +410,42 @@ def test_a_stray_byte_before_a_record_loses_no_record(tmp_path):
     j = Journal(str(d))
     assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
     assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
+
+
+def test_read_from_stops_at_the_limit_inside_a_segment(tmp_path):
+    j = fill(tmp_path / "j", 8, segment_records=4)
+    assert j.read_from(1, 2) == [(1, payload(1)), (2, payload(2))]
+    assert j.read_from(3, 3) == [(3, payload(3)), (4, payload(4)), (5, payload(5))]
+    assert j.read_from(1, 1) == [(1, payload(1))]
+
+
+def test_damage_after_open_sends_a_placeholder_and_stops(tmp_path):
+    """Flash that went bad since the journal was opened: the record read back is a
+    placeholder, counted, and nothing after it is trusted in that read."""
+    d = tmp_path / "j"
+    j = fill(d, 4)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size + 20)  # inside record 2's payload
+        f.write(b"#")
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, b"")]
+    assert j.corrupt == 1
+    with open(seg(d, 1), "r+b") as f:  # a whole, valid record with another seq in its place
+        f.seek(size)
+        f.write(record(9, payload(2)))
+    assert j.read_from(2, 10) == [(2, b"")] and j.corrupt == 2
+
+
+@pytest.mark.parametrize("segment_records, garbage, last", [
+    (64, 1100, 64),  # 91 headers' worth of bytes, but the segment ends at 64
+    (200, 1200, 2 + 1200 // 12),  # as many records as the bytes could hold: 100
+])
+def test_damage_at_the_tail_keeps_every_seq_that_may_have_been_written(
+        tmp_path, segment_records, garbage, last):
+    d = tmp_path / "j"
+    fill(d, 2, segment_records=segment_records)
+    with open(seg(d, 1), "ab") as f:
+        f.write(b"\xff" * garbage)
+    j = Journal(str(d), segment_records=segment_records)
+    assert (j.last_seq, j.corrupt, j.torn) == (last, last - 2, 0)
+    assert j.append(b"x") == last + 1
