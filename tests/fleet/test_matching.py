@@ -428,3 +428,18 @@ def test_two_cards_within_10_s_are_not_a_double_tap(session, clock, event, visit
     session.commit()
     assert anomalies(session) == ["no_planned_visit"]  # Bruno has no visit here; no double
     assert record(session, visit).actual_start == NOW
+
+
+def test_a_chosen_visit_planned_days_before_is_loaded(session, clock, event, agency):
+    """Visits are loaded a day around the events, plus the one the device chose: a 49-hour
+    live-in visit started two days ago is still matched (mutation survivor, #14 item 12)."""
+    live_in = Visit(organisation_id=agency["org"].id, client_id=agency["clients"][0].id,
+                    caregiver_id=agency["caregivers"][0].id,
+                    planned_start=NOW - timedelta(days=2), planned_end=NOW + timedelta(hours=1))
+    session.add(live_in)
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "out", TS + 60, visit=live_in.id))
+    match_pending(session)
+    session.commit()
+    assert session.scalar(select(ClockEvent.visit_id)) == live_in.id
+    assert record(session, live_in).actual_end == NOW + timedelta(seconds=60)
