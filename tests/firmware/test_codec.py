@@ -160,3 +160,8 @@ def test_an_ack_of_1024_bytes_is_read_and_one_of_1025_is_not(size, ok):
     else:
         with pytest.raises(CodecError):
             parse_ack(raw)
+
+
+def test_a_device_id_of_1_and_of_64_characters():
+    assert topic("a", "up/clock") == "tg/v1/a/up/clock"
+    assert topic("z" * 64, "up/health") == "tg/v1/" + "z" * 64 + "/up/health"
