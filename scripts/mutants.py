@@ -1,10 +1,10 @@
 """A small mutation runner (docs/testing.md, "Mutation run"): for each core module, every
 comparison flipped at its edge, every integer constant moved by one, every `and`/`or` swapped
-and every condition negated, one at a time; the tests that concern the module run against
-each mutant in a copy of the project (`mutants/`, git-ignored), and a mutant whose tests still
-pass is a survivor.
+and every condition negated, one at a time. Each mutant meets the tests that concern its module
+and run its function, in a copy of the project (`mutants/`, git-ignored); a mutant whose tests
+still pass is a survivor.
 
-    python scripts/mutants.py [--jobs 1] [--only firmware/decide.py] [--json out.json]
+    python scripts/mutants.py [--jobs 1] [--only firmware/decide.py] [--json out.json] [--list]
 
 Why not mutmut 3: it mutates only inside functions (its trampolines), so the module-level
 limits the protocol states (MAX_EVENTS, REPEAT_S, DOUBLE_TAP, CLOCK_OFF_S, the journal's
@@ -261,7 +261,8 @@ def run_module(module: str, jobs: int, log) -> dict:
             server.stdin.close()
             server.wait()
     killed = sum(m.status in ("killed", "timeout") for m in done)
-    survivors = [m.ident for m in done if m.status == "survived"]
+    survivors = [m.ident for m in sorted(done, key=lambda m: (m.line, m.index))
+                 if m.status == "survived"]
     errors = [m.ident for m in done if m.status.startswith("error")]
     if errors:
         raise SystemExit(f"{module}: the tests could not run against {errors}")

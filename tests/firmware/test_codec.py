@@ -165,3 +165,15 @@ def test_an_ack_of_1024_bytes_is_read_and_one_of_1025_is_not(size, ok):
 def test_a_device_id_of_1_and_of_64_characters():
     assert topic("a", "up/clock") == "tg/v1/a/up/clock"
     assert topic("z" * 64, "up/health") == "tg/v1/" + "z" * 64 + "/up/health"
+
+
+@pytest.mark.parametrize("badge, ok", [("A" * 7, False), ("A" * 8, True), ("A" * 20, True),
+                                       ("A" * 21, False)])
+def test_the_codec_itself_writes_badges_of_8_to_20_characters(badge, ok):
+    # the codec's own refusal, not the fleet's (test_protocol_edges checks they agree)
+    try:
+        encode_event("in", "nfc", 1, "synced", badge=badge)
+        written = True
+    except CodecError:
+        written = False
+    assert written is ok
