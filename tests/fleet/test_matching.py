@@ -443,3 +443,16 @@ def test_a_chosen_visit_planned_days_before_is_loaded(session, clock, event, age
     session.commit()
     assert session.scalar(select(ClockEvent.visit_id)) == live_in.id
     assert record(session, live_in).actual_end == NOW + timedelta(seconds=60)
+
+
+def test_the_counts_and_the_proof_of_a_card_tap(session, clock, event, visit):
+    """match_pending's counts name each outcome and anomaly once per event; a card's tap is a
+    static proof, an unknown card's none (mutation survivors, #14 item 12)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 60),
+        event(2, "0102030405060708", "in", TS + 120), device_now=TS - 400)
+    counts = match_pending(session)
+    session.commit()
+    assert counts == {"matched": 1, "anomaly": 1, "unknown_badge": 1, "clock_off": 2}
+    proofs = session.execute(select(ClockEvent.seq, ClockEvent.tag_proof)
+                             .order_by(ClockEvent.seq)).all()
+    assert [tuple(p) for p in proofs] == [(1, "static"), (2, None)]
