@@ -177,9 +177,12 @@ def test_the_blocked_periods_on_both_sides(session, agency, clock, event):
     session.commit()
     match_pending(session)
     session.commit()
-    flagged = session.scalars(select(ClockEvent.seq).join(
-        Anomaly, Anomaly.clock_event_id == ClockEvent.id).where(Anomaly.kind == "during_block"))
+    flagged = dict(session.execute(select(ClockEvent.seq, Anomaly.detail).join(
+        Anomaly, Anomaly.clock_event_id == ClockEvent.id)
+        .where(Anomaly.kind == "during_block")).all())
     assert sorted(flagged) == [1, 4]
+    at = {h: f"{tap + timedelta(hours=h):%Y-%m-%d %H:%M} UTC" for h in (-3, -2, -1, 1)}
+    assert f"({at[-3]} to {at[-2]})" in flagged[1] and f"({at[-1]} to {at[1]})" in flagged[4]
 
 
 def test_an_unblock_whose_block_was_deleted_flags_nothing(session, agency, clock, event):

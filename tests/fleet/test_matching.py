@@ -263,6 +263,7 @@ def test_revoked_card_is_flagged_with_when_and_why(session, clock, event, visit)
     assert anomalies(session) == ["revoked_badge"]
     detail = session.scalar(select(Anomaly.detail))
     assert "lost on the bus" in detail and f"badge {card.id}" in detail
+    assert f"revoked on {card.revoked_at:%Y-%m-%d %H:%M} UTC" in detail  # the when
     assert session.scalar(select(ClockEvent.match_status)) == "anomaly"
 
 

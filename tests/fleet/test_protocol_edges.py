@@ -255,3 +255,13 @@ def test_numbers_are_ints_not_bools_and_positions_finite():
     assert not checks.text_ok("abcd", 3) and not checks.text_ok(b"ab", 3)
     assert checks.content(event(pos=[1, 2, 3])) == checks.content(event(pos=[1, 2, 3]))
     assert checks.content(event(pos=[1, 2, 3]))[-1] == (1, 2, 3)
+
+
+@pytest.mark.parametrize("pos, ok", [
+    ([-90, -180, 0], True), ([90, 180, 100_000], True),
+    ([-90.0001, 0, 1], False), ([90.0001, 0, 1], False), ([0, -180.0001, 1], False),
+    ([0, 180.0001, 1], False), ([0, 0, -0.0001], False), ([0, 0, 100_000.0001], False),
+])
+def test_a_position_on_both_sides_of_each_bound(pos, ok):
+    assert checks.position_ok(pos) is ok
+    assert (checks.event_problem(event(pos=pos), TS) is None) is ok
