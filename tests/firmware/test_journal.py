@@ -449,3 +449,13 @@ def test_damage_at_the_tail_keeps_every_seq_that_may_have_been_written(
     j = Journal(str(d), segment_records=segment_records)
     assert (j.last_seq, j.corrupt, j.torn) == (last, last - 2, 0)
     assert j.append(b"x") == last + 1
+
+
+def test_an_unreadable_ack_file_and_no_segment_start_again_from_1(tmp_path):
+    d = tmp_path / "j"
+    Journal(str(d))
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"garbage\n")
+    j = Journal(str(d))
+    assert (j.acked, j.last_seq, j.corrupt) == (0, 0, 1)
+    assert j.append(b"x") == 1

@@ -207,3 +207,26 @@ def test_an_unblock_whose_block_was_deleted_flags_nothing(session, agency, clock
     match_pending(session)
     session.commit()
     assert session.scalars(select(Anomaly).where(Anomaly.kind == "during_block")).all() == []
+
+
+def test_a_block_still_in_force_runs_to_now(session, agency, clock, event):
+    """Events stored, then the device declared lost with an earlier start (the audit entry's
+    time): the period has no end yet, its detail says "to now"."""
+    from datetime import datetime, timedelta, timezone
+
+    from fleet.models import AuditLog
+
+    _activate(session, "r1")
+    handle_clock(session, "r1", clock(event(1, ts=TS)), NOW)
+    session.commit()
+    lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost")
+    session.commit()
+    entry = session.scalars(select(AuditLog).where(AuditLog.target == "device:r1",
+                                                   AuditLog.action == "block")).one()
+    start = datetime.fromtimestamp(TS, timezone.utc) - timedelta(hours=1)
+    entry.at = start
+    session.commit()
+    match_pending(session)
+    session.commit()
+    flagged = session.scalars(select(Anomaly).where(Anomaly.kind == "during_block")).one()
+    assert f"({start:%Y-%m-%d %H:%M} UTC to now)" in flagged.detail

@@ -147,7 +147,13 @@ def test_the_devices_chosen_visit_is_honoured(session, clock, event, two_visits)
     tap(session, clock, event, event(2, CARD_A, "out", TS + 140 * 60, visit=second.id))
     match_pending(session)
     assert record(session, second).actual_end == NOW + timedelta(minutes=140)
+    assert record(session, second).status == "done" and anomalies(session) == []
     assert session.get(Visit, first.id).status == "planned"
+    # a second departure for the same, ended visit does not move its end: no visit is open
+    tap(session, clock, event, event(3, CARD_A, "out", TS + 160 * 60, visit=second.id))
+    match_pending(session)
+    assert record(session, second).actual_end == NOW + timedelta(minutes=140)
+    assert anomalies(session) == ["no_planned_visit"]
 
 
 def test_a_phones_chosen_visit_is_honoured(session, clock, event, two_visits, agency, phone):
@@ -457,3 +463,16 @@ def test_the_counts_and_the_proof_of_a_card_tap(session, clock, event, visit):
     proofs = session.execute(select(ClockEvent.seq, ClockEvent.tag_proof)
                              .order_by(ClockEvent.seq)).all()
     assert [tuple(p) for p in proofs] == [(1, "static"), (2, None)]
+
+
+def test_a_double_tap_across_two_batches_at_exactly_10_s(session, clock, event, visit):
+    """The earlier tap was matched in a previous pass: it is loaded back when it lies exactly
+    10 s before (mutation survivor, #14 item 12)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "in", TS + 10))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["double_tap"]
+    assert record(session, visit).actual_start == NOW
