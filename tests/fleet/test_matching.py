@@ -476,3 +476,31 @@ def test_a_double_tap_across_two_batches_at_exactly_10_s(session, clock, event, 
     session.commit()
     assert anomalies(session) == ["double_tap"]
     assert record(session, visit).actual_start == NOW
+
+
+# -- the matching windows on both sides, to the second (docs/protocol.md, "Matching"; the visit
+# is 09:00-10:00 UTC, the tolerance 30 min) -------------------------------------------------
+@pytest.mark.parametrize("dir, offset_s, kinds", [
+    ("in", -1800, []), ("in", -1801, ["no_planned_visit"]),  # early, within the tolerance
+    ("in", 1800, []), ("in", 1801, []),  # on time, then late: both start the visit
+    ("in", 3599, []), ("in", 3600, ["no_planned_visit"]),  # late until the planned end
+    ("out", -1800, ["out_before_in"]), ("out", -1801, ["no_planned_visit"]),
+    ("out", 3600 + 1800, ["out_before_in"]), ("out", 3600 + 1801, ["no_planned_visit"]),
+])
+def test_the_matching_windows_on_both_sides(session, clock, event, visit, dir, offset_s, kinds):
+    tap(session, clock, event, event(1, CARD_A, dir, TS + offset_s))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == kinds
+    matched = "no_planned_visit" not in kinds
+    assert session.scalar(select(ClockEvent.visit_id)) == (visit.id if matched else None)
+
+
+def test_a_departure_in_the_same_second_as_the_arrival_ends_the_visit(session, clock, event,
+                                                                      visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 60), event(2, CARD_A, "out", TS + 60))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == []
+    rec = record(session, visit)
+    assert rec.status == "done" and rec.actual_start == rec.actual_end
