@@ -504,3 +504,30 @@ def test_a_departure_in_the_same_second_as_the_arrival_ends_the_visit(session, c
     assert anomalies(session) == []
     rec = record(session, visit)
     assert rec.status == "done" and rec.actual_start == rec.actual_end
+
+
+def test_client_and_caregiver_ids_are_not_confused(session, clock, event, agency):
+    """In the fixtures client 1 and caregiver 1 share a number: here they do not, so a query
+    that mixed them up would find no visit (mutation survivors, #14 item 12)."""
+    from fleet.models import Caregiver
+
+    org = agency["org"]
+    extra = [Caregiver(organisation_id=org.id, name=f"Extra {i}", phone="0600000000")
+             for i in range(3)]
+    home = Client(organisation_id=org.id, name="Mme Roux", address="3 rue Haute")
+    session.add_all(extra + [home])
+    session.flush()
+    carer = extra[-1]
+    assert carer.id != home.id
+    session.add_all([
+        Badge(organisation_id=org.id, kind="caregiver_card", uid="04AAAAAAAAAAAA",
+              caregiver_id=carer.id),
+        Device(ident="r3", kind="reader", organisation_id=org.id, client_id=home.id),
+        Visit(organisation_id=org.id, client_id=home.id, caregiver_id=carer.id,
+              planned_start=NOW, planned_end=NOW + timedelta(hours=1))])
+    session.commit()
+    tap(session, clock, event, event(1, "04AAAAAAAAAAAA", "in", TS + 60), device="r3")
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == []
+    assert session.scalar(select(ClockEvent.match_status)) == "matched"
