@@ -531,3 +531,16 @@ def test_client_and_caregiver_ids_are_not_confused(session, clock, event, agency
     session.commit()
     assert anomalies(session) == []
     assert session.scalar(select(ClockEvent.match_status)) == "matched"
+
+
+def test_a_departure_older_than_the_arrival_is_out_before_in(session, clock, event, visit):
+    """A phone synced late: its departure's time lies before the arrival already matched. The
+    visit in progress is still open, so it gets the departure, flagged (docs/protocol.md)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 600))
+    match_pending(session)
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "out", TS + 300))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["out_before_in"]
+    assert session.scalar(select(ClockEvent.visit_id).where(ClockEvent.seq == 2)) == visit.id
