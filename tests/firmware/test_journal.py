@@ -340,7 +340,8 @@ def test_first_seq_of_an_empty_journal_is_the_next_seq(tmp_path):
 def test_files_that_are_not_segments_are_left_alone(tmp_path):
     d = tmp_path / "j"
     fill(d, 2)
-    others = ["notes.log", "s1.log", "sABCDEFGH.log", "s00000009.txt", "x00000009.log"]
+    others = ["notes.log", "s1.log", "sABCDEFGH.log", "s0000000x.log", "sx0000009.log", "s00000009.txt",
+              "x00000009.log"]
     for name in others:
         with open(os.path.join(d, name), "wb") as f:
             f.write(b"not a segment")
@@ -459,3 +460,16 @@ def test_an_unreadable_ack_file_and_no_segment_start_again_from_1(tmp_path):
     j = Journal(str(d))
     assert (j.acked, j.last_seq, j.corrupt) == (0, 0, 1)
     assert j.append(b"x") == 1
+
+
+def test_a_segment_named_with_all_eight_digits_is_found_again(tmp_path):
+    """Segment names carry 8 decimal digits: seq 10,000,001 is s10000001.log."""
+    d = tmp_path / "j"
+    Journal(str(d))
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"10000000\n")
+    assert Journal(str(d)).append(b"x") == 10_000_001
+    assert "s10000001.log" in os.listdir(d)
+    j = Journal(str(d))
+    assert (j.first_seq, j.last_seq) == (10_000_001, 10_000_001)
+    assert j.read_from(1, 5) == [(10_000_001, b"x")]
