@@ -340,8 +340,8 @@ def test_first_seq_of_an_empty_journal_is_the_next_seq(tmp_path):
 def test_files_that_are_not_segments_are_left_alone(tmp_path):
     d = tmp_path / "j"
     fill(d, 2)
-    others = ["notes.log", "s1.log", "sABCDEFGH.log", "s0000000x.log", "sx0000009.log", "s00000009.txt",
-              "x00000009.log"]
+    others = ["notes.log", "s1.log", "sABCDEFGH.log", "s0000000x.log", "sx0000009.log",
+              "s00000009.txt", "x00000009.log"]
     for name in others:
         with open(os.path.join(d, name), "wb") as f:
             f.write(b"not a segment")
