@@ -369,7 +369,7 @@ def test_a_failed_sync_never_hands_out_the_same_seq_twice(tmp_path, monkeypatch)
     import firmware.journal as journal
 
     d = tmp_path / "j"
-    j = fill(d, 2, segment_records=4)
+    j = fill(d, 5, segment_records=4)  # the second segment holds seq 5
     real_sync = journal._sync
 
     def failing_sync(f):
@@ -380,11 +380,11 @@ def test_a_failed_sync_never_hands_out_the_same_seq_twice(tmp_path, monkeypatch)
     with pytest.raises(OSError):
         j.append(b"c")
     monkeypatch.setattr(journal, "_sync", real_sync)
-    assert j.last_seq == 3  # as after a reboot
-    assert j.append(b"d") == 4
-    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2)), (3, b"c"), (4, b"d")]
+    assert j.last_seq == 6  # as after a reboot
+    assert j.append(b"d") == 7
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 6)] + [(6, b"c"), (7, b"d")]
     j2 = Journal(str(d), segment_records=4)
-    assert (j2.last_seq, j2.corrupt, j2.torn) == (4, 0, 0)
+    assert (j2.last_seq, j2.corrupt, j2.torn) == (7, 0, 0)
     assert j2.read_from(1, 10) == j.read_from(1, 10)
 
 
@@ -473,3 +473,59 @@ def test_a_segment_named_with_all_eight_digits_is_found_again(tmp_path):
     j = Journal(str(d))
     assert (j.first_seq, j.last_seq) == (10_000_001, 10_000_001)
     assert j.read_from(1, 5) == [(10_000_001, b"x")]
+
+
+def test_damage_in_an_older_segment_finds_the_records_after_it(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 8, segment_records=4)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size + 20)  # inside record 2's payload; records 3 and 4 follow
+        f.write(b"#")
+    j = Journal(str(d), segment_records=4)
+    assert (j.corrupt, j.last_seq) == (1, 8)
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, b"")] + [
+        (i, payload(i)) for i in range(3, 9)]
+
+
+def test_a_stray_magic_byte_before_a_record_loses_no_record(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 3)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "rb") as f:
+        data = f.read()
+    with open(seg(d, 1), "wb") as f:
+        f.write(data[:size] + b"\x00\xa5" + data[size:])
+    j = Journal(str(d))
+    assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
+
+
+def test_a_segment_cut_mid_header_after_open_gives_a_placeholder(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 3)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.truncate(2 * size + 3)  # record 3: three bytes of its header left
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2)), (3, b"")]
+    assert j.corrupt == 1
+
+
+def test_damage_among_large_seqs_finds_the_records_after_it(tmp_path):
+    """Resync compares seqs with seqs: with seqs past ten million, not a byte offset either."""
+    d = tmp_path / "j"
+    Journal(str(d))
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"10000000\n")
+    j = Journal(str(d))
+    for i in range(1, 5):
+        j.append(payload(i))
+    first = 10_000_001
+    size = len(record(first, payload(1)))
+    with open(seg(d, first), "r+b") as f:
+        f.seek(size + 20)  # inside the second record's payload
+        f.write(b"#")
+    j = Journal(str(d))
+    assert (j.corrupt, j.last_seq) == (1, first + 3)
+    assert j.read_from(first, 10) == [(first, payload(1)), (first + 1, b""),
+                                      (first + 2, payload(3)), (first + 3, payload(4))]
