@@ -211,7 +211,7 @@ def _check_copy(copy: Path, module: str) -> None:
         raise SystemExit(f"the tests would import {got.strip()}, not the mutated copy")
 
 
-def run_module(module: str, jobs: int, log) -> dict:
+def run_module(module: str, jobs: int, log, only: set[str] | None = None) -> dict:
     tests = MODULES[module]
     # a fresh copy of the worktree per module and job (new tests included)
     copies = [WORK / Path(module).stem / f"w{j}" for j in range(jobs)]
@@ -227,6 +227,9 @@ def run_module(module: str, jobs: int, log) -> dict:
     ran: dict[str, list[int]] = json.loads(ran_file.read_text())
     timeout = max(30.0, 5 * base)
     mutants = mutants_of(module)
+    total = len(mutants)
+    if only is not None:  # --again: the survivors of an earlier run only; the rest stay killed
+        mutants = [m for m in mutants if m.ident in only]
     log(f"{module}: {len(mutants)} mutants, tests {base:.1f}s without one")
     free = list(copies)
     done: list[Mutant] = []
@@ -260,15 +263,17 @@ def run_module(module: str, jobs: int, log) -> dict:
         if (server := _servers.pop(c, None)) is not None:
             server.stdin.close()
             server.wait()
-    killed = sum(m.status in ("killed", "timeout") for m in done)
+    killed = sum(m.status in ("killed", "timeout") for m in done) + (total - len(mutants))
     survivors = [m.ident for m in sorted(done, key=lambda m: (m.line, m.index))
                  if m.status == "survived"]
     errors = [m.ident for m in done if m.status.startswith("error")]
     if errors:
         raise SystemExit(f"{module}: the tests could not run against {errors}")
-    result = {"mutants": len(done), "killed": killed, "survived": len(survivors),
-              "killed_pct": round(100 * killed / len(done), 1) if done else 100.0,
+    result = {"mutants": total, "killed": killed, "survived": len(survivors),
+              "killed_pct": round(100 * killed / total, 1) if total else 100.0,
               "survivors": survivors}
+    if only is not None:
+        result["tested_again"] = len(mutants)
     log(f"{module}: {killed} killed, {len(survivors)} survived "
         f"({result['killed_pct']} % killed)")
     return result
@@ -282,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="one module (repeatable); all five by default")
     p.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     p.add_argument("--json", type=Path, help="also write the summary to this file")
+    p.add_argument("--again", type=Path, metavar="SUMMARY.json",
+                   help="test again only the survivors of an earlier run's --json summary "
+                        "(after adding tests; the code must not have changed since)")
     args = p.parse_args(argv)
     modules = args.only or list(MODULES)
     if args.list:
@@ -293,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    summary = {mod: run_module(mod, args.jobs, log) for mod in modules}
+    earlier = json.loads(args.again.read_text())["modules"] if args.again else {}
+    summary = {mod: run_module(mod, args.jobs, log,
+                               set(earlier[mod]["survivors"]) if mod in earlier else None)
+               for mod in modules}
     total = sum(r["mutants"] for r in summary.values())
     killed = sum(r["killed"] for r in summary.values())
     out = {"modules": summary, "mutants": total, "killed": killed,
