@@ -263,6 +263,8 @@ class Journal:
             # Do not append after a half-written record: repair now, as a reboot would.
             if not new:
                 self._segs[-1][1] = self._scan(first, None)
+                # a record that reached flash keeps its seq, as after a reboot: never reused
+                self.last_seq = max(self.last_seq, first + self._segs[-1][1] - 1)
             else:
                 _remove(self._seg_path(first))
             raise

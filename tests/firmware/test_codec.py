@@ -119,3 +119,61 @@ def test_health_exact_bytes():
         b'"tq":"unsynced"}')
     with pytest.raises(CodecError):
         encode_health(1, "0.1.0", 2, 3, 0, True, "ok", "gps")
+
+
+# -- edges a mutation run found unpinned (issue #14 item 12) --------------------------------
+
+def test_control_characters_are_escaped_and_nothing_else():
+    ev = encode_event("in", "manual", 1, "rtc", tag="t", reason="\x01\x1f \x7f~")
+    assert b'"reason":"\\u0001\\u001f \x7f~"' in ev
+
+
+def test_with_seq_of_an_empty_object():
+    assert with_seq(7, b"{}") == b'{"seq":7}'  # a placeholder read back as "{}"
+    assert with_seq(7, b'{"a":1}') == b'{"seq":7,"a":1}'
+
+
+@pytest.mark.parametrize("spare, used", [(0, 2), (-1, 1)])
+def test_a_batch_of_exactly_the_limit_fits(spare, used):
+    items = [(1, IN), (2, MANUAL)]
+    whole, n = build_clock_batch(1795426600, items, limit=10**6)
+    assert n == 2
+    payload, n = build_clock_batch(1795426600, items, limit=len(whole) + spare)
+    assert n == used
+
+
+def test_sixteen_events_at_most_and_exactly_16_when_they_fit():
+    small = encode_event("in", "qr", 1, "rtc", tag="t")
+    for count, want in [(15, 15), (16, 16), (17, 16)]:
+        payload, n = build_clock_batch(1, [(i, small) for i in range(1, count + 1)],
+                                       limit=10**6)
+        assert n == want and len(json.loads(payload)["events"]) == want
+
+
+@pytest.mark.parametrize("size, ok", [(1024, True), (1025, False)])
+def test_an_ack_of_1024_bytes_is_read_and_one_of_1025_is_not(size, ok):
+    raw = b'{"ack":5,"rejected":[]}'
+    raw += b" " * (size - len(raw))
+    assert len(raw) == size
+    if ok:
+        assert parse_ack(raw) == (5, [])
+    else:
+        with pytest.raises(CodecError):
+            parse_ack(raw)
+
+
+def test_a_device_id_of_1_and_of_64_characters():
+    assert topic("a", "up/clock") == "tg/v1/a/up/clock"
+    assert topic("z" * 64, "up/health") == "tg/v1/" + "z" * 64 + "/up/health"
+
+
+@pytest.mark.parametrize("badge, ok", [("A" * 7, False), ("A" * 8, True), ("A" * 20, True),
+                                       ("A" * 21, False)])
+def test_the_codec_itself_writes_badges_of_8_to_20_characters(badge, ok):
+    # the codec's own refusal, not the fleet's (test_protocol_edges checks they agree)
+    try:
+        encode_event("in", "nfc", 1, "synced", badge=badge)
+        written = True
+    except CodecError:
+        written = False
+    assert written is ok

@@ -84,3 +84,33 @@ def test_every_feedback_kind_is_reachable(feedback):
     for uid, dt in [(A, 0), (A, 5), (A, 600), (A, 20000), (A, 20600), (U, 0)]:
         seen.add(run(taps, uid, T + dt)[2])
     assert feedback in seen
+
+
+# -- the edges docs/firmware.md states, in its own numbers (issue #14 item 12: a mutation run
+# moved REPEAT_S and NO_VISIT_IN_S by one and flipped the repeat window's bounds unseen) -----
+
+def test_the_stated_windows_are_10_s_and_14_h():
+    assert (REPEAT_S, NO_VISIT_IN_S) == (10, 14 * 3600)
+
+
+@pytest.mark.parametrize("gap, expected", [
+    (0, ("in", 7, "repeat")),  # the same second: a double tap
+    (9, ("in", 7, "repeat")),  # "less than 10 s after its last tap"
+    (10, ("out", 7, "out")),  # 10 s is no longer a double tap: a toggle
+])
+def test_the_double_tap_window_on_both_sides(gap, expected):
+    taps = {}
+    run(taps, A, T)
+    assert run(taps, A, T + gap) == expected
+
+
+@pytest.mark.parametrize("gap, expected", [
+    (14 * 3600, ("out", None, "unplanned_out")),  # still in at 14 h exactly
+    (14 * 3600 + 1, ("in", None, "unplanned_in")),  # forgotten one second later
+])
+def test_an_unplanned_in_lasts_14_h_exactly(gap, expected):
+    taps = {}
+    start = T + 10 * 3600
+    assert run(taps, A, start) == ("in", None, "unplanned_in")
+    assert taps[A][3] == start + 14 * 3600
+    assert run(taps, A, start + gap) == expected

@@ -1,5 +1,7 @@
 """The flash journal: format, power cuts at every byte, damage, ack, full."""
 import os
+import stat
+import struct
 import shutil
 import zlib
 
@@ -214,3 +216,316 @@ def test_oversized_payload_and_meta(tmp_path):
     assert j.read_meta("taps.json") is None
     j.write_meta("taps.json", b"{}")
     assert Journal(str(tmp_path / "j")).read_meta("taps.json") == b"{}"
+
+
+# -- edges a mutation run found unpinned (issue #14 item 12) --------------------------------
+
+def _foreign_record(seq, payload, magic=0xA5, version=1):
+    """A record with a good CRC over a header this journal must not take."""
+    head = struct.pack("<BBHI", magic, version, len(payload), seq)
+    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+@pytest.mark.parametrize("kw", [dict(magic=0xA6), dict(version=2), dict(version=0)],
+                         ids=["magic", "version-2", "version-0"])
+def test_a_record_of_another_format_is_not_taken_even_with_a_good_crc(tmp_path, kw):
+    d = tmp_path / "j"
+    fill(d, 2)
+    with open(seg(d, 1), "ab") as f:
+        f.write(_foreign_record(3, payload(3), **kw))
+    j = Journal(str(d))
+    assert (j.last_seq, j.torn) == (2, 1)  # one record's worth at the tail: a torn write
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2))]
+
+
+def test_a_payload_of_1024_bytes_is_stored_and_one_of_1025_is_not(tmp_path):
+    d = tmp_path / "j"
+    j = Journal(str(d))
+    assert j.append(b"x" * 1024) == 1
+    with pytest.raises(ValueError):
+        j.append(b"x" * 1025)
+    assert Journal(str(d)).read_from(1, 1) == [(1, b"x" * 1024)]
+    # a record claiming 1,025 bytes, CRC and all, is not one this journal wrote: damage (more
+    # than one record's worth of bytes), its seqs kept as placeholders
+    with open(seg(d, 1), "ab") as f:
+        f.write(_foreign_record(2, b"y" * 1025))
+    j = Journal(str(d))
+    assert j.read_from(1, 1) == [(1, b"x" * 1024)]
+    assert j.last_seq > 1 and all(p == b"" for s, p in j.read_from(2, 100))
+
+
+def test_records_and_new_segments_are_fsynced(tmp_path, monkeypatch):
+    """docs/firmware.md: a record is flushed and fsynced before its seq is returned, and a new
+    segment's directory entry is made durable too (CPython; MicroPython has no fsync)."""
+    import firmware.journal as journal
+    synced = []
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(journal.os, "fsync", fsync)
+    j = Journal(str(tmp_path / "j"), segment_records=2)
+    synced.clear()
+    j.append(b"a")  # a new segment: the file, then its directory
+    assert synced == [False, True]
+    synced.clear()
+    j.append(b"b")  # the same segment: the file only
+    assert synced == [False]
+
+
+def test_the_default_segment_holds_64_records_and_the_journal_2000(tmp_path):
+    """docs/firmware.md: `Journal(path, max_records=2000, segment_records=64)`; the 64th record
+    ends segment 1, the 65th opens s00000065.log."""
+    d = tmp_path / "j"
+    j = Journal(str(d))
+    assert (j.max_records, j.segment_records) == (2000, 64)
+    for i in range(1, 65):
+        j.append(payload(i))
+    assert os.listdir(d) == ["s00000001.log"]
+    assert j.append(payload(65)) == 65
+    assert sorted(os.listdir(d)) == ["s00000001.log", "s00000065.log"]
+    j.ack(63)  # one record of segment 1 still unacked: nothing freed
+    assert j.first_seq == 1 and "s00000001.log" in os.listdir(d)
+    j.ack(64)  # the whole of segment 1
+    assert j.first_seq == 65 and sorted(os.listdir(d)) == ["ack", "s00000065.log"]
+    assert Journal(str(d)).read_from(1, 10) == [(65, payload(65))]
+
+
+def test_a_torn_record_of_the_largest_size_is_still_a_torn_write(tmp_path):
+    """One record's worth of bytes (12 + 1,024) at the tail is the record being written when
+    power went; one byte more is damage (test_a_payload_of_1024_bytes...)."""
+    d = tmp_path / "j"
+    fill(d, 2)
+    cut = bytearray(record(3, b"x" * 1024))
+    cut[-1] ^= 0xFF  # bad CRC
+    with open(seg(d, 1), "ab") as f:
+        f.write(bytes(cut))
+    j = Journal(str(d))
+    assert (j.torn, j.corrupt, j.last_seq) == (1, 0, 2)
+
+
+def test_magic_bytes_in_the_damage_are_skipped(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 4)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size)  # record 2's header: magic bytes that start no record
+        f.write(b"\xa5\xa5\xa5\xa5")
+    j = Journal(str(d))
+    assert (j.corrupt, j.last_seq) == (1, 4)
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, b""), (3, payload(3)), (4, payload(4))]
+
+
+def test_an_ack_at_the_current_one_writes_nothing(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 3)
+    j.ack(2)
+    ino = os.stat(os.path.join(d, "ack")).st_ino
+    j.ack(2)  # ignored: no flash write (an atomic write would replace the file)
+    assert os.stat(os.path.join(d, "ack")).st_ino == ino
+    j.ack(3)
+    assert os.stat(os.path.join(d, "ack")).st_ino != ino
+
+
+def test_first_seq_of_an_empty_journal_is_the_next_seq(tmp_path):
+    j = Journal(str(tmp_path / "j"))
+    assert (j.first_seq, j.last_seq) == (1, 0)
+    fill(tmp_path / "k", 3).ack(3)
+    k = Journal(str(tmp_path / "k"))
+    assert (k.first_seq, k.last_seq, k.depth) == (4, 3, 0)
+
+
+def test_files_that_are_not_segments_are_left_alone(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 2)
+    others = ["notes.log", "s1.log", "sABCDEFGH.log", "s0000000x.log", "sx0000009.log",
+              "s00000009.txt", "x00000009.log"]
+    for name in others:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"not a segment")
+    j = Journal(str(d))
+    assert (j.last_seq, j.corrupt, j.torn) == (2, 0, 0)
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2))]
+    assert set(others) <= set(os.listdir(d))
+
+
+def test_an_unreadable_ack_file_counts_as_damage_and_falls_back_to_the_segments(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 3)
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"\xff2\n")
+    j = Journal(str(d))
+    assert (j.acked, j.corrupt, j.last_seq) == (0, 1, 3)
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
+
+
+def test_a_failed_sync_never_hands_out_the_same_seq_twice(tmp_path, monkeypatch):
+    """Found by the mutation run (#14 item 12): when the flush/fsync of a record failed after
+    its bytes reached flash, the repair counted the record but left last_seq behind, so the
+    next append returned that seq again; its record, written after the first, was lost on the
+    next open. Now the repair does what a reboot would: the record on flash keeps its seq."""
+    import firmware.journal as journal
+
+    d = tmp_path / "j"
+    j = fill(d, 5, segment_records=4)  # the second segment holds seq 5
+    real_sync = journal._sync
+
+    def failing_sync(f):
+        real_sync(f)  # the bytes are on flash, then the device reports an I/O error
+        raise OSError(5, "EIO")
+
+    monkeypatch.setattr(journal, "_sync", failing_sync)
+    with pytest.raises(OSError):
+        j.append(b"c")
+    monkeypatch.setattr(journal, "_sync", real_sync)
+    assert j.last_seq == 6  # as after a reboot
+    assert j.append(b"d") == 7
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 6)] + [(6, b"c"), (7, b"d")]
+    j2 = Journal(str(d), segment_records=4)
+    assert (j2.last_seq, j2.corrupt, j2.torn) == (7, 0, 0)
+    assert j2.read_from(1, 10) == j.read_from(1, 10)
+
+
+def test_opening_a_whole_journal_rewrites_no_segment(tmp_path):
+    """A full older segment that ends just before the next one is whole: opening the journal
+    leaves it as it is (no flash write)."""
+    d = tmp_path / "j"
+    fill(d, 6, segment_records=4)
+    inodes = {n: os.stat(os.path.join(d, n)).st_ino for n in os.listdir(d)}
+    j = Journal(str(d), segment_records=4)
+    assert {n: os.stat(os.path.join(d, n)).st_ino for n in os.listdir(d)} == inodes
+    assert (j.last_seq, j.corrupt, j.torn) == (6, 0, 0)
+
+
+def test_a_stray_byte_before_a_record_loses_no_record(tmp_path):
+    """Resync starts at the byte right after the damaged spot."""
+    d = tmp_path / "j"
+    fill(d, 3)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "rb") as f:
+        data = f.read()
+    with open(seg(d, 1), "wb") as f:
+        f.write(data[:size] + b"\x00" + data[size:])
+    j = Journal(str(d))
+    assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
+
+
+def test_read_from_stops_at_the_limit_inside_a_segment(tmp_path):
+    j = fill(tmp_path / "j", 8, segment_records=4)
+    assert j.read_from(1, 2) == [(1, payload(1)), (2, payload(2))]
+    assert j.read_from(3, 3) == [(3, payload(3)), (4, payload(4)), (5, payload(5))]
+    assert j.read_from(1, 1) == [(1, payload(1))]
+
+
+def test_damage_after_open_sends_a_placeholder_and_stops(tmp_path):
+    """Flash that went bad since the journal was opened: the record read back is a
+    placeholder, counted, and nothing after it is trusted in that read."""
+    d = tmp_path / "j"
+    j = fill(d, 4)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size + 20)  # inside record 2's payload
+        f.write(b"#")
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, b"")]
+    assert j.corrupt == 1
+    with open(seg(d, 1), "r+b") as f:  # a whole, valid record with another seq in its place
+        f.seek(size)
+        f.write(record(9, payload(2)))
+    assert j.read_from(2, 10) == [(2, b"")] and j.corrupt == 2
+
+
+@pytest.mark.parametrize("segment_records, garbage, last", [
+    (64, 1100, 64),  # 91 headers' worth of bytes, but the segment ends at 64
+    (200, 1200, 2 + 1200 // 12),  # as many records as the bytes could hold: 100
+])
+def test_damage_at_the_tail_keeps_every_seq_that_may_have_been_written(
+        tmp_path, segment_records, garbage, last):
+    d = tmp_path / "j"
+    fill(d, 2, segment_records=segment_records)
+    with open(seg(d, 1), "ab") as f:
+        f.write(b"\xff" * garbage)
+    j = Journal(str(d), segment_records=segment_records)
+    assert (j.last_seq, j.corrupt, j.torn) == (last, last - 2, 0)
+    assert j.append(b"x") == last + 1
+
+
+def test_an_unreadable_ack_file_and_no_segment_start_again_from_1(tmp_path):
+    d = tmp_path / "j"
+    Journal(str(d))
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"garbage\n")
+    j = Journal(str(d))
+    assert (j.acked, j.last_seq, j.corrupt) == (0, 0, 1)
+    assert j.append(b"x") == 1
+
+
+def test_a_segment_named_with_all_eight_digits_is_found_again(tmp_path):
+    """Segment names carry 8 decimal digits: seq 10,000,001 is s10000001.log."""
+    d = tmp_path / "j"
+    Journal(str(d))
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"10000000\n")
+    assert Journal(str(d)).append(b"x") == 10_000_001
+    assert "s10000001.log" in os.listdir(d)
+    j = Journal(str(d))
+    assert (j.first_seq, j.last_seq) == (10_000_001, 10_000_001)
+    assert j.read_from(1, 5) == [(10_000_001, b"x")]
+
+
+def test_damage_in_an_older_segment_finds_the_records_after_it(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 8, segment_records=4)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.seek(size + 20)  # inside record 2's payload; records 3 and 4 follow
+        f.write(b"#")
+    j = Journal(str(d), segment_records=4)
+    assert (j.corrupt, j.last_seq) == (1, 8)
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, b"")] + [
+        (i, payload(i)) for i in range(3, 9)]
+
+
+def test_a_stray_magic_byte_before_a_record_loses_no_record(tmp_path):
+    d = tmp_path / "j"
+    fill(d, 3)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "rb") as f:
+        data = f.read()
+    with open(seg(d, 1), "wb") as f:
+        f.write(data[:size] + b"\x00\xa5" + data[size:])
+    j = Journal(str(d))
+    assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
+    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
+
+
+def test_a_segment_cut_mid_header_after_open_gives_a_placeholder(tmp_path):
+    d = tmp_path / "j"
+    j = fill(d, 3)
+    size = len(record(1, payload(1)))
+    with open(seg(d, 1), "r+b") as f:
+        f.truncate(2 * size + 3)  # record 3: three bytes of its header left
+    assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2)), (3, b"")]
+    assert j.corrupt == 1
+
+
+def test_damage_among_large_seqs_finds_the_records_after_it(tmp_path):
+    """Resync compares seqs with seqs: with seqs past ten million, not a byte offset either."""
+    d = tmp_path / "j"
+    Journal(str(d))
+    with open(os.path.join(d, "ack"), "wb") as f:
+        f.write(b"10000000\n")
+    j = Journal(str(d))
+    for i in range(1, 5):
+        j.append(payload(i))
+    first = 10_000_001
+    size = len(record(first, payload(1)))
+    with open(seg(d, first), "r+b") as f:
+        f.seek(size + 20)  # inside the second record's payload
+        f.write(b"#")
+    j = Journal(str(d))
+    assert (j.corrupt, j.last_seq) == (1, first + 3)
+    assert j.read_from(first, 10) == [(first, payload(1)), (first + 1, b""),
+                                      (first + 2, payload(3)), (first + 3, payload(4))]

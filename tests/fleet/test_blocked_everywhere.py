@@ -149,3 +149,84 @@ def as_role_console(demo):
     c.post("/login", data={"csrf": csrf, "email": "boss@agency.fr",
                            "password": "a long enough secret", "next": "/board"})
     return c, ident
+
+
+def test_the_blocked_periods_on_both_sides(session, agency, clock, event):
+    """Two blocks, each lifted: a tap at a block's start is flagged, one at its unblock or
+    between the two periods is not, one in the second period is (mutation survivors, #14
+    item 12: only one period inside one block was tested)."""
+    from datetime import datetime, timedelta, timezone
+
+    from fleet.models import AuditLog
+
+    _activate(session, "r1")
+    for _ in range(2):
+        lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost by mistake")
+        session.commit()
+        lifecycle.unblock(session, "r1", ADMIN, NoBrokerAuth(), reason="found in the car")
+        session.commit()
+    entries = session.scalars(select(AuditLog).where(AuditLog.target == "device:r1",
+                              AuditLog.action.in_(("block", "unblock"))).order_by(AuditLog.id))
+    tap = datetime.fromtimestamp(TS, timezone.utc)
+    for entry, hours in zip(entries, (-3, -2, -1, 1)):
+        entry.at = tap + timedelta(hours=hours)
+    session.commit()
+    hours = {1: -3, 2: -2, 3: -1.5, 4: 0, 5: 2}  # seq: the tap's time, in hours from TS
+    handle_clock(session, "r1", clock(*[event(s, ts=TS + int(h * 3600), dir="in")
+                                        for s, h in hours.items()]), NOW)
+    session.commit()
+    match_pending(session)
+    session.commit()
+    flagged = dict(session.execute(select(ClockEvent.seq, Anomaly.detail).join(
+        Anomaly, Anomaly.clock_event_id == ClockEvent.id)
+        .where(Anomaly.kind == "during_block")).all())
+    assert sorted(flagged) == [1, 4]
+    at = {h: f"{tap + timedelta(hours=h):%Y-%m-%d %H:%M} UTC" for h in (-3, -2, -1, 1)}
+    assert f"({at[-3]} to {at[-2]})" in flagged[1] and f"({at[-1]} to {at[1]})" in flagged[4]
+
+
+def test_an_unblock_whose_block_was_deleted_flags_nothing(session, agency, clock, event):
+    """The retention job deletes old audit entries: an unblock left without its block opens
+    no period."""
+    from datetime import datetime, timedelta, timezone
+
+    from fleet.models import AuditLog
+
+    _activate(session, "r1")
+    lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost by mistake")
+    session.commit()
+    lifecycle.unblock(session, "r1", ADMIN, NoBrokerAuth(), reason="found in the car")
+    session.commit()
+    entries = {a.action: a for a in session.scalars(select(AuditLog).where(
+        AuditLog.target == "device:r1"))}
+    entries["unblock"].at = datetime.fromtimestamp(TS, timezone.utc) - timedelta(hours=1)
+    session.delete(entries["block"])
+    session.commit()
+    handle_clock(session, "r1", clock(event(1, ts=TS)), NOW)
+    session.commit()
+    match_pending(session)
+    session.commit()
+    assert session.scalars(select(Anomaly).where(Anomaly.kind == "during_block")).all() == []
+
+
+def test_a_block_still_in_force_runs_to_now(session, agency, clock, event):
+    """Events stored, then the device declared lost with an earlier start (the audit entry's
+    time): the period has no end yet, its detail says "to now"."""
+    from datetime import datetime, timedelta, timezone
+
+    from fleet.models import AuditLog
+
+    _activate(session, "r1")
+    handle_clock(session, "r1", clock(event(1, ts=TS)), NOW)
+    session.commit()
+    lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost")
+    session.commit()
+    entry = session.scalars(select(AuditLog).where(AuditLog.target == "device:r1",
+                                                   AuditLog.action == "block")).one()
+    start = datetime.fromtimestamp(TS, timezone.utc) - timedelta(hours=1)
+    entry.at = start
+    session.commit()
+    match_pending(session)
+    session.commit()
+    flagged = session.scalars(select(Anomaly).where(Anomaly.kind == "during_block")).one()
+    assert f"({start:%Y-%m-%d %H:%M} UTC to now)" in flagged.detail

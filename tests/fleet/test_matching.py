@@ -147,7 +147,13 @@ def test_the_devices_chosen_visit_is_honoured(session, clock, event, two_visits)
     tap(session, clock, event, event(2, CARD_A, "out", TS + 140 * 60, visit=second.id))
     match_pending(session)
     assert record(session, second).actual_end == NOW + timedelta(minutes=140)
+    assert record(session, second).status == "done" and anomalies(session) == []
     assert session.get(Visit, first.id).status == "planned"
+    # a second departure for the same, ended visit does not move its end: no visit is open
+    tap(session, clock, event, event(3, CARD_A, "out", TS + 160 * 60, visit=second.id))
+    match_pending(session)
+    assert record(session, second).actual_end == NOW + timedelta(minutes=140)
+    assert anomalies(session) == ["no_planned_visit"]
 
 
 def test_a_phones_chosen_visit_is_honoured(session, clock, event, two_visits, agency, phone):
@@ -263,6 +269,7 @@ def test_revoked_card_is_flagged_with_when_and_why(session, clock, event, visit)
     assert anomalies(session) == ["revoked_badge"]
     detail = session.scalar(select(Anomaly.detail))
     assert "lost on the bus" in detail and f"badge {card.id}" in detail
+    assert f"revoked on {card.revoked_at:%Y-%m-%d %H:%M} UTC" in detail  # the when
     assert session.scalar(select(ClockEvent.match_status)) == "anomaly"
 
 
@@ -421,3 +428,122 @@ def test_cancelled_visits_are_not_matched(session, clock, event, visit):
     tap(session, clock, event, event(1, CARD_A, "in", TS))
     match_pending(session)
     assert anomalies(session) == ["no_planned_visit"]
+
+
+def test_two_cards_within_10_s_are_not_a_double_tap(session, clock, event, visit):
+    """A double tap is the same card again (mutation survivor, #14 item 12: the tap's identity
+    was not pinned)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS), event(2, CARD_B, "in", TS + 5))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["no_planned_visit"]  # Bruno has no visit here; no double
+    assert record(session, visit).actual_start == NOW
+
+
+def test_a_chosen_visit_planned_days_before_is_loaded(session, clock, event, agency):
+    """Visits are loaded a day around the events, plus the one the device chose: a 49-hour
+    live-in visit started two days ago is still matched (mutation survivor, #14 item 12)."""
+    live_in = Visit(organisation_id=agency["org"].id, client_id=agency["clients"][0].id,
+                    caregiver_id=agency["caregivers"][0].id,
+                    planned_start=NOW - timedelta(days=2), planned_end=NOW + timedelta(hours=1))
+    session.add(live_in)
+    session.commit()
+    tap(session, clock, event, event(1, CARD_A, "out", TS + 60, visit=live_in.id))
+    match_pending(session)
+    session.commit()
+    assert session.scalar(select(ClockEvent.visit_id)) == live_in.id
+    assert record(session, live_in).actual_end == NOW + timedelta(seconds=60)
+
+
+def test_the_counts_and_the_proof_of_a_card_tap(session, clock, event, visit):
+    """match_pending's counts name each outcome and anomaly once per event; a card's tap is a
+    static proof, an unknown card's none (mutation survivors, #14 item 12)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 60),
+        event(2, "0102030405060708", "in", TS + 120), device_now=TS - 400)
+    counts = match_pending(session)
+    session.commit()
+    assert counts == {"matched": 1, "anomaly": 1, "unknown_badge": 1, "clock_off": 2}
+    proofs = session.execute(select(ClockEvent.seq, ClockEvent.tag_proof)
+                             .order_by(ClockEvent.seq)).all()
+    assert [tuple(p) for p in proofs] == [(1, "static"), (2, None)]
+
+
+def test_a_double_tap_across_two_batches_at_exactly_10_s(session, clock, event, visit):
+    """The earlier tap was matched in a previous pass: it is loaded back when it lies exactly
+    10 s before (mutation survivor, #14 item 12)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS))
+    match_pending(session)
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "in", TS + 10))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["double_tap"]
+    assert record(session, visit).actual_start == NOW
+
+
+# -- the matching windows on both sides, to the second (docs/protocol.md, "Matching"; the visit
+# is 09:00-10:00 UTC, the tolerance 30 min) -------------------------------------------------
+@pytest.mark.parametrize("dir, offset_s, kinds", [
+    ("in", -1800, []), ("in", -1801, ["no_planned_visit"]),  # early, within the tolerance
+    ("in", 1800, []), ("in", 1801, []),  # on time, then late: both start the visit
+    ("in", 3599, []), ("in", 3600, ["no_planned_visit"]),  # late until the planned end
+    ("out", -1800, ["out_before_in"]), ("out", -1801, ["no_planned_visit"]),
+    ("out", 3600 + 1800, ["out_before_in"]), ("out", 3600 + 1801, ["no_planned_visit"]),
+])
+def test_the_matching_windows_on_both_sides(session, clock, event, visit, dir, offset_s, kinds):
+    tap(session, clock, event, event(1, CARD_A, dir, TS + offset_s))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == kinds
+    matched = "no_planned_visit" not in kinds
+    assert session.scalar(select(ClockEvent.visit_id)) == (visit.id if matched else None)
+
+
+def test_a_departure_in_the_same_second_as_the_arrival_ends_the_visit(session, clock, event,
+                                                                      visit):
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 60), event(2, CARD_A, "out", TS + 60))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == []
+    rec = record(session, visit)
+    assert rec.status == "done" and rec.actual_start == rec.actual_end
+
+
+def test_client_and_caregiver_ids_are_not_confused(session, clock, event, agency):
+    """In the fixtures client 1 and caregiver 1 share a number: here they do not, so a query
+    that mixed them up would find no visit (mutation survivors, #14 item 12)."""
+    from fleet.models import Caregiver
+
+    org = agency["org"]
+    extra = [Caregiver(organisation_id=org.id, name=f"Extra {i}", phone="0600000000")
+             for i in range(3)]
+    home = Client(organisation_id=org.id, name="Mme Roux", address="3 rue Haute")
+    session.add_all(extra + [home])
+    session.flush()
+    carer = extra[-1]
+    assert carer.id != home.id
+    session.add_all([
+        Badge(organisation_id=org.id, kind="caregiver_card", uid="04AAAAAAAAAAAA",
+              caregiver_id=carer.id),
+        Device(ident="r3", kind="reader", organisation_id=org.id, client_id=home.id),
+        Visit(organisation_id=org.id, client_id=home.id, caregiver_id=carer.id,
+              planned_start=NOW, planned_end=NOW + timedelta(hours=1))])
+    session.commit()
+    tap(session, clock, event, event(1, "04AAAAAAAAAAAA", "in", TS + 60), device="r3")
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == []
+    assert session.scalar(select(ClockEvent.match_status)) == "matched"
+
+
+def test_a_departure_older_than_the_arrival_is_out_before_in(session, clock, event, visit):
+    """A phone synced late: its departure's time lies before the arrival already matched. The
+    visit in progress is still open, so it gets the departure, flagged (docs/protocol.md)."""
+    tap(session, clock, event, event(1, CARD_A, "in", TS + 600))
+    match_pending(session)
+    session.commit()
+    tap(session, clock, event, event(2, CARD_A, "out", TS + 300))
+    match_pending(session)
+    session.commit()
+    assert anomalies(session) == ["out_before_in"]
+    assert session.scalar(select(ClockEvent.visit_id).where(ClockEvent.seq == 2)) == visit.id

@@ -122,6 +122,27 @@ def test_matching_with_the_demo(pg_sessions):
 
 
 
+def test_two_matchers_at_once_never_take_the_same_events(pg_sessions):
+    """Two workers matching at once: the second skips the rows the first holds (FOR UPDATE
+    SKIP LOCKED) instead of matching them again or waiting (mutation survivor, #14 item 12)."""
+    S = pg_sessions
+    with S() as s:
+        _readers(s, "pg two", "m1")
+        ingest_batch(s, [_msg("m1", 1, 2, 3)])
+        s.commit()
+    with S() as first, S() as second:
+        counts = match_pending(first)  # not committed yet: its rows stay locked
+        assert counts["anomaly"] + counts["ignored"] == 3
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        assert match_pending(second) == {}
+        first.commit()
+        second.rollback()
+    with S() as s:
+        statuses = s.scalars(select(ClockEvent.match_status)).all()
+        assert len(statuses) == 3 and "pending" not in statuses
+        assert match_pending(s) == {}
+
+
 def test_bulk_insert_stores_what_an_executemany_stores(pg_sessions):
     """fleet.bulk sends PostgreSQL one JSON document: the rows read back exactly as
     SQLAlchemy's executemany stores them (JSON null, a list, non-ASCII text, microseconds),

@@ -346,3 +346,37 @@ def test_a_sun_badge_is_not_replaced_by_a_static_token(client_tag, db):
         replace(s, "test", s.get(Badge, out["badge"]), "lost")
     s.rollback()
     assert s.get(Badge, out["badge"]).active
+
+
+def test_the_same_sun_tag_twice_within_10_s_is_a_double_tap(client_tag, db):
+    """Each read of an NTAG 424 DNA gives a new URL: the double tap is told by the tag, not by
+    the URL's text (mutation survivor, #14 item 12)."""
+    _, s, agency = db
+    tag, _ = client_tag
+    send(s, "p1", read_event(1, phone_reads(tag)), read_event(2, phone_reads(tag), ts=TS + 5))
+    assert [k for k, _ in kinds(s)] == ["double_tap"]
+    first, second = s.scalars(select(ClockEvent).order_by(ClockEvent.seq)).all()
+    assert (first.match_status, second.match_status) == ("matched", "ignored")
+
+
+def test_a_revoked_sun_tag_is_named_a_tag(client_tag, db):
+    from fleet.badges import revoke
+
+    _, s, _ = db
+    tag, out = client_tag
+    revoke(s, "test", s.get(Badge, out["badge"]), "stolen")
+    s.commit()
+    send(s, "p1", read_event(1, phone_reads(tag)))
+    (kind, detail), = kinds(s)
+    assert kind == "revoked_badge"
+    assert detail.startswith(f"tag 04A1B2C3D4E5F6 (badge {out['badge']}) revoked on")
+    assert s.scalar(select(ClockEvent.tag_proof)) is None  # refused: no proof recorded
+
+
+def test_a_client_tag_read_by_a_reader_box_needs_a_caregiver_card(client_tag, db):
+    _, s, _ = db
+    tag, _ = client_tag
+    send(s, "r1", read_event(1, phone_reads(tag)))
+    (kind, detail), = kinds(s)
+    assert kind == "unknown_badge" and "is a client tag, read by a reader box" in detail
+    assert s.scalar(select(ClockEvent.match_status)) == "anomaly"
