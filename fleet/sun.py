@@ -116,7 +116,7 @@ def parse_url(text: str) -> SunRead | str:
     for key, name in (("c", "client"), ("g", "caregiver")):
         value = query.get(key)
         if value:
-            if not value[0].isdigit() or len(value[0]) > 10:
+            if not (value[0].isascii() and value[0].isdigit()) or len(value[0]) > 10:
                 return f"the reference {key}={value[0]!r} is not a number"
             kind, ref = name, int(value[0])
     return SunRead(bytes.fromhex(picc_hex), bytes.fromhex(mac_hex), kind, ref)

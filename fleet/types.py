@@ -39,3 +39,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def plain_int(text: str | None) -> int | None:
+    """The number in `text` written with ASCII digits only, else None. `str.isdigit` alone
+    takes '²' and other Unicode digits, which `int` then refuses with a ValueError."""
+    text = (text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.models import Caregiver, Client, Organisation, Service, Visit
+from fleet.types import plain_int
 
 ALIASES = {"client": "client", "usager": "client", "beneficiaire": "client",
            "caregiver": "caregiver", "intervenant": "caregiver", "service": "service",
@@ -88,8 +89,8 @@ class _Names:
                 self.by_key.setdefault(getattr(t, a).strip().casefold(), []).append(t)
 
     def find(self, text: str, what: str):
-        if text.isdigit() and int(text) in self.by_id:
-            return self.by_id[int(text)]
+        if plain_int(text) in self.by_id:
+            return self.by_id[plain_int(text)]
         found = {t.id: t for t in self.by_key.get(text.casefold(), [])}
         if not found:
             raise ValueError(f"unknown {what} {text!r}")

@@ -23,6 +23,7 @@ from fleet.console.auth import Viewer
 from fleet.console.web import Missing, PosterDep, SessionDep, ViewerDep, organisation, page, \
     redirect
 from fleet.models import Badge, Caregiver, Client, Organisation
+from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
@@ -73,7 +74,7 @@ def _badge(session: Session, org: Organisation, badge_id: int) -> Badge:
 
 
 def _int(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None  # an empty <select> sends ""
+    return plain_int(raw)  # an empty <select> sends ""
 
 
 @router.get("/badges")

@@ -21,6 +21,7 @@ from fleet.console.web import (PlannerDep, SessionDep, ViewerDep, organisation, 
                                templates)
 from fleet.models import Caregiver, Client
 from fleet.web.board import ALERT_LABELS, STATUS_LABELS, board_rows, recent_anomalies
+from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 REFRESH_MS = 2000
@@ -34,8 +35,8 @@ class Filters:
         self.day = day
         self.status = status if status in STATUS_LABELS else None
         # an empty <select> sends "": no filter
-        self.caregiver = int(caregiver) if caregiver and caregiver.isdigit() else None
-        self.client = int(client) if client and client.isdigit() else None
+        self.caregiver = plain_int(caregiver)
+        self.client = plain_int(client)
 
 
 def _context(session: Session, viewer: Viewer, f: Filters) -> dict:

@@ -18,6 +18,7 @@ from fleet.console.web import PlannerDep, SessionDep, page
 from fleet.exports import esppadom, tabular
 from fleet.exports.rows import ExportError
 from fleet.models import Funder
+from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 KINDS = {"esppadom": "ESPPADOM DELIVERY (XML)", "payroll": "Payroll · Paie (CSV)",
@@ -55,7 +56,7 @@ def export_file(request: Request, session: SessionDep, viewer: PlannerDep) -> Re
             first, last = date.fromisoformat(values["from"]), date.fromisoformat(values["to"])
         except ValueError:
             raise ExportError(422, "give both days as YYYY-MM-DD · indiquez les deux dates")
-        funder = int(values["funder"]) if values["funder"].isdigit() else None
+        funder = plain_int(values["funder"])
         sessions = request.app.state.sessions
         own = sessions()  # the body streams after this request's session is closed
         try:

@@ -18,6 +18,7 @@ from fleet.console.auth import Viewer
 from fleet.console.planning import _org, _scoped  # the same lookups as the planning pages
 from fleet.console.web import PlannerDep, PlannerPostDep, SessionDep, page, redirect
 from fleet.models import Client, Funder, FundingPlan, Organisation, Service
+from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 KIND_LABELS = {"APA": "APA (département)", "PCH": "PCH (département)",
@@ -25,7 +26,7 @@ KIND_LABELS = {"APA": "APA (département)", "PCH": "PCH (département)",
 
 
 def _int(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.strip().isdigit() else None
+    return plain_int(raw)
 
 
 def _values(request_form) -> dict:

@@ -22,6 +22,7 @@ from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
 from fleet.models import Caregiver, Client, Organisation, Service, ServiceTask, Visit
+from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,7 +140,8 @@ def _read_visit(session: Session, org: Organisation, v: dict) -> dict:
         if not raw and name == "service_id":
             ids[name] = None
             continue
-        obj = session.get(model, int(raw)) if raw.isdigit() else None
+        ident = plain_int(raw)
+        obj = session.get(model, ident) if ident is not None else None
         if obj is None or obj.organisation_id != org.id:
             raise FormProblem(f"choose a {label} · choisissez")
         ids[name] = obj.id

@@ -218,6 +218,13 @@ def test_board_filters_by_caregiver_and_client(as_role, db):
     board = c.get(f"/board?client={client.id}&caregiver=").text
     assert f"client={client.id}" in board  # the live refresh keeps the filter
 
+def test_numbers_in_unicode_digits_are_no_filter_not_a_server_error(as_role):
+    """'²'.isdigit() is True and int('²') raises: a filter or a form id written so was a 500."""
+    c = as_role("manager")
+    for path in ("/board/rows?caregiver=²", "/board?client=١٢", "/board/rows?client=1²"):
+        assert c.get(path).status_code == 200, path
+
+
 
 def test_a_technician_shows_a_phone_its_enrolment_qr_code(as_role, db):
     from fleet.models import Caregiver, Device

@@ -96,3 +96,27 @@ def test_finding_fuzzed_the_csv_planning_import(session, agency, data):
     except ImportFileError:
         return
     assert len(result.visits) + len(result.errors) >= 0
+
+
+# -- SUN URLs (issue #11): a read taken apart, or what is wrong with it in words -----------------
+HEXD = st.text("0123456789abcdefABCDEF", min_size=0, max_size=40)
+sun_urls = (st.text(max_size=120)
+            | st.builds(lambda base, picc, mac, ref: f"{base}?picc_data={picc}&cmac={mac}{ref}",
+                        st.sampled_from(["https://tg.example/s", "", "http://[::1", "//x"]),
+                        HEXD, HEXD, st.text(max_size=12).map(lambda r: f"&c={r}")
+                        | st.sampled_from(["&c=²", "&g=١٢", "&c=1²", "&c=12345678901"])
+                        | st.text(max_size=12).map(lambda r: f"&g={r}") | st.just("")))
+
+
+@FAST
+@given(sun_urls)
+def test_finding_fuzzed_sun_url_parser_refuses_in_words(url):
+    from fleet import sun
+
+    read = sun.parse_url(url)
+    assert isinstance(read, (sun.SunRead, str))
+    if isinstance(read, sun.SunRead):
+        assert len(read.picc) == 16 and len(read.mac) == 8
+        assert read.ref is None or 0 <= read.ref < 10**10
+    result = sun.verify_url(url, "00" * 16, "00" * 16)  # once: '²'.isdigit() and int('²') raised
+    assert result.valid in (True, False) and (result.valid or result.reason)

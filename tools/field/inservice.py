@@ -108,7 +108,7 @@ def _probe_repl(url: str, timeout: float) -> Box:
     if words.get("firmware", "").strip() != "1":
         return Box("micropython", 0, "raw REPL") if "firmware" in words else Box("unknown")
     depth = words.get("depth", "").strip()
-    return Box("telegest", int(depth) if depth.isdigit() else None, "raw REPL")
+    return Box("telegest", int(depth) if depth.isascii() and depth.isdigit() else None, "raw REPL")
 
 
 def lost(box: Box) -> str:

@@ -185,7 +185,7 @@ def _bundle_id(session, ref: str) -> int:
 
     from fleet.models import UpdateBundle
     bid = session.scalar(select(UpdateBundle.id).where(UpdateBundle.version == ref))
-    if bid is None and ref.isdigit():
+    if bid is None and ref.isascii() and ref.isdigit():
         bid = int(ref) if session.get(UpdateBundle, int(ref)) else None
     if bid is None:
         raise TelegestError(f"no bundle of version or id {ref!r} (telegest fleet bundle list)")
