@@ -58,16 +58,20 @@ def _slots(day: date, now: datetime) -> list[datetime]:
 
 def _evening_visits(session: Session, org_id: int, clients: list, caregivers: list,
                     services: list, day: date, now: datetime) -> None:
-    """When the demo starts late in its own day (or at night), a home with nothing left to do
-    today gets one visit under way now, so that every reader has a caregiver to expect."""
+    """When the demo starts outside its working hours on its own day (in the evening, with
+    nothing left to do at a home today, or at night, before the day's first visit), a home gets
+    one visit under way now, so that every reader has a caregiver to expect."""
     local = now.astimezone(TZ)
     if local.date() != day:
         return
     lo = datetime.combine(day, time(0), TZ)
     start = max(lo, local.replace(minute=local.minute // 15 * 15, second=0, microsecond=0))
+    night = local.time() < DAY_START
     pending = [v for v in session.new if isinstance(v, Visit)]
     for i, c in enumerate(clients):
-        if any(v.client_id == c.id and v.planned_end > now for v in pending):
+        if any(v.client_id == c.id and v.planned_end > now
+               and (not night or v.planned_start <= now + timedelta(minutes=30))
+               for v in pending):
             continue
         session.add(Visit(organisation_id=org_id, client_id=c.id,
                           caregiver_id=caregivers[i % len(caregivers)].id,
