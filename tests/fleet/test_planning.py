@@ -69,3 +69,21 @@ def test_demo_is_realistic_and_idempotent(session):
     assert session.scalar(select(func.count()).select_from(Visit)) == len(info["visits"])
     cfg = device_config(session, "demo-r1", now - timedelta(hours=6))
     assert cfg["visits"] and set(cfg["badges"]) <= set(info["badges"].values())
+
+
+@pytest.mark.parametrize("hour", [0, 2, 6, 7, 12, 18, 19, 20, 21, 23])
+def test_demo_gives_every_reader_a_visit_to_come_and_one_starting_now_at_any_hour(
+        session, hour):
+    """`telegest up` and the e2e tests start at any hour: after about 19:00 in Paris the demo
+    once planned nothing more for some homes, so their readers tapped nothing."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime(2026, 11, 23, hour, 10, tzinfo=ZoneInfo("Europe/Paris"))
+    info = seed_demo(session, now.date(), now)
+    session.commit()
+    ts = now.timestamp()
+    to_come = {v["device"] for v in info["visits"] if v["end"] > ts}
+    assert to_come == set(info["devices"]), hour
+    # a visit within the tolerance (30 min) of its start: what the e2e helpers tap on
+    assert any(v["start"] - 1800 <= ts <= v["start"] + 1800 for v in info["visits"]), hour
