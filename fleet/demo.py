@@ -74,7 +74,9 @@ def _evening_visits(session: Session, org_id: int, clients: list, caregivers: li
                for v in pending):
             continue
         session.add(Visit(organisation_id=org_id, client_id=c.id,
-                          caregiver_id=caregivers[i % len(caregivers)].id,
+                          # the last caregiver first: Alice and Bruno stay free at Mme Durand's
+                          # for the visits the caregiver-app tests plan there
+                          caregiver_id=caregivers[-1 - i % len(caregivers)].id,
                           service_id=services[i % len(services)].id, planned_start=start,
                           planned_end=start + timedelta(minutes=VISIT_MIN)))
 
