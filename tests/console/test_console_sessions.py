@@ -53,9 +53,8 @@ def test_web_hardening_logout_ends_the_session_on_the_server(app, db):
     assert copy.get("/planning").url.path == "/login"
 
 
-def test_web_hardening_idle_timeout_ends_a_session(app, db):
-    c = TestClient(app)
-    sign_in(c, "manager@agency.fr")
+def test_web_hardening_idle_timeout_ends_a_session(app, as_role, db):
+    c = as_role("manager")
     idle = timedelta(minutes=app.state.settings.console_idle_minutes)
     assert idle == timedelta(minutes=30)  # the default
 
@@ -147,9 +146,8 @@ def test_web_hardening_the_current_password_is_not_guessed_on_the_account_page(a
     assert audited(db, "passwd") == []
 
 
-def test_web_hardening_user_disable_ends_sessions_at_once(app, db, monkeypatch, capsys):
-    c = TestClient(app)
-    sign_in(c, "manager@agency.fr")
+def test_web_hardening_user_disable_ends_sessions_at_once(app, as_role, db, monkeypatch, capsys):
+    c = as_role("manager")
     url = str(app.state.settings.database_url)
     assert run(["user", "disable", "Manager@agency.fr", "--db", url], "", monkeypatch) == 0
     assert "disabled: cannot sign in; 1 open session(s) ended" in capsys.readouterr().out
@@ -165,9 +163,8 @@ def test_web_hardening_user_disable_ends_sessions_at_once(app, db, monkeypatch, 
         run(["user", "disable", "nobody@agency.fr", "--db", url], "", monkeypatch)
 
 
-def test_web_hardening_ended_sessions_are_purged_at_the_next_sign_in(app, db):
-    c = TestClient(app)
-    sign_in(c, "manager@agency.fr")
+def test_web_hardening_ended_sessions_are_purged_at_the_next_sign_in(app, as_role, db):
+    as_role("manager")
     with db() as s:
         s.execute(update(ConsoleSession).values(last_seen_at=utcnow() - timedelta(hours=1)))
         s.commit()
