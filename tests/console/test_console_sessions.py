@@ -32,6 +32,13 @@ def rows_of(db, email: str) -> int:
             User, User.id == ConsoleSession.user_id).where(User.email == email))
 
 
+def last_seen(db, ago: timedelta, *where) -> None:
+    """Every session (or those matching `where`) last seen `ago` before now."""
+    with db() as s:
+        s.execute(update(ConsoleSession).where(*where).values(last_seen_at=utcnow() - ago))
+        s.commit()
+
+
 def audited(db, action: str) -> list[AuditLog]:
     with db() as s:
         return list(s.scalars(select(AuditLog).where(AuditLog.action == action)))
@@ -53,28 +60,21 @@ def test_web_hardening_logout_ends_the_session_on_the_server(app, db):
     assert copy.get("/planning").url.path == "/login"
 
 
-def test_web_hardening_idle_timeout_ends_a_session(app, db):
-    c = TestClient(app)
-    sign_in(c, "manager@agency.fr")
+def test_web_hardening_idle_timeout_ends_a_session(app, as_role, db):
+    c = as_role("manager")
     idle = timedelta(minutes=app.state.settings.console_idle_minutes)
     assert idle == timedelta(minutes=30)  # the default
-
-    def last_seen(ago: timedelta) -> None:
-        with db() as s:
-            s.execute(update(ConsoleSession).values(last_seen_at=utcnow() - ago))
-            s.commit()
-
-    last_seen(idle - timedelta(minutes=1))  # active within the timeout: kept, seen again
+    last_seen(db, idle - timedelta(minutes=1))  # active within the timeout: kept, seen again
     assert c.get("/planning").url.path == "/planning"
     with db() as s:
         assert utcnow() - s.scalars(select(ConsoleSession)).one().last_seen_at < \
             timedelta(seconds=5)
-    last_seen(idle - timedelta(minutes=1))  # the board's refresh is nobody at the keyboard
+    last_seen(db, idle - timedelta(minutes=1))  # the board's refresh is nobody at the keyboard
     assert c.get("/board/rows").status_code == 200
     with db() as s:
         assert utcnow() - s.scalars(select(ConsoleSession)).one().last_seen_at > \
             timedelta(minutes=28)
-    last_seen(idle + timedelta(seconds=1))
+    last_seen(db, idle + timedelta(seconds=1))
     r = c.get("/planning")
     assert r.url.path == "/login" and "expired=1" in str(r.url)
     assert rows_of(db, "manager@agency.fr") == 0
@@ -147,9 +147,8 @@ def test_web_hardening_the_current_password_is_not_guessed_on_the_account_page(a
     assert audited(db, "passwd") == []
 
 
-def test_web_hardening_user_disable_ends_sessions_at_once(app, db, monkeypatch, capsys):
-    c = TestClient(app)
-    sign_in(c, "manager@agency.fr")
+def test_web_hardening_user_disable_ends_sessions_at_once(app, as_role, db, monkeypatch, capsys):
+    c = as_role("manager")
     url = str(app.state.settings.database_url)
     assert run(["user", "disable", "Manager@agency.fr", "--db", url], "", monkeypatch) == 0
     assert "disabled: cannot sign in; 1 open session(s) ended" in capsys.readouterr().out
@@ -165,12 +164,9 @@ def test_web_hardening_user_disable_ends_sessions_at_once(app, db, monkeypatch, 
         run(["user", "disable", "nobody@agency.fr", "--db", url], "", monkeypatch)
 
 
-def test_web_hardening_ended_sessions_are_purged_at_the_next_sign_in(app, db):
-    c = TestClient(app)
-    sign_in(c, "manager@agency.fr")
-    with db() as s:
-        s.execute(update(ConsoleSession).values(last_seen_at=utcnow() - timedelta(hours=1)))
-        s.commit()
+def test_web_hardening_ended_sessions_are_purged_at_the_next_sign_in(app, as_role, db):
+    as_role("manager")
+    last_seen(db, timedelta(hours=1))
     sign_in(TestClient(app), "admin@agency.fr")
     assert rows_of(db, "manager@agency.fr") == 0 and rows_of(db, "admin@agency.fr") == 1
 
@@ -203,12 +199,8 @@ def test_web_hardening_sessions_on_postgresql(pg_database_url):
         page = sign_in(here, "manager@agency.fr")
         sign_in(there, "manager@agency.fr")
         sign_in(idle, "manager@agency.fr")
-        with db() as s:
-            s.execute(update(ConsoleSession).where(
-                ConsoleSession.token_hash == hashlib.sha256(
-                    idle.cookies[SESSION_COOKIE].encode()).hexdigest()).values(
-                last_seen_at=utcnow() - timedelta(minutes=31)))
-            s.commit()
+        last_seen(db, timedelta(minutes=31), ConsoleSession.token_hash == hashlib.sha256(
+            idle.cookies[SESSION_COOKIE].encode()).hexdigest())
         assert idle.get("/account").url.path == "/login"
         assert rows_of(db, "manager@agency.fr") == 2
         here.post("/account/sign-out-everywhere", data={"csrf": csrf_of(page.text)})

@@ -44,10 +44,15 @@ def fleet_api(demo, secured, tmp_path):
         log.close()
 
 
+def ingest_worker(db_url: str, broker: Broker) -> IngestWorker:
+    """The ingest worker logged in to `broker` as fleet-worker, started."""
+    return IngestWorker(Settings(database_url=db_url, mqtt_host=broker.host,
+                                 mqtt_port=broker.port, mqtt_username=broker.worker[0],
+                                 mqtt_password=broker.worker[1])).start()
+
+
 @pytest.fixture
 def fleet_worker(demo, secured):
-    w = IngestWorker(Settings(database_url=demo[0], mqtt_host=secured.host,
-                              mqtt_port=secured.port, mqtt_username=secured.worker[0],
-                              mqtt_password=secured.worker[1])).start()
+    w = ingest_worker(demo[0], secured)
     yield w
     w.stop()

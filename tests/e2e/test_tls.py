@@ -16,8 +16,7 @@ import time
 
 import pytest
 
-from fleet.config import Settings
-from fleet.worker import IngestWorker
+from tests.e2e.conftest import ingest_worker
 from tests.helpers import ROOT, count_events, find_device_with_visit_now, reader_for, \
     stored_seqs, wait_until
 from tools import pki
@@ -42,10 +41,7 @@ def tls_broker(demo, tmp_path):
 
 @pytest.fixture
 def tls_worker(demo, tls_broker):
-    broker, _ = tls_broker
-    w = IngestWorker(Settings(database_url=demo[0], mqtt_host=broker.host,
-                              mqtt_port=broker.port, mqtt_username=broker.worker[0],
-                              mqtt_password=broker.worker[1])).start()
+    w = ingest_worker(demo[0], tls_broker[0])
     yield w
     w.stop()
 

@@ -25,6 +25,27 @@ def seg(path, first):
     return os.path.join(str(path), "s%08d.log" % first)
 
 
+SIZE = len(record(1, payload(1)))  # one record of payload(1) to payload(9), on flash
+
+
+def append_to(path, first, data):
+    """Bytes that reach the end of segment `first` (a torn write, garbage, a forged record)."""
+    with open(seg(path, first), "ab") as f:
+        f.write(data)
+
+
+def overwrite(path, first, at, data):
+    """Flash damage: `data` in place of the bytes at offset `at` of segment `first`."""
+    with open(seg(path, first), "r+b") as f:
+        f.seek(at)
+        f.write(data)
+
+
+def write_ack(path, data):
+    with open(os.path.join(str(path), "ack"), "wb") as f:
+        f.write(data)
+
+
 def test_record_exact_bytes():
     # magic A5, version 01, length 0002, seq 00000001, crc32 over the 8 header bytes + payload
     assert record(1, b"ab").hex() == "a501020001000000ea33a3ed6162"
@@ -62,8 +83,7 @@ def test_power_cut_at_every_byte(tmp_path, before):
     for k in range(len(cut) + 1):
         d = tmp_path / ("k%d" % k)
         shutil.copytree(base, d)
-        with open(seg(d, first), "ab") as f:
-            f.write(cut[:k])  # power went after k bytes reached flash
+        append_to(d, first, cut[:k])  # power went after k bytes reached flash
         j = Journal(str(d), segment_records=4)
         complete = k == len(cut)
         assert j.torn == (1 if 0 < k < len(cut) else 0)
@@ -94,10 +114,7 @@ def test_bad_crc_at_tail_is_torn(tmp_path):
 def test_damage_mid_segment_keeps_the_rest_and_never_reuses_a_seq(tmp_path):
     d = tmp_path / "j"
     fill(d, 6)
-    size = len(record(1, payload(1)))
-    with open(seg(d, 1), "r+b") as f:
-        f.seek(size + 20)  # inside record 2's payload
-        f.write(b"#")
+    overwrite(d, 1, SIZE + 20, b"#")  # inside record 2's payload
     j = Journal(str(d))
     assert (j.torn, j.corrupt, j.last_seq) == (0, 1, 6)
     got = j.read_from(1, 100)
@@ -110,10 +127,7 @@ def test_damage_mid_segment_keeps_the_rest_and_never_reuses_a_seq(tmp_path):
 def test_damaged_header_in_last_segment(tmp_path):
     d = tmp_path / "j"
     fill(d, 5)
-    size = len(record(1, payload(1)))
-    with open(seg(d, 1), "r+b") as f:
-        f.seek(2 * size)  # magic of record 3
-        f.write(b"\x00")
+    overwrite(d, 1, 2 * SIZE, b"\x00")  # magic of record 3
     j = Journal(str(d))
     assert (j.corrupt, j.last_seq) == (1, 5)
     assert [s for s, p in j.read_from(1, 100) if p] == [1, 2, 4, 5]
@@ -130,17 +144,6 @@ def test_damaged_end_of_older_segment_fills_up_to_the_next(tmp_path):
     assert (j.torn, j.corrupt, j.last_seq) == (0, 1, 6)
     assert j.read_from(4, 1) == [(4, b"")]
     assert j.read_from(5, 2) == [(5, payload(5)), (6, payload(6))]
-
-
-def test_garbage_beyond_one_record_is_not_taken_for_a_torn_write(tmp_path):
-    d = tmp_path / "j"
-    fill(d, 2, segment_records=64)
-    with open(seg(d, 1), "ab") as f:
-        f.write(b"\xff" * 1100)  # more than one record could be: records were lost here
-    j = Journal(str(d))
-    assert j.torn == 0 and j.corrupt > 0
-    assert j.last_seq > 2  # those seqs may have been sent: never reused
-    assert all(p == b"" for s, p in j.read_from(3, 100))
 
 
 def test_ack_frees_whole_segments_only(tmp_path):
@@ -194,8 +197,7 @@ def test_torn_ack_tmp_is_ignored(tmp_path):
 def test_cut_between_ack_and_free(tmp_path):
     d = tmp_path / "j"
     fill(d, 6, segment_records=2)
-    with open(os.path.join(d, "ack"), "w") as f:
-        f.write("4\n")  # the ack was persisted, the segments not yet deleted
+    write_ack(d, b"4\n")  # the ack was persisted, the segments not yet deleted
     j = Journal(str(d), segment_records=2)
     assert (j.acked, j.first_seq) == (4, 5)
     assert sorted(os.listdir(d)) == ["ack", "s00000005.log"]
@@ -231,8 +233,7 @@ def _foreign_record(seq, payload, magic=0xA5, version=1):
 def test_a_record_of_another_format_is_not_taken_even_with_a_good_crc(tmp_path, kw):
     d = tmp_path / "j"
     fill(d, 2)
-    with open(seg(d, 1), "ab") as f:
-        f.write(_foreign_record(3, payload(3), **kw))
+    append_to(d, 1, _foreign_record(3, payload(3), **kw))
     j = Journal(str(d))
     assert (j.last_seq, j.torn) == (2, 1)  # one record's worth at the tail: a torn write
     assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2))]
@@ -247,8 +248,7 @@ def test_a_payload_of_1024_bytes_is_stored_and_one_of_1025_is_not(tmp_path):
     assert Journal(str(d)).read_from(1, 1) == [(1, b"x" * 1024)]
     # a record claiming 1,025 bytes, CRC and all, is not one this journal wrote: damage (more
     # than one record's worth of bytes), its seqs kept as placeholders
-    with open(seg(d, 1), "ab") as f:
-        f.write(_foreign_record(2, b"y" * 1025))
+    append_to(d, 1, _foreign_record(2, b"y" * 1025))
     j = Journal(str(d))
     assert j.read_from(1, 1) == [(1, b"x" * 1024)]
     assert j.last_seq > 1 and all(p == b"" for s, p in j.read_from(2, 100))
@@ -300,8 +300,7 @@ def test_a_torn_record_of_the_largest_size_is_still_a_torn_write(tmp_path):
     fill(d, 2)
     cut = bytearray(record(3, b"x" * 1024))
     cut[-1] ^= 0xFF  # bad CRC
-    with open(seg(d, 1), "ab") as f:
-        f.write(bytes(cut))
+    append_to(d, 1, bytes(cut))
     j = Journal(str(d))
     assert (j.torn, j.corrupt, j.last_seq) == (1, 0, 2)
 
@@ -309,10 +308,7 @@ def test_a_torn_record_of_the_largest_size_is_still_a_torn_write(tmp_path):
 def test_magic_bytes_in_the_damage_are_skipped(tmp_path):
     d = tmp_path / "j"
     fill(d, 4)
-    size = len(record(1, payload(1)))
-    with open(seg(d, 1), "r+b") as f:
-        f.seek(size)  # record 2's header: magic bytes that start no record
-        f.write(b"\xa5\xa5\xa5\xa5")
+    overwrite(d, 1, SIZE, b"\xa5\xa5\xa5\xa5")  # record 2's header: magic that starts no record
     j = Journal(str(d))
     assert (j.corrupt, j.last_seq) == (1, 4)
     assert j.read_from(1, 10) == [(1, payload(1)), (2, b""), (3, payload(3)), (4, payload(4))]
@@ -354,8 +350,7 @@ def test_files_that_are_not_segments_are_left_alone(tmp_path):
 def test_an_unreadable_ack_file_counts_as_damage_and_falls_back_to_the_segments(tmp_path):
     d = tmp_path / "j"
     fill(d, 3)
-    with open(os.path.join(d, "ack"), "wb") as f:
-        f.write(b"\xff2\n")
+    write_ack(d, b"\xff2\n")
     j = Journal(str(d))
     assert (j.acked, j.corrupt, j.last_seq) == (0, 1, 3)
     assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
@@ -399,15 +394,15 @@ def test_opening_a_whole_journal_rewrites_no_segment(tmp_path):
     assert (j.last_seq, j.corrupt, j.torn) == (6, 0, 0)
 
 
-def test_a_stray_byte_before_a_record_loses_no_record(tmp_path):
+@pytest.mark.parametrize("stray", [b"\x00", b"\x00\xa5"], ids=["byte", "magic-byte"])
+def test_a_stray_byte_before_a_record_loses_no_record(tmp_path, stray):
     """Resync starts at the byte right after the damaged spot."""
     d = tmp_path / "j"
     fill(d, 3)
-    size = len(record(1, payload(1)))
     with open(seg(d, 1), "rb") as f:
         data = f.read()
     with open(seg(d, 1), "wb") as f:
-        f.write(data[:size] + b"\x00" + data[size:])
+        f.write(data[:SIZE] + stray + data[SIZE:])
     j = Journal(str(d))
     assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
     assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
@@ -425,15 +420,10 @@ def test_damage_after_open_sends_a_placeholder_and_stops(tmp_path):
     placeholder, counted, and nothing after it is trusted in that read."""
     d = tmp_path / "j"
     j = fill(d, 4)
-    size = len(record(1, payload(1)))
-    with open(seg(d, 1), "r+b") as f:
-        f.seek(size + 20)  # inside record 2's payload
-        f.write(b"#")
+    overwrite(d, 1, SIZE + 20, b"#")  # inside record 2's payload
     assert j.read_from(1, 10) == [(1, payload(1)), (2, b"")]
     assert j.corrupt == 1
-    with open(seg(d, 1), "r+b") as f:  # a whole, valid record with another seq in its place
-        f.seek(size)
-        f.write(record(9, payload(2)))
+    overwrite(d, 1, SIZE, record(9, payload(2)))  # a whole, valid record, another seq
     assert j.read_from(2, 10) == [(2, b"")] and j.corrupt == 2
 
 
@@ -443,20 +433,21 @@ def test_damage_after_open_sends_a_placeholder_and_stops(tmp_path):
 ])
 def test_damage_at_the_tail_keeps_every_seq_that_may_have_been_written(
         tmp_path, segment_records, garbage, last):
+    """More garbage than one record could be is not a torn write: records were lost there, and
+    their seqs may have been sent, so they are never reused."""
     d = tmp_path / "j"
     fill(d, 2, segment_records=segment_records)
-    with open(seg(d, 1), "ab") as f:
-        f.write(b"\xff" * garbage)
+    append_to(d, 1, b"\xff" * garbage)
     j = Journal(str(d), segment_records=segment_records)
     assert (j.last_seq, j.corrupt, j.torn) == (last, last - 2, 0)
+    assert all(p == b"" for s, p in j.read_from(3, 100))
     assert j.append(b"x") == last + 1
 
 
 def test_an_unreadable_ack_file_and_no_segment_start_again_from_1(tmp_path):
     d = tmp_path / "j"
     Journal(str(d))
-    with open(os.path.join(d, "ack"), "wb") as f:
-        f.write(b"garbage\n")
+    write_ack(d, b"garbage\n")
     j = Journal(str(d))
     assert (j.acked, j.last_seq, j.corrupt) == (0, 0, 1)
     assert j.append(b"x") == 1
@@ -466,8 +457,7 @@ def test_a_segment_named_with_all_eight_digits_is_found_again(tmp_path):
     """Segment names carry 8 decimal digits: seq 10,000,001 is s10000001.log."""
     d = tmp_path / "j"
     Journal(str(d))
-    with open(os.path.join(d, "ack"), "wb") as f:
-        f.write(b"10000000\n")
+    write_ack(d, b"10000000\n")
     assert Journal(str(d)).append(b"x") == 10_000_001
     assert "s10000001.log" in os.listdir(d)
     j = Journal(str(d))
@@ -478,35 +468,18 @@ def test_a_segment_named_with_all_eight_digits_is_found_again(tmp_path):
 def test_damage_in_an_older_segment_finds_the_records_after_it(tmp_path):
     d = tmp_path / "j"
     fill(d, 8, segment_records=4)
-    size = len(record(1, payload(1)))
-    with open(seg(d, 1), "r+b") as f:
-        f.seek(size + 20)  # inside record 2's payload; records 3 and 4 follow
-        f.write(b"#")
+    overwrite(d, 1, SIZE + 20, b"#")  # inside record 2's payload; records 3 and 4 follow
     j = Journal(str(d), segment_records=4)
     assert (j.corrupt, j.last_seq) == (1, 8)
     assert j.read_from(1, 10) == [(1, payload(1)), (2, b"")] + [
         (i, payload(i)) for i in range(3, 9)]
 
 
-def test_a_stray_magic_byte_before_a_record_loses_no_record(tmp_path):
-    d = tmp_path / "j"
-    fill(d, 3)
-    size = len(record(1, payload(1)))
-    with open(seg(d, 1), "rb") as f:
-        data = f.read()
-    with open(seg(d, 1), "wb") as f:
-        f.write(data[:size] + b"\x00\xa5" + data[size:])
-    j = Journal(str(d))
-    assert (j.last_seq, j.corrupt, j.torn) == (3, 0, 0)
-    assert j.read_from(1, 10) == [(i, payload(i)) for i in range(1, 4)]
-
-
 def test_a_segment_cut_mid_header_after_open_gives_a_placeholder(tmp_path):
     d = tmp_path / "j"
     j = fill(d, 3)
-    size = len(record(1, payload(1)))
     with open(seg(d, 1), "r+b") as f:
-        f.truncate(2 * size + 3)  # record 3: three bytes of its header left
+        f.truncate(2 * SIZE + 3)  # record 3: three bytes of its header left
     assert j.read_from(1, 10) == [(1, payload(1)), (2, payload(2)), (3, b"")]
     assert j.corrupt == 1
 
@@ -515,16 +488,12 @@ def test_damage_among_large_seqs_finds_the_records_after_it(tmp_path):
     """Resync compares seqs with seqs: with seqs past ten million, not a byte offset either."""
     d = tmp_path / "j"
     Journal(str(d))
-    with open(os.path.join(d, "ack"), "wb") as f:
-        f.write(b"10000000\n")
+    write_ack(d, b"10000000\n")
     j = Journal(str(d))
     for i in range(1, 5):
         j.append(payload(i))
     first = 10_000_001
-    size = len(record(first, payload(1)))
-    with open(seg(d, first), "r+b") as f:
-        f.seek(size + 20)  # inside the second record's payload
-        f.write(b"#")
+    overwrite(d, first, SIZE + 20, b"#")  # inside the second record's payload
     j = Journal(str(d))
     assert (j.corrupt, j.last_seq) == (1, first + 3)
     assert j.read_from(first, 10) == [(first, payload(1)), (first + 1, b""),

@@ -23,9 +23,8 @@ from sqlalchemy.exc import ProgrammingError
 from fleet import audit, auditchain, retention
 from fleet.db import SchemaNotReady, make_engine, migrate, session_factory
 from fleet.models import AuditLog, RetentionRun
-from tests.helpers import ROOT, WorkerProcess, find_device_with_visit_now, stored_seqs, \
-    wait_until
-from tools.sim.reader import VirtualReader
+from tests.helpers import ROOT, WorkerProcess, find_device_with_visit_now, reader_for, \
+    stored_seqs, wait_until
 from tools.up import seed
 
 pytestmark = pytest.mark.postgres
@@ -89,10 +88,9 @@ def test_finding_service_role_runs_api_and_ingest_without_ddl(roles, mosquitto, 
     before = _audit_count(engine)
 
     # ingest: a reader taps, the worker (logged in as the service role) stores and acks
-    ident, config, (_, badge) = find_device_with_visit_now(service_url)
+    ident, _, (_, badge) = find_device_with_visit_now(service_url)
     worker = WorkerProcess(service_url, mosquitto.host, mosquitto.port, tmp_path / "w.log")
-    reader = VirtualReader(ident, mosquitto.host, mosquitto.port, tmp_path / "flash", config,
-                           ack_timeout=2.0)
+    reader = reader_for(service_url, mosquitto, tmp_path, ident)
     try:
         worker.start().wait_ready()
         reader.start()

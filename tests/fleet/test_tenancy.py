@@ -14,13 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleet.updates import write_bundle
-from tests.updates.bundles import PUB, signed, signed_offer
-
 from fleet import updates
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
                           Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
                           Service, Visit)
+from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
 BODIES = {
@@ -87,7 +85,7 @@ def world(demo, monkeypatch):
         s.add(Device(ident="b-r1", kind="reader", organisation_id=b.id, status="active"))
         firmware = signed("0.9.0")
         offer = signed_offer(firmware)
-        bundle = updates.store_bundle(s, write_bundle(firmware), "test",
+        bundle = updates.store_bundle(s, updates.write_bundle(firmware), "test",
                                       check_signature=False)
         s.flush()
         # agency A's rollout of one of its readers (its filter carries the agency)

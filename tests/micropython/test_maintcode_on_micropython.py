@@ -7,14 +7,12 @@ import hashlib
 import hmac
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from firmware import maintcode
 from tests.helpers import run_mp
-from tests.micropython.test_on_micropython import ROOT, SCRIPTS, checks
+from tests.micropython.test_on_micropython import SCRIPTS, checks, run_cpython
 
 pytestmark = pytest.mark.micropython
 
@@ -43,9 +41,7 @@ def test_maintenance_code_checks_on_micropython(script):
 
 
 def test_maintenance_code_checks_on_cpython(script):
-    cp = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    checks(cp, 25)
+    checks(run_cpython(script), 25)
 
 
 def test_hmac_matches_cpython_and_a_code_round_trips():

@@ -4,15 +4,12 @@ MicroPython 1.27 (WebAssembly) and on CPython: a document the tool encodes
 the tool's own digest, and committed exactly."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from firmware.runtime.settings import digest
-from tests.micropython.test_on_micropython import ROOT, SCRIPTS, checks
+from tests.micropython.test_on_micropython import SCRIPTS, checks, run_cpython
 from tests.helpers import run_mp
 from tools.field.provision import encode, settings_document
 
@@ -60,7 +57,4 @@ def test_settings_stage_and_commit_on_micropython(script):
 
 
 def test_settings_stage_and_commit_on_cpython(script):
-    # this checkout's firmware package, not the one an editable install points at
-    cp = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    checks(cp, 60)
+    checks(run_cpython(script), 60)

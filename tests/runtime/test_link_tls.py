@@ -19,12 +19,13 @@ def ca_pem(tmp_path_factory):
 
 
 def tls_link(tmp_path, ca):
-    broker, factory, clock, core, link = make(tmp_path, ca=ca)
-    return broker, factory, link
+    """(client factory, link) of a box holding `ca`."""
+    _, factory, _, _, link = make(tmp_path, ca=ca)
+    return factory, link
 
 
 def test_a_link_with_a_ca_connects_with_a_verifying_context(tmp_path, ca_pem):
-    _, factory, link = tls_link(tmp_path, ca_pem)
+    factory, link = tls_link(tmp_path, ca_pem)
     link.poll(0)
     assert link.up() and link.tls()
     ctx = factory.contexts[0]
@@ -36,7 +37,7 @@ def test_a_link_with_a_ca_connects_with_a_verifying_context(tmp_path, ca_pem):
 
 
 def test_a_ca_that_does_not_load_never_falls_back_to_clear(tmp_path):
-    _, factory, link = tls_link(tmp_path, BAD_CA)
+    factory, link = tls_link(tmp_path, BAD_CA)
     link.poll(0)
     assert factory.made == [] and factory.contexts == []
     assert link.status() == "down" and link.failures == 1
@@ -44,7 +45,7 @@ def test_a_ca_that_does_not_load_never_falls_back_to_clear(tmp_path):
 
 
 def test_configure_a_new_ca_or_none(tmp_path, ca_pem):
-    _, factory, link = tls_link(tmp_path, BAD_CA)
+    factory, link = tls_link(tmp_path, BAD_CA)
     link.poll(0)
     link.configure("broker.local", 8883, "r1", "secret", ca_pem)
     link.poll(10)

@@ -52,8 +52,9 @@ def test_upload_checks_the_signature_and_the_version(client):
 
 
 def test_rollout_start_status_pause_resume_cancel(client):
-    bid = post_bundle(client, signed("0.2.0")).json()["id"]
-    offer = signed_offer(signed("0.2.0"))
+    b = signed("0.2.0")
+    bid = post_bundle(client, b).json()["id"]
+    offer = signed_offer(b)
     r = client.post("/api/v1/rollouts", json={"bundle_id": bid, "devices": client.devices,
                                               "waves": [20, 100], "max_failures": 2,
                                               "offer": offer})

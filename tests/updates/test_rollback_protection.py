@@ -100,8 +100,9 @@ def test_older_signed_bundle_refused_after_newer_installed_across_reboot(tmp_pat
 def test_failed_update_keeps_the_minimum(tmp_path):
     install_and_confirm(tmp_path, signed("0.2.0"), id=1, fw="0.1.0")
     u = device(tmp_path)
-    u.on_offer(offer(signed("0.3.0"), id=2), T)
-    serve(u, wire_files(signed("0.3.0")))
+    b = signed("0.3.0")
+    u.on_offer(offer(b, id=2), T)
+    serve(u, wire_files(b))
     boot(str(tmp_path), [])  # the trial boot, then a crash: the next boot rolls back
     u = device(tmp_path)
     assert read_state(str(tmp_path))["v"] == "0.2.0"

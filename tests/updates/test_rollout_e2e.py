@@ -65,8 +65,9 @@ def test_rollout_in_waves_pauses_when_a_reader_rolls_back(demo, mosquitto, worke
                                                           sessions):
     rs = readers(demo, mosquitto, tmp_path, sessions, ota_deadline_s=4)
     try:
-        bid = upload(sessions, signed("0.2.0"))
-        offer = signed_offer(signed("0.2.0"))
+        b = signed("0.2.0")
+        bid = upload(sessions, b)
+        offer = signed_offer(b)
         idents = [r.device_id for r in rs]
         bad = rs[3]  # in the second wave (waves of 1, 4, 5)
         bad.reader_status = "error"  # its reader fails after the reboot: unhealthy
