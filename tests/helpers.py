@@ -83,6 +83,12 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def telegest(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`telegest ARGV...` run as a user would, from this checkout; its output captured."""
+    return subprocess.run([sys.executable, "-m", "tools.cli", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None

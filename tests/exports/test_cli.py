@@ -2,18 +2,11 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 from lxml import etree
 
 from fleet.exports import esppadom
-from tests.helpers import ROOT
-
-
-def telegest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+from tests.helpers import telegest
 
 
 def test_export_commands(database_url, session, office, tmp_path):

@@ -9,8 +9,6 @@ are shared), and drops them and what they own at the end.
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,8 +21,8 @@ from sqlalchemy.exc import ProgrammingError
 from fleet import audit, auditchain, retention
 from fleet.db import SchemaNotReady, make_engine, migrate, session_factory
 from fleet.models import AuditLog, RetentionRun
-from tests.helpers import ROOT, WorkerProcess, find_device_with_visit_now, reader_for, \
-    stored_seqs, wait_until
+from tests.helpers import WorkerProcess, find_device_with_visit_now, reader_for, \
+    stored_seqs, telegest, wait_until
 from tools.up import seed
 
 pytestmark = pytest.mark.postgres
@@ -56,11 +54,6 @@ def roles(pg_database_url):
                 c.exec_driver_sql(f"DROP OWNED BY {role} CASCADE")
                 c.exec_driver_sql(f"DROP ROLE {role}")
         admin.dispose()
-
-
-def telegest(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.cli", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
 
 
 def _denied(engine, sql: str) -> str:

@@ -75,13 +75,9 @@ def test_read_ca_refuses_a_server_certificate(tmp_path):
 
 
 def _cli(*argv):
-    import subprocess
-    import sys
+    from tests.helpers import telegest
 
-    from tests.helpers import ROOT
-
-    return subprocess.run([sys.executable, "-m", "tools.cli", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return telegest(*argv, timeout=60)
 
 
 def test_fleet_pki_commands_print_the_mosquitto_lines(tmp_path):
