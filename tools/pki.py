@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.private_files import write_private
 from tools.errors import TelegestError
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
@@ -47,13 +47,6 @@ class Pki:
     @property
     def server_key(self) -> Path:
         return self.folder / SERVER_KEY
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older file keeps its mode otherwise
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def _new_key():
@@ -119,7 +112,7 @@ def init_ca(folder: str | Path, name: str = "telegest broker CA", force: bool = 
 def _save(pki: Pki, key_path: Path, key: bytes, cert_path: Path, cert: bytes) -> None:
     try:
         pki.folder.mkdir(parents=True, exist_ok=True)
-        _write_private(key_path, key)
+        write_private(key_path, key)
         cert_path.write_bytes(cert)
     except OSError as e:
         raise TelegestError(f"cannot write {cert_path.name} and {key_path.name} in "
