@@ -89,17 +89,16 @@ def _key(args) -> tuple[bytes, bytes | None]:
 
 
 def cmd_keygen(args) -> int:
+    from fleet.private_files import write_private
     from fleet.update_signing import keygen
     out = Path(args.out)
     if out.exists():
         raise TelegestError(f"{out} exists: a signing key is never overwritten")
     pem, pub = keygen(_passphrase(args, confirm=True) if args.passphrase else None)
     try:  # 0600 from the start: the file never exists with wider rights
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(out, pem, exclusive=True)
     except OSError as e:
         raise TelegestError(f"cannot write {out}: {e.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
     print(f"private key: {out}{' (encrypted with your passphrase)' if args.passphrase else ''}"
           f" (keep it offline; whoever holds it can update every reader)")
     print("public key, for firmware/trust.py and TELEGEST_UPDATE_KEYS:")
