@@ -173,12 +173,12 @@ def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
     if creds_file:
         print(f"  broker   {broker.kind} on {url}, authenticated: one login per process and "
               f"reader (dynamic security)\n           credentials in {creds_file}")
-    if broker.tls_port is not None:
-        print(f"  boxes    TLS on port {broker.tls_port} (every address), CA "
-              f"{Pki(broker.pki).ca_cert}; {url} is for this machine only")
     else:
         print(f"  broker   {broker.kind} on {url}, anonymous: development only, a blocked "
               f"device is not refused")
+    if broker.tls_port is not None:
+        print(f"  boxes    TLS on port {broker.tls_port} (every address), CA "
+              f"{Pki(broker.pki).ca_cert}; {url} is for this machine only")
     print(f"  API      http://127.0.0.1:{port}/docs   (key in {data / 'api-key.txt'})")
     print(f"  board    http://127.0.0.1:{port}/board")
     login = f" --credentials {creds_file}" if creds_file else ""
