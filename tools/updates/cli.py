@@ -92,6 +92,9 @@ def cmd_keygen(args) -> int:
     from fleet.private_files import write_private
     from fleet.update_signing import keygen
     out = Path(args.out)
+    if args.passphrase_file and not args.passphrase:
+        raise TelegestError("--passphrase-file: add --passphrase, or the key is written "
+                            "unencrypted")
     if out.exists():
         raise TelegestError(f"{out} exists: a signing key is never overwritten")
     pem, pub = keygen(_passphrase(args, confirm=True) if args.passphrase else None)
