@@ -6,8 +6,9 @@ authenticated as in production (tools/up_broker.py: each process and each reader
 its own credentials), else the embedded amqtt, anonymous. Mosquitto has two listeners: a plain
 one on 127.0.0.1 for the fleet's worker and API, and a TLS one on every address for the boxes,
 with a CA made on first start in <data>/pki (tools/pki.py); the Python readers use TLS. Each
-part is a child process with its log in <data>/logs; Ctrl-C stops them all, readers first, so that nothing is left half-sent.
-A part that dies is started again with backoff (Supervisor); one that keeps dying stops it all.
+part is a child process with its log in <data>/logs; Ctrl-C stops them all, readers first, so
+that nothing is left half-sent. A part that dies is started again with backoff (Supervisor);
+one that keeps dying stops it all.
 """
 from __future__ import annotations
 
