@@ -187,11 +187,12 @@ def read_ca(path: str | Path) -> str:
     except (OSError, ValueError, UnicodeError) as e:
         raise TelegestError(f"cannot read the CA certificate {path}: {e}") from None
     try:
-        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise x509.ExtensionNotFound("", None)
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
         raise TelegestError(f"{path} is not a CA certificate (give the CA's ca.pem, not the "
-                            f"broker's own certificate)") from None
+                            f"broker's own certificate)")
     return _pem(cert).decode()
 
 
