@@ -116,8 +116,9 @@ def check_offer(offer, bundle: UpdateBundle, keys: list[str], now: int) -> dict:
     except ValueError:
         raise UpdateError(422, "offer: channel of 1 to 16 of a-z 0-9 -") from None
     if offer["v"] != bundle.version or offer["mh"] != bundle.manifest_sha256:
-        raise UpdateError(422, f"offer: for version {offer['v']}, not this bundle "
-                               f"({bundle.version})")
+        what = (f"version {offer['v']}" if offer["v"] != bundle.version
+                else f"another build of {offer['v']} (its manifest digest differs)")
+        raise UpdateError(422, f"offer: for {what}, not this bundle ({bundle.version})")
     if offer["exp"] <= now:
         raise UpdateError(422, "offer: expired; sign a new one")
     if not keys:

@@ -301,10 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    earlier = json.loads(args.again.read_text())["modules"] if args.again else {}
-    summary = {mod: run_module(mod, args.jobs, log,
-                               set(earlier[mod]["survivors"]) if mod in earlier else None)
-               for mod in modules}
+    try:
+        earlier = {mod: set(r["survivors"]) for mod, r in
+                   json.loads(args.again.read_text())["modules"].items()} if args.again else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        p.error(f"--again {args.again}: not the --json summary of an earlier run ({e!r})")
+    summary = {mod: run_module(mod, args.jobs, log, earlier.get(mod)) for mod in modules}
     total = sum(r["mutants"] for r in summary.values())
     killed = sum(r["killed"] for r in summary.values())
     out = {"modules": summary, "mutants": total, "killed": killed,

@@ -192,11 +192,9 @@ class Broker:
             if self.auth:
                 text = text.replace("allow_anonymous true\n", "") + self._write_dynsec()
             if self.tls_port is not None:
-                from tools.pki import Pki
+                from tools.pki import Pki, mosquitto_lines
 
-                p = Pki(self.pki)
-                text += TLS_CONF.format(port=self.tls_port, ca=p.ca_cert, cert=p.server_cert,
-                                        key=p.server_key)
+                text += mosquitto_lines(Pki(self.pki), self.tls_port)
             conf.write_text(text)
             return [str(mosquitto_path()), "-c", str(conf)]
         return [sys.executable, "-m", "tools.embedded_broker", "--host", self.host,

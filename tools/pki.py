@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from fleet.private_files import write_private
 from tools.errors import TelegestError
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
@@ -26,34 +25,13 @@ CA_DAYS, SERVER_DAYS = 3650, 825
 DEFAULT_NAMES = ("localhost", "127.0.0.1")
 
 
-@dataclass(frozen=True)
 class Pki:
     """The files of one PKI folder."""
 
-    folder: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.folder / CA_CERT
-
-    @property
-    def ca_key(self) -> Path:
-        return self.folder / CA_KEY
-
-    @property
-    def server_cert(self) -> Path:
-        return self.folder / SERVER_CERT
-
-    @property
-    def server_key(self) -> Path:
-        return self.folder / SERVER_KEY
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older file keeps its mode otherwise
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.ca_cert, self.ca_key = self.folder / CA_CERT, self.folder / CA_KEY
+        self.server_cert, self.server_key = self.folder / SERVER_CERT, self.folder / SERVER_KEY
 
 
 def _new_key():
@@ -95,7 +73,7 @@ def init_ca(folder: str | Path, name: str = "telegest broker CA", force: bool = 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    pki = Pki(Path(folder))
+    pki = Pki(folder)
     if not 1 <= len(name) <= 64:
         raise TelegestError("the CA's name must have 1 to 64 characters")
     if pki.ca_cert.exists() and not force:
@@ -119,7 +97,7 @@ def init_ca(folder: str | Path, name: str = "telegest broker CA", force: bool = 
 def _save(pki: Pki, key_path: Path, key: bytes, cert_path: Path, cert: bytes) -> None:
     try:
         pki.folder.mkdir(parents=True, exist_ok=True)
-        _write_private(key_path, key)
+        write_private(key_path, key)
         cert_path.write_bytes(cert)
     except OSError as e:
         raise TelegestError(f"cannot write {cert_path.name} and {key_path.name} in "
@@ -155,7 +133,7 @@ def server_cert(folder: str | Path, names: list[str] | tuple[str, ...] = DEFAULT
     names = [n.strip() for n in names if n and n.strip()]
     if not names:
         raise TelegestError("the broker's certificate needs at least one host name or address")
-    pki = Pki(Path(folder))
+    pki = Pki(folder)
     ca, ca_key = _load_ca(pki)
     key = _new_key()
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
@@ -190,7 +168,7 @@ def ensure(folder: str | Path, names: list[str] | tuple[str, ...] = DEFAULT_NAME
     """`telegest up`: the CA and server certificate of `folder`, made on first use and kept;
     a server certificate missing one of `names` is made again (same CA: provisioned boxes
     still trust it)."""
-    pki = Pki(Path(folder))
+    pki = Pki(folder)
     if not (pki.ca_cert.exists() and pki.ca_key.exists()):
         init_ca(folder, force=True)
     if not (pki.server_cert.exists() and pki.server_key.exists()) \
@@ -209,11 +187,12 @@ def read_ca(path: str | Path) -> str:
     except (OSError, ValueError, UnicodeError) as e:
         raise TelegestError(f"cannot read the CA certificate {path}: {e}") from None
     try:
-        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise x509.ExtensionNotFound("", None)
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
         raise TelegestError(f"{path} is not a CA certificate (give the CA's ca.pem, not the "
-                            f"broker's own certificate)") from None
+                            f"broker's own certificate)")
     return _pem(cert).decode()
 
 

@@ -6,8 +6,9 @@ authenticated as in production (tools/up_broker.py: each process and each reader
 its own credentials), else the embedded amqtt, anonymous. Mosquitto has two listeners: a plain
 one on 127.0.0.1 for the fleet's worker and API, and a TLS one on every address for the boxes,
 with a CA made on first start in <data>/pki (tools/pki.py); the Python readers use TLS. Each
-part is a child process with its log in <data>/logs; Ctrl-C stops them all, readers first, so that nothing is left half-sent.
-A part that dies is started again with backoff (Supervisor); one that keeps dying stops it all.
+part is a child process with its log in <data>/logs; Ctrl-C stops them all, readers first, so
+that nothing is left half-sent. A part that dies is started again with backoff (Supervisor);
+one that keeps dying stops it all.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from fleet.brokerauth import DYNSEC_PLUGIN
 from fleet.private_files import write_private
 from tools.broker import Broker, BrokerError, free_port, mosquitto_path, port_free, wait_port
 from tools.errors import TelegestError
-from tools.pki import DEFAULT_NAMES, ensure
+from tools.pki import DEFAULT_NAMES, Pki, ensure
 from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,12 +174,12 @@ def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
     if creds_file:
         print(f"  broker   {broker.kind} on {url}, authenticated: one login per process and "
               f"reader (dynamic security)\n           credentials in {creds_file}")
-    if broker.tls_port is not None:
-        print(f"  boxes    TLS on port {broker.tls_port} (every address), CA "
-              f"{broker.pki / 'ca.pem'}; {url} is for this machine only")
     else:
         print(f"  broker   {broker.kind} on {url}, anonymous: development only, a blocked "
               f"device is not refused")
+    if broker.tls_port is not None:
+        print(f"  boxes    TLS on port {broker.tls_port} (every address), CA "
+              f"{Pki(broker.pki).ca_cert}; {url} is for this machine only")
     print(f"  API      http://127.0.0.1:{port}/docs   (key in {data / 'api-key.txt'})")
     print(f"  board    http://127.0.0.1:{port}/board")
     login = f" --credentials {creds_file}" if creds_file else ""
@@ -220,10 +221,11 @@ def run_up(args) -> int:
     tls_port = pki = None
     if kind == "mosquitto":  # the boxes' listener: TLS, with a CA made once and kept
         tls_port = args.mqtts_port or (8883 if port_free("0.0.0.0", 8883) else free_port())
-        pki = ensure(data / "pki", tls_names(getattr(args, "tls_name", None))).folder
+        pki = ensure(data / "pki", tls_names(getattr(args, "tls_name", None)))
     try:
         broker = Broker(kind, port=mqtt_port, workdir=data / "broker", purpose="telegest up",
-                        auth=kind == "mosquitto", tls_port=tls_port, pki=pki)
+                        auth=kind == "mosquitto", tls_port=tls_port,
+                        pki=pki.folder if pki else None)
         broker.dynsec_path.unlink(missing_ok=True)  # rebuilt at every start: tools/up_broker.py
         broker.start()
     except BrokerError as e:
@@ -242,7 +244,7 @@ def run_up(args) -> int:
         sim_login = []
         if creds:
             if tls_port is not None:
-                creds["tls"] = {"broker": f"127.0.0.1:{tls_port}", "ca": str(pki / "ca.pem")}
+                creds["tls"] = {"broker": f"127.0.0.1:{tls_port}", "ca": str(pki.ca_cert)}
             write_credentials(creds_file, creds)
             sim_login = ["--credentials", str(creds_file)]
         worker_env, api_env = process_env(creds, broker.host, broker.port)
@@ -271,7 +273,7 @@ def run_up(args) -> int:
                        str(args.tap_every), "--health-every", "30"]
                 if tls_port is not None:  # as the boxes do: TLS, the broker verified
                     readers_url = f"127.0.0.1:{tls_port}"
-                    how += ["--ca", str(pki / "ca.pem")]
+                    how += ["--ca", str(pki.ca_cert)]
             children.start("readers", ["tools.cli", "device", "sim", "--broker", readers_url,
                                        "--db", db_url, "--devices", ",".join(readers), *how,
                                        *sim_login], env)

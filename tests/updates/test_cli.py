@@ -121,6 +121,10 @@ def test_keygen_wrong_passphrase(tmp_path, monkeypatch):
     with pytest.raises(TelegestError, match="differ"):
         run("bundle", "keygen", "--passphrase", "--out", str(key))
     assert not key.exists()  # nothing written when the two differ
+    (tmp_path / "pw").write_text("a passphrase\n")
+    with pytest.raises(TelegestError, match="add --passphrase"):
+        run("bundle", "keygen", "--passphrase-file", str(tmp_path / "pw"), "--out", str(key))
+    assert not key.exists()  # not written unencrypted when a passphrase was meant
     monkeypatch.setenv("TELEGEST_KEY_PASSPHRASE", "the right one")
     run("bundle", "keygen", "--passphrase", "--out", str(key))
     run("bundle", "create", "firmware", "--version", "0.2.0", "-o", str(out))

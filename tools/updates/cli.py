@@ -23,6 +23,8 @@ from tools.errors import TelegestError
 
 DEFAULT_DB = os.environ.get("TELEGEST_DATABASE_URL", "sqlite:///var/telegest.db")
 PASSPHRASE_ENV = "TELEGEST_KEY_PASSPHRASE"
+PASSPHRASE_FILE_HELP = (f"a file whose first line is the key's passphrase, when "
+                        f"{PASSPHRASE_ENV} is not set (neither: it is asked)")
 
 
 @contextmanager
@@ -89,17 +91,19 @@ def _key(args) -> tuple[bytes, bytes | None]:
 
 
 def cmd_keygen(args) -> int:
+    from fleet.private_files import write_private
     from fleet.update_signing import keygen
     out = Path(args.out)
+    if args.passphrase_file and not args.passphrase:
+        raise TelegestError("--passphrase-file: add --passphrase, or the key is written "
+                            "unencrypted")
     if out.exists():
         raise TelegestError(f"{out} exists: a signing key is never overwritten")
     pem, pub = keygen(_passphrase(args, confirm=True) if args.passphrase else None)
     try:  # 0600 from the start: the file never exists with wider rights
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(out, pem, exclusive=True)
     except OSError as e:
         raise TelegestError(f"cannot write {out}: {e.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
     print(f"private key: {out}{' (encrypted with your passphrase)' if args.passphrase else ''}"
           f" (keep it offline; whoever holds it can update every reader)")
     print("public key, for firmware/trust.py and TELEGEST_UPDATE_KEYS:")
@@ -287,15 +291,13 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
     s = command(b, "sign", cmd_sign, "sign a bundle's manifest with the release key")
     s.add_argument("bundle")
     s.add_argument("--key", required=True, help="private key file (bundle keygen)")
-    s.add_argument("--passphrase-file", help="the key's passphrase (else asked, or "
-                                             f"{PASSPHRASE_ENV})")
+    s.add_argument("--passphrase-file", help=PASSPHRASE_FILE_HELP)
     s.add_argument("-o", "--out", help="signed bundle file (default: in place)")
     o = command(b, "offer", cmd_offer, "sign the offer of a bundle: channel and expiry (what "
                 "a rollout sends to the devices)")
     o.add_argument("bundle", help="the signed bundle file")
     o.add_argument("--key", required=True, help="private key file (bundle keygen)")
-    o.add_argument("--passphrase-file", help="the key's passphrase (else asked, or "
-                                             f"{PASSPHRASE_ENV})")
+    o.add_argument("--passphrase-file", help=PASSPHRASE_FILE_HELP)
     o.add_argument("--channel", default="stable", help="the devices' channel (firmware/trust.py "
                                                        "CHANNEL)")
     o.add_argument("--expires-in", default="7d", help="how long the offer is valid: the "
