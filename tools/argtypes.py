@@ -200,10 +200,13 @@ def folder(text: str) -> str:
     p = Path(text)
     if not text.strip():
         raise argparse.ArgumentTypeError("give a folder")
-    for q in (p, *p.parents):
-        if q.exists():
-            if not q.is_dir():
-                raise argparse.ArgumentTypeError(
-                    f"{q} is a file, not a folder" + ("" if q == p else f" (for {text})"))
-            break
+    try:
+        for q in (p, *p.parents):
+            if q.exists():
+                if not q.is_dir():
+                    raise argparse.ArgumentTypeError(
+                        f"{q} is a file, not a folder" + ("" if q == p else f" (for {text})"))
+                break
+    except OSError as e:  # a name too long, a loop of links
+        raise argparse.ArgumentTypeError(f"{text[:60]!r}…: {e.strerror}") from None
     return text

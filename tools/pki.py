@@ -203,17 +203,6 @@ def mosquitto_lines(pki: Pki, port: int = 8883) -> str:
     return TLS_CONF.format(port=port, ca=pki.ca_cert, cert=pki.server_cert, key=pki.server_key)
 
 
-def _folder(text: str) -> str:
-    """The PKI's folder: one that exists or can be made."""
-    p = Path(text)
-    try:
-        if not text.strip() or (p.exists() and not p.is_dir()):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
-    except OSError as e:  # a name too long, a loop of links
-        raise argparse.ArgumentTypeError(f"{text[:60]!r}…: {e.strerror}") from None
-    return text
-
-
 def cmd_pki_init(args) -> int:
     p = init_ca(args.dir, args.name, args.force)
     print(f"CA certificate {p.ca_cert} (give it to `telegest device provision --ca`), its key "
@@ -243,14 +232,14 @@ def add_commands(fleet, command) -> None:
         dest="pki_cmd", required=True)
     i = command(pk, "init", cmd_pki_init, "create the CA the boxes verify the broker against "
                 "(EC P-256, 10 years)")
-    i.add_argument("--dir", required=True, type=_folder, help="folder for ca.pem and ca.key")
+    i.add_argument("--dir", required=True, type=at.folder, help="folder for ca.pem and ca.key")
     i.add_argument("--name", default="telegest broker CA", type=_ca_name,
                    help="the CA's common name")
     i.add_argument("--force", action="store_true",
                    help="replace an existing CA (every provisioned box must be provisioned again)")
     s = command(pk, "server-cert", cmd_pki_server_cert, "create the broker's TLS certificate, "
                 "signed by the CA, for the names and addresses the boxes dial")
-    s.add_argument("--dir", required=True, type=_folder,
+    s.add_argument("--dir", required=True, type=at.folder,
                    help="the CA's folder; server.pem, server.key go there")
     s.add_argument("--name", action="append", required=True, type=at.host,
                    help="a host name or IP address of the broker (repeat; the first is its CN)")
