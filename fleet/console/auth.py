@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from fleet.config import _WEAK_SECRETS as _WEAK
 from fleet.console import sessions
-from fleet.console.sessions import Lifetimes
+from fleet.console.sessions import Lifetimes, SessionState
 from fleet.keys import find_api_key
 from fleet.models import ApiKey, User
 from fleet.throttle import hashing
@@ -149,10 +149,6 @@ class Viewer:
         from fleet.lifecycle import ROLES
 
         return self.role in ROLES.get(action, ())
-
-
-class SessionState:
-    MISSING, EXPIRED, INVALID = "missing", "expired", "invalid"
 
 
 def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetimes,

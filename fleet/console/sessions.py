@@ -23,12 +23,19 @@ from fleet.types import utcnow
 SEEN_EVERY = timedelta(seconds=60)
 
 
+class SessionState:
+    """Why a cookie signs no one in."""
+
+    MISSING, EXPIRED, INVALID = "missing", "expired", "invalid"
+
+
 @dataclass(frozen=True)
 class Lifetimes:
-    """How long a session lasts: without a request (`idle`) and at most (`absolute`)."""
+    """How long a session lasts: without a request (`idle`) and at most (`absolute`); from
+    the settings (TELEGEST_CONSOLE_IDLE_MINUTES, TELEGEST_CONSOLE_SESSION_MINUTES)."""
 
-    idle: timedelta = timedelta(minutes=30)
-    absolute: timedelta = timedelta(hours=8)
+    idle: timedelta
+    absolute: timedelta
 
     @classmethod
     def of(cls, settings) -> "Lifetimes":
@@ -62,16 +69,16 @@ def find(session: Session, token: str | None, lifetimes: Lifetimes,
     session: signed out, ended everywhere), `expired` (idle too long or past its end; the row
     is deleted)."""
     if not token:
-        return "missing"
+        return SessionState.MISSING
     now = now or utcnow()
     row = session.scalars(select(ConsoleSession).where(
         ConsoleSession.token_hash == token_hash(token))).first()
     if row is None:
-        return "missing"
+        return SessionState.MISSING
     if now >= row.expires_at or now - row.last_seen_at >= lifetimes.idle:
         session.delete(row)
         session.commit()
-        return "expired"
+        return SessionState.EXPIRED
     if touch and now - row.last_seen_at >= SEEN_EVERY:
         row.last_seen_at = now
         session.commit()
