@@ -169,7 +169,7 @@ def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetime
         if key is not None and not key.revoked:
             return Viewer(f"api_key:{key.id}:{key.label}"[:200], key.role, key.organisation_id,
                           row.csrf, None, row.id)
-    sessions.end(session, row)
+    sessions.end(session, row.id)
     session.commit()
     return SessionState.INVALID
 

@@ -85,15 +85,17 @@ def find(session: Session, token: str | None, lifetimes: Lifetimes,
     return row
 
 
-def end(session: Session, row: ConsoleSession) -> None:
-    session.delete(row)
+def end(session: Session, session_id: int) -> None:
+    """Delete this session's row (sign-out). The caller commits."""
+    session.execute(delete(ConsoleSession).where(ConsoleSession.id == session_id))
 
 
-def end_all(session: Session, user_id: int, keep: ConsoleSession | None = None) -> int:
-    """Delete every session of this user (but `keep`); how many ended. The caller commits."""
+def end_all(session: Session, user_id: int, keep_id: int | None = None) -> int:
+    """Delete every session of this user (but the one `keep_id`); how many ended. The caller
+    commits."""
     stmt = delete(ConsoleSession).where(ConsoleSession.user_id == user_id)
-    if keep is not None:
-        stmt = stmt.where(ConsoleSession.id != keep.id)
+    if keep_id is not None:
+        stmt = stmt.where(ConsoleSession.id != keep_id)
     return session.execute(stmt, execution_options={"synchronize_session": False}).rowcount
 
 
