@@ -91,8 +91,9 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 # -- signed cookies ------------------------------------------------------------------------------
 def _secret() -> bytes:
-    """TELEGEST_CONSOLE_SECRET when set (several API processes must share it); otherwise a
-    random secret per process: sessions then end when the API restarts."""
+    """The key of the pre-login cookie: TELEGEST_CONSOLE_SECRET when set (several API
+    processes must share it); otherwise a random secret per process, and a sign-in form
+    served before a restart, or by another process, is refused as out of date."""
     global _SECRET
     if _SECRET is None:
         env = os.environ.get("TELEGEST_CONSOLE_SECRET", "")

@@ -50,7 +50,8 @@ def token_hash(token: str) -> str:
 def start(session: Session, lifetimes: Lifetimes, *, user: User | None = None,
           key: ApiKey | None = None, now: datetime | None = None) -> tuple[str, ConsoleSession]:
     """A new session for a user or an API key: (the cookie's token, its row). Rows already
-    ended are purged on the way, so the table holds only live sessions. The caller commits."""
+    ended are purged on the way: an ended row stays until the next sign-in, or until its
+    cookie comes back (find). The caller commits."""
     now = now or utcnow()
     purge(session, lifetimes, now)
     token = secrets.token_urlsafe(32)
