@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -117,6 +117,7 @@ class Settings:
             raise SettingsError("TELEGEST_MQTT_PASSWORD is a well-known default: choose a real one")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"TELEGEST_LOG_LEVEL={self.log_level!r}")
+        self._check_public_url()
         self._check_smtp()
 
     def _check_public_url(self) -> None:
@@ -133,7 +134,6 @@ class Settings:
         return self.public_url + path
 
     def _check_smtp(self) -> None:
-        self._check_public_url()
         if self.smtp_host is None:
             return
         if not self.smtp_from or not _ADDRESS.match(self.smtp_from):

@@ -26,7 +26,9 @@ def _password(args) -> str:
         return password
     if not sys.stdin.isatty():
         raise TelegestError("no terminal to ask the password on: use --password-stdin")
-    first = getpass.getpass("Password (10 characters or more): ")
+    from fleet.console.auth import MIN_PASSWORD
+
+    first = getpass.getpass(f"Password ({MIN_PASSWORD} characters or more): ")
     if first != getpass.getpass("Again: "):
         raise TelegestError("the two passwords differ; nothing was changed")
     return first

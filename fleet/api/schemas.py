@@ -81,7 +81,22 @@ class OrganisationOut(Out):
     esppadom_id: str
 
 
-class ClientIn(BaseModel):
+class _HomePoint(BaseModel):
+    """A client's home reference point (WGS 84); without it the fleet learns one
+    (fleet.presence). lat and lon are set (or cleared) together: half a point is no point."""
+
+    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        if ("lat" in self.model_fields_set) != ("lon" in self.model_fields_set) or \
+                (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together · lat et lon vont ensemble")
+        return self
+
+
+class ClientIn(_HomePoint):
     organisation_id: int | None = None
     name: str = Field(min_length=1, max_length=200)
     address: str = Field("", max_length=400)
@@ -89,36 +104,15 @@ class ClientIn(BaseModel):
     city: str = Field("", max_length=100)
     birth_date: date | None = None
     active: bool = True
-    # the home's reference point (WGS 84); without it the fleet learns one (fleet.presence)
-    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
-    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _both_or_neither(self):
-        return _point_whole(self)
 
 
-class ClientPatch(BaseModel):
+class ClientPatch(_HomePoint):
     name: str | None = Field(None, min_length=1, max_length=200)
     address: str | None = Field(None, max_length=400)
     postcode: str | None = Field(None, max_length=10)
     city: str | None = Field(None, max_length=100)
     birth_date: date | None = None
     active: bool | None = None
-    lat: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
-    lon: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _both_or_neither(self):
-        return _point_whole(self)
-
-
-def _point_whole(model):
-    """lat and lon are set (or cleared) together: half a point is no point."""
-    if ("lat" in model.model_fields_set) != ("lon" in model.model_fields_set) or \
-            (model.lat is None) != (model.lon is None):
-        raise ValueError("lat and lon go together · lat et lon vont ensemble")
-    return model
 
 
 class ClientOut(Out):

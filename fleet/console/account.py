@@ -14,7 +14,7 @@ from fleet.console.auth import SESSION_COOKIE, AuthError, authenticate
 from fleet.console.login import LOCKED, count_failure
 from fleet.console.users import set_password, sign_out_everywhere
 from fleet.console.web import PosterDep, SessionDep, ViewerDep, organisation, page, redirect
-from fleet.models import ConsoleSession, User
+from fleet.models import User
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,7 +74,7 @@ def new_password(request: Request, session: SessionDep, viewer: PosterDep,
         if password != again:
             raise AuthError("the two new passwords differ · les deux mots de passe diffèrent")
         set_password(session, user.email, password, by=viewer.who,
-                     keep=session.get(ConsoleSession, viewer.session_id))
+                     keep_id=viewer.session_id)
     except throttle.Busy:
         session.rollback()
         return _page(request, session, viewer, 503, "too many sign-ins at once: try again · "

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from fleet.config import _WEAK_SECRETS as _WEAK
 from fleet.console import sessions
-from fleet.console.sessions import Lifetimes
+from fleet.console.sessions import Lifetimes, SessionState
 from fleet.keys import find_api_key
 from fleet.models import ApiKey, User
 from fleet.throttle import hashing
@@ -91,8 +91,9 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 # -- signed cookies ------------------------------------------------------------------------------
 def _secret() -> bytes:
-    """TELEGEST_CONSOLE_SECRET when set (several API processes must share it); otherwise a
-    random secret per process: sessions then end when the API restarts."""
+    """The key of the pre-login cookie: TELEGEST_CONSOLE_SECRET when set (several API
+    processes must share it); otherwise a random secret per process, and a sign-in form
+    served before a restart, or by another process, is refused as out of date."""
     global _SECRET
     if _SECRET is None:
         env = os.environ.get("TELEGEST_CONSOLE_SECRET", "")
@@ -151,10 +152,6 @@ class Viewer:
         return self.role in ROLES.get(action, ())
 
 
-class SessionState:
-    MISSING, EXPIRED, INVALID = "missing", "expired", "invalid"
-
-
 def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetimes,
                        now: datetime | None = None, touch: bool = True) -> Viewer | str:
     """The Viewer, or why not: `missing` (no cookie, signed out, ended everywhere), `expired`
@@ -173,7 +170,7 @@ def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetime
         if key is not None and not key.revoked:
             return Viewer(f"api_key:{key.id}:{key.label}"[:200], key.role, key.organisation_id,
                           row.csrf, None, row.id)
-    sessions.end(session, row)
+    sessions.end(session, row.id)
     session.commit()
     return SessionState.INVALID
 

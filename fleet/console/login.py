@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from fleet import audit, throttle
 from fleet.console import sessions
 from fleet.console.auth import (PRELOGIN_COOKIE, PRELOGIN_SECONDS, SESSION_COOKIE,
                                 authenticate, key_sign_in, sign, tokens_match, unsign)
 from fleet.console.web import PosterDep, SessionDep, lifetimes, page, redirect
-from fleet.models import ConsoleSession, User
+from fleet.models import User
 
 router = APIRouter(include_in_schema=False)
 
@@ -135,7 +135,7 @@ def count_failure(session, account: str | None = None, address: str | None = Non
 @router.post("/logout")
 def logout(viewer: PosterDep, session: SessionDep) -> Response:
     """Deletes the session's row: the cookie, kept or copied, signs no one in any more."""
-    session.execute(delete(ConsoleSession).where(ConsoleSession.id == viewer.session_id))
+    sessions.end(session, viewer.session_id)
     audit.record(session, viewer.who, "logout", "console", role=viewer.role)
     session.commit()
     resp = redirect("/login", "signed_out")

@@ -23,12 +23,19 @@ from fleet.types import utcnow
 SEEN_EVERY = timedelta(seconds=60)
 
 
+class SessionState:
+    """Why a cookie signs no one in."""
+
+    MISSING, EXPIRED, INVALID = "missing", "expired", "invalid"
+
+
 @dataclass(frozen=True)
 class Lifetimes:
-    """How long a session lasts: without a request (`idle`) and at most (`absolute`)."""
+    """How long a session lasts: without a request (`idle`) and at most (`absolute`); from
+    the settings (TELEGEST_CONSOLE_IDLE_MINUTES, TELEGEST_CONSOLE_SESSION_MINUTES)."""
 
-    idle: timedelta = timedelta(minutes=30)
-    absolute: timedelta = timedelta(hours=8)
+    idle: timedelta
+    absolute: timedelta
 
     @classmethod
     def of(cls, settings) -> "Lifetimes":
@@ -43,7 +50,8 @@ def token_hash(token: str) -> str:
 def start(session: Session, lifetimes: Lifetimes, *, user: User | None = None,
           key: ApiKey | None = None, now: datetime | None = None) -> tuple[str, ConsoleSession]:
     """A new session for a user or an API key: (the cookie's token, its row). Rows already
-    ended are purged on the way, so the table holds only live sessions. The caller commits."""
+    ended are purged on the way: an ended row stays until the next sign-in, or until its
+    cookie comes back (find). The caller commits."""
     now = now or utcnow()
     purge(session, lifetimes, now)
     token = secrets.token_urlsafe(32)
@@ -62,31 +70,33 @@ def find(session: Session, token: str | None, lifetimes: Lifetimes,
     session: signed out, ended everywhere), `expired` (idle too long or past its end; the row
     is deleted)."""
     if not token:
-        return "missing"
+        return SessionState.MISSING
     now = now or utcnow()
     row = session.scalars(select(ConsoleSession).where(
         ConsoleSession.token_hash == token_hash(token))).first()
     if row is None:
-        return "missing"
+        return SessionState.MISSING
     if now >= row.expires_at or now - row.last_seen_at >= lifetimes.idle:
         session.delete(row)
         session.commit()
-        return "expired"
+        return SessionState.EXPIRED
     if touch and now - row.last_seen_at >= SEEN_EVERY:
         row.last_seen_at = now
         session.commit()
     return row
 
 
-def end(session: Session, row: ConsoleSession) -> None:
-    session.delete(row)
+def end(session: Session, session_id: int) -> None:
+    """Delete this session's row (sign-out). The caller commits."""
+    session.execute(delete(ConsoleSession).where(ConsoleSession.id == session_id))
 
 
-def end_all(session: Session, user_id: int, keep: ConsoleSession | None = None) -> int:
-    """Delete every session of this user (but `keep`); how many ended. The caller commits."""
+def end_all(session: Session, user_id: int, keep_id: int | None = None) -> int:
+    """Delete every session of this user (but the one `keep_id`); how many ended. The caller
+    commits."""
     stmt = delete(ConsoleSession).where(ConsoleSession.user_id == user_id)
-    if keep is not None:
-        stmt = stmt.where(ConsoleSession.id != keep.id)
+    if keep_id is not None:
+        stmt = stmt.where(ConsoleSession.id != keep_id)
     return session.execute(stmt, execution_options={"synchronize_session": False}).rowcount
 
 

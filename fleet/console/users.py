@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from fleet import audit
 from fleet.console import sessions
 from fleet.console.auth import AuthError, hash_password
-from fleet.models import ROLES, ConsoleSession, Organisation, User
+from fleet.models import ROLES, Organisation, User
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -51,12 +51,12 @@ def _user(session: Session, email: str) -> User:
 
 
 def set_password(session: Session, email: str, password: str, *, by: str = "cli",
-                 keep: ConsoleSession | None = None) -> User:
-    """New password; every open session of this user ends but `keep` (the one that changed
-    it, from the console). The caller commits."""
+                 keep_id: int | None = None) -> User:
+    """New password; every open session of this user ends but the one `keep_id` (the one that
+    changed it, from the console). The caller commits."""
     user = _user(session, email)
     user.password_hash = hash_password(password)
-    ended = sessions.end_all(session, user.id, keep)
+    ended = sessions.end_all(session, user.id, keep_id)
     audit.record(session, by, "passwd", f"user:{user.email}", role="admin",
                  detail={"sessions_ended": ended})
     return user

@@ -12,9 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.api.deps import get_session
-from fleet.console.auth import SESSION_COOKIE, SessionState, Viewer, tokens_match, \
-    viewer_from_cookie
-from fleet.console.sessions import Lifetimes
+from fleet.console.auth import SESSION_COOKIE, Viewer, tokens_match, viewer_from_cookie
+from fleet.console.sessions import Lifetimes, SessionState
 from fleet.models import Organisation
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
