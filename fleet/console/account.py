@@ -13,7 +13,8 @@ from fleet.console import sessions
 from fleet.console.auth import SESSION_COOKIE, AuthError, authenticate
 from fleet.console.login import LOCKED, count_failure
 from fleet.console.users import set_password, sign_out_everywhere
-from fleet.console.web import PosterDep, SessionDep, ViewerDep, organisation, page, redirect
+from fleet.console.web import (PosterDep, SessionDep, ViewerDep, lifetimes, organisation,
+                                page, redirect)
 from fleet.models import User
 
 router = APIRouter(include_in_schema=False)
@@ -26,7 +27,8 @@ def _page(request: Request, session, viewer, status_code: int = 200,
           error: str | None = None) -> Response:
     org = organisation(session, viewer)
     tz = ZoneInfo(org.timezone if org else "Europe/Paris")
-    rows = sessions.of_user(session, viewer.user_id) if viewer.user_id else []
+    rows = (sessions.of_user(session, viewer.user_id, lifetimes(request))
+            if viewer.user_id else [])
     settings = request.app.state.settings
     resp = page(request, "account.html", viewer, status_code, error=error, rows=rows,
                 idle=settings.console_idle_minutes, lifetime=settings.console_session_minutes,

@@ -100,13 +100,20 @@ def end_all(session: Session, user_id: int, keep_id: int | None = None) -> int:
     return session.execute(stmt, execution_options={"synchronize_session": False}).rowcount
 
 
-def of_user(session: Session, user_id: int) -> list[ConsoleSession]:
+def _ended(lifetimes: Lifetimes, now: datetime):
+    """Past its end or idle too long: what `find` refuses and `purge` deletes."""
+    return or_(ConsoleSession.expires_at <= now,
+               ConsoleSession.last_seen_at <= now - lifetimes.idle)
+
+
+def of_user(session: Session, user_id: int, lifetimes: Lifetimes,
+            now: datetime | None = None) -> list[ConsoleSession]:
+    """The user's open sessions, last seen first (an ended row not yet deleted is not one)."""
     return list(session.scalars(select(ConsoleSession).where(
-        ConsoleSession.user_id == user_id).order_by(ConsoleSession.last_seen_at.desc())))
+        ConsoleSession.user_id == user_id, ~_ended(lifetimes, now or utcnow()))
+        .order_by(ConsoleSession.last_seen_at.desc())))
 
 
 def purge(session: Session, lifetimes: Lifetimes, now: datetime | None = None) -> int:
-    now = now or utcnow()
-    return session.execute(delete(ConsoleSession).where(or_(
-        ConsoleSession.expires_at <= now, ConsoleSession.last_seen_at <= now - lifetimes.idle)),
-        execution_options={"synchronize_session": False}).rowcount
+    return session.execute(delete(ConsoleSession).where(_ended(lifetimes, now or utcnow())),
+                           execution_options={"synchronize_session": False}).rowcount

@@ -106,6 +106,21 @@ def test_web_hardening_sign_out_everywhere(app, db):
     assert entry.who == "user:manager@agency.fr" and entry.detail == {"sessions_ended": 2}
 
 
+def test_web_hardening_the_account_page_lists_open_sessions_only(app, db):
+    """A session idle past the timeout, its row not yet deleted (its cookie never came back),
+    is no open session: the page once listed it."""
+    here, there = TestClient(app), TestClient(app)
+    sign_in(here, "manager@agency.fr")
+    sign_in(there, "manager@agency.fr")
+    idle = timedelta(minutes=app.state.settings.console_idle_minutes)
+    with db() as s:
+        old = s.scalars(select(ConsoleSession).order_by(ConsoleSession.id)).first().id
+    last_seen(db, idle + timedelta(minutes=10), ConsoleSession.id == old)
+    account = there.get("/account")
+    assert account.status_code == 200 and account.text.count("<tr>") == 2  # head + 1 session
+    assert rows_of(db, "manager@agency.fr") == 2  # the ended row waits for its deletion
+
+
 def test_web_hardening_sign_out_everywhere_needs_the_csrf_token(as_role, db):
     c = as_role("manager")
     assert c.post("/account/sign-out-everywhere", data={"csrf": "forged"}).status_code == 403
