@@ -89,16 +89,17 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
     anomalies = (select(Anomaly.visit_id, func.count().label("n"))
                  .where(Anomaly.visit_id.is_not(None), Anomaly.resolved.is_(False))
                  .group_by(Anomaly.visit_id).subquery())
-    first = aliased(ClockEvent)  # the visit's arrival, else its departure
+    arrival, departure = aliased(ClockEvent), aliased(ClockEvent)
     q = (select(Visit, VisitRecord, Client.name, Caregiver.name, anomalies.c.n,
-                Device.clock_offset_s)
+                Device.clock_offset_s, arrival.proof_level, departure.proof_level)
          .join(Client, Client.id == Visit.client_id)
          .join(Caregiver, Caregiver.id == Visit.caregiver_id)
          .outerjoin(VisitRecord, VisitRecord.visit_id == Visit.id)
          .outerjoin(anomalies, anomalies.c.visit_id == Visit.id)
-         .outerjoin(first, first.id == func.coalesce(VisitRecord.start_event_id,
-                                                     VisitRecord.end_event_id))
-         .outerjoin(Device, Device.id == first.device_id)
+         .outerjoin(arrival, arrival.id == VisitRecord.start_event_id)
+         .outerjoin(departure, departure.id == VisitRecord.end_event_id)
+         # the device that clocked the arrival, else the departure
+         .outerjoin(Device, Device.id == func.coalesce(arrival.device_id, departure.device_id))
          .where(Visit.organisation_id == org.id, Visit.planned_start >= lo,
                 Visit.planned_start < hi)
          .order_by(Visit.planned_start, Visit.id))
@@ -106,10 +107,8 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
         q = q.where(Visit.caregiver_id == caregiver_id)
     if client_id:
         q = q.where(Visit.client_id == client_id)
-    rows, ends = [], {}
-    for visit, record, client, caregiver, n, offset in session.execute(q):
-        if record is not None:
-            ends[visit.id] = (record.start_event_id, record.end_event_id)
+    rows = []
+    for visit, record, client, caregiver, n, offset, proof_in, proof_out in session.execute(q):
         st = live_status(visit, record, now, tol)
         start = record.actual_start if record else None
         late = int((start - visit.planned_start).total_seconds() // 60) if start else 0
@@ -118,14 +117,10 @@ def board_rows(session: Session, org: Organisation, day: date, now: datetime,
                              int(n or 0), record.retained_start if record else None,
                              record.retained_end if record else None,
                              record.correction_code if record else None,
+                             proof_in=proof_in, proof_out=proof_out,
                              clock_offset_s=offset))
     alerts = open_by_visit(session, [r.visit_id for r in rows])
-    ids = {i for pair in ends.values() for i in pair if i}
-    proofs = dict(session.execute(select(ClockEvent.id, ClockEvent.proof_level)
-                                  .where(ClockEvent.id.in_(ids))).all()) if ids else {}
     for r in rows:
-        start_id, end_id = ends.get(r.visit_id, (None, None))
-        r.proof_in, r.proof_out = proofs.get(start_id), proofs.get(end_id)
         r.alert = alerts.get(r.visit_id)
         if r.alert and r.status == "upcoming":  # past the alert threshold, within the tolerance
             r.status = "late"
