@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fleet import audit
 from fleet.models import OVERRUN_POLICIES, ROUNDING_MODES, AlertSettings, Organisation
+from fleet.presence import DEFAULT_RADIUS_M
 from fleet.visit_alerts import DEFAULT_LATE_MIN, DEFAULT_MISSED_MIN, oncall_addresses
 
 ORG_FIELDS = ("timezone", "tolerance_min", "rounding_mode", "rounding_step_min",
@@ -26,7 +27,7 @@ LIMIT_FIELDS = {"positions_keep_days": (1, 60, "days"), "rejections_keep_days": 
                 "home_radius_m": (50, 10_000, "metres")}
 LIMIT_DEFAULTS = {"positions_keep_days": 60, "rejections_keep_days": 30,
                   "audit_keep_days": 1825, "report_window_h": 24, "report_km_max": 300,
-                  "report_expenses_max_cents": 20000, "home_radius_m": 200}
+                  "report_expenses_max_cents": 20000, "home_radius_m": DEFAULT_RADIUS_M}
 FIELDS = ORG_FIELDS + ALERT_FIELDS + tuple(LIMIT_FIELDS)
 MAX_ONCALL = 20
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

@@ -8,8 +8,6 @@ is named with its column and why.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -17,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from fleet.models import Client, Organisation
 from fleet.presence import parse_coord
-from fleet.visit_import import ImportFileError, _Names, decode
+from fleet.visit_import import Names, read_rows
 
 ALIASES = {"client": "client", "usager": "client", "beneficiaire": "client", "lat": "lat",
            "latitude": "lat", "lon": "lon", "lng": "lon", "longitude": "lon"}
@@ -33,31 +31,12 @@ class PointsResult:
 
 
 def parse_points(session: Session, org: Organisation, data: bytes) -> PointsResult:
-    text, encoding = decode(data)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    first = text.split("\n", 1)[0]
-    # a decimal comma needs `;` between cells: a header tells which one the file uses
-    delimiter = max((";", ",", "\t"), key=first.count)
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except csv.Error as e:
-        raise ImportFileError([{"row": None, "column": None,
-                                "message": f"not a readable CSV file: {e}"}]) from None
-    if not rows:
-        raise ImportFileError([{"row": 1, "column": None, "message": "the file is empty"}])
-    columns = [ALIASES.get(h.strip().casefold(), h.strip().casefold()) for h in rows[0]]
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise ImportFileError([{"row": 1, "column": c, "message": f"missing column {c!r}"}
-                               for c in missing])
-    clients = _Names(session.scalars(select(Client).where(
+    encoding, _delimiter, rows = read_rows(data, ALIASES, REQUIRED)
+    clients = Names(session.scalars(select(Client).where(
         Client.organisation_id == org.id)).all(), "name")
     result = PointsResult(encoding)
-    for number, values in enumerate(rows[1:], start=2):
-        if not any(v.strip() for v in values):
-            continue
+    for number, row in rows:
         result.rows += 1
-        row = {c: (values[i].strip() if i < len(values) else "") for i, c in enumerate(columns)}
         errors, got = [], {}
         for column, read in (("client", lambda v: clients.find(v, "client")),
                              ("lat", lambda v: parse_coord(v, "lat")),

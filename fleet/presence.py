@@ -10,7 +10,8 @@ either way: no flag, no corroboration.
 The home's reference point is the client's `lat`/`lon` when set; otherwise it is learned: the
 median latitude and the median longitude of the client's last `LEARN_LAST` tag-proved clock
 events (a SUN read or a static tag) of the last `LEARN_DAYS` with a position of at most
-`LEARN_ACCURACY_M`, once there are `LEARN_MIN` of them. A median, not a mean: one reading off by kilometres does not move it.
+`LEARN_ACCURACY_M`, once there are `LEARN_MIN` of them. A median, not a mean: one reading off
+by kilometres does not move it.
 """
 from __future__ import annotations
 

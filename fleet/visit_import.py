@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -78,7 +79,7 @@ def _local(day: date, t: time, tz: ZoneInfo) -> datetime:
     return when.astimezone(timezone.utc)
 
 
-class _Names:
+class Names:
     """Find a client, caregiver or service by id, name or code, case-insensitively."""
 
     def __init__(self, things, *attrs: str) -> None:
@@ -99,43 +100,54 @@ class _Names:
         return next(iter(found.values()))
 
 
-def parse_planning(session: Session, org: Organisation, data: bytes) -> ImportResult:
-    text, encoding = decode(data)
-    # a lone CR is an old Mac line end: csv refuses it inside a field, so read it as one
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+def _lines(text: str, delimiter: str) -> Iterator[list[str]]:
     try:
-        return _parse(session, org, text, encoding)
+        yield from csv.reader(io.StringIO(text), delimiter=delimiter)
     except csv.Error as e:  # a stray quote, a NUL: the file as a whole cannot be read
         raise ImportFileError([{"row": None, "column": None,
                                 "message": f"not a readable CSV file: {e}"}]) from None
 
 
-def _parse(session: Session, org: Organisation, text: str, encoding: str) -> ImportResult:
-    first = text.split("\n", 1)[0]
-    delimiter = max((";", ",", "\t"), key=first.count)
-    result = ImportResult(encoding=encoding, delimiter=delimiter)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(reader, None)
+def read_rows(data: bytes, aliases: dict[str, str], required: tuple[str, ...]
+              ) -> tuple[str, str, Iterator[tuple[int, dict[str, str]]]]:
+    """A CSV file's encoding, delimiter (`;`, `,` or tab, the header's commonest) and its
+    non-blank rows as `(row number, {column: stripped value})`, columns named by `aliases`.
+    ImportFileError for a file that cannot be read as a whole: empty, a `required` column
+    missing, or not CSV (raised while the rows are read). The home points import reads
+    its files this way too (fleet.client_points)."""
+    text, encoding = decode(data)
+    # a lone CR is an old Mac line end: csv refuses it inside a field, so read it as one
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # decimal commas need `;` between cells: the header tells which one the file uses
+    delimiter = max((";", ",", "\t"), key=text.split("\n", 1)[0].count)
+    lines = _lines(text, delimiter)
+    header = next(lines, None)
     if not header:
         raise ImportFileError([{"row": 1, "column": None, "message": "the file is empty"}])
-    columns = [ALIASES.get(h.strip().casefold(), h.strip().casefold()) for h in header]
-    missing = [c for c in REQUIRED if c not in columns]
+    columns = [aliases.get(h.strip().casefold(), h.strip().casefold()) for h in header]
+    missing = [c for c in required if c not in columns]
     if missing:
         raise ImportFileError([{"row": 1, "column": c, "message": f"missing column {c!r}"}
                                for c in missing])
+    rows = ((number, {c: (values[i].strip() if i < len(values) else "")
+                      for i, c in enumerate(columns)})
+            for number, values in enumerate(lines, start=2) if any(v.strip() for v in values))
+    return encoding, delimiter, rows
+
+
+def parse_planning(session: Session, org: Organisation, data: bytes) -> ImportResult:
+    encoding, delimiter, rows = read_rows(data, ALIASES, REQUIRED)
+    result = ImportResult(encoding=encoding, delimiter=delimiter)
     tz = ZoneInfo(org.timezone)
-    clients = _Names(session.scalars(select(Client).where(
+    clients = Names(session.scalars(select(Client).where(
         Client.organisation_id == org.id, Client.active)).all(), "name")
-    caregivers = _Names(session.scalars(select(Caregiver).where(
+    caregivers = Names(session.scalars(select(Caregiver).where(
         Caregiver.organisation_id == org.id, Caregiver.active)).all(), "name")
-    services = _Names(session.scalars(select(Service).where(
+    services = Names(session.scalars(select(Service).where(
         Service.organisation_id == org.id)).all(), "name", "code")
     seen: dict[tuple, int] = {}
-    for number, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
+    for number, row in rows:
         result.rows += 1
-        row = {c: (values[i].strip() if i < len(values) else "") for i, c in enumerate(columns)}
         errors = _check_row(number, row, clients, caregivers, services, tz)
         if isinstance(errors, list):
             result.errors.extend(errors)
@@ -151,7 +163,7 @@ def _parse(session: Session, org: Organisation, text: str, encoding: str) -> Imp
     return result
 
 
-def _check_row(number: int, row: dict, clients: _Names, caregivers: _Names, services: _Names,
+def _check_row(number: int, row: dict, clients: Names, caregivers: Names, services: Names,
                tz: ZoneInfo) -> dict | list[dict]:
     errors, out = [], {"row": number}
 

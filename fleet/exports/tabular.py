@@ -4,8 +4,8 @@ Payroll: per caregiver, one row per local day worked and one per ISO week (the d
 in that week), with the visits, raw and retained hours, km and expenses. Billing: per client,
 one row per funding plan (funder and order line) and one for visits no plan covers, with raw
 and retained hours. Both end with `weakest_proof`: the weakest proof level (fleet.presence)
-of the arrivals and departures the row counts, empty when none has one. A deleted visit (SUP) counts nowhere; a visit with no retained period yet
-(HOR) counts its raw hours only.
+of the arrivals and departures the row counts, empty when none has one. A deleted visit (SUP)
+counts nowhere; a visit with no retained period yet (HOR) counts its raw hours only.
 
 Rows come in the order the query gives them (by caregiver or client, then planned start), so
 each total is written as soon as its group ends: memory stays flat with the number of visits.

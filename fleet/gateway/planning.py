@@ -1,9 +1,10 @@
 """The phone's planning as the gateway serves it: its caregiver's visits of today and the
 coming week, with what the screen needs (client names and addresses, services and tasks,
 and to recognise a home's tag offline: digests of its static tags, never the tokens
-(fleet.tagdigest), and whether it has a SUN tag, known by the `c=` of its URL). Richer than the reader's `down/config` body (fleet.planning), which a phone does not
-need; `version` is still the device's config version, kept in step with the planning push by
-stamping the very body the pusher would send."""
+(fleet.tagdigest), and whether it has a SUN tag, known by the `c=` of its URL). Richer than
+the reader's `down/config` body (fleet.planning), which a phone does not need; `version` is
+still the device's config version, kept in step with the planning push by stamping the very
+body the pusher would send."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -21,8 +22,8 @@ DAYS = 7
 
 def phone_planning(session: Session, device: Device, now: float, days: int = DAYS) -> dict:
     """`{"version", "hash", "from", "days", "tz", "tolerance_min", "tag_salt", "caregiver",
-    "visits", "clients", "services"}`; `hash` is the sha256 of the canonical body without `version`.
-    May bump `device.config_version` (the caller commits)."""
+    "visits", "clients", "services"}`; `hash` is the sha256 of the canonical body without
+    `version`. May bump `device.config_version` (the caller commits)."""
     org = session.get(Organisation, device.organisation_id)
     start = window_start(org.timezone, now)
     version = stamp(device, config_bodies(session, [device], start, 2)[device.id])["version"]

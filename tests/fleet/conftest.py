@@ -10,8 +10,7 @@ from fleet.models import Badge, Caregiver, Client, Device, Organisation
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris
 
 
-@pytest.fixture
-def agency(session):
+def make_agency(session) -> dict:
     """One organisation, two clients with a reader each, two caregivers with a card each."""
     org = Organisation(name="Aide à domicile du Val", timezone="Europe/Paris")
     session.add(org)
@@ -32,6 +31,24 @@ def agency(session):
     ])
     session.commit()
     return {"org": org, "clients": [c1, c2], "caregivers": [g1, g2]}
+
+
+@pytest.fixture
+def agency(session):
+    """make_agency on the test's SQLite database."""
+    return make_agency(session)
+
+
+@pytest.fixture
+def pg_session(pg_database_url):
+    """A session on the PostgreSQL test database, emptied and migrated."""
+    from fleet.db import make_engine, migrate, session_factory
+
+    migrate(pg_database_url)
+    engine = make_engine(pg_database_url)
+    with session_factory(engine)() as s:
+        yield s
+    engine.dispose()
 
 TS = int(NOW.timestamp())
 

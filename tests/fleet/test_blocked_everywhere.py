@@ -9,6 +9,7 @@ it" even when no broker checked logins.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from fleet.brokerauth import NoBrokerAuth
 from fleet.ingest import handle_clock
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.matching import match_pending
-from fleet.models import Anomaly, ClockEvent, Device, Rejection, Visit
+from fleet.models import Anomaly, AuditLog, ClockEvent, Device, Rejection, Visit
 
 from .conftest import NOW, TS
 
@@ -29,6 +30,21 @@ ADMIN = Actor("user:admin@agency.fr", "admin")
 def _activate(session, ident: str) -> None:
     session.scalars(select(Device).where(Device.ident == ident)).one().status = "active"
     session.commit()
+
+
+def _lost_then_found(session, ident: str = "r1") -> None:
+    """The device declared lost, then found: a block and an unblock in the audit log."""
+    lifecycle.block(session, ident, MANAGER, NoBrokerAuth(), "declared lost by mistake")
+    session.commit()
+    lifecycle.unblock(session, ident, ADMIN, NoBrokerAuth(), reason="found in the car")
+    session.commit()
+
+
+def _block_entries(session, ident: str = "r1") -> list[AuditLog]:
+    """The device's block and unblock audit entries, oldest first."""
+    return list(session.scalars(select(AuditLog).where(
+        AuditLog.target == f"device:{ident}", AuditLog.action.in_(("block", "unblock")))
+        .order_by(AuditLog.id)))
 
 
 def test_finding_blocked_device_clock_messages_are_refused(session, agency, clock, event):
@@ -65,16 +81,11 @@ def test_finding_blocked_enrolment_token_dies_with_the_block(session, agency):
 
 def test_finding_blocked_taps_from_before_the_block_are_not_flagged(session, agency, clock,
                                                                      event):
-    from datetime import timedelta
-
     org, (c1, _), (g1, _) = agency["org"], agency["clients"], agency["caregivers"]
     session.add(Visit(organisation_id=org.id, client_id=c1.id, caregiver_id=g1.id,
                       planned_start=NOW, planned_end=NOW + timedelta(hours=1)))
     _activate(session, "r1")
-    lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost by mistake")
-    session.commit()
-    lifecycle.unblock(session, "r1", ADMIN, NoBrokerAuth(), reason="found in the car")
-    session.commit()
+    _lost_then_found(session)
     # the box kept its taps while blocked (refused, not acked) and sends them now
     res = handle_clock(session, "r1", clock(event(1, ts=TS), event(2, dir="out", ts=TS + 1800)),
                        NOW)
@@ -89,21 +100,13 @@ def test_finding_blocked_taps_from_before_the_block_are_not_flagged(session, age
 
 def test_finding_blocked_a_tap_inside_the_blocked_period_is_flagged(session, agency, clock,
                                                                     event):
-    from datetime import datetime, timedelta, timezone
-
-    from fleet.models import AuditLog
-
     _activate(session, "r1")
-    lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost by mistake")
-    session.commit()
-    lifecycle.unblock(session, "r1", ADMIN, NoBrokerAuth(), reason="found in the car")
-    session.commit()
+    _lost_then_found(session)
     # the block lasted from one hour before the tap to one hour after it
-    entries = {a.action: a for a in session.scalars(select(AuditLog).where(
-        AuditLog.target == "device:r1"))}
+    block, unblock = _block_entries(session)
     tap = datetime.fromtimestamp(TS, timezone.utc)
-    entries["block"].at = tap - timedelta(hours=1)
-    entries["unblock"].at = tap + timedelta(hours=1)
+    block.at = tap - timedelta(hours=1)
+    unblock.at = tap + timedelta(hours=1)
     session.commit()
     handle_clock(session, "r1", clock(event(1, ts=TS)), NOW)
     session.commit()
@@ -155,18 +158,10 @@ def test_the_blocked_periods_on_both_sides(session, agency, clock, event):
     """Two blocks, each lifted: a tap at a block's start is flagged, one at its unblock or
     between the two periods is not, one in the second period is (mutation survivors, #14
     item 12: only one period inside one block was tested)."""
-    from datetime import datetime, timedelta, timezone
-
-    from fleet.models import AuditLog
-
     _activate(session, "r1")
     for _ in range(2):
-        lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost by mistake")
-        session.commit()
-        lifecycle.unblock(session, "r1", ADMIN, NoBrokerAuth(), reason="found in the car")
-        session.commit()
-    entries = session.scalars(select(AuditLog).where(AuditLog.target == "device:r1",
-                              AuditLog.action.in_(("block", "unblock"))).order_by(AuditLog.id))
+        _lost_then_found(session)
+    entries = _block_entries(session)
     tap = datetime.fromtimestamp(TS, timezone.utc)
     for entry, hours in zip(entries, (-3, -2, -1, 1)):
         entry.at = tap + timedelta(hours=hours)
@@ -188,19 +183,11 @@ def test_the_blocked_periods_on_both_sides(session, agency, clock, event):
 def test_an_unblock_whose_block_was_deleted_flags_nothing(session, agency, clock, event):
     """The retention job deletes old audit entries: an unblock left without its block opens
     no period."""
-    from datetime import datetime, timedelta, timezone
-
-    from fleet.models import AuditLog
-
     _activate(session, "r1")
-    lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost by mistake")
-    session.commit()
-    lifecycle.unblock(session, "r1", ADMIN, NoBrokerAuth(), reason="found in the car")
-    session.commit()
-    entries = {a.action: a for a in session.scalars(select(AuditLog).where(
-        AuditLog.target == "device:r1"))}
-    entries["unblock"].at = datetime.fromtimestamp(TS, timezone.utc) - timedelta(hours=1)
-    session.delete(entries["block"])
+    _lost_then_found(session)
+    block, unblock = _block_entries(session)
+    unblock.at = datetime.fromtimestamp(TS, timezone.utc) - timedelta(hours=1)
+    session.delete(block)
     session.commit()
     handle_clock(session, "r1", clock(event(1, ts=TS)), NOW)
     session.commit()
@@ -212,17 +199,12 @@ def test_an_unblock_whose_block_was_deleted_flags_nothing(session, agency, clock
 def test_a_block_still_in_force_runs_to_now(session, agency, clock, event):
     """Events stored, then the device declared lost with an earlier start (the audit entry's
     time): the period has no end yet, its detail says "to now"."""
-    from datetime import datetime, timedelta, timezone
-
-    from fleet.models import AuditLog
-
     _activate(session, "r1")
     handle_clock(session, "r1", clock(event(1, ts=TS)), NOW)
     session.commit()
     lifecycle.block(session, "r1", MANAGER, NoBrokerAuth(), "declared lost")
     session.commit()
-    entry = session.scalars(select(AuditLog).where(AuditLog.target == "device:r1",
-                                                   AuditLog.action == "block")).one()
+    [entry] = _block_entries(session)
     start = datetime.fromtimestamp(TS, timezone.utc) - timedelta(hours=1)
     entry.at = start
     session.commit()

@@ -10,15 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from fleet import agency_settings, presence
-from fleet.db import make_engine, migrate, session_factory
 from fleet.ingest import handle_clock
 from fleet.matching import match_pending
-from fleet.models import Anomaly, Badge, Caregiver, Client, ClockEvent, Device, Organisation, \
-    Visit
+from fleet.models import Anomaly, Badge, ClockEvent, Device, Visit
 from fleet.presence import Point
 from fleet.review import review_items
 
-from .conftest import NOW, TS
+from .conftest import NOW, TS, make_agency
 
 HOME = Point(48.8566, 2.3522)
 # about 5 km due north, and 30 m due east, of HOME
@@ -89,8 +87,7 @@ def test_tag_digest_is_salted_per_organisation_and_short():
 
 # -- matching -----------------------------------------------------------------------------------
 
-@pytest.fixture
-def home(session, agency):
+def at_home(session, agency: dict) -> Visit:
     """Mme Durand's home at HOME, her static tag, Alice's phone, Alice's visit there now."""
     org, client = agency["org"], agency["clients"][0]
     client.lat, client.lon = HOME.lat, HOME.lon
@@ -104,6 +101,11 @@ def home(session, agency):
                             caregiver_id=agency["caregivers"][0].id)])
     session.commit()
     return visit
+
+
+@pytest.fixture
+def home(session, agency):
+    return at_home(session, agency)
 
 
 def send(session, clock, *events):
@@ -249,31 +251,16 @@ def test_an_event_without_tag_needs_to_be_manual_and_name_its_visit(session, clo
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 @pytest.mark.postgres
-def test_proof_levels_on_postgresql(pg_database_url, clock):
-    migrate(pg_database_url)
-    engine = make_engine(pg_database_url)
-    with session_factory(engine)() as s:
-        org = Organisation(name="Val d'Aide", timezone="Europe/Paris")
-        s.add(org)
-        s.flush()
-        client = Client(organisation_id=org.id, name="Mme Durand", lat=HOME.lat, lon=HOME.lon)
-        alice = Caregiver(organisation_id=org.id, name="Alice")
-        s.add_all([client, alice])
-        s.flush()
-        visit = Visit(organisation_id=org.id, client_id=client.id, caregiver_id=alice.id,
-                      planned_start=NOW, planned_end=NOW + timedelta(hours=1))
-        s.add_all([visit, Badge(organisation_id=org.id, kind="client_tag", uid=TAG,
-                                client_id=client.id),
-                   Device(ident="p1", kind="phone", organisation_id=org.id,
-                          caregiver_id=alice.id)])
-        s.commit()
-        evs = send(s, clock, read(1, NEAR), manual(2, visit, FAR, "out", TS + 1800))
-        assert [e.proof_level for e in evs] == ["static_tag_near", "manual"]
-        assert [a.kind for a in s.scalars(select(Anomaly))] == ["far_from_home"]
-        items = review_items(s, org, NOW - timedelta(days=1), NOW + timedelta(days=1),
-                             proofs={"manual"})
-        assert [i.clock_event_id for i in items if i.kind == "manual"] == [evs[1].id]
-    engine.dispose()
+def test_proof_levels_on_postgresql(pg_session, clock):
+    s = pg_session
+    agency = make_agency(s)
+    visit = at_home(s, agency)
+    evs = send(s, clock, read(1, NEAR), manual(2, visit, FAR, "out", TS + 1800))
+    assert [e.proof_level for e in evs] == ["static_tag_near", "manual"]
+    assert [a.kind for a in s.scalars(select(Anomaly))] == ["far_from_home"]
+    items = review_items(s, agency["org"], NOW - timedelta(days=1), NOW + timedelta(days=1),
+                         proofs={"manual"})
+    assert [i.clock_event_id for i in items if i.kind == "manual"] == [evs[1].id]
 
 
 # -- where it shows: the visit's detail, the board, the exports ---------------------------------
