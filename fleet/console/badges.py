@@ -73,10 +73,6 @@ def _badge(session: Session, org: Organisation, badge_id: int) -> Badge:
     return badge
 
 
-def _int(raw: str | None) -> int | None:
-    return plain_int(raw)  # an empty <select> sends ""
-
-
 @router.get("/badges")
 def badge_list(request: Request, session: SessionDep, viewer: ViewerDep,
                kind: str | None = None, client: str | None = None,
@@ -84,7 +80,7 @@ def badge_list(request: Request, session: SessionDep, viewer: ViewerDep,
     org = _org(session, viewer)
     kind = kind if kind in KINDS else None
     state = state if state in STATES else None
-    client_id, caregiver_id = _int(client), _int(caregiver)
+    client_id, caregiver_id = plain_int(client), plain_int(caregiver)
     q = select(Badge).where(Badge.organisation_id == org.id).order_by(Badge.id)
     for col, val in ((Badge.kind, kind), (Badge.client_id, client_id),
                      (Badge.caregiver_id, caregiver_id)):
@@ -150,7 +146,7 @@ def new_badge(request: Request, session: SessionDep, viewer: ViewerDep,
 
 
 def _owner(session: Session, org: Organisation, kind: str, raw: str) -> Caregiver | Client:
-    owner_id = _int(raw.strip())
+    owner_id = plain_int(raw.strip())
     if owner_id is None and kind in KINDS:
         raise badges.BadgeError(422, "choose the client or the caregiver · choisissez "
                                      "l'usager ou l'intervenant")

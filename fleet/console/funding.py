@@ -25,10 +25,6 @@ KIND_LABELS = {"APA": "APA (département)", "PCH": "PCH (département)",
                "AM": "AM · Assurance maladie"}
 
 
-def _int(raw: str | None) -> int | None:
-    return plain_int(raw)
-
-
 def _values(request_form) -> dict:
     return {k: str(v) for k, v in request_form.items()}
 
@@ -99,7 +95,7 @@ async def create_funder(request: Request, session: SessionDep,
 def plan_list(request: Request, session: SessionDep, viewer: PlannerDep,
               client: str | None = None, funder: str | None = None) -> Response:
     org = _org(session, viewer)
-    client_id, funder_id = _int(client), _int(funder)
+    client_id, funder_id = plain_int(client), plain_int(funder)
     rows = session.execute(
         funding.plans(session, org.id, client_id, funder_id)
         .add_columns(Client.name, Funder.name, Funder.kind, Service.name)
@@ -154,9 +150,9 @@ def _plan_form(request: Request, session: Session, viewer: Viewer, org: Organisa
 
 
 def _plan_fields(values: dict) -> dict:
-    return {"client_id": _int(values.get("client_id")),
-            "funder_id": _int(values.get("funder_id")),
-            "service_id": _int(values.get("service_id")),
+    return {"client_id": plain_int(values.get("client_id")),
+            "funder_id": plain_int(values.get("funder_id")),
+            "service_id": plain_int(values.get("service_id")),
             "reference": values.get("reference", ""),
             "beneficiary_ref": values.get("beneficiary_ref", ""),
             "minutes_per_month": values.get("minutes_per_month", "").strip(),
