@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleet import outbox
+from fleet.config import DEFAULT_PUBLIC_URL
 from fleet.models import (ONE_VISIT_ALERT, VISIT_ALERT_KINDS, Alert, AlertSettings, Caregiver,
                           Client, Organisation, Visit, VisitRecord)
 
@@ -46,8 +47,7 @@ def oncall_addresses(raw: str | None) -> list[str]:
     return [a.strip() for a in (raw or "").replace("\n", ",").split(",") if a.strip()]
 
 
-def sweep(session: Session, now: datetime, public_url: str = "http://127.0.0.1:8000"
-          ) -> Counter:
+def sweep(session: Session, now: datetime, public_url: str = DEFAULT_PUBLIC_URL) -> Counter:
     """Raise what is due, e-mail it, close what no longer holds."""
     counts = _close(session, now)
     counts.update(_raise(session, now, public_url.rstrip("/")))
