@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from fleet import throttle
 from fleet.console import sessions
-from fleet.console.auth import SESSION_COOKIE, AuthError, authenticate
+from fleet.console.auth import MIN_PASSWORD, SESSION_COOKIE, AuthError, authenticate
 from fleet.console.login import LOCKED, count_failure
 from fleet.console.users import set_password, sign_out_everywhere
 from fleet.console.web import (PosterDep, SessionDep, ViewerDep, lifetimes, organisation,
@@ -31,6 +31,7 @@ def _page(request: Request, session, viewer, status_code: int = 200,
             if viewer.user_id else [])
     settings = request.app.state.settings
     resp = page(request, "account.html", viewer, status_code, error=error, rows=rows,
+                min_password=MIN_PASSWORD,
                 idle=settings.console_idle_minutes, lifetime=settings.console_session_minutes,
                 key_session=None if viewer.user_id else KEY_SESSION,
                 fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
