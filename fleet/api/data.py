@@ -11,6 +11,17 @@ from sqlalchemy.orm import Session
 from fleet.models import ApiKey, AuditLog, Organisation
 
 
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a CSV upload (the planning, the home points)
+
+
+async def read_upload(file, limit: int = MAX_UPLOAD_BYTES) -> bytes:
+    """An uploaded file's bytes; 413 past `limit`, without reading more than one byte beyond."""
+    raw = await file.read(limit + 1)
+    if len(raw) > limit:
+        raise HTTPException(413, f"the file is over {limit} bytes")
+    return raw
+
+
 def who(key: ApiKey) -> str:
     return f"api_key:{key.id}:{key.label}"[:200]
 

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from fleet import audit
+from fleet.api.data import MAX_UPLOAD_BYTES
 from fleet.console import forms
 from fleet.console.auth import Viewer, sign, tokens_match, unsign
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -25,7 +26,7 @@ from fleet.models import Organisation, Visit
 from fleet.visit_import import ImportFileError, ImportResult, parse_planning
 
 router = APIRouter(include_in_schema=False)
-MAX_BYTES = 2 * 1024 * 1024
+MAX_BYTES = MAX_UPLOAD_BYTES  # the API takes the same files
 
 NOT_TEXT = ("This file is not CSV text (a spreadsheet, or UTF-16): in Excel or LibreOffice use "
             "“Save as… CSV UTF-8” · Ce fichier n'est pas un CSV texte (classeur ou UTF-16) : "

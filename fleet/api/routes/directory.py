@@ -171,18 +171,13 @@ def update_service(service_id: int, body: ServicePatch, session: SessionDep, key
     return svc
 
 
-MAX_POINTS_BYTES = 2 * 1024 * 1024
-
-
 @router.post("/clients/points/import", dependencies=[PLANNERS], tags=["clients"])
 async def import_points(session: SessionDep, key: KeyDep,
                         file: Annotated[UploadFile, File(description="client,lat,lon CSV")],
                         dry_run: Annotated[bool, Query()] = False,
                         organisation_id: int | None = None) -> dict:
     """Set the clients' home points (fleet.client_points): all rows or none."""
-    raw = await file.read(MAX_POINTS_BYTES + 1)
-    if len(raw) > MAX_POINTS_BYTES:
-        raise HTTPException(413, f"the file is over {MAX_POINTS_BYTES} bytes")
+    raw = await data.read_upload(file)
     org = data.org_for_write(session, key, organisation_id)
     try:
         result = parse_points(session, org, raw)

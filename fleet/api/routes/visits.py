@@ -17,7 +17,6 @@ from fleet.visit_detail import visit_detail
 from fleet.visit_import import ImportFileError, parse_planning
 
 router = APIRouter()
-MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
 def _check_refs(session, org_id: int, client_id, caregiver_id, service_id) -> None:
@@ -94,9 +93,7 @@ async def import_visits(session: SessionDep, key: KeyDep,
                         file: Annotated[UploadFile, File(description="the planning, CSV")],
                         dry_run: Annotated[bool, Query()] = False,
                         organisation_id: int | None = None) -> dict:
-    raw = await file.read(MAX_IMPORT_BYTES + 1)
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise HTTPException(413, f"the file is over {MAX_IMPORT_BYTES} bytes")
+    raw = await data.read_upload(file)
     org = data.org_for_write(session, key, organisation_id)
     try:
         result = parse_planning(session, org, raw)
