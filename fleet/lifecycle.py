@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,17 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleet import audit
 from fleet.brokerauth import BrokerAuthError, BrokerControl, new_password, other_slot
-from fleet.models import Device, DeviceCommand, EnrolmentToken
+from fleet.models import Caregiver, Client, Device, DeviceCommand, EnrolmentToken
 from fleet.types import utcnow
 
 ENROLMENT_TTL = timedelta(minutes=15)
 STAGE_TTL = timedelta(minutes=15)  # a technician's write, read-back and confirm take seconds
 WIPE_TTL = timedelta(days=30)
 TOKEN_PREFIX = "tge_"
+IDENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the broker username and topic segment
 
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -49,6 +52,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 # who may ask for each action (the fleet itself activates; a phone enrols with its token)
 ROLES: dict[str, tuple[str, ...]] = {
+    "register": ("admin", "manager", "technician"),
     "provision": ("admin", "technician"),
     "enrolment": ("admin", "technician"),
     "unblock": ("admin", "technician"),
@@ -398,6 +402,42 @@ def activate_contacted(session: Session, idents: set[str]) -> list[str]:
         _move(session, device, "activate", "active", FLEET, "first message with its "
               "provisioned credentials")
     return [d.ident for d in devices]
+
+
+def register(session: Session, ident: str, kind: str, actor: Actor, *,
+             client_id: int | None = None, caregiver_id: int | None = None,
+             organisation_id: int | None = None) -> Device:
+    """A new device, `registered`: a reader installed at a client's home, or a caregiver's
+    phone. It belongs to its owner's organisation; `organisation_id` is the actor's scope (None:
+    every organisation), and an owner outside it is as unknown as a missing one. Audited; the
+    caller commits (the API and the console's "Register a device" form both call this)."""
+    check_role(actor, "register")
+    if not IDENT.match(ident or ""):
+        raise LifecycleError(422, f"{ident!r} is not a device ident: 1 to 64 letters, digits, "
+                                  "- or _")
+    if kind == "reader":
+        if client_id is None or caregiver_id is not None:
+            raise LifecycleError(422, "a reader is installed at a client: give client_id")
+        owner = session.get(Client, client_id)
+    elif kind == "phone":
+        if caregiver_id is None or client_id is not None:
+            raise LifecycleError(422, "a phone belongs to a caregiver: give caregiver_id")
+        owner = session.get(Caregiver, caregiver_id)
+    else:
+        raise LifecycleError(422, f"kind must be reader or phone, not {kind!r}")
+    if owner is None or organisation_id not in (None, owner.organisation_id):
+        raise LifecycleError(422, "the device's client or caregiver does not exist")
+    device = Device(ident=ident, kind=kind, organisation_id=owner.organisation_id,
+                    client_id=client_id, caregiver_id=caregiver_id)
+    try:
+        with session.begin_nested():
+            session.add(device)
+    except IntegrityError:
+        raise LifecycleError(409, f"device {ident!r} is already registered") from None
+    audit.record(session, actor.who, "register", f"device:{ident}", role=actor.role,
+                 detail={"ident": ident, "kind": kind, "client_id": client_id,
+                         "caregiver_id": caregiver_id})
+    return device
 
 
 # -- phones: one-time enrolment tokens ---------------------------------------------------------

@@ -22,6 +22,7 @@ from fleet.console.web import (Forbidden, Missing, PosterDep, SessionDep, Viewer
                                organisation, page, redirect)
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.models import AuditLog, Caregiver, Client, Device, DeviceCommand, User
+from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 STALE_AFTER_S = 15 * 60
@@ -65,22 +66,72 @@ def health_of(device: Device, now: datetime) -> dict:
             "firmware": device.fw_version or h.get("fw"), "reader": h.get("rd"),
             "rssi": h.get("rssi"), "time": h.get("tq"),
             "stale": age is None or age > STALE_AFTER_S,
+            # the planning the device says it uses (its health's `cfg`) against the latest one
+            # pushed (docs/protocol.md): a reader still on an old one has not acked the new one
+            "planning": h.get("cfg"), "planning_latest": device.config_version,
+            "planning_current": device.config_version in (0, h.get("cfg")),
             "low_battery": h.get("bat") is not None and h.get("bat") < 20}
 
 
 @router.get("/devices")
 def devices(request: Request, session: SessionDep, viewer: ViewerDep,
             status: str | None = None) -> Response:
+    return _devices_page(request, session, viewer, status)
+
+
+def _devices_page(request: Request, session: Session, viewer: Viewer, status: str | None,
+                  status_code: int = 200, **form) -> Response:
     q = _scoped_devices(viewer)
     if status:
         q = q.where(Device.status == status)
     found = list(session.scalars(q))
     now = datetime.now(timezone.utc)
     tz = _tz(session, viewer)
-    return page(request, "devices.html", viewer, devices=found, status=status,
+    return page(request, "devices.html", viewer, status_code, devices=found, status=status,
                 holders=_holders(session, viewer, found),
                 health={d.id: health_of(d, now) for d in found},
+                owners=_owners(session, viewer), error=form.get("error"),
+                values=form.get("values") or {"kind": "phone"},
                 fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M") if t else "never")
+
+
+def _owners(session: Session, viewer: Viewer) -> dict[str, list]:
+    """The caregivers (for a phone) and clients (for a reader) the register form offers."""
+    if not (viewer.plans and viewer.may("register")):
+        return {}
+    found = {}
+    for key, model in (("caregivers", Caregiver), ("clients", Client)):
+        q = select(model.id, model.name).order_by(model.name)
+        if viewer.organisation_id is not None:
+            q = q.where(model.organisation_id == viewer.organisation_id)
+        found[key] = session.execute(q).all()
+    return found
+
+
+@router.post("/devices/register")
+def register(request: Request, session: SessionDep, viewer: PosterDep,
+             ident: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "phone",
+             caregiver_id: Annotated[str, Form()] = "",
+             client_id: Annotated[str, Form()] = "") -> Response:
+    """Registers a phone for a caregiver or a reader for a client (fleet.lifecycle.register);
+    a phone's page then offers its enrolment QR code."""
+    if not viewer.plans:
+        raise Forbidden("Managers and admins register devices here (technicians: the API or "
+                        "`telegest fleet`) · Réservé aux gestionnaires et administrateurs")
+    _need(viewer, "register")
+    owner = plain_int(caregiver_id if kind == "phone" else client_id)
+    try:
+        with lifecycle.settled(session):
+            device = lifecycle.register(
+                session, ident.strip(), kind, Actor(viewer.who, viewer.role),
+                caregiver_id=owner if kind == "phone" else None,
+                client_id=owner if kind == "reader" else None,
+                organisation_id=viewer.organisation_id)
+    except LifecycleError as e:
+        return _devices_page(request, session, viewer, None, e.status,
+                             error=e.message, values={"ident": ident, "kind": kind})
+    session.commit()
+    return redirect(f"/devices/{device.ident}", "registered")
 
 
 @router.get("/devices/{ident}")

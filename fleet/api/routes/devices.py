@@ -11,7 +11,6 @@ from typing import Annotated, Iterator
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from sqlalchemy import literal, select
-from sqlalchemy.exc import IntegrityError
 
 from fleet import audit, badges, lifecycle, maintenance, throttle
 from fleet.api import data
@@ -22,7 +21,7 @@ from fleet.api.schemas import (AbandonIn, AuditOut, BadgeIn, BadgeOut, BadgePatc
                                StagedOut)
 from fleet.brokerauth import BrokerControl, control_from_env
 from fleet.lifecycle import Actor, LifecycleError
-from fleet.models import ApiKey, AuditLog, Badge, Caregiver, Client, Device, DeviceCommand
+from fleet.models import ApiKey, AuditLog, Badge, Device, DeviceCommand
 
 router = APIRouter()
 public_router = APIRouter()
@@ -97,26 +96,12 @@ def replace_badge(badge_id: int, body: BadgeReplaceIn, session: SessionDep, key:
 @router.post("/devices", status_code=201, response_model=DeviceOut, dependencies=[FIELD],
              tags=["fleet"])
 def register_device(body: DeviceIn, session: SessionDep, key: KeyDep):
-    if body.kind == "reader":
-        if body.client_id is None or body.caregiver_id is not None:
-            raise HTTPException(422, "a reader is installed at a client: give client_id")
-        owner = session.get(Client, body.client_id)
-    else:
-        if body.caregiver_id is None or body.client_id is not None:
-            raise HTTPException(422, "a phone belongs to a caregiver: give caregiver_id")
-        owner = session.get(Caregiver, body.caregiver_id)
-    if owner is None:
-        raise HTTPException(422, "the device's client or caregiver does not exist")
-    org = data.org_for_write(session, key, owner.organisation_id)
-    device = Device(ident=body.ident, kind=body.kind, organisation_id=org.id,
-                    client_id=body.client_id, caregiver_id=body.caregiver_id)
-    session.add(device)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise HTTPException(409, f"device {body.ident!r} is already registered") from None
-    data.audit(session, key, "register", f"device:{device.ident}", body.model_dump())
+    """A reader at a client's home (`client_id`) or a caregiver's phone (`caregiver_id`),
+    `registered` until it is provisioned or enrols (fleet.lifecycle.register)."""
+    with _lifecycle(session):
+        device = lifecycle.register(session, body.ident, body.kind, _actor(key),
+                                    client_id=body.client_id, caregiver_id=body.caregiver_id,
+                                    organisation_id=key.organisation_id)
     session.commit()
     return device
 
