@@ -390,6 +390,26 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Invitation(Base):
+    """A one-time link to set a console password: an invitation to a new user (`invite`, a
+    role and an organisation, 7 days) or a reset for an existing one (`reset`, 24 hours).
+    Only the sha256 of the token is kept (fleet.invitations)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (_one_of("purpose", ("invite", "reset")), _one_of("role", ROLES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(8))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class ApiKey(Base):
     """Only the sha256 of the key is kept; the plaintext is shown once."""
 

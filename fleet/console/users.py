@@ -12,7 +12,7 @@ from fleet.console import sessions
 from fleet.console.auth import AuthError, hash_password
 from fleet.models import ROLES, Organisation, User
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def find_user(session: Session, email: str) -> User | None:
@@ -25,7 +25,7 @@ def create_user(session: Session, email: str, role: str, password: str, *,
     """A new active user; the caller commits. `organisation_id` None: sees every
     organisation (the console then works on the first one)."""
     email = email.strip().lower()
-    if not _EMAIL.match(email):
+    if not EMAIL.match(email):
         raise AuthError(f"{email!r} is not an email address")
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}, not {role!r}")

@@ -34,6 +34,15 @@ MESSAGES = {
                           "mais ce broker ne contrôle pas les connexions (broker de "
                           "développement) : l'appareil peut encore s'y connecter",
     "imported": "Planning imported · Planning importé",
+    "registered": "Device registered · Appareil enregistré",
+    "invited": "Invitation sent by e-mail (valid 7 days) · Invitation envoyée par e-mail "
+               "(valable 7 jours)",
+    "disabled": "Account disabled: its sessions have ended · Compte désactivé : ses sessions "
+                "sont fermées",
+    "enabled": "Account enabled · Compte réactivé",
+    "reset_sent": "Password-reset link sent by e-mail (valid 24 hours) · Lien de "
+                  "réinitialisation envoyé par e-mail (valable 24 heures)",
+    "welcome": "Welcome: your password is set · Bienvenue : votre mot de passe est enregistré",
     "issued": "Badge issued · Badge émis",
     "revoked": "Badge revoked: it no longer clocks in · Badge révoqué : il ne pointe plus",
     "restored": "Badge restored: it clocks in again · Badge rétabli : il pointe de nouveau",
