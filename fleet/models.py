@@ -100,6 +100,39 @@ class Client(Base):
     lon: Mapped[float | None]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the record a caregiver needs at the door (fleet.client_record): on the phone of a
+    # caregiver who has a visit there today only
+    access_code: Mapped[str] = mapped_column(String(64), default="")
+    key_box: Mapped[str] = mapped_column(String(200), default="")
+    care_notes: Mapped[str] = mapped_column(Text, default="")
+    # [{"name", "relation", "phone"}]
+    family_contacts: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # the agency's own fields (client_fields): key -> value (text, number, ISO date, choice)
+    custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+CLIENT_FIELD_KINDS = ("text", "number", "date", "choice")
+CLIENT_FIELD_AUDIENCES = ("caregivers", "office")
+
+
+class ClientField(Base):
+    """A field an agency adds to its clients' records, shown to caregivers or to the office
+    only (fleet.client_record)."""
+
+    __tablename__ = "client_fields"
+    __table_args__ = (UniqueConstraint("organisation_id", "key"),
+                      _one_of("kind", CLIENT_FIELD_KINDS),
+                      _one_of("visible_to", CLIENT_FIELD_AUDIENCES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    key: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))
+    choices: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    visible_to: Mapped[str] = mapped_column(String(10), default="office")
+    position: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
 
 
 class Caregiver(Base):

@@ -2,7 +2,9 @@
 coming week, with what the screen needs (client names and addresses, services and tasks,
 and to recognise a home's tag offline: digests of its static tags, never the tokens
 (fleet.tagdigest), and whether it has a SUN tag, known by the `c=` of its URL). Richer than
-the reader's `down/config` body (fleet.planning), which a phone does not need; `version` is
+the reader's `down/config` body (fleet.planning), which a phone does not need; the clients it
+visits today also carry their record (fleet.client_record: codes, notes, family contacts, the
+agency's fields for caregivers), the others do not; `version` is
 still the device's config version, kept in step with the planning push by stamping the very
 body the pusher would send."""
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet import tagdigest
+from fleet import client_record, tagdigest
 from fleet.models import Badge, Caregiver, Client, Device, Organisation, Service, Visit
 from fleet.planning import config_bodies, config_hash, stamp
 from fleet.push import window_start
@@ -43,6 +45,12 @@ def phone_planning(session: Session, device: Device, now: float, days: int = DAY
             clients[b.client_id]["sun"] = True
         else:
             clients[b.client_id]["tag_digests"].append(tagdigest.digest(salt, b.uid))
+    # the record at the door (codes, notes, contacts): today's clients only, never the week's
+    end_of_today = window_start(org.timezone, (start + timedelta(hours=36)).timestamp())
+    today = {v.client_id for v in visits if v.planned_start < end_of_today}
+    agency_fields = client_record.fields(session, org.id)
+    for c in session.scalars(select(Client).where(Client.id.in_(today))):
+        clients[c.id]["record"] = client_record.for_caregivers(c, agency_fields)
     services = {s.id: {"name": s.name, "tasks": [[t.id, t.label] for t in s.tasks]}
                 for s in session.scalars(select(Service).where(Service.id.in_(service_ids)))}
     caregiver = session.get(Caregiver, device.caregiver_id) if device.caregiver_id else None

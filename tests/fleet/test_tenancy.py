@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet import updates
-from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
-                          Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
-                          Service, Visit)
+from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClientField, ClockEvent,
+                          Client, Device, DeviceCommand, Funder, FundingPlan, Organisation,
+                          Rollout, Service, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
@@ -46,6 +46,8 @@ BODIES = {
                                                              "digest": "0" * 64},
     ("POST", "/api/v1/devices/{ident}/provision/abandon"): {"staging_id": "x" * 16},
     ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
+    ("PUT", "/api/v1/clients/{client_id}/record"): {"access_code": "taken over"},
+    ("PATCH", "/api/v1/client-fields/{field_id}"): {"label": "taken over"},
 }
 # routes that act on the key's own organisation: called naming agency A's
 ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
@@ -83,6 +85,7 @@ def world(demo, monkeypatch):
         s.add(FundingPlan(organisation_id=a, client_id=client_a.id, funder_id=funder.id,
                           reference="PA-A-1", valid_from=now.date() - timedelta(days=30)))
         s.add(Device(ident="b-r1", kind="reader", organisation_id=b.id, status="active"))
+        s.add(ClientField(organisation_id=a, key="gir", label="GIR", kind="text"))
         firmware = signed("0.9.0")
         offer = signed_offer(firmware)
         bundle = updates.store_bundle(s, updates.write_bundle(firmware), "test",
@@ -115,6 +118,8 @@ def world(demo, monkeypatch):
             "org_b": b.id,
             "funder_id": funder.id,
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
+            "client_id": client_a.id,
+            "field_id": s.scalar(select(func.max(ClientField.id))),
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],

@@ -675,8 +675,21 @@ function viewClient(id) {
   const visits = S.config.visits.filter((v) => v.client === id);
   return `<h1>${esc(c.name)}</h1><dl><dt>Adresse</dt><dd>${esc(c.address)}</dd>
     <dt>Badge</dt><dd>${(c.tag_digests || []).length || c.sun ? "oui" : "aucun : pointage manuel"}</dd></dl>
-    <a class="button secondary" href="${map}" target="_blank" rel="noopener">Itinéraire</a>
-    <h2>Interventions de la semaine</h2>` + visits.map(visitCard).join("");
+    <a class="button secondary" href="${map}" target="_blank" rel="noopener">Itinéraire</a>` +
+    viewRecord(c.record) + "<h2>Interventions de la semaine</h2>" + visits.map(visitCard).join("");
+}
+
+// The record at the door: sent for today's clients only (docs/caregiver-app.md)
+function viewRecord(r) {
+  if (!r) return "";
+  const row = (label, value) => value ? `<dt>${label}</dt><dd>${esc(value)}</dd>` : "";
+  const family = (r.family || []).map((f) => `<li>${esc(f.name)}${f.relation ? " (" +
+    esc(f.relation) + ")" : ""} <a class="tel" href="tel:${esc(f.phone.replace(/[ .-]/g, ""))}">${esc(f.phone)}</a></li>`).join("");
+  return `<section id="client-record"><h2>Fiche du jour</h2><dl>` +
+    row("Digicode", r.access_code) + row("Boîte à clés", r.key_box) +
+    (r.fields || []).map(([label, value]) => row(esc(label), value)).join("") + "</dl>" +
+    (r.notes ? `<h3>Consignes</h3><p class="notes">${esc(r.notes)}</p>` : "") +
+    (family ? `<h3>Famille</h3><ul class="family">${family}</ul>` : "") + "</section>";
 }
 
 function viewClock() {
