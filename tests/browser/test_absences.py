@@ -97,6 +97,10 @@ def test_absence_asked_offline_approved_in_the_console_visit_to_replace(
     assert "to replace · à remplacer" in line.inner_text()
     console.screenshot(path=str(tmp_path / "console-planning-to-replace.png"), full_page=True)
     assert setup.api.get("/absences/to-replace").json()["items"][0]["visit_id"] == covered
+    console.set_viewport_size({"width": 360, "height": 740})
+    console.goto(f"{api_server}/absences")
+    assert console.evaluate("document.documentElement.scrollWidth") <= 360
+    console.screenshot(path=str(tmp_path / "console-absences-360.png"), full_page=True)
     console.close()
 
     app.wait_for_selector('[data-absence-state="approved"]', timeout=15_000)
@@ -171,4 +175,7 @@ def test_card_set_up_in_the_console_shown_in_the_app_and_verified(
     assert visitor.get_attribute("#verdict", "data-valid") == "0"
     assert "Alice" not in visitor.content()
     visitor.screenshot(path=str(tmp_path / "verify-revoked.png"), full_page=True)
+    console.set_viewport_size({"width": 360, "height": 740})
+    console.reload()
+    assert console.evaluate("document.documentElement.scrollWidth") <= 360
     console.close()
