@@ -136,7 +136,7 @@ async function viewAbsences() {
       <div id="ab-times" hidden>
         <label for="ab-start">De</label><input id="ab-start" type="time">
         <label for="ab-end">À</label><input id="ab-end" type="time"></div>
-      <label for="ab-note">Note (facultatif)</label>
+      <label for="ab-note">Note (facultatif, sans détail médical)</label>
       <textarea id="ab-note" rows="2" maxlength="500"></textarea>
       <button type="submit" id="ab-send">Envoyer la demande</button>
     </form>
