@@ -92,10 +92,11 @@ def overlapping(session: Session, caregiver_id: int, starts_at: datetime, ends_a
 
 def create(session: Session, caregiver: Caregiver, kind: str, when: Period, note: str, *,
            who: str, role: str, approved: bool = False, request_key: str | None = None,
-           organisation_id: int | None = None) -> Absence:
+           organisation_id: int | None = None, form_id: str | None = None) -> Absence:
     """A new absence of `caregiver`: `requested` (the app), or `approved` at once when the
     office records it. `organisation_id`: the caller's agency, when it has one. A phone's
-    request sent again with the same `request_key` gives back the first one, unchanged."""
+    request sent again with the same `request_key` gives back the first one, unchanged; a
+    console form's `form_id` goes in the audit entry (fleet.console.forms)."""
     if organisation_id is not None and caregiver.organisation_id != organisation_id:
         raise AbsenceRefused(404, f"caregiver {caregiver.id} not found · intervenant introuvable")
     if request_key:
@@ -123,7 +124,8 @@ def create(session: Session, caregiver: Caregiver, kind: str, when: Period, note
                  f"absence:{absence.id}", role=role, detail={
                      "caregiver_id": caregiver.id, "kind": kind, "all_day": when.all_day,
                      "starts_at": when.starts_at.isoformat(),
-                     "ends_at": when.ends_at.isoformat()})
+                     "ends_at": when.ends_at.isoformat(),
+                     **({"form_id": form_id} if form_id else {})})
     return absence
 
 

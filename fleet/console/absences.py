@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet import absences
+from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
@@ -35,7 +36,9 @@ FLASH = {"approved": "Absence approved: its planned visits are to replace · Abs
          "refused": "Absence refused: the caregiver sees the reason · Absence refusée : "
                     "l'intervenant voit le motif",
          "cancelled": "Absence cancelled · Absence annulée",
-         "recorded": "Absence recorded (approved) · Absence enregistrée (acceptée)"}
+         "recorded": "Absence recorded (approved) · Absence enregistrée (acceptée)",
+         "already": "Already recorded: this form was sent twice · Déjà enregistrée : "
+                    "formulaire envoyé deux fois"}
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
@@ -82,6 +85,7 @@ def _page(request: Request, session: Session, viewer: Viewer, org: Organisation,
                 states=STATES, kinds=KIND_LABELS, covered=covered, replace=replace,
                 clients=clients, when=lambda a: _when(a, tz), error=error,
                 values=values or {}, done=FLASH.get(done, ""),
+                form_id=(values or {}).get("form_id") or forms.new_form_id(),
                 fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
                 hm=lambda t: t.astimezone(tz).strftime("%H:%M"))
 
@@ -115,12 +119,29 @@ def _time(raw: str, what: str) -> time | None:
 def record_absence(request: Request, session: SessionDep, viewer: PlannerPostDep,
                    caregiver_id: FormStr = "", kind: FormStr = "", first_day: FormStr = "",
                    last_day: FormStr = "", start_time: FormStr = "", end_time: FormStr = "",
-                   note: FormStr = "") -> Response:
-    """The office records an absence itself: approved at once."""
+                   note: FormStr = "", form_id: FormStr = "") -> Response:
+    """The office records an absence itself: approved at once. The same form sent twice
+    (back button, double click) records it once (fleet.console.forms)."""
     org = _org(session, viewer)
     values = {"caregiver_id": caregiver_id, "kind": kind, "first_day": first_day,
               "last_day": last_day or first_day, "start_time": start_time,
-              "end_time": end_time, "note": note}
+              "end_time": end_time, "note": note, "form_id": form_id}
+    try:
+        with forms.once(form_id):
+            if forms.earlier_result(session, viewer.who, form_id):
+                return redirect("/absences?done=already")
+            return _record(request, session, viewer, org, values)
+    except ValueError as e:  # no form id: a form not rendered by this console (as planning)
+        session.rollback()
+        return _page(request, session, viewer, org, error=f"{e} · formulaire incomplet : "
+                     "rechargez la page", status_code=422, values=values)
+
+
+def _record(request: Request, session: Session, viewer: Viewer, org: Organisation,
+            values: dict) -> Response:
+    caregiver_id, kind, note = values["caregiver_id"], values["kind"], values["note"]
+    first_day, last_day = values["first_day"], values["last_day"]
+    start_time, end_time = values["start_time"], values["end_time"]
     try:
         ident = plain_int(caregiver_id)
         caregiver = session.get(Caregiver, ident) if ident is not None else None
@@ -132,7 +153,8 @@ def record_absence(request: Request, session: SessionDep, viewer: PlannerPostDep
                                else first, _time(start_time, "start · début"),
                                _time(end_time, "end · fin"))
         absences.create(session, caregiver, kind, when, note, who=viewer.who,
-                        role=viewer.role, approved=True, organisation_id=org.id)
+                        role=viewer.role, approved=True, organisation_id=org.id,
+                        form_id=values["form_id"])
         session.commit()
     except absences.AbsenceRefused as e:
         session.rollback()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from fleet import absences
 from fleet.demo import DEMO_ORG
 from fleet.models import Absence, AuditLog, Caregiver, CaregiverCard, Client, Visit
-from tests.console.conftest import csrf_of
+from tests.console.conftest import csrf_of, form_id_of
 
 DAY = date(2030, 1, 7)
 
@@ -70,7 +70,8 @@ def test_refuse_needs_a_reason_record_refuses_overlap_and_bad_dates(as_role, db,
         s.commit()
         absence_id = a.id
     m = as_role("manager")
-    token = csrf_of(m.get("/absences").text)
+    page = m.get("/absences").text
+    token = csrf_of(page)
     before = _audit(db)
     r = m.post(f"/absences/{absence_id}/refuse", data={"csrf": token, "reason": "  "})
     assert r.status_code == 422 and "un refus doit être motivé" in r.text
@@ -85,16 +86,21 @@ def test_refuse_needs_a_reason_record_refuses_overlap_and_bad_dates(as_role, db,
              "choisissez"),
             ({"caregiver_id": str(alice), "kind": "leave", "first_day": "10/02/2030"},
              "is not a date")):
-        r = m.post("/absences", data={"csrf": token, **form})
+        r = m.post("/absences", data={"csrf": token, "form_id": form_id_of(page), **form})
         assert r.status_code in (409, 422) and words in r.text, (form, r.text[-800:])
     assert _audit(db) == before
     r = m.post(f"/absences/{absence_id}/refuse", data={"csrf": token, "reason": "remplaçant "
                                                        "introuvable"})
     assert r.status_code == 200 and "Absence refused" in r.text
-    r = m.post("/absences", data={"csrf": token, "caregiver_id": str(alice), "kind": "training",
-                                  "first_day": "2030-02-10", "last_day": "2030-02-11",
-                                  "note": "SST"})
+    once = {"csrf": token, "form_id": form_id_of(page), "caregiver_id": str(alice),
+            "kind": "training", "first_day": "2030-02-10", "last_day": "2030-02-11",
+            "note": "SST"}
+    r = m.post("/absences", data=once)
     assert r.status_code == 200 and "Absence recorded" in r.text
+    r = m.post("/absences", data=once)  # the same form again (back button, double click)
+    assert r.status_code == 200 and "Already recorded" in r.text
+    r = m.post("/absences", data={**once, "form_id": ""})
+    assert r.status_code == 422 and "formulaire incomplet" in r.text
     with db() as s:
         states = sorted(a.state for a in s.scalars(select(Absence)))
     assert states == ["approved", "refused"]
