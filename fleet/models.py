@@ -838,3 +838,58 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+ABSENCE_KINDS = ("leave", "sick", "training", "other")  # congé, maladie, formation, autre
+ABSENCE_STATES = ("requested", "approved", "refused", "cancelled")
+
+
+class Absence(Base):
+    """A caregiver's absence (fleet.absences): asked from the app or recorded by the office,
+    approved or refused by a manager. The visits an approved one covers are to be replaced:
+    derived by a query, never stored, so a visit moved or reassigned leaves the list."""
+
+    __tablename__ = "absences"
+    __table_args__ = (
+        _one_of("kind", ABSENCE_KINDS), _one_of("state", ABSENCE_STATES),
+        CheckConstraint("ends_at > starts_at", name="period_order"),
+        # a phone's request sent twice (offline queue, lost answer) is one absence
+        UniqueConstraint("caregiver_id", "request_key"),
+        Index("ix_absences_caregiver_start", "caregiver_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    all_day: Mapped[bool] = mapped_column(default=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    state: Mapped[str] = mapped_column(String(16), default="requested")
+    request_key: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class CaregiverCard(Base):
+    """The professional card (fleet.cards): what the app shows and `/verify/<token>` checks.
+    The token is in clear, as its QR code is printed and shown: it proves nothing but that the
+    card exists; a new one (revocation) makes the old QR code answer "not valid"."""
+
+    __tablename__ = "caregiver_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"), unique=True)
+    number: Mapped[str] = mapped_column(String(32), default="")
+    title: Mapped[str] = mapped_column(String(100), default="")
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    photo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    photo_type: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

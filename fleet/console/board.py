@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet import absences
 from fleet.console.auth import Viewer
 from fleet.console.web import (PlannerDep, SessionDep, ViewerDep, organisation, page, redirect,
                                templates)
@@ -55,6 +56,7 @@ def _context(session: Session, viewer: Viewer, f: Filters) -> dict:
         "alert_labels": ALERT_LABELS,
         "counts": dict(Counter(r.status for r in rows)), "filters": f,
         "anomalies": recent_anomalies(session, org), "query": query, "refresh_ms": REFRESH_MS,
+        "to_replace": absences.to_replace_ids(session, [r.visit_id for r in rows]),
         "fmt": lambda t: t.astimezone(tz).strftime("%H:%M"),
     }
 

@@ -23,6 +23,7 @@ from fleet.console.web import (Forbidden, Missing, PosterDep, SessionDep, Viewer
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.models import AuditLog, Caregiver, Client, Device, DeviceCommand, User
 from fleet.types import plain_int
+from fleet.web.qr import qr_svg
 
 router = APIRouter(include_in_schema=False)
 STALE_AFTER_S = 15 * 60
@@ -236,14 +237,6 @@ def enrolment(ident: str, request: Request, session: SessionDep, viewer: PosterD
                 expires=expires, fmt=lambda t: t.astimezone(tz).strftime("%H:%M"))
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-def qr_svg(text: str) -> str:
-    import qrcode
-    import qrcode.image.svg
-
-    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
-    return img.to_string(encoding="unicode")
 
 
 @router.get("/audit")

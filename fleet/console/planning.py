@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit, presence
+from fleet import absences, audit, presence
 from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -176,7 +176,9 @@ def visits_of_day(request: Request, session: SessionDep, viewer: PlannerDep,
         .where(Visit.organisation_id == org.id, Visit.planned_start >= lo,
                Visit.planned_start < lo + timedelta(days=1))
         .order_by(Visit.planned_start, Visit.id)).all()
+    to_replace = absences.to_replace_ids(session, [v.id for v, _, _ in visits])
     return page(request, "planning.html", viewer, org=org, day=day, visits=visits,
+                to_replace=to_replace,
                 prev=day - timedelta(days=1), next=day + timedelta(days=1),
                 fmt=lambda t: t.astimezone(tz).strftime("%H:%M"))
 

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 
 def install(app: FastAPI) -> None:
-    from fleet.gateway import routes
+    from fleet.gateway import absences, routes
 
     app.include_router(routes.router, prefix="/gw/v1")
+    app.include_router(absences.router, prefix="/gw/v1")  # absences, the professional card
     routes.install_errors(app)

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet import updates
-from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClientField, ClockEvent,
-                          Client, Device, DeviceCommand, Funder, FundingPlan, Organisation,
-                          Rollout, Service, Visit)
+from fleet.models import (Absence, Alert, Anomaly, AuditLog, Badge, Caregiver, ClientField,
+                          ClockEvent, Client, Device, DeviceCommand, Funder, FundingPlan,
+                          Organisation, Rollout, Service, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
@@ -98,7 +98,10 @@ def world(demo, monkeypatch):
         s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
-                                 expires_at=now + timedelta(hours=1))])
+                                 expires_at=now + timedelta(hours=1)),
+                   Absence(organisation_id=a, caregiver_id=visit.caregiver_id, kind="leave",
+                           starts_at=now, ends_at=now + timedelta(days=1),
+                           requested_by="test", state="requested")])
         s.flush()
         ids = {
             "org_id": a,
@@ -120,6 +123,7 @@ def world(demo, monkeypatch):
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
             "client_id": client_a.id,
             "field_id": s.scalar(select(func.max(ClientField.id))),
+            "absence_id": s.scalar(select(func.max(Absence.id))),
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],

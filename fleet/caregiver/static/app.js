@@ -15,6 +15,9 @@ const STARTED = Date.now();
 const S = { creds: null, config: null, current: null, ack: 0, queue: 0, lastSync: 0,
             online: navigator.onLine, offsetS: 0, battery: null, nfc: "off", blocked: false,
             lastHealth: 0, syncing: null, timer: null };
+// screens kept in files of their own (absence.js) register here: views[path](arg) -> html,
+// binds[path](arg) after it is shown, syncs: more to send and fetch at each sync
+const EXTRA = { views: {}, binds: {}, syncs: [] };
 
 // -- IndexedDB --------------------------------------------------------------------------------
 let dbPromise = null;
@@ -476,6 +479,7 @@ function sync(forceHealth) {
       await pollCommands();
       await pollConfig();
       await sendNotes();
+      for (const extra of EXTRA.syncs) await extra();
       S.lastSync = nowS();
       await kvSet("lastSync", S.lastSync);
       await sendHealth(forceHealth);
@@ -742,7 +746,8 @@ async function render() {
   S.done = new Set((await tx(["notes"], "readonly", (s) => req(s("notes").getAll())))
     .filter((n) => n.ended).map((n) => n.visit));
   const id = Number(arg);
-  view.innerHTML = path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
+  view.innerHTML = EXTRA.views[path] ? await EXTRA.views[path](arg)
+    : path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
     : path === "client" ? viewClient(id) : path === "clock" ? viewClock()
     : path === "qr" ? viewQr() : path === "manual" ? viewManual(id)
     : path === "phone" ? viewPhone() : viewToday();
@@ -759,6 +764,7 @@ function bindEnrol() {
 }
 
 function bind(path, id) {
+  if (EXTRA.binds[path]) EXTRA.binds[path](id);
   const nfc = $("#nfc-start");
   if (nfc) nfc.onclick = startNfc;
   if (path === "qr") {
