@@ -201,3 +201,73 @@ def test_raw_mqtt_from_micropython_through_the_bridge(board, secured):
         "done",
     ]
     assert (f"tg/v1/{DEVICE}/up/health", b'{"probe": 1}') in heard
+
+
+STREAM_PROBE = r"""
+import asyncio
+import network
+OUT = []
+
+async def streams(port):
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            await asyncio.wait_for_ms(r.read(5), 50)
+            OUT.append("read: no timeout")
+        except asyncio.TimeoutError:
+            OUT.append("timed out")
+        w.write(b"send")
+        await w.drain()
+        OUT.append("exact %r" % (await r.readexactly(11)))
+        OUT.append("line %r" % (await r.readline()))
+        buf = bytearray(4)
+        OUT.append("into %d %r" % (await r.readinto(buf), bytes(buf)))
+        pending = asyncio.create_task(r.read(1))
+        await asyncio.sleep_ms(20)
+        network.WLAN(network.STA_IF).disconnect()
+        try:
+            await pending
+            OUT.append("read after the Wi-Fi went: no error")
+        except OSError as e:
+            OUT.append("wifi gone errno %d" % e.errno)
+        try:
+            await asyncio.open_connection("127.0.0.1", port)
+            OUT.append("open without Wi-Fi: no error")
+        except OSError as e:
+            OUT.append("no wifi errno %d" % e.errno)
+        try:
+            await asyncio.open_connection("127.0.0.1", port, ssl=True)
+        except OSError as e:
+            OUT.append("ssl errno %d" % e.errno)
+    except Exception as e:
+        OUT.append("error %r" % (e,))
+    OUT.append("done")
+"""
+
+
+def test_streams_lose_nothing_to_a_timeout_and_die_with_the_wifi(board):
+    """A read cancelled by wait_for leaves its bytes for the next read; readexactly and
+    readline span TCP segments; a read waiting when the Wi-Fi goes raises ENOTCONN, a connect
+    without Wi-Fi EHOSTUNREACH, and TLS (no ssl module here) EOPNOTSUPP."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    try:
+        board.exec(STREAM_PROBE)
+        board.exec(f"asyncio.create_task(streams({port}))")
+        peer, _ = server.accept()
+        with peer:
+            wait_until(lambda: "timed out" in board.eval("OUT"), 10, what="the read to time out")
+            assert peer.recv(16) == b"send"
+            peer.sendall(b"hello")  # what the cancelled read did not take is still there
+            wait_until(lambda: board.eval("OUT") == ["timed out"], 5, what="readexactly waiting")
+            peer.sendall(b" world")
+            peer.sendall(b"a li")
+            peer.sendall(b"ne\nabcd")
+            wait_until(lambda: "done" in board.eval("OUT"), 10, what="the probe")
+            out = board.eval("OUT")
+    finally:
+        server.close()
+    assert out == ["timed out", "exact b'hello world'", "line b'a line\\n'", "into 4 b'abcd'",
+                   "wifi gone errno 107", "no wifi errno 113", "ssl errno 95", "done"]
