@@ -100,17 +100,6 @@ def test_reader_core_on_micropython():
     assert "heap over 10000 taps" in proc.stdout
 
 
-def test_codec_bytes_identical_on_both_interpreters():
-    mp = run_mp(SCRIPTS / "codec.py")
-    cp = run_cpython(SCRIPTS / "codec.py")
-    checks(mp, 20)
-    checks(cp, 20)
-    mp_bytes = [line for line in mp.stdout.splitlines() if line.startswith("BYTES ")]
-    cp_bytes = [line for line in cp.stdout.splitlines() if line.startswith("BYTES ")]
-    assert len(mp_bytes) >= 6
-    assert mp_bytes == cp_bytes
-
-
 @pytest.mark.parametrize("name", ["journal.py", "planning_decide.py", "reader.py"])
 def test_scripts_also_pass_on_cpython(name):
     checks(run_cpython(SCRIPTS / name), 15)

@@ -1,0 +1,93 @@
+"""One firmware test suite, two interpreters (docs/testing.md).
+
+Every test of a module here runs twice: `[cpython]` as an ordinary pytest test, and
+`[micropython]` (marker `micropython`) on the real MicroPython under Node, where
+tests/firmware/runner.py runs the same module's `test_*` functions and reports each one. The
+module is run once on MicroPython, at its first `[micropython]` test; each test then reads its
+own result. A module that cannot run there (it needs the host: mpy-cross, the fleet's encoder)
+says `ON_MICROPYTHON = False` and runs on CPython only.
+
+So a test module here imports no pytest, takes no fixture, and uses tests/firmware/support.py
+(raises, tmpdir) and tests/firmware/fakes.py. An `async def` test is awaited on both sides.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, run_mp
+
+PACKAGE = "tests/firmware"
+_results: dict[str, dict[str, tuple[bool, str]]] = {}
+
+
+@pytest.fixture(autouse=True)
+def interpreter(request):
+    return getattr(request, "param", "cpython")
+
+
+def pytest_generate_tests(metafunc):
+    if getattr(metafunc.module, "ON_MICROPYTHON", True):
+        metafunc.parametrize("interpreter", [
+            "cpython", pytest.param("micropython", marks=pytest.mark.micropython)],
+            indirect=True)
+
+
+def parse(stdout: str) -> dict[str, tuple[bool, str]]:
+    """The runner's report: {test name: (passed, traceback)}; key '' for a module that did
+    not import."""
+    out: dict[str, tuple[bool, str]] = {}
+    current, lines = None, []
+    for line in stdout.splitlines():
+        m = re.fullmatch(r"@@TEST (\w+) (ok|fail)", line)
+        if current is not None:
+            if line == "@@END":
+                out[current] = (False, "\n".join(lines))
+                current, lines = None, []
+            else:
+                lines.append(line)
+        elif m and m.group(2) == "ok":
+            out[m.group(1)] = (True, "")
+        elif m:
+            current = m.group(1)
+        elif line == "@@IMPORT fail":
+            current = ""
+    return out
+
+
+def micropython_results(path: Path) -> dict[str, tuple[bool, str]]:
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if module not in _results:
+        with tempfile.TemporaryDirectory(prefix="tg-fw-mp-") as tmp:
+            driver = Path(tmp) / "driver.py"
+            driver.write_text(f"from tests.firmware.runner import run\nawait run({module!r})\n")
+            proc = run_mp(driver, "--package", PACKAGE)
+        results = parse(proc.stdout)
+        if not results:
+            results[""] = (False, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        _results[module] = results
+    return _results[module]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    callspec = getattr(pyfuncitem, "callspec", None)
+    if callspec is not None and callspec.params.get("interpreter") == "micropython":
+        results = micropython_results(Path(pyfuncitem.path))
+        if "" in results:
+            pytest.fail("the module did not run on MicroPython:\n" + results[""][1], pytrace=False)
+        got = results.get(pyfuncitem.originalname)
+        if got is None:
+            pytest.fail(f"{pyfuncitem.originalname} was not run on MicroPython", pytrace=False)
+        if not got[0]:
+            pytest.fail("on MicroPython:\n" + got[1], pytrace=False)
+        return True
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        asyncio.run(pyfuncitem.obj())
+        return True
+    return None
