@@ -81,3 +81,40 @@ def read_bytes(path):
 def write_bytes(path, data):
     with open(path, "wb") as f:
         f.write(data)
+
+
+def copytree(src, dst):
+    """A copy of folder `src` (files and sub-folders) at `dst`, which must not exist."""
+    os.mkdir(dst)
+    for name in os.listdir(src):
+        s, d = src + "/" + name, dst + "/" + name
+        if os.stat(s)[0] & 0x4000:  # S_IFDIR
+            copytree(s, d)
+        else:
+            write_bytes(d, read_bytes(s))
+
+
+class Rng:
+    """A seeded pseudo-random sequence, the same on both interpreters (MicroPython's random
+    has no Random class nor shuffle): an LCG, good enough to draw losses and delays."""
+
+    def __init__(self, seed):
+        self.state = (seed * 2654435761 + 12345) & 0x7FFFFFFF
+
+    def _next(self):
+        self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
+        return self.state
+
+    def random(self):
+        return self._next() / 0x80000000
+
+    def randint(self, a, b):
+        return a + self._next() % (b - a + 1)
+
+    def choice(self, seq):
+        return seq[self._next() % len(seq)]
+
+    def shuffle(self, items):
+        for i in range(len(items) - 1, 0, -1):
+            j = self._next() % (i + 1)
+            items[i], items[j] = items[j], items[i]

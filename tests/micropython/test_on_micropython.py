@@ -82,11 +82,6 @@ def test_firmware_modules_import_no_hardware(tmp_path):
     checks(run_mp(script), 1)
 
 
-def test_journal_on_micropython():
-    # includes a power cut after every byte of a record, mid-segment and on a new segment
-    checks(run_mp(SCRIPTS / "journal.py"), 1000)
-
-
 def test_planning_heap_on_micropython():
     proc = run_mp(SCRIPTS / "planning_heap.py")
     checks(proc, 2)
@@ -98,11 +93,6 @@ def test_reader_heap_on_micropython():
     proc = run_mp(SCRIPTS / "reader_heap.py")
     checks(proc, 1)
     assert "heap over 10000 taps" in proc.stdout
-
-
-@pytest.mark.parametrize("name", ["journal.py"])
-def test_scripts_also_pass_on_cpython(name):
-    checks(run_cpython(SCRIPTS / name), 15)
 
 
 def test_runtime_parts_on_micropython():
