@@ -15,7 +15,8 @@
 //   connected(h) -> Promise: 0 once connected, or -errno (ECONNREFUSED...)
 //   ready(h) -> n > 0 bytes buffered, 0 at EOF, -errno after an error, null: nothing yet
 //   wait(h) -> Promise of what ready(h) gives, once it is not null
-//   take(h, n) -> Uint8Array of up to n buffered bytes
+//   take(h, n) -> up to n buffered bytes, in hex (a Uint8Array reaches Python byte by byte
+//                 through the proxy: 3 ms for 64 bytes, where hex and unhexlify take 50 us)
 //   write(h, hex) -> n queued, or -errno (never blocks)
 //   drain(h) -> Promise: 0 once Node's write buffer is below its mark, or -errno
 //   close(h)
@@ -122,7 +123,7 @@ export class Streams {
 
   take(h, n) {
     const c = this.conns.get(h);
-    if (!c || c.size === 0) return new Uint8Array(0);
+    if (!c || c.size === 0) return "";
     const all = c.chunks.length === 1 ? c.chunks[0] : Buffer.concat(c.chunks);
     const out = all.subarray(0, Math.max(0, n));
     c.chunks = all.length > out.length ? [all.subarray(out.length)] : [];
@@ -131,7 +132,7 @@ export class Streams {
       c.paused = false;
       c.sock.resume();
     }
-    return Uint8Array.from(out);
+    return out.toString("hex");
   }
 
   write(h, hex) {

@@ -51,7 +51,7 @@ class Stream:
         st = await self._ready()
         if st == 0:
             return b""
-        return bytes(_vnet.take(self._h, st if n < 0 else n))
+        return binascii.unhexlify(_vnet.take(self._h, st if n < 0 else n))
 
     async def readexactly(self, n):
         out = b""
