@@ -3,7 +3,9 @@ one suite and reports each on its own lines, which tests/firmware/conftest.py re
 `[micropython]` result of that test. An `async def` test is awaited (the driver that calls
 `run` is itself awaited by tools/micropython/run_mp.mjs). MicroPython-safe: no pytest here.
 
+    @@START <name>
     @@TEST <name> ok
+    @@START <name>
     @@TEST <name> fail
     <traceback lines>
     @@END
@@ -38,6 +40,7 @@ async def run(name, only=None):
     for n in names:
         if only and n not in only:
             continue
+        print("@@START %s" % n)
         try:
             r = getattr(mod, n)()
             if hasattr(r, "send"):  # a coroutine: an async test
