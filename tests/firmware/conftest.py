@@ -41,8 +41,8 @@ def pytest_generate_tests(metafunc):
 
 
 def parse(stdout: str) -> dict[str, tuple[bool, str]]:
-    """The runner's report: {test name: (passed, traceback)}; key '' for a module that did
-    not import."""
+    """The runner's report: {test name: (passed, traceback)}; key '' when the module did not
+    import (micropython_results also puts there why a run stopped short)."""
     out: dict[str, tuple[bool, str]] = {}
     current, lines = None, []
     for line in stdout.splitlines():
