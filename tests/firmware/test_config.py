@@ -16,6 +16,8 @@ from fleet.push import encode_config
 A, B = "04A1B2C3D4E5F6", "04FFEEDDCCBBAA"
 T = 1795420000
 BASE = "tg/v1/r1/down/config"
+ON_MICROPYTHON = False  # the fleet's own encoder (fleet/push.py) against the device's
+# reassembly: host code. The device side alone runs on both: test_config_reassembly.py.
 
 
 def body(visits=1, badge=A):

@@ -1,7 +1,6 @@
-"""The compact planning: allow-list and visit windows."""
-import pytest
-
+"""The compact planning: allow-list and visit windows (CPython and MicroPython, one source)."""
 from firmware.planning import Planning
+from tests.firmware.support import raises
 
 A, B, C = "04A1B2C3D4E5F6", "04FFEEDDCCBBAA", "DEADBEEF"
 T = 1795420000
@@ -41,17 +40,33 @@ def test_empty_planning():
                                  "visits": []}).visit_for(A, T) is None
 
 
-@pytest.mark.parametrize("cfg", [
-    {}, [], {"version": 1, "tolerance_min": 30, "badges": []},
-    {"version": "1", "tolerance_min": 30, "badges": [], "visits": []},
-    {"version": 1, "tolerance_min": 30, "badges": ["XYZ"], "visits": []},
-    {"version": 1, "tolerance_min": 30, "badges": [], "visits": [[1, A, T]]},
-    {"version": 1, "tolerance_min": 30, "badges": [], "visits": [[1, A, "T", T]]},
-    {"version": 1, "tolerance_min": 30, "badges": [], "visits": [[1, 7, T, T]]},
-])
-def test_bad_config(cfg):
-    with pytest.raises(ValueError):
-        Planning.from_config(cfg)
+def test_bad_config():
+    for cfg in [
+        {}, [], {"version": 1}, {"version": 1, "tolerance_min": 30, "badges": []},
+        {"version": "1", "tolerance_min": 30, "badges": [], "visits": []},
+        {"version": 1, "tolerance_min": 30, "badges": ["XYZ"], "visits": []},
+        {"version": 1, "tolerance_min": 1, "badges": ["XY"], "visits": []},
+        {"version": 1, "tolerance_min": 30, "badges": [], "visits": [[1, A, T]]},
+        {"version": 1, "tolerance_min": 30, "badges": [], "visits": [[1, A, "T", T]]},
+        {"version": 1, "tolerance_min": 30, "badges": [], "visits": [[1, 7, T, T]]},
+    ]:
+        with raises(ValueError):
+            Planning.from_config(cfg)
+
+
+def test_back_to_back_visits_and_a_planned_badge_not_allow_listed():
+    p = Planning.from_config({"version": 3, "tz": "Europe/Paris", "tolerance_min": 30,
+                              "badges": [A, B], "visits": [[11, A, T, T + 3600],
+                                                           [15, A, T + 3600, T + 7200],
+                                                           [14, C, T, T + 600]]})
+    assert p.known(A) and p.known(A.lower()) and not p.known(C)
+    assert p.visit_for(A, T - 1800) == 11  # the window opens
+    assert p.visit_for(A, T - 1801) is None
+    assert p.visit_for(A, T + 3000) == 15  # the closest start
+    assert p.visit_for(A, T + 9000) == 15  # the window closes
+    assert p.visit_for(A, T + 9001) is None
+    assert p.visit_for(C, T) == 14  # planned, not allow-listed
+    assert p.visit_end(15) == T + 7200
 
 
 def test_large_planning():
@@ -63,3 +78,7 @@ def test_large_planning():
     assert all(p.known(b) for b in badges)
     assert p.visit_for(badges[3], T + 7200 + 100) == 203
     assert p.visit_for(badges[3], T + 100) == 3
+    offset = [[100000 + i, b, s, e] for i, b, s, e in visits]  # ids past 16 bits
+    p = Planning.from_config({"version": 1, "tolerance_min": 30, "badges": badges,
+                              "visits": offset})
+    assert p.visit_for(badges[3], T + 7200 + 100) == 100203

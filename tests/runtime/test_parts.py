@@ -1,18 +1,17 @@
-"""Wi-Fi, back-off, time (NTP, DS3231, quality), settings, feedback, reader loop, watchdog."""
-import json
+"""Wi-Fi, back-off with jitter, the clock (NTP, DS3231, quality), the reader loop, the battery.
+(The DS3231's registers, settings, feedback patterns and the watchdog are tested on CPython and
+MicroPython from one source: tests/firmware/test_runtime_parts.py.)"""
 
 import pytest
 
 from firmware.runtime.backoff import Backoff
 from firmware.runtime.clock import Clock
-from firmware.runtime.ds3231 import DS3231, bcd2dec, dec2bcd, from_unix, to_unix
-from firmware.runtime.feedback import PATTERNS, Feedback
+from firmware.runtime.ds3231 import DS3231, to_unix
+from firmware.runtime.feedback import Feedback
 from firmware.runtime.health import Battery
-from firmware.runtime.settings import DEFAULTS, Settings
 from firmware.runtime.taps import PN532Reader, TapLoop
-from firmware.runtime.watchdog import Watchdog
 from firmware.runtime.wifi import WifiLink
-from tests.runtime.fakes import WDT, FakeI2C, FakeWLAN, Indicator, Ntp, Reader, SysTime
+from tests.runtime.fakes import FakeI2C, FakeWLAN, Indicator, Ntp, Reader, SysTime
 
 
 # -- back-off and Wi-Fi ------------------------------------------------------------------------
@@ -61,40 +60,6 @@ def test_wifi_unconfigured_never_joins_and_configure_joins_at_once():
 
 
 # -- time ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n", [0, 7, 10, 59, 99])
-def test_bcd(n):
-    assert bcd2dec(dec2bcd(n)) == n
-    assert dec2bcd(n) == int(str(n), 16)
-
-
-def test_unix_conversion_against_the_calendar():
-    import time
-    for t in (946684800, 951868799, 951868800, 1795426549, 4102444799):
-        g = time.gmtime(t)
-        assert from_unix(t) == (g.tm_year, g.tm_mon, g.tm_mday, g.tm_hour, g.tm_min, g.tm_sec,
-                                g.tm_wday + 1)
-        assert to_unix(*from_unix(t)[:6]) == t
-
-
-def test_ds3231_registers():
-    i2c = FakeI2C()
-    rtc = DS3231(i2c)
-    i2c.regs[0x0F] = 0x80  # oscillator stopped: first power-up
-    assert rtc.time() is None and rtc.lost_power()
-    t = 1795426549  # 2026-11-22 ... UTC
-    rtc.set_time(t)
-    y, mo, d, h, mi, s, wd = from_unix(t)
-    assert bytes(i2c.regs[0:7]) == bytes([dec2bcd(s), dec2bcd(mi), dec2bcd(h), wd, dec2bcd(d),
-                                         dec2bcd(mo), dec2bcd(y - 2000)])
-    assert i2c.regs[0x0F] & 0x80 == 0 and rtc.time() == t
-    i2c.set_regs(2024, 2, 29, 23, 59, 58)
-    assert rtc.time() == to_unix(2024, 2, 29, 23, 59, 58)
-    i2c.regs[2] = 0x40 | 0x20 | 0x11  # 12-hour mode, PM, 11 -> 23 h
-    assert rtc.read_regs()[3] == 23
-    with pytest.raises(ValueError):
-        rtc.set_time(to_unix(2100, 1, 1, 0, 0, 0))
-
-
 def test_clock_quality_rtc_then_synced_and_rtc_written():
     i2c = FakeI2C()
     rtc = DS3231(i2c)
@@ -139,43 +104,7 @@ def test_clock_survives_a_missing_or_stopped_rtc():
     assert c.quality() == "unsynced"
 
 
-# -- settings -------------------------------------------------------------------------------------
-def test_settings_defaults_set_and_atomic_save(tmp_path):
-    p = tmp_path / "settings.json"
-    s = Settings(str(p))
-    assert s.values == DEFAULTS and s.status == "ok" and not p.exists()
-    s.set("port", "8883")
-    s.set("host", "mqtt.example.org")
-    assert json.loads(p.read_text())["port"] == 8883
-    assert not (tmp_path / "settings.json.tmp").exists()
-    assert Settings(str(p)).get("host") == "mqtt.example.org"
-    for key, value, reason in [("port", "0", "port must be"), ("port", "x", "integer"),
-                               ("id", "a/b", "id:"), ("nope", "1", "unknown"),
-                               ("ssid", "x" * 65, "over 64")]:
-        with pytest.raises(ValueError, match=reason):
-            s.set(key, value)
-    assert Settings(str(p)).get("port") == 8883  # a refused value changes nothing
-
-
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"port": "http"}', "\xff\xfe",
-                                     '{"port": 70000}', ""])
-def test_corrupt_settings_give_defaults_and_a_status(tmp_path, content):
-    p = tmp_path / "settings.json"
-    p.write_text(content)
-    s = Settings(str(p))
-    assert s.values == DEFAULTS and s.status == "settings_corrupt"
-    s.set("ssid", "home")  # rewriting it repairs it
-    assert Settings(str(p)).status == "ok"
-
-
-def test_unknown_setting_keys_from_a_newer_firmware_are_ignored(tmp_path):
-    p = tmp_path / "settings.json"
-    p.write_text('{"host": "h", "future": 1}')
-    s = Settings(str(p))
-    assert s.status == "ok" and s.get("host") == "h" and "future" not in s.values
-
-
-# -- feedback and the reader loop ------------------------------------------------------------------
+# -- the reader loop ------------------------------------------------------------------
 class Core:
     """ReaderCore's tap() and clock, scripted."""
 
@@ -187,21 +116,6 @@ class Core:
     def tap(self, uid):
         self.tapped.append(uid)
         return self.answers.pop(0)
-
-
-def test_every_feedback_kind_has_a_pattern_that_ends_off():
-    for kind in ("in", "out", "unplanned_in", "unplanned_out", "unknown", "repeat", "full",
-                 "error"):
-        ind = Indicator()
-        f = Feedback(ind)
-        f.show(kind, 0)
-        assert ind.calls[0] == PATTERNS[kind][0][:2]
-        t = 0
-        while f.busy():
-            t += 50
-            f.poll(t)
-        assert ind.calls[-1] == (None, 0) and len(ind.calls) == len(PATTERNS[kind]) + 1
-        assert t <= 1100
 
 
 def test_tap_feedback_is_shown_in_the_same_poll():
@@ -287,18 +201,3 @@ def test_battery_percent_from_the_divider():
     assert b.percent() == 100
     adc.uv = 1_000_000
     assert b.percent() == 0
-
-
-# -- watchdog --------------------------------------------------------------------------------------
-def test_watchdog_fed_only_while_every_task_beats():
-    wdt = WDT()
-    wd = Watchdog(wdt, ("net", "console", "reader"), stall_ms=5000)
-    assert not wd.poll(0) and wdt.feeds == 0  # nobody has beaten yet
-    for i in range(3):
-        wd.beat(i, 0)
-    assert wd.poll(1000) and wdt.feeds == 1
-    wd.beat(0, 6000)
-    wd.beat(1, 6000)  # the reader task stopped at t=0
-    assert not wd.poll(6000) and wd.stalled == "reader" and wdt.feeds == 1
-    wd.beat(2, 6500)
-    assert wd.poll(7000) and wdt.feeds == 2 and wd.stalled == ""

@@ -110,19 +110,3 @@ def test_a_sun_card_whose_read_fails_still_taps_by_its_uid(box):
     (_, payload), = core.journal.read_from(1, 5)
     assert json.loads(payload)["badge"] == CARD.hex().upper() and "tag" not in \
         json.loads(payload)
-
-
-@pytest.mark.micropython
-def test_the_box_reads_and_journals_a_sun_url_on_micropython():
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT, run_mp
-    from tests.micropython.test_on_micropython import SCRIPTS, checks
-
-    checks(run_mp(SCRIPTS / "sun_read.py"), 9)
-    # on CPython too, with this tree's firmware first on the path
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{SCRIPTS}"}
-    checks(subprocess.run([sys.executable, str(SCRIPTS / "sun_read.py")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120), 9)

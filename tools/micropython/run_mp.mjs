@@ -3,7 +3,11 @@
 // recursively (firmware/runtime, firmware/drivers, ...) to /lib/firmware/ of its virtual
 // filesystem, as it is laid out on the reader box.
 //
-//   node tools/micropython/run_mp.mjs SCRIPT.py [--heapsize BYTES]
+//   node tools/micropython/run_mp.mjs SCRIPT.py [--heapsize BYTES] [--package DIR]...
+//
+// --package DIR (repo-relative, e.g. tests/firmware) copies that folder's .py files (not
+// conftest.py) to /lib/DIR as the package of the same dotted name (tests.firmware), with an
+// empty __init__.py at each level: how the one firmware test suite reaches the board.
 //
 // Exit status 0 when the script ran to the end; 1 with the traceback on stderr when it raised;
 // 2 on a usage or setup error.
@@ -12,11 +16,15 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const args = process.argv.slice(2);
-const script = args.find((a) => !a.startsWith("--"));
-const heapArg = args.indexOf("--heapsize");
-const heapsize = heapArg >= 0 ? parseInt(args[heapArg + 1], 10) : 1024 * 1024;
-if (!script) {
-  process.stderr.write("usage: node run_mp.mjs SCRIPT.py [--heapsize BYTES]\n");
+let script = null, heapsize = 1024 * 1024;
+const packages = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--heapsize") heapsize = parseInt(args[++i], 10);
+  else if (args[i] === "--package") packages.push(args[++i]);
+  else if (!args[i].startsWith("--") && script === null) script = args[i];
+}
+if (!script || packages.some((p) => !p || p.startsWith("/") || p.includes(".."))) {
+  process.stderr.write("usage: node run_mp.mjs SCRIPT.py [--heapsize BYTES] [--package DIR]\n");
   process.exit(2);
 }
 
@@ -54,6 +62,20 @@ function copyTree(src, dst, top) {
 }
 mp.FS.mkdir("/lib");
 copyTree(join(root, "firmware"), "/lib/firmware", true);
+
+for (const pkg of packages) {
+  let dst = "/lib";
+  for (const part of pkg.split("/").filter(Boolean)) {
+    dst += "/" + part;
+    if (!mp.FS.analyzePath(dst).exists) mp.FS.mkdir(dst);
+    if (!mp.FS.analyzePath(dst + "/__init__.py").exists) mp.FS.writeFile(dst + "/__init__.py", "");
+  }
+  for (const name of readdirSync(join(root, pkg))) {
+    if (name.endsWith(".py") && name !== "conftest.py") {
+      mp.FS.writeFile(dst + "/" + name, readFileSync(join(root, pkg, name)));
+    }
+  }
+}
 
 // Helpers next to the script (_*.py, e.g. _check.py) go to /lib as plain modules.
 const scriptDir = dirname(resolve(script));

@@ -18,7 +18,7 @@
 //    and carries the filesystem over, as a board keeps its flash.
 //  - with --box, the reader box: stand-ins for machine, network, socket, ntptime and
 //    umqtt.simple (tools/vboard/rom/, put on the board's path as its frozen modules), the
-//    wires out (netbridge.mjs), and main.py's asyncio program running on the JS event loop
+//    wires out (netbridge.mjs; streams.mjs for the firmware's asyncio net.py seam), and main.py's asyncio program running on the JS event loop
 //    with the serial line as its sys.stdin until Ctrl-C, as on a board (the interrupt
 //    character micropython.kbd_intr sets, which rom/_vboxboot.py passes on to the bridge).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
@@ -27,6 +27,7 @@ import net from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NetBridge } from "./netbridge.mjs";
+import { Streams } from "./streams.mjs";
 
 const ROM = join(dirname(fileURLToPath(import.meta.url)), "rom");
 
@@ -249,6 +250,7 @@ class Board {
     this.mp = null;
     // --box only:
     this.net = opts.box ? new NetBridge() : null;
+    this.streams = opts.box ? new Streams() : null; // _vnet: asyncio TCP streams
     this.program = false; // main.py's asyncio program is running: the line is its stdin
     this.stdin = []; // bytes for sys.stdin
     this.intrChar = CTRL_C; // micropython.kbd_intr's character, -1: none (see input())
@@ -363,6 +365,7 @@ class Board {
     }
     this.program = false;
     this.wdt = null;
+    this.streams.closeAll(); // the stopped tasks' connections go with them
   }
 
   // Ctrl-C while main.py runs: KeyboardInterrupt ends it, the friendly REPL follows.
@@ -434,6 +437,7 @@ class Board {
     if (this.net) {
       romToBoard(fs, ROM, "/rom");
       mp.registerJsModule("_vbox", this.vboxApi());
+      mp.registerJsModule("_vnet", this.streams.api());
       mp.runPython("import sys\nsys.path.insert(2, '/rom')\nimport _vboxboot");
     }
     // Start-up scripts, as a board runs them; main.py only when the friendly REPL follows.

@@ -7,7 +7,10 @@
 #    serial line to sys.stdin, as a board does while main.py runs, until Ctrl-C stops the
 #    loop (asyncio.new_event_loop drops every task) or the program ends;
 #  - micropython.kbd_intr(c) also tells the bridge, which delivers Ctrl-C on this port (on a
-#    board the UART/USB driver compares each byte with the interrupt character).
+#    board the UART/USB driver compares each byte with the interrupt character);
+#  - asyncio.open_connection, which the port lacks, is _vboxnet's: TCP streams bridged to
+#    Node's `net` without blocking. The firmware opens its connections only through
+#    firmware/runtime/net.py, which calls it, so the unmodified firmware gets the bridge.
 import sys
 import time
 
@@ -68,3 +71,7 @@ class _MicroPython:
 
 
 sys.modules["micropython"] = _MicroPython()
+
+import _vboxnet  # noqa: E402 (after asyncio, which it extends)
+
+asyncio.open_connection = _vboxnet.open_connection

@@ -6,6 +6,7 @@ import json
 import time
 
 import _vbox
+import _vnet
 
 STA_IF = 0
 AP_IF = 1
@@ -59,6 +60,7 @@ class WLAN:
         _sta.active = bool(on)
         if not on:
             _sta.status = STAT_IDLE
+            _vnet.close_all()  # the asyncio streams (_vboxnet) die with the station
 
     def connect(self, ssid=None, key=None, bssid=None):
         if not _sta.active:
@@ -79,6 +81,7 @@ class WLAN:
 
     def disconnect(self):
         _sta.status = STAT_IDLE
+        _vnet.close_all()
 
     def isconnected(self):
         return connected()

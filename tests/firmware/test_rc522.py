@@ -1,13 +1,11 @@
-# Plain-assert checks of the RC522 core and its transports, run on MicroPython by
-# test_rc522_micropython.py, against a tiny register-level fake bus (no CPython simulator there).
-import sys
-
+"""The RC522 core and its transports, on CPython and on MicroPython from one source, against a
+tiny register-level fake bus (the core against the RC522 simulator: tests/drivers/, CPython)."""
 from firmware.drivers.rc522 import RC522, RC522Error, RC522Timeout, chip_name
 from firmware.drivers.rc522_i2c import RC522I2C
 from firmware.drivers.rc522_spi import RC522SPI
+from tests.firmware.support import raises
 
 H = bytes.fromhex
-assert sys.implementation.name == "micropython"
 
 
 def crc_a(data):
@@ -97,41 +95,44 @@ class Bus:
         self.regs[0x04] |= 0x20
 
 
-uid = H("11223344")
-bus = Bus(uid)
-r = RC522(RC522I2C(bus), timeout_ms=20)
-r.reset()
-assert chip_name(r.version()) == "MFRC522 v2.0"
-assert bus.regs[0x14] & 0x03 == 0x03 and bus.regs[0x2A] == 0x80 and bus.regs[0x11] == 0x3D
-assert r.request() == H("0400")
-assert r.calc_crc(H("5000")) == H("57cd")
-assert r.list_target() == uid and r.list_target() == uid
-assert bus.sent[-3] == H("52") and bus.sent[-1] == H("93701122334444519c")
-assert r.ntag_read(4) == bytes(range(4, 20))
-r.ntag_write(4, b"abcd")
-assert bus.sent[-1] == H("a20461626364") + crc_a(H("a20461626364"))
+def card():
+    uid = H("11223344")
+    bus = Bus(uid)
+    r = RC522(RC522I2C(bus), timeout_ms=20)
+    r.reset()
+    return uid, bus, r
 
-# errors, each with its reason
-for err, why in ((0x08, "collision"), (0x10, "overflow"), (0x02, "parity")):
-    bus.error = err
-    try:
+
+def test_reset_select_read_and_write():
+    uid, bus, r = card()
+    assert chip_name(r.version()) == "MFRC522 v2.0"
+    assert bus.regs[0x14] & 0x03 == 0x03 and bus.regs[0x2A] == 0x80 and bus.regs[0x11] == 0x3D
+    assert r.request() == H("0400")
+    assert r.calc_crc(H("5000")) == H("57cd")
+    assert r.list_target() == uid and r.list_target() == uid
+    assert bus.sent[-3] == H("52") and bus.sent[-1] == H("93701122334444519c")
+    assert r.ntag_read(4) == bytes(range(4, 20))
+    r.ntag_write(4, b"abcd")
+    assert bus.sent[-1] == H("a20461626364") + crc_a(H("a20461626364"))
+
+
+def test_errors_each_with_its_reason():
+    uid, bus, r = card()
+    for err, why in ((0x08, "collision"), (0x10, "overflow"), (0x02, "parity")):
+        bus.error = err
+        with raises(RC522Error) as e:
+            r.ntag_read(4)
+        assert e.value.reason == why and str(e.value).startswith(why), str(e.value)
+    bus.uid = None
+    assert r.list_target() is None
+    with raises(RC522Error) as e:
         r.ntag_read(4)
-        raise AssertionError("no error for %02x" % err)
-    except RC522Error as e:
-        assert e.reason == why and str(e).startswith(why), str(e)
-bus.uid = None
-assert r.list_target() is None
-try:
-    r.ntag_read(4)
-    raise AssertionError("no timeout")
-except RC522Error as e:
-    assert e.reason == "timeout" and not isinstance(e, RC522Timeout)
-bus.hung = True
-try:
-    r.list_target()
-    raise AssertionError("no chip timeout")
-except RC522Timeout as e:
-    assert "within 20 ms" in str(e) and isinstance(e, RC522Error) and e.reason == "chip"
+    assert e.value.reason == "timeout" and not isinstance(e.value, RC522Timeout)
+    bus.hung = True
+    with raises(RC522Timeout) as e:
+        r.list_target()
+    assert "within 20 ms" in str(e.value) and isinstance(e.value, RC522Error)
+    assert e.value.reason == "chip"
 
 
 class NoChip:
@@ -141,14 +142,12 @@ class NoChip:
     writeto_mem = readfrom_mem = readfrom_mem_into
 
 
-try:
-    RC522(RC522I2C(NoChip())).reset()
-    raise AssertionError("no bus error")
-except RC522Timeout as e:
-    assert "bus error" in str(e)
+def test_a_bus_error_is_a_timeout_that_says_so():
+    with raises(RC522Timeout) as e:
+        RC522(RC522I2C(NoChip())).reset()
+    assert "bus error" in str(e.value)
 
 
-# SPI address bytes
 class SPI:
     def __init__(self):
         self.tx = bytearray()
@@ -167,10 +166,10 @@ class Pin:
         return 1
 
 
-spi = SPI()
-t = RC522SPI(spi, Pin())
-assert t.read_reg(0x37) == 0x92
-t.write_reg(0x01, 0x0F)
-assert t.read_regs(0x09, 2) == H("9292")
-assert bytes(spi.tx) == H("ee00" "020f" "929200")
-print("ALL OK")
+def test_spi_address_bytes():
+    spi = SPI()
+    t = RC522SPI(spi, Pin())
+    assert t.read_reg(0x37) == 0x92
+    t.write_reg(0x01, 0x0F)
+    assert t.read_regs(0x09, 2) == H("9292")
+    assert bytes(spi.tx) == H("ee00" "020f" "929200")
