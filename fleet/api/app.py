@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import DataError, StatementError
 
-from fleet import caregiver, console
+from fleet import caregiver, console, quotas
 from fleet.api.deps import current_key
 from fleet.api.routes import (agency, alerts, devices, directory, events, exports, funding,
                                office, updates, visits)
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_range_errors(app)
     install_validation_errors(app)
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, HSTS over https
+    app.add_middleware(quotas.RateLimitHeaders)  # X-RateLimit-* of the API key's daily quota
     logging.getLogger("telegest.api").info(
         "links handed out (enrolment QR codes, e-mails) start with %s%s", settings.public_url,
         "" if settings.public_url_configured else " (TELEGEST_PUBLIC_URL is not set: the "

@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, webhooks
 from fleet.console import forms
 from fleet.console.auth import Viewer, sign, tokens_match, unsign
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -133,6 +133,7 @@ def confirm(request: Request, session: SessionDep, viewer: PlannerPostDep,
                   for v in result.visits]
         session.add_all(visits)
         session.flush()
+        webhooks.visit_created(session, visits)
         audit.record(session, viewer.who, "import", f"organisation:{org.id}", role=viewer.role,
                      detail={"file": filename[:200], "created": len(visits),
                              "visit_ids": [v.id for v in visits], "form_id": form_id})
