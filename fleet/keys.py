@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from fleet.models import ROLES, ApiKey, ConsoleSession
+from fleet.models import ROLES, ApiKey, ConsoleSession, Organisation
 from fleet.quotas import DEFAULT_QUOTA
 from fleet.types import utcnow
 
@@ -36,6 +36,8 @@ def create_api_key(session: Session, role: str, label: str = "",
         raise ValueError(f"the daily quota must be from 1 to {MAX_QUOTA}, not {daily_quota}")
     if expires_at is not None and expires_at <= utcnow():
         raise ValueError("the expiry must be in the future")
+    if organisation_id is not None and session.get(Organisation, organisation_id) is None:
+        raise ValueError(f"no organisation {organisation_id}")
     plaintext = PREFIX + secrets.token_urlsafe(32)
     session.add(ApiKey(key_hash=hash_key(plaintext), prefix=plaintext[:10], label=label,
                        role=role, organisation_id=organisation_id, daily_quota=daily_quota,

@@ -16,11 +16,15 @@ import time
 import urllib.error
 import urllib.request
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from fleet.config import Settings
 from fleet.models import WebhookEndpoint
-from fleet.outbox import Letter, SendError
+
+if TYPE_CHECKING:  # fleet.outbox builds its SENDERS table from this module
+    from fleet.outbox import Letter
 
 TIMEOUT_S = 5  # connect and each read: a slow endpoint holds the dispatcher no longer
 SIGNATURE_HEADER = "Telegest-Signature"
@@ -59,6 +63,8 @@ class WebhookSender:
 
     def load(self, session: Session, letter: Letter) -> Letter:
         """The endpoint's URL and secret as they are now, read before the send."""
+        from fleet.outbox import SendError
+
         endpoint = session.get(WebhookEndpoint, (letter.payload or {}).get("endpoint_id"))
         if endpoint is None:
             raise SendError("endpoint deleted · destination supprimée", permanent=True)
@@ -68,6 +74,8 @@ class WebhookSender:
                                    payload={**(letter.payload or {}), "secret": endpoint.secret})
 
     def send(self, letter: Letter, settings: Settings) -> None:
+        from fleet.outbox import SendError
+
         body = letter.body.encode()
         payload = letter.payload or {}
         request = urllib.request.Request(letter.recipient, data=body, method="POST", headers={

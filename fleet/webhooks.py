@@ -109,6 +109,11 @@ def deliveries(session: Session, endpoint_id: int, limit: int = 20) -> list[Outb
         .order_by(Outbox.id.desc()).limit(limit)))
 
 
+def is_delivery_of(row: Outbox, endpoint_id: int) -> bool:
+    return row.channel == "webhook" and (row.dedupe_key or "").startswith(
+        _key_prefix(endpoint_id))
+
+
 def _key_prefix(endpoint_id: int) -> str:
     return f"wh:{endpoint_id}:"
 
