@@ -15,7 +15,6 @@ import hmac
 import time
 import urllib.error
 import urllib.request
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
