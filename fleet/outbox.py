@@ -30,8 +30,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Callable, Protocol
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from fleet import bulk
 from fleet.config import Settings
@@ -178,15 +178,21 @@ def dispatch_due(session_factory: sessionmaker[Session] | Callable[[], Session],
                 counts["waiting"] += waiting
         if not ready:
             return counts
+        older = aliased(Outbox)
+        waits = exists().where(  # an older row of its recipient is backing off
+            older.channel == Outbox.channel, older.recipient == Outbox.recipient,
+            older.state == "pending", older.id < Outbox.id, older.next_attempt_at > now)
+        # oldest first: an ordered channel's first pending row is in the batch before its
+        # followers, and rows held behind one backing off do not fill the batch
         due = [Letter(r.id, r.channel, r.recipient, r.subject, r.body, r.payload, r.attempts)
                for r in session.execute(
                    select(Outbox.id, Outbox.channel, Outbox.recipient, Outbox.subject,
                           Outbox.body, Outbox.payload, Outbox.attempts)
                    .where(Outbox.state == "pending", Outbox.next_attempt_at <= now,
-                          Outbox.channel.in_(ready))
-                   .order_by(Outbox.next_attempt_at, Outbox.id).limit(BATCH))]
+                          Outbox.channel.in_(ready),
+                          or_(Outbox.channel.not_in(ORDERED), ~waits))
+                   .order_by(Outbox.id).limit(BATCH))]
         session.rollback()
-        due.sort(key=lambda letter: letter.id)  # an ordered channel's rows oldest first
         for letter in due:
             if letter.channel in ORDERED and _behind(session, letter):
                 counts["held"] += 1
@@ -223,7 +229,8 @@ def _due_count(session: Session, now: datetime, channels: list[str]) -> int:
 
 
 def _behind(session: Session, letter: Letter) -> bool:
-    """An older row of the same recipient is still pending: this one waits its turn."""
+    """An older row of the same recipient is still pending (it failed in this pass, or another
+    dispatcher holds it): this one waits its turn."""
     older = session.scalars(select(Outbox.id).where(
         Outbox.channel == letter.channel, Outbox.recipient == letter.recipient,
         Outbox.state == "pending", Outbox.id < letter.id).limit(1)).first()

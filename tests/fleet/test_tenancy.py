@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleet import updates
+from fleet import updates, webhooks
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
                           Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
                           Service, Visit)
@@ -46,6 +46,7 @@ BODIES = {
                                                              "digest": "0" * 64},
     ("POST", "/api/v1/devices/{ident}/provision/abandon"): {"staging_id": "x" * 16},
     ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
+    ("PATCH", "/api/v1/webhooks/{endpoint_id}"): {"active": False},
 }
 # routes that act on the key's own organisation: called naming agency A's
 ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
@@ -96,6 +97,8 @@ def world(demo, monkeypatch):
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
                                  expires_at=now + timedelta(hours=1))])
+        hook, _ = webhooks.create(s, a, "https://erp.agence-a.fr/h", ["visit.created"])
+        webhooks.visit_created(s, visit)
         s.flush()
         ids = {
             "org_id": a,
@@ -115,6 +118,8 @@ def world(demo, monkeypatch):
             "org_b": b.id,
             "funder_id": funder.id,
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
+            "endpoint_id": hook.id,
+            "delivery_id": webhooks.deliveries(s, hook.id)[0].id,
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],
