@@ -286,10 +286,12 @@ class _Matcher:
             bulk.insert_rows(self.s, Anomaly.__table__,
                              [{**a, "created_at": now, "resolved": False} for a in self.anomalies])
         self.s.flush()
-        webhooks.emit_many(self.s, self._hooks())
+        listening = webhooks.listening(self.s, self.orgs)
+        if listening:
+            webhooks.emit_many(self.s, self._hooks(listening))
         return self.counts
 
-    def _hooks(self) -> list[tuple[int, str, dict]]:
+    def _hooks(self, orgs: set[int]) -> list[tuple[int, str, dict]]:
         """clock.in / clock.out per event (a double tap ignored is none) and anomaly per flag,
         in the order matched; ids only, no card or tag (docs/integrations.md)."""
         outcome = {i: key for key, ids in self.done.items() for i in ids}
@@ -298,6 +300,8 @@ class _Matcher:
             flags[a["clock_event_id"]].append(a)
         items = []
         for e in self.events:
+            if e.org_id not in orgs:
+                continue
             status, visit_id = outcome.get(e.id, ("pending", None))
             if status != "ignored" and e.dir in ("in", "out"):
                 items.append((e.org_id, f"clock.{e.dir}", {

@@ -127,6 +127,12 @@ def emit(session: Session, org_id: int, event: str, data: dict,
     return emit_many(session, [(org_id, event, data)], now)
 
 
+def listening(session: Session, org_ids) -> set[int]:
+    """Those of `org_ids` with an active endpoint: the ingest path builds events for them only."""
+    return set(session.scalars(select(WebhookEndpoint.organisation_id).distinct().where(
+        WebhookEndpoint.organisation_id.in_(set(org_ids)), WebhookEndpoint.active.is_(True))))
+
+
 def emit_many(session: Session, items: list[tuple[int, str, dict]],
               now: datetime | None = None) -> int:
     """`emit` for many events at once (an import, an ingest batch): one query for the
