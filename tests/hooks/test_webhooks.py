@@ -19,7 +19,7 @@ from fleet.models import Outbox, Visit
 from tests.fleet.conftest import NOW, TS, _clock, _event
 from tests.hooks.conftest import Receiver
 
-T0 = datetime.now(timezone.utc) + timedelta(minutes=1)  # rows are queued at the real now
+T0 = datetime.now(timezone.utc) + timedelta(days=1)  # after the rows, queued at the real now
 
 
 def settings(database_url, **kw) -> Settings:
