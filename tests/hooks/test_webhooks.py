@@ -300,3 +300,29 @@ def test_a_backlog_larger_than_a_batch_drains_in_order(engine, session, database
         passes += 1
     assert passes == 3  # 11 deliveries, 4 a batch
     assert [e["data"]["visit_id"] for e in receiver.events(secret)] == [v.id for v in visits]
+
+
+def test_an_endpoint_that_never_answers_times_out_and_is_tried_again(
+        engine, session, database_url, hooked, monkeypatch):
+    """A server that takes the connection and says nothing: the dispatcher gives up after the
+    sender's timeout (shortened here) and the delivery waits for its next try. The API and the
+    ingest only ever wrote the row."""
+    import socket
+
+    agency, endpoint, _ = hooked
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepted by the kernel, never read nor answered
+    endpoint.url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+    monkeypatch.setattr(webhook_delivery, "TIMEOUT_S", 0.5)
+    try:
+        webhooks.visit_created(session, planned(session, agency))
+        session.commit()
+        (row,) = deliveries(session)
+        assert row.state == "pending" and row.attempts == 0  # queued, not sent, by the caller
+        counts = outbox.dispatch_due(session_factory(engine), settings(database_url), T0)
+        assert counts["retry"] == 1
+        (row,) = deliveries(session)
+        assert row.state == "pending" and "timed out" in row.last_error
+    finally:
+        silent.close()
