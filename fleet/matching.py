@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from fleet import bulk, clock_flags, presence, sun, sun_tags, tagtokens
+from fleet import bulk, clock_flags, presence, sun, sun_tags, tagtokens, webhooks
 from fleet.models import (Anomaly, AuditLog, Badge, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.retained import retained_period
@@ -286,7 +286,33 @@ class _Matcher:
             bulk.insert_rows(self.s, Anomaly.__table__,
                              [{**a, "created_at": now, "resolved": False} for a in self.anomalies])
         self.s.flush()
+        listening = webhooks.listening(self.s, self.orgs)
+        if listening:
+            webhooks.emit_many(self.s, self._hooks(listening))
         return self.counts
+
+    def _hooks(self, orgs: set[int]) -> list[tuple[int, str, dict]]:
+        """clock.in / clock.out per event (a double tap ignored is none) and anomaly per flag,
+        in the order matched; ids only, no card or tag (docs/integrations.md)."""
+        outcome = {i: key for key, ids in self.done.items() for i in ids}
+        flags: dict[int, list[dict]] = defaultdict(list)
+        for a in self.anomalies:
+            flags[a["clock_event_id"]].append(a)
+        items = []
+        for e in self.events:
+            if e.org_id not in orgs:
+                continue
+            status, visit_id = outcome.get(e.id, ("pending", None))
+            if status != "ignored" and e.dir in ("in", "out"):
+                items.append((e.org_id, f"clock.{e.dir}", {
+                    "clock_event_id": e.id, "device_id": e.device_id, "time": e.ts,
+                    "method": e.method, "visit_id": visit_id, "match_status": status,
+                    "client_id": e.client_id, "caregiver_id": e.caregiver_id,
+                    "proof_level": e.level}))
+            items += [(e.org_id, "anomaly", {
+                "kind": a["kind"], "clock_event_id": e.id, "device_id": e.device_id,
+                "visit_id": a["visit_id"]}) for a in flags[e.id]]
+        return items
 
     def _flag(self, e: _Event, kind: str, detail: str, visit_id: int | None = None) -> None:
         self.counts[kind] += 1

@@ -42,6 +42,9 @@ ONE_VISIT_ALERT = "visit_id IS NOT NULL AND kind IN ('late', 'missed')"
 FUNDER_KINDS = ("APA", "PCH", "AM")
 OUTBOX_CHANNELS = ("email", "webpush", "webhook")
 OUTBOX_STATES = ("pending", "sent", "dead")
+# what an agency's webhook endpoint may subscribe to (fleet.webhooks, docs/integrations.md)
+WEBHOOK_EVENTS = ("visit.created", "visit.modified", "visit.cancelled", "clock.in", "clock.out",
+                  "anomaly", "sos")
 LINK_STATES = ("online", "offline")
 OPEN_DEVICE_ALERT = ("resolved_at IS NULL AND kind IN ('device_offline', 'low_battery', "
                      "'reader_failed', 'clock_drift', 'journal_full')")
@@ -459,6 +462,38 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(default=False)
+    # calls a UTC day (fleet.quotas, counted in api_key_usage); refused past it until midnight
+    daily_quota: Mapped[int] = mapped_column(default=10_000, server_default=text("10000"))
+    expires_at: Mapped[datetime | None]  # refused from then on, like a revoked key
+
+
+class ApiKeyUsage(Base):
+    """Calls of one key in one UTC day, counted by one atomic upsert per call (fleet.quotas), so
+    that several API processes share the count."""
+
+    __tablename__ = "api_key_usage"
+
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
+
+
+class WebhookEndpoint(Base):
+    """An agency's HTTP(S) endpoint told of the events it chose (fleet.webhooks); the secret
+    signs every delivery and is shown once, at creation."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    url: Mapped[str] = mapped_column(String(400))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class ConsoleSession(Base):

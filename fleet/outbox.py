@@ -12,6 +12,11 @@ Two dispatchers racing (a lease handed over mid-send) never send a row twice: a 
 by one compare-and-set UPDATE (same state, same attempt count, still due) committed before the
 send, which moves its next attempt past the claim's hold; the loser's UPDATE matches no row.
 A dispatcher that dies mid-send leaves the row pending, tried again once the hold has passed.
+
+An ORDERED channel (webhooks) delivers one recipient's rows in the order they were queued: a row
+waits while an older row of the same recipient is pending (failed and backing off), so an
+endpoint down for a while gets everything afterwards, in order. A dead letter no longer holds
+the queue. A sender may read what it needs from the database before the send (`load`).
 """
 from __future__ import annotations
 
@@ -25,8 +30,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Callable, Protocol
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from fleet import bulk
 from fleet.config import Settings
@@ -69,6 +74,9 @@ class Sender(Protocol):
     def send(self, letter: Letter, settings: Settings) -> None:
         """Deliver or raise SendError."""
 
+    # optional: `load(session, letter) -> Letter`, the row completed from the database (or
+    # SendError), called after the claim and before the send, outside any open transaction
+
 
 class EmailSender:
     """Plain-text e-mail through the SMTP server of TELEGEST_SMTP_*."""
@@ -109,8 +117,15 @@ def _text(raw: bytes | str) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
+def _senders() -> dict[str, Sender]:
+    from fleet.webhook_delivery import WebhookSender
+
+    return {"email": EmailSender(), "webhook": WebhookSender()}
+
+
 # channel -> sender; a channel without one keeps its rows pending
-SENDERS: dict[str, Sender] = {"email": EmailSender()}
+SENDERS: dict[str, Sender] = _senders()
+ORDERED = {"webhook"}  # channels whose rows reach each recipient in the order queued
 
 
 def enqueue(session: Session, *, channel: str, organisation_id: int | None, recipient: str,
@@ -156,22 +171,40 @@ def dispatch_due(session_factory: sessionmaker[Session] | Callable[[], Session],
             _warned.add(channel)
             log.warning("%s: %s", channel, why)
     with session_factory() as session:
+        unready = [c for c in senders if c not in ready]
+        if unready:
+            waiting = _due_count(session, now, unready)
+            if waiting:
+                counts["waiting"] += waiting
         if not ready:
-            counts["waiting"] += _due_count(session, now)
             return counts
+        older = aliased(Outbox)
+        waits = exists().where(  # an older row of its recipient is backing off
+            older.channel == Outbox.channel, older.recipient == Outbox.recipient,
+            older.state == "pending", older.id < Outbox.id, older.next_attempt_at > now)
+        # oldest first: an ordered channel's first pending row is in the batch before its
+        # followers, and rows held behind one backing off do not fill the batch
         due = [Letter(r.id, r.channel, r.recipient, r.subject, r.body, r.payload, r.attempts)
                for r in session.execute(
                    select(Outbox.id, Outbox.channel, Outbox.recipient, Outbox.subject,
                           Outbox.body, Outbox.payload, Outbox.attempts)
                    .where(Outbox.state == "pending", Outbox.next_attempt_at <= now,
-                          Outbox.channel.in_(ready))
-                   .order_by(Outbox.next_attempt_at, Outbox.id).limit(BATCH))]
+                          Outbox.channel.in_(ready),
+                          or_(Outbox.channel.not_in(ORDERED), ~waits))
+                   .order_by(Outbox.id).limit(BATCH))]
         session.rollback()
         for letter in due:
+            if letter.channel in ORDERED and _behind(session, letter):
+                counts["held"] += 1
+                continue
             if not _claim(session, letter, now):
                 counts["lost_race"] += 1
                 continue
             try:
+                load = getattr(ready[letter.channel], "load", None)
+                if load is not None:
+                    letter = load(session, letter)
+                    session.rollback()  # no transaction open during the send
                 ready[letter.channel].send(letter, settings)
             except SendError as e:
                 counts[_failed(session, letter, e, settings, now)] += 1
@@ -189,9 +222,20 @@ def dispatch_due(session_factory: sessionmaker[Session] | Callable[[], Session],
     return counts
 
 
-def _due_count(session: Session, now: datetime) -> int:
+def _due_count(session: Session, now: datetime, channels: list[str]) -> int:
     return len(session.scalars(select(Outbox.id).where(
-        Outbox.state == "pending", Outbox.next_attempt_at <= now).limit(BATCH)).all())
+        Outbox.state == "pending", Outbox.next_attempt_at <= now,
+        Outbox.channel.in_(channels)).limit(BATCH)).all())
+
+
+def _behind(session: Session, letter: Letter) -> bool:
+    """An older row of the same recipient is still pending (it failed in this pass, or another
+    dispatcher holds it): this one waits its turn."""
+    older = session.scalars(select(Outbox.id).where(
+        Outbox.channel == letter.channel, Outbox.recipient == letter.recipient,
+        Outbox.state == "pending", Outbox.id < letter.id).limit(1)).first()
+    session.rollback()
+    return older is not None
 
 
 def _claim(session: Session, letter: Letter, now: datetime) -> bool:

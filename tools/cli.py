@@ -96,19 +96,6 @@ def cmd_fleet_demo(args) -> int:
     return 0
 
 
-def cmd_fleet_apikey(args) -> int:
-    from fleet.db import make_engine, prepare, session_factory
-    from fleet.keys import create_api_key
-
-    prepare(args.db)
-    engine = make_engine(args.db)
-    with session_factory(engine)() as session:
-        key = create_api_key(session, args.role, args.label)
-        session.commit()
-    print(key)
-    return 0
-
-
 def cmd_device_sim(args) -> int:
     from tools.sim.run import run_sim
 
@@ -269,10 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = command(fleet, "demo", cmd_fleet_demo,
                 "create the demo agency, today's planning and its past two weeks")
     d.add_argument("--db", default=DEFAULT_DB)
-    k = command(fleet, "apikey", cmd_fleet_apikey, "create an API key and print it once")
-    k.add_argument("--db", default=DEFAULT_DB)
-    k.add_argument("--role", choices=["admin", "manager", "technician"], default="admin")
-    k.add_argument("--label", default="cli")
+    from tools.apikeys import add_commands as add_apikey_commands
+
+    add_apikey_commands(fleet, command)
     from tools.fleetops.cli import add_commands as add_fleet_device_commands
 
     add_fleet_device_commands(fleet, command)

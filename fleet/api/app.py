@@ -11,10 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import DataError, StatementError
 
-from fleet import caregiver, console
+from fleet import caregiver, console, quotas
 from fleet.api.deps import current_key
 from fleet.api.routes import (absences, agency, alerts, client_record, devices, directory,
-                               events, exports, funding, office, updates, visits)
+                               events, exports, funding, office, updates, visits, webhooks)
 from fleet.config import Settings
 from fleet.db import make_engine, prepare, session_factory
 from fleet.web.headers import SecurityHeaders
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     auth = [Depends(current_key)]
     for module in (directory, client_record, devices, visits, events, alerts, updates, office,
-                   funding, exports, agency, absences):
+                   funding, exports, agency, absences, webhooks):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_range_errors(app)
     install_validation_errors(app)
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, HSTS over https
+    app.add_middleware(quotas.RateLimitHeaders)  # X-RateLimit-* of the API key's daily quota
     logging.getLogger("telegest.api").info(
         "links handed out (enrolment QR codes, e-mails) start with %s%s", settings.public_url,
         "" if settings.public_url_configured else " (TELEGEST_PUBLIC_URL is not set: the "

@@ -7,8 +7,10 @@ from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from fleet import quotas
 from fleet.keys import find_api_key
 from fleet.models import ApiKey
+from fleet.types import utcnow
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `telegest fleet apikey`")
 
@@ -21,14 +23,23 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def current_key(session: SessionDep,
+def current_key(request: Request, session: SessionDep,
                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
                 ) -> ApiKey:
     key = find_api_key(session, creds.credentials) if creds else None
     if key is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing, unknown or revoked API key",
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "missing, unknown, expired or revoked API key",
                             headers={"WWW-Authenticate": "Bearer"})
-    session.commit()  # last_used_at
+    now = utcnow()
+    usage = quotas.count_call(session, key, now)
+    session.commit()  # the count and last_used_at
+    setattr(request.state, quotas.STATE_KEY, usage)  # quotas.RateLimitHeaders adds the headers
+    if usage.exceeded:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"daily quota of {usage.limit} calls used up; it starts again at "
+                            f"{usage.reset_at:%Y-%m-%d %H:%M} UTC",
+                            headers={"Retry-After": str(usage.retry_after(now))})
     return key
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from fleet.config import _WEAK_SECRETS as _WEAK
 from fleet.console import sessions
 from fleet.console.sessions import Lifetimes, SessionState
-from fleet.keys import find_api_key
+from fleet.keys import find_api_key, usable
 from fleet.models import ApiKey, User
 from fleet.throttle import hashing
 
@@ -167,7 +167,7 @@ def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetime
                           user.id, row.id)
     elif row.api_key_id is not None:
         key = session.get(ApiKey, row.api_key_id)
-        if key is not None and not key.revoked:
+        if key is not None and usable(key):
             return Viewer(f"api_key:{key.id}:{key.label}"[:200], key.role, key.organisation_id,
                           row.csrf, None, row.id)
     sessions.end(session, row.id)

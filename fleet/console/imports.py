@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, webhooks
 from fleet.api.data import MAX_UPLOAD_BYTES
 from fleet.console import forms
 from fleet.console.auth import Viewer, sign, tokens_match, unsign
@@ -134,6 +134,7 @@ def confirm(request: Request, session: SessionDep, viewer: PlannerPostDep,
                   for v in result.visits]
         session.add_all(visits)
         session.flush()
+        webhooks.visit_created(session, visits)
         audit.record(session, viewer.who, "import", f"organisation:{org.id}", role=viewer.role,
                      detail={"file": filename[:200], "created": len(visits),
                              "visit_ids": [v.id for v in visits], "form_id": form_id})

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import absences, audit, presence
+from fleet import absences, audit, presence, webhooks
 from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -210,6 +210,7 @@ async def create_visit(request: Request, session: SessionDep,
             visit = Visit(organisation_id=org.id, **fields)
             session.add(visit)
             session.flush()
+            webhooks.visit_created(session, visit)
             _audit(session, viewer, "create", f"visit:{visit.id}", form_id,
                    {k: (v.isoformat() if isinstance(v, datetime) else v)
                     for k, v in fields.items()})
@@ -254,6 +255,7 @@ async def update_visit(visit_id: int, request: Request, session: SessionDep,
         changes = {k: v for k, v in fields.items() if getattr(visit, k) != v}
         for k, v in changes.items():
             setattr(visit, k, v)
+        webhooks.visit_changed(session, visit, changes)
         if changes:
             _audit(session, viewer, "update", f"visit:{visit.id}", values.get("form_id", ""),
                    {k: (v.isoformat() if isinstance(v, datetime) else v)

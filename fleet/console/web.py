@@ -62,6 +62,11 @@ MESSAGES = {
     "requeued": "Sent again: back in the queue · Renvoyé : de nouveau en attente",
     "not_dead": "Only a failed e-mail can be sent again · Seul un envoi en échec peut être "
                 "renvoyé",
+    "not_dead_delivery": "Only a failed delivery can be sent again · Seul un envoi en échec "
+                         "peut être renvoyé",
+    "deleted": "Deleted · Supprimé",
+    "key_revoked": "API key revoked: refused from now on · Clé d'API révoquée : refusée "
+                   "désormais",
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleet import updates
+from fleet import updates, webhooks
 from fleet.models import (Absence, Alert, Anomaly, AuditLog, Badge, Caregiver, ClientField,
                           ClockEvent, Client, Device, DeviceCommand, Funder, FundingPlan,
                           Organisation, Rollout, Service, Visit)
@@ -48,6 +48,7 @@ BODIES = {
     ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
     ("PUT", "/api/v1/clients/{client_id}/record"): {"access_code": "taken over"},
     ("PATCH", "/api/v1/client-fields/{field_id}"): {"label": "taken over"},
+    ("PATCH", "/api/v1/webhooks/{endpoint_id}"): {"active": False},
 }
 # routes that act on the key's own organisation: called naming agency A's
 ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
@@ -102,6 +103,8 @@ def world(demo, monkeypatch):
                    Absence(organisation_id=a, caregiver_id=visit.caregiver_id, kind="leave",
                            starts_at=now, ends_at=now + timedelta(days=1),
                            requested_by="test", state="requested")])
+        hook, _ = webhooks.create(s, a, "https://erp.agence-a.fr/h", ["visit.created"])
+        webhooks.visit_created(s, visit)
         s.flush()
         ids = {
             "org_id": a,
@@ -124,6 +127,8 @@ def world(demo, monkeypatch):
             "client_id": client_a.id,
             "field_id": s.scalar(select(func.max(ClientField.id))),
             "absence_id": s.scalar(select(func.max(Absence.id))),
+            "endpoint_id": hook.id,
+            "delivery_id": webhooks.deliveries(s, hook.id)[0].id,
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from sqlalchemy import select
 
+from fleet import webhooks
 from fleet.api import data
 from fleet.api.deps import PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import VisitDetailOut, VisitIn, VisitOut, VisitPatch
@@ -38,6 +39,7 @@ def create_visit(body: VisitIn, session: SessionDep, key: KeyDep):
     visit = Visit(organisation_id=org.id, **body.model_dump())
     session.add(visit)
     session.flush()
+    webhooks.visit_created(session, visit)
     data.audit(session, key, "create", f"visit:{visit.id}", body.model_dump(mode="json"))
     session.commit()
     return visit
@@ -80,8 +82,10 @@ def update_visit(visit_id: int, body: VisitPatch, session: SessionDep, key: KeyD
     end = changes.get("planned_end", visit.planned_end)
     if end <= start:
         raise HTTPException(422, "planned_end must be after planned_start")
+    changed = {k: v for k, v in changes.items() if getattr(visit, k) != v}
     for k, v in changes.items():
         setattr(visit, k, v)
+    webhooks.visit_changed(session, visit, changed)
     data.audit(session, key, "update", f"visit:{visit.id}", body.model_dump(
         mode="json", exclude_unset=True))
     session.commit()
@@ -108,6 +112,7 @@ async def import_visits(session: SessionDep, key: KeyDep,
             session.add(visit)
             created.append((v, visit))
         session.flush()
+        webhooks.visit_created(session, [visit for _, visit in created])
         data.audit(session, key, "import", f"organisation:{org.id}",
                    {"file": file.filename, "created": len(created),
                     "errors": len(result.errors)})
