@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 
 def install(app: FastAPI) -> None:
-    from fleet.gateway import routes
+    from fleet.gateway import inbox, routes
 
     app.include_router(routes.router, prefix="/gw/v1")
+    app.include_router(inbox.router, prefix="/gw/v1")  # messages and call-backs
     routes.install_errors(app)
