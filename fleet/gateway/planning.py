@@ -22,8 +22,8 @@ DAYS = 7
 
 def phone_planning(session: Session, device: Device, now: float, days: int = DAYS) -> dict:
     """`{"version", "hash", "from", "days", "tz", "tolerance_min", "tag_salt", "caregiver",
-    "visits", "clients", "services", "contacts"}`; `hash` is the sha256 of the canonical body without
-    `version`. May bump `device.config_version` (the caller commits)."""
+    "visits", "clients", "services", "contacts"}`; `hash` is the sha256 of the canonical body
+    without `version`. May bump `device.config_version` (the caller commits)."""
     org = session.get(Organisation, device.organisation_id)
     start = window_start(org.timezone, now)
     version = stamp(device, config_bodies(session, [device], start, 2)[device.id])["version"]
