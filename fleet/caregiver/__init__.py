@@ -22,7 +22,8 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 # what the service worker keeps for offline use (the shell); planning and events are in IndexedDB
 SHELL = ["/app/", "/app/static/app.js", "/app/static/app.css", "/app/manifest.webmanifest",
-         "/app/static/icon.svg", "/app/static/icon-192.png", "/app/static/icon-512.png"]
+         "/app/static/icon.svg", "/app/static/icon-192.png", "/app/static/icon-512.png",
+         "/app/static/inbox.js", "/app/static/inbox.css"]
 
 
 @router.get("/app")

@@ -476,6 +476,7 @@ function sync(forceHealth) {
       await pollCommands();
       await pollConfig();
       await sendNotes();
+      await inboxSync();  // messages, receipts, call-backs (inbox.js)
       S.lastSync = nowS();
       await kvSet("lastSync", S.lastSync);
       await sendHealth(forceHealth);
@@ -504,6 +505,7 @@ async function wipe(why) {
   if (navigator.serviceWorker) {
     for (const reg of await navigator.serviceWorker.getRegistrations()) await reg.unregister();
   }
+  document.querySelectorAll(".sheet").forEach((e) => e.remove());  // a message, a question
   $("#current").hidden = $("#tabs").hidden = $("#alert").hidden = true;
   $("#view").innerHTML = `<section class="blocked" id="blocked"><h1>Téléphone bloqué</h1>
     <p>${esc(why)}</p><p class="muted">Les données de l'application ont été effacées.</p>
@@ -712,7 +714,8 @@ function viewPhone() {
     <dt>Planning</dt><dd>version ${S.config ? S.config.version : "—"}</dd>
     <dt>NFC</dt><dd>${esc(S.nfc)}</dd>
     <dt>Batterie</dt><dd>${S.battery === null ? "—" : S.battery + " %"}</dd></dl>
-    <a class="button danger" href="tel:112">Appel d'urgence 112</a>
+    ${emergencyLinks()}
+    <a class="button secondary" href="#/directory">Annuaire</a>
     <button id="sync-now" class="secondary">Synchroniser</button>`;
 }
 
@@ -729,13 +732,15 @@ async function render() {
   S.done = new Set((await tx(["notes"], "readonly", (s) => req(s("notes").getAll())))
     .filter((n) => n.ended).map((n) => n.visit));
   const id = Number(arg);
-  view.innerHTML = path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
+  const link = await inboxView(path, id);  // messages, directory... (inbox.js)
+  view.innerHTML = link !== null ? link : path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
     : path === "client" ? viewClient(id) : path === "clock" ? viewClock()
     : path === "qr" ? viewQr() : path === "manual" ? viewManual(id)
     : path === "phone" ? viewPhone() : viewToday();
   document.querySelectorAll("#tabs a").forEach((a) =>
     a.classList.toggle("on", a.dataset.tab === (path || "today")));
   bind(path, id);
+  inboxBind(path, id);
 }
 
 function bindEnrol() {
