@@ -182,6 +182,15 @@ def for_phone(session: Session, caregiver_id: int, now: datetime | None = None) 
     return out
 
 
+def sent_by(session: Session, caregiver_id: int, limit: int = 10) -> list[dict]:
+    """What the caregiver wrote to the office (the last `limit`), for the phone's list."""
+    rows = session.scalars(select(Message).where(
+        Message.caregiver_id == caregiver_id, Message.direction == "to_office")
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
+    return [{"ref": m.ref, "subject": m.subject, "at": int(m.created_at.timestamp())}
+            for m in rows]
+
+
 def _ts(t: datetime | None) -> int | None:
     return int(t.timestamp()) if t else None
 

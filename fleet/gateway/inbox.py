@@ -31,12 +31,13 @@ def _when(ts: int | None) -> datetime | None:
 @router.get("/inbox")
 def inbox(device: Phone, session: SessionDep) -> JSONResponse:
     """`{"messages": [{"id", "subject", "body", "mandatory", "at", "read", "ack"}],
-    "callbacks": [{"ref", "reason", "at", "taken"}]}`, newest first; the messages not yet
-    on the phone are marked delivered."""
+    "callbacks": [{"ref", "reason", "at", "taken"}], "sent": [{"ref", "subject", "at"}]}`,
+    newest first; the messages not yet on the phone are marked delivered."""
     if device.caregiver_id is None:
-        return JSONResponse({"messages": [], "callbacks": []}, headers=NO_STORE)
+        return JSONResponse({"messages": [], "callbacks": [], "sent": []}, headers=NO_STORE)
     out = {"messages": messages.for_phone(session, device.caregiver_id),
-           "callbacks": callbacks.for_phone(session, device.caregiver_id)}
+           "callbacks": callbacks.for_phone(session, device.caregiver_id),
+           "sent": messages.sent_by(session, device.caregiver_id)}
     session.commit()
     return JSONResponse(out, headers=NO_STORE)
 

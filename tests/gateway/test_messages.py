@@ -132,6 +132,7 @@ def test_a_caregiver_s_message_lands_in_the_inbox_once_with_its_e_mails(office, 
     assert first.status_code == 201, first.text
     again = phone.post("/messages", json=body)
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert [m["ref"] for m in phone.get("/inbox").json()["sent"]] == ["m-1"]
     inbox = office.get("/api/v1/messages", params={"direction": "to_office"}).json()
     (m,) = inbox["items"]
     assert m["caregiver_name"] == "Alice Martin" and m["visit_id"] == phone.visit_id

@@ -476,9 +476,9 @@ function sync(forceHealth) {
       await pollCommands();
       await pollConfig();
       await sendNotes();
-      await inboxSync();  // messages, receipts, call-backs (inbox.js)
       S.lastSync = nowS();
       await kvSet("lastSync", S.lastSync);
+      await inboxSync();  // messages, receipts, call-backs (inbox.js)
       await sendHealth(forceHealth);
     } catch (e) {
       if (!(e instanceof Refused)) console.info("sync later:", e.message);

@@ -18,7 +18,7 @@ const FALLBACK_112 = [{ label: "Urgences (112)", number: "112" }];
 async function ibLoad() {
   if (IB.loaded) return;
   const [inbox, queue] = await Promise.all([kvGet("inbox"), kvGet("ibQueue")]);
-  IB.inbox = inbox || { messages: [], callbacks: [] };
+  IB.inbox = inbox || { messages: [], callbacks: [], sent: [] };
   IB.queue = queue || [];
   IB.loaded = true;
 }
@@ -135,13 +135,20 @@ function mandatoryGate() {
 function viewMessages() {
   const msgs = IB.inbox.messages;
   const cbs = IB.inbox.callbacks.slice(0, 3);
-  const pending = IB.queue.filter((i) => i.kind === "write").length;
+  const pending = IB.queue.filter((i) => i.kind === "write");
+  const sent = pending.map((i) => ({ ...i, waiting: true })).reverse()
+    .concat(IB.inbox.sent || []).slice(0, 5);
   return `<h1>Messages</h1>
     <a class="button" id="write" href="#/write">Écrire à l'agence</a>
     <a class="button secondary" id="callback" href="#/callback">Être rappelé</a>
     <a class="button secondary" id="directory" href="#/directory">Annuaire</a>` +
-    (pending ? `<p class="muted" id="pending-writes">${pending} message(s) à envoyer</p>` : "") +
+    (pending.length ? `<p class="muted" id="pending-writes">${pending.length} message(s) à ` +
+      "envoyer au retour du réseau</p>" : "") +
     (cbs.length ? "<h2>Rappels demandés</h2>" + cbs.map(callbackLine).join("") : "") +
+    (sent.length ? "<h2>Vos messages à l'agence</h2>" + sent.map((m) =>
+      `<p class="card sent" data-ref="${esc(m.ref)}"><strong>${esc(m.subject)}</strong><br>
+       <span class="muted">${esc(dayTitle(m.at))} ${hm(m.at)} · ${m.waiting ? "à envoyer"
+         : "envoyé"}</span></p>`).join("") : "") +
     "<h2>De l'agence</h2>" + (msgs.length ? msgs.map((m) =>
       `<a class="card msg${m.read ? "" : " unread"}" href="#/message/${m.id}"
           data-message="${m.id}">${m.mandatory ? '<span class="state">obligatoire</span>' : ""}
@@ -207,7 +214,8 @@ function emergencyLinks() {
 function viewDirectory() {
   const b = phoneBook();
   const section = (title, list, id) => list.length
-    ? `<h2>${title}</h2><div id="${id}">${list.map((e) => telLink(e, "card contact")).join("")}</div>`
+    ? `<h2>${title}</h2><div id="${id}">` +
+      list.map((e) => telLink(e, "card contact")).join("") + "</div>"
     : "";
   return `<h1>Annuaire</h1><input id="dir-search" type="search" placeholder="Rechercher"
       aria-label="Rechercher un contact">` +
