@@ -4,7 +4,8 @@ read receipt; the agency's emergency numbers are one-tap `tel:` links, offline t
 directory finds a colleague's work number; a message and a call-back written offline go out
 on reconnect, and the phone shows when the office took the call-back. Screenshots go to the
 test's tmp folder (caregiver-mandatory.png, caregiver-emergency.png, caregiver-directory.png,
-caregiver-messages.png, console-message-receipts.png); docs/screenshots/ gets copies."""
+caregiver-messages.png, console-message-receipts.png, console-callbacks.png,
+console-inbox.png); docs/screenshots/ gets copies."""
 from __future__ import annotations
 
 import pytest
@@ -148,7 +149,17 @@ def test_a_message_and_a_call_back_made_offline_go_out_on_reconnect(
     (waiting,) = wait_until(lambda: setup.api.get("/callbacks", params={
         "organisation_id": setup.org_id}).json()["items"], 20, what="the call-back request")
     assert waiting["reason"] == "Usager absent"
-    assert setup.api.post(f"/callbacks/{waiting['id']}/take").status_code == 200
+    console = browser.new_page(viewport={"width": 1280, "height": 700})
+    sign_in(console, api_server, account(demo[0], "manager"), "/callbacks")
+    row = console.locator(f'#callbacks tr[data-callback="{waiting["id"]}"]')
+    assert "Usager absent" in row.inner_text() and "min" in row.locator(".waiting").inner_text()
+    console.screenshot(path=str(tmp_path / "console-callbacks.png"), full_page=True)
+    row.locator("button").click()
+    console.locator("#callbacks-taken", has_text="Usager absent").wait_for()
+    console.goto(api_server + "/messages/inbox")
+    assert "Clé introuvable" in console.locator("#inbox").inner_text()
+    console.screenshot(path=str(tmp_path / "console-inbox.png"), full_page=True)
+    console.close()
     page.click('#tabs a[data-tab="messages"]')
     page.locator(".callback", has_text="Pris en charge").wait_for(timeout=20_000)
     page.locator("#pending-writes").wait_for(state="detached")
