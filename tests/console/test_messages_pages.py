@@ -95,3 +95,24 @@ def test_technicians_are_kept_out(as_role):
     c = as_role("technician")
     for path in ("/messages", "/messages/inbox", "/callbacks", "/numbers"):
         assert c.get(path).status_code == 403, path
+
+
+def test_a_caregiver_s_work_phone_is_checked_on_the_caregiver_form(as_role, db, demo):
+    from tests.console.conftest import form_id_of
+
+    c = as_role("manager")
+    with db() as s:
+        g = s.scalars(select(Caregiver)).first()
+    page = c.get(f"/planning/caregivers/{g.id}").text
+    assert 'name="work_phone"' in page
+    form = {"csrf": csrf_of(page), "form_id": form_id_of(page), "name": g.name,
+            "active": "on", "work_phone": "pas un numéro"}
+    r = c.post(f"/planning/caregivers/{g.id}", data=form)
+    assert r.status_code == 422 and "n&#39;est pas un numéro" in r.text
+    page = c.get(f"/planning/caregivers/{g.id}").text
+    r = c.post(f"/planning/caregivers/{g.id}", data={
+        **form, "csrf": csrf_of(page), "form_id": form_id_of(page),
+        "work_phone": "07 00 00 00 01"}, follow_redirects=True)
+    assert "Saved" in r.text
+    with db() as s:
+        assert s.get(Caregiver, g.id).work_phone == "0700000001"
