@@ -8,6 +8,8 @@ caregiver-messages.png, console-message-receipts.png, console-callbacks.png,
 console-inbox.png); docs/screenshots/ gets copies."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from tests.browser.test_caregiver import Setup, no_sideways_scroll, open_app
@@ -50,15 +52,23 @@ def test_a_mandatory_message_blocks_the_app_until_acknowledged(browser, api_serv
     # going elsewhere does not get round it
     page.evaluate("location.hash = '#/week'")
     assert page.locator("#mandatory").is_visible() and covers_the_screen(page, "#mandatory")
+    # read offline: the acknowledgement waits in the phone's queue for the network
+    context.set_offline(True)
+    page.wait_for_selector('#net[data-state="offline"]')
     page.click("#mandatory-ack")
     gate.wait_for(state="detached")
     page.locator(f'[data-visit="{setup.visit_id}"]').first.wait_for()
+    tapped = datetime.now(timezone.utc)
 
-    def acknowledged():
-        got = setup.api.get(f"/messages/{message_id}").json()["receipts"][0]
-        return got if got["acknowledged_at"] else None
-    receipt = wait_until(acknowledged, 20, what="the acknowledgement at the fleet")
-    assert receipt["delivered_at"] and receipt["read_at"]
+    def receipt():
+        return setup.api.get(f"/messages/{message_id}").json()["receipts"][0]
+    assert receipt()["delivered_at"] and receipt()["acknowledged_at"] is None
+    context.set_offline(False)
+    page.evaluate("dispatchEvent(new Event('online'))")
+    got = wait_until(lambda: (r := receipt())["acknowledged_at"] and r, 20,
+                     what="the acknowledgement at the fleet")
+    assert got["read_at"] and datetime.fromisoformat(got["acknowledged_at"]) <= tapped, \
+        "the time it was tapped, not the time it arrived"
     page.reload()
     page.locator(f'[data-visit="{setup.visit_id}"]').first.wait_for(timeout=15_000)
     assert page.locator("#mandatory").count() == 0, "acknowledged once is enough"

@@ -212,6 +212,29 @@ def test_a_call_back_is_queued_taken_and_shown_taken(office, phone, demo):
     assert office.post("/api/v1/callbacks/999999/take").status_code == 404
 
 
+def test_roles_and_other_agencies_are_kept_out(office, phone, demo):
+    technician = office.post("/api/v1/messages", headers={
+        "Authorization": f"Bearer {office.keys['technician']}"}, json={
+        "subject": "x", "body": "y", "everyone": True})
+    assert technician.status_code == 403
+    other = _org_key(demo[0], name="Autre Agence")
+    other_org = _rows(demo[0], Organisation, Organisation.name == "Autre Agence")[0].id
+    org_id = _rows(demo[0], Caregiver, Caregiver.id == phone.caregiver_id)[0].organisation_id
+    for method, path, kw in [("post", "/api/v1/messages", {"json": {
+            "organisation_id": org_id, "subject": "x", "body": "y", "everyone": True}}),
+            ("put", "/api/v1/emergency-numbers", {"params": {"organisation_id": org_id},
+                                                  "json": {"emergency": []}}),
+            ("get", "/api/v1/callbacks", {"params": {"organisation_id": org_id}})]:
+        r = getattr(office, method)(path, headers={"Authorization": f"Bearer {other}"}, **kw)
+        assert r.status_code == 403, (path, r.text)
+    assert phone.post("/callbacks", json={"ref": "cb-9"}).status_code == 201
+    waiting = office.get("/api/v1/callbacks").json()["items"][0]["id"]
+    r = office.post(f"/api/v1/callbacks/{waiting}/take",
+                    headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 404 and other_org != org_id
+    assert office.get("/api/v1/callbacks").json()["items"][0]["taken_at"] is None
+
+
 def test_the_routes_are_in_the_openapi(fleet_api):
     paths = fleet_api.get("/openapi.json").json()["paths"]
     for p in ("/api/v1/messages", "/api/v1/messages/{message_id}", "/api/v1/emergency-numbers",
