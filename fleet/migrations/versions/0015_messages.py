@@ -86,12 +86,12 @@ def downgrade() -> None:
     with op.batch_alter_table('caregivers') as batch:
         batch.drop_column('work_phone')
     with op.batch_alter_table('emergency_numbers') as batch:
-        batch.drop_constraint('ck_emergency_numbers_kind', type_='check')
+        batch.drop_constraint(op.f('ck_emergency_numbers_kind'), type_='check')
         batch.drop_column('kind')
     with op.batch_alter_table('message_recipients') as batch:
         batch.drop_column('acknowledged_at')
     with op.batch_alter_table('messages') as batch:
-        batch.drop_constraint('ck_messages_direction', type_='check')
+        batch.drop_constraint(op.f('ck_messages_direction'), type_='check')
         batch.drop_constraint(op.f('uq_messages_device_id_ref'), type_='unique')
         for fk in ('fk_messages_caregiver_id_caregivers', 'fk_messages_device_id_devices',
                    'fk_messages_visit_id_visits'):
