@@ -53,7 +53,7 @@ def _compose(request: Request, session, viewer: Viewer, org: Organisation,
         Caregiver.organisation_id == org.id, Caregiver.active).order_by(Caregiver.name)))
     return page(request, "messages.html", viewer, status_code, org=org, sent=sent,
                 counts=messages.counts(session, [m.id for m in sent]), people=people,
-                values=values or {"to": "everyone", "ids": []}, error=error, fmt=_fmt(org),
+                values=values or {"to": "chosen", "ids": []}, error=error, fmt=_fmt(org),
                 tab="sent")
 
 

@@ -3,9 +3,9 @@ inbox.js): a mandatory message blocks the app until "J'ai lu" and the console th
 read receipt; the agency's emergency numbers are one-tap `tel:` links, offline too, and the
 directory finds a colleague's work number; a message and a call-back written offline go out
 on reconnect, and the phone shows when the office took the call-back. Screenshots go to the
-test's tmp folder (caregiver-mandatory.png, caregiver-emergency.png, caregiver-directory.png,
-caregiver-messages.png, console-message-receipts.png, console-callbacks.png,
-console-inbox.png); docs/screenshots/ gets copies."""
+test's tmp folder (console-messages.png, caregiver-mandatory.png, caregiver-emergency.png,
+caregiver-directory.png, caregiver-messages.png, console-message-receipts.png,
+console-callbacks.png, console-inbox.png); docs/screenshots/ gets copies."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -36,12 +36,19 @@ def covers_the_screen(page, selector: str) -> bool:
 
 def test_a_mandatory_message_blocks_the_app_until_acknowledged(browser, api_server, setup,
                                                                demo, tmp_path):
-    r = setup.api.post("/messages", params={}, json={
-        "organisation_id": setup.org_id, "subject": "Protocole canicule",
-        "body": "Faites boire les usagers toutes les heures.\nFermez les volets à midi.",
-        "mandatory": True, "caregiver_ids": [setup.caregiver_id]})
-    assert r.status_code == 201, r.text
-    message_id = r.json()["id"]
+    # the coordinator writes it in the console, to Alice only, mandatory
+    console = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(console, api_server, account(demo[0], "manager"), "/messages")
+    console.check(f'input[name=caregiver][value="{setup.caregiver_id}"]')
+    console.fill("#subject", "Protocole canicule")
+    console.fill("#body", "Faites boire les usagers toutes les heures.\n"
+                          "Fermez les volets à midi.")
+    console.check("#mandatory")
+    console.screenshot(path=str(tmp_path / "console-messages.png"), full_page=True)
+    console.click("#send")
+    console.wait_for_url("**/messages/*?msg=sent")
+    message_id = int(console.url.split("/messages/")[1].split("?")[0])
+    assert "waiting · en attente" in console.locator("#receipts .ack").inner_text()
     context, page = open_app(browser, api_server, setup.token)
     gate = page.locator("#mandatory")
     gate.wait_for(timeout=15_000)
@@ -74,8 +81,7 @@ def test_a_mandatory_message_blocks_the_app_until_acknowledged(browser, api_serv
     assert page.locator("#mandatory").count() == 0, "acknowledged once is enough"
     context.close()
 
-    console = browser.new_page(viewport={"width": 1280, "height": 800})
-    sign_in(console, api_server, account(demo[0], "manager"), f"/messages/{message_id}")
+    console.goto(f"{api_server}/messages/{message_id}")
     row = console.locator(f'#receipts tr[data-caregiver="{setup.caregiver_id}"]')
     assert "Alice Martin" in row.inner_text()
     assert "en attente" not in row.locator(".ack").inner_text()
