@@ -15,6 +15,9 @@ const STARTED = Date.now();
 const S = { creds: null, config: null, current: null, ack: 0, queue: 0, lastSync: 0,
             online: navigator.onLine, offsetS: 0, battery: null, nfc: "off", blocked: false,
             lastHealth: 0, syncing: null, timer: null };
+// screens kept in files of their own (absence.js) register here: views[path](arg) -> html,
+// binds[path](arg) after it is shown, syncs: more to send and fetch at each sync
+const EXTRA = { views: {}, binds: {}, syncs: [] };
 
 // -- IndexedDB --------------------------------------------------------------------------------
 let dbPromise = null;
@@ -476,9 +479,9 @@ function sync(forceHealth) {
       await pollCommands();
       await pollConfig();
       await sendNotes();
+      for (const extra of EXTRA.syncs) await extra();
       S.lastSync = nowS();
       await kvSet("lastSync", S.lastSync);
-      await inboxSync();  // messages, receipts, call-backs (inbox.js)
       await sendHealth(forceHealth);
     } catch (e) {
       if (!(e instanceof Refused)) console.info("sync later:", e.message);
@@ -714,7 +717,8 @@ function viewPhone() {
     <dt>Planning</dt><dd>version ${S.config ? S.config.version : "—"}</dd>
     <dt>NFC</dt><dd>${esc(S.nfc)}</dd>
     <dt>Batterie</dt><dd>${S.battery === null ? "—" : S.battery + " %"}</dd></dl>
-    ${emergencyLinks()}
+    ${typeof emergencyLinks === "function" ? emergencyLinks()
+      : '<a class="button danger" href="tel:112">Appel d\'urgence 112</a>'}
     <a class="button secondary" href="#/directory">Annuaire</a>
     <button id="sync-now" class="secondary">Synchroniser</button>`;
 }
@@ -732,15 +736,14 @@ async function render() {
   S.done = new Set((await tx(["notes"], "readonly", (s) => req(s("notes").getAll())))
     .filter((n) => n.ended).map((n) => n.visit));
   const id = Number(arg);
-  const link = await inboxView(path, id);  // messages, directory... (inbox.js)
-  view.innerHTML = link !== null ? link : path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
+  view.innerHTML = EXTRA.views[path] ? await EXTRA.views[path](arg)
+    : path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
     : path === "client" ? viewClient(id) : path === "clock" ? viewClock()
     : path === "qr" ? viewQr() : path === "manual" ? viewManual(id)
     : path === "phone" ? viewPhone() : viewToday();
   document.querySelectorAll("#tabs a").forEach((a) =>
     a.classList.toggle("on", a.dataset.tab === (path || "today")));
   bind(path, id);
-  inboxBind(path, id);
 }
 
 function bindEnrol() {
@@ -751,6 +754,7 @@ function bindEnrol() {
 }
 
 function bind(path, id) {
+  if (EXTRA.binds[path]) EXTRA.binds[path](id);
   const nfc = $("#nfc-start");
   if (nfc) nfc.onclick = startNfc;
   if (path === "qr") {

@@ -1,9 +1,10 @@
 // telegest caregiver app: the link with the office. Messages (a mandatory one is shown before
 // anything else until "J'ai lu"), writing to the office, "call me back", the directory and the
-// agency's emergency numbers. Loaded before app.js, whose globals (S, gw, kvGet, kvSet, esc,
-// toast, render, sync, hm, dayTitle, nowS, client) it uses only when called. app.js calls it
-// at four points: inboxSync() in sync(), inboxView() and inboxBind() in render(),
-// emergencyLinks() on the Téléphone tab.
+// agency's emergency numbers. Loaded after app.js, whose globals it uses (S, gw, kvGet, tx,
+// esc, toast, render, sync, hm, dayTitle, nowS, client); it registers its screens and its
+// sync in app.js's EXTRA (as absence.js does), and app.js's Téléphone tab calls
+// emergencyLinks(). The mandatory message is put up after every render (a MutationObserver
+// on #view), so no screen can be reached without it.
 //
 // Offline first, like the clock events: what the caregiver does goes into a queue kept in
 // IndexedDB (kv "ibQueue") and is sent at the next sync, after the clock events; each item
@@ -224,9 +225,10 @@ function viewDirectory() {
     '<p id="dir-none" class="muted" hidden>Aucun contact ne correspond.</p>';
 }
 
-// render()'s hook: the screens of this file, or null for app.js's own
+const IB_PATHS = ["messages", "message", "write", "callback", "directory"];
+
+// the screens of this file (EXTRA.views)
 async function inboxView(path, id) {
-  if (!["messages", "message", "write", "callback", "directory"].includes(path)) return null;
   await ibLoad();
   if (path === "message") {
     const m = IB.inbox.messages.find((x) => x.id === id);
@@ -238,13 +240,8 @@ async function inboxView(path, id) {
 }
 
 function inboxBind(path) {
-  document.querySelectorAll("#tabs a").forEach((a) => {
-    if (a.dataset.tab === "messages") {
-      a.classList.toggle("on", ["messages", "message", "write", "callback", "directory"]
-        .includes(path));
-    }
-  });
-  ibLoad().then(() => { ibTab(); mandatoryGate(); });
+  const tab = document.querySelector('#tabs a[data-tab="messages"]');
+  if (tab) tab.classList.add("on");
   if (path === "write") {
     $("#write-form").onsubmit = async (e) => {
       e.preventDefault();
@@ -278,3 +275,16 @@ function inboxBind(path) {
     };
   }
 }
+
+// -- registration -----------------------------------------------------------------------------
+for (const path of IB_PATHS) {
+  EXTRA.views[path] = (arg) => inboxView(path, Number(arg));
+  EXTRA.binds[path] = (id) => inboxBind(path, id);
+}
+EXTRA.syncs.push(inboxSync);
+// after every render (the start-up one too, offline too): the unread count and, before
+// anything else, a mandatory message not yet acknowledged
+new MutationObserver(() => {
+  if (S.creds && !S.blocked) ibLoad().then(() => { ibTab(); mandatoryGate(); });
+}).observe(document.getElementById("view"), { childList: true });
+if (S.creds && S.config) render();  // app.js rendered before this file was read
