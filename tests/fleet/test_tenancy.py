@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet import updates
-from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
-                          Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
-                          Service, Visit)
+from fleet.models import (Alert, Anomaly, AuditLog, Badge, CallbackRequest, Caregiver,
+                          ClockEvent, Client, Device, DeviceCommand, Funder, FundingPlan, Message,
+                          Organisation, Rollout, Service, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
@@ -95,7 +95,10 @@ def world(demo, monkeypatch):
         s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
-                                 expires_at=now + timedelta(hours=1))])
+                                 expires_at=now + timedelta(hours=1)),
+                   Message(organisation_id=a, subject="A's", body="A's"),
+                   CallbackRequest(organisation_id=a, caregiver_id=s.scalar(select(
+                       Caregiver.id).where(Caregiver.organisation_id == a)))])
         s.flush()
         ids = {
             "org_id": a,
@@ -115,6 +118,8 @@ def world(demo, monkeypatch):
             "org_b": b.id,
             "funder_id": funder.id,
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
+            "message_id": s.scalar(select(func.max(Message.id))),
+            "request_id": s.scalar(select(func.max(CallbackRequest.id))),
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],
@@ -217,6 +222,14 @@ def test_finding_tenants_lists_hold_none_of_another_agencys_rows(world):
                     client.get(template, params=other).status_code != 403 or \
                     client.patch(template, params=other,
                                  json={"late_after_min": 5}).status_code != 403:
+                leaks.append(f"{template}: {doc}")
+            continue
+        if template == "/api/v1/emergency-numbers":  # the same: the key's own agency's
+            other = {"organisation_id": ids["org_id"]}
+            if doc["organisation_id"] == ids["org_id"] or \
+                    client.get(template, params=other).status_code != 403 or \
+                    client.put(template, params=other, json={"emergency": []}
+                               ).status_code != 403:
                 leaks.append(f"{template}: {doc}")
             continue
         assert isinstance(doc, list) or "items" in doc, f"{template}: say how to read {doc}"
