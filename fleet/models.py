@@ -50,6 +50,8 @@ OPEN_DEVICE_ALERT = ("resolved_at IS NULL AND kind IN ('device_offline', 'low_ba
                      "'reader_failed', 'clock_drift', 'journal_full')")
 COMMAND_KINDS = ("block", "wipe", "reboot", "update", "ping")
 COMMAND_STATES = ("pending", "sent", "done", "failed", "expired")
+MESSAGE_DIRECTIONS = ("to_caregivers", "to_office")
+CONTACT_KINDS = ("emergency", "office")
 
 
 def _one_of(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
@@ -146,7 +148,8 @@ class Caregiver(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    phone: Mapped[str] = mapped_column(String(32), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")  # private: never on a phone
+    work_phone: Mapped[str] = mapped_column(String(32), default="")  # the directory's
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -614,6 +617,8 @@ class AlertSettings(Base):
     report_expenses_max_cents: Mapped[int] = mapped_column(default=20000)
     # a clock event's position farther than this from the home is flagged far_from_home
     home_radius_m: Mapped[int] = mapped_column(default=200)
+    # the phones' directory lists colleagues' work numbers (fleet.contacts)
+    directory_colleagues: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -648,7 +653,13 @@ class DeviceCommand(Base):
 
 
 class Message(Base):
+    """A message between the office and caregivers (fleet.messages): to caregivers (one, a
+    chosen set or everyone, each a MessageRecipient), or from a caregiver's phone to the office
+    (`caregiver_id`, `ref` the phone's own id of it, so a resend is a no-op)."""
+
     __tablename__ = "messages"
+    __table_args__ = (_one_of("direction", MESSAGE_DIRECTIONS),
+                      UniqueConstraint("device_id", "ref"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -656,6 +667,14 @@ class Message(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    direction: Mapped[str] = mapped_column(String(16), default="to_caregivers")
+    mandatory: Mapped[bool] = mapped_column(default=False)
+    everyone: Mapped[bool] = mapped_column(default=False)  # sent to all the agency's caregivers
+    sender: Mapped[str] = mapped_column(String(200), default="")  # who, as the audit says it
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    ref: Mapped[str | None] = mapped_column(String(64))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
 
 
 class MessageRecipient(Base):
@@ -666,18 +685,42 @@ class MessageRecipient(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
     caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"), index=True)
     mandatory_read: Mapped[bool] = mapped_column(default=False)
-    delivered_at: Mapped[datetime | None]
-    read_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]  # on the phone (the gateway handed it over)
+    read_at: Mapped[datetime | None]  # opened on the phone
+    acknowledged_at: Mapped[datetime | None]  # "J'ai lu" tapped (a mandatory message)
 
 
 class EmergencyNumber(Base):
+    """The agency's numbers on the phones: `emergency` (at most 5, one-tap calls on the
+    Téléphone tab) and `office` contacts (the directory); fleet.contacts."""
+
     __tablename__ = "emergency_numbers"
+    __table_args__ = (_one_of("kind", CONTACT_KINDS),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     label: Mapped[str] = mapped_column(String(100))
     number: Mapped[str] = mapped_column(String(32))
     position: Mapped[int] = mapped_column(default=0)
+    kind: Mapped[str] = mapped_column(String(16), default="emergency")
+
+
+class CallbackRequest(Base):
+    """A caregiver's "call me back" (fleet.callbacks): queued in the console until a
+    coordinator marks it taken; `ref` is the phone's own id of it, so a resend is a no-op."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (UniqueConstraint("device_id", "ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    ref: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    taken_at: Mapped[datetime | None]
+    taken_by: Mapped[str | None] = mapped_column(String(200))
 
 
 BUNDLE_PRODUCTS = ("telegest-reader",)

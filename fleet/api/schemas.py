@@ -188,17 +188,30 @@ class FundingPlanOut(Out):
     valid_to: date | None
 
 
+def _work_phone(v: str | None) -> str | None:
+    """A work number goes in the phones' directory: it must be a phone number (or empty)."""
+    from fleet.contacts import phone_number
+
+    return v if not v else phone_number(v, "work_phone")
+
+
 class CaregiverIn(BaseModel):
     organisation_id: int | None = None
     name: str = Field(min_length=1, max_length=200)
-    phone: str = Field("", max_length=32)
+    phone: str = Field("", max_length=32)  # private: never shown on the phones
+    work_phone: str = Field("", max_length=32)  # in the phones' directory where allowed
     active: bool = True
+
+    _check_work_phone = field_validator("work_phone")(_work_phone)
 
 
 class CaregiverPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     phone: str | None = Field(None, max_length=32)
+    work_phone: str | None = Field(None, max_length=32)
     active: bool | None = None
+
+    _check_work_phone = field_validator("work_phone")(_work_phone)
 
 
 class CaregiverOut(Out):
@@ -206,6 +219,7 @@ class CaregiverOut(Out):
     organisation_id: int
     name: str
     phone: str
+    work_phone: str
     active: bool
 
 

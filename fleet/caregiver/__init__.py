@@ -17,14 +17,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 # a new version renames the service worker's cache, so installed phones take the new shell
-APP_VERSION = "0.1.1"
+APP_VERSION = "0.1.2"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 # what the service worker keeps for offline use (the shell); planning and events are in IndexedDB
 SHELL = ["/app/", "/app/static/app.js", "/app/static/app.css", "/app/manifest.webmanifest",
          "/app/static/icon.svg", "/app/static/icon-192.png", "/app/static/icon-512.png",
-         "/app/static/absence.js", "/app/static/absence.css"]
+         "/app/static/absence.js", "/app/static/absence.css",
+         "/app/static/inbox.js", "/app/static/inbox.css"]
 
 
 @router.get("/app")

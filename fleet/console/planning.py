@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import absences, audit, presence, webhooks
+from fleet import absences, audit, contacts, presence, webhooks
 from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -35,7 +35,7 @@ class FormProblem(ValueError):
 class Field:
     name: str
     label: str
-    kind: str = "text"       # text | textarea | checkbox | date | coord
+    kind: str = "text"       # text | textarea | checkbox | date | coord | phone
     required: bool = False
 
 
@@ -58,7 +58,10 @@ KINDS = {
         Field("lon", "Home longitude · Longitude du domicile", "coord"),
         Field("active", "Active · Actif", "checkbox"))),
     "caregivers": Kind(Caregiver, "caregivers", "Caregivers · Intervenants", (
-        Field("name", "Name · Nom", required=True), Field("phone", "Phone · Téléphone"),
+        Field("name", "Name · Nom", required=True),
+        Field("phone", "Private phone · Téléphone personnel"),
+        Field("work_phone", "Work phone, in the phones' directory · Téléphone professionnel, "
+                            "dans l'annuaire des téléphones", "phone"),
         Field("active", "Active · Actif", "checkbox"))),
     "services": Kind(Service, "services", "Services · Prestations", (
         Field("name", "Name · Nom", required=True), Field("code", "Code", required=True),
@@ -312,6 +315,12 @@ def _apply(session: Session, kind: Kind, obj, values: dict) -> dict:
                 new = presence.parse_coord(values.get(f.name), f.name)
             except ValueError as e:
                 raise FormProblem(f"{f.label}: {e}") from None
+        elif f.kind == "phone":
+            raw = values.get(f.name, "").strip()
+            try:
+                new = contacts.phone_number(raw, f.label) if raw else ""
+            except contacts.ContactProblem as e:
+                raise FormProblem(str(e)) from None
         elif f.name == "tasks":
             labels = [t.strip()[:200] for t in values.get("tasks", "").splitlines() if t.strip()]
             if labels != [t.label for t in obj.tasks]:

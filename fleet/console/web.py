@@ -60,6 +60,8 @@ MESSAGES = {
     "month_validated": "Month validated · Mois validé",
     "month_reopened": "Month reopened · Mois rouvert",
     "requeued": "Sent again: back in the queue · Renvoyé : de nouveau en attente",
+    "sent": "Message sent · Message envoyé",
+    "taken": "Call-back done · Rappel traité",
     "not_dead": "Only a failed e-mail can be sent again · Seul un envoi en échec peut être "
                 "renvoyé",
     "not_dead_delivery": "Only a failed delivery can be sent again · Seul un envoi en échec "

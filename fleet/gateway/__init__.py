@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 
 def install(app: FastAPI) -> None:
-    from fleet.gateway import absences, routes
+    from fleet.gateway import absences, inbox, routes
 
     app.include_router(routes.router, prefix="/gw/v1")
     app.include_router(absences.router, prefix="/gw/v1")  # absences, the professional card
+    app.include_router(inbox.router, prefix="/gw/v1")  # messages and call-backs
     routes.install_errors(app)

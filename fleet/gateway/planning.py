@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet import client_record, tagdigest
+from fleet import client_record, contacts, tagdigest
 from fleet.models import Badge, Caregiver, Client, Device, Organisation, Service, Visit
 from fleet.planning import config_bodies, config_hash, stamp
 from fleet.push import window_start
@@ -24,8 +24,8 @@ DAYS = 7
 
 def phone_planning(session: Session, device: Device, now: float, days: int = DAYS) -> dict:
     """`{"version", "hash", "from", "days", "tz", "tolerance_min", "tag_salt", "caregiver",
-    "visits", "clients", "services"}`; `hash` is the sha256 of the canonical body without
-    `version`. May bump `device.config_version` (the caller commits)."""
+    "visits", "clients", "services", "contacts"}`; `hash` is the sha256 of the canonical body
+    without `version`. May bump `device.config_version` (the caller commits)."""
     org = session.get(Organisation, device.organisation_id)
     start = window_start(org.timezone, now)
     version = stamp(device, config_bodies(session, [device], start, 2)[device.id])["version"]
@@ -63,5 +63,7 @@ def phone_planning(session: Session, device: Device, now: float, days: int = DAY
                     "end": int(v.planned_end.timestamp())} for v in visits],
         "clients": {str(k): v for k, v in clients.items()},
         "services": {str(k): v for k, v in services.items()},
+        # the agency's numbers and directory, offline (fleet.contacts)
+        "contacts": contacts.phone_book(session, org, device.caregiver_id),
     }
     return {"version": version, "hash": config_hash(body), **body}

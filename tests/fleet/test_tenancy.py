@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleet import updates, webhooks
-from fleet.models import (Absence, Alert, Anomaly, AuditLog, Badge, Caregiver, ClientField,
-                          ClockEvent, Client, Device, DeviceCommand, Funder, FundingPlan,
+from fleet.models import (Absence, Alert, Anomaly, AuditLog, Badge, CallbackRequest, Caregiver,
+                          ClientField, ClockEvent, Client, Device, DeviceCommand, Funder,
+                          FundingPlan, Message,
                           Organisation, Rollout, Service, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
@@ -102,7 +103,10 @@ def world(demo, monkeypatch):
                                  expires_at=now + timedelta(hours=1)),
                    Absence(organisation_id=a, caregiver_id=visit.caregiver_id, kind="leave",
                            starts_at=now, ends_at=now + timedelta(days=1),
-                           requested_by="test", state="requested")])
+                           requested_by="test", state="requested"),
+                   Message(organisation_id=a, subject="A's", body="A's"),
+                   CallbackRequest(organisation_id=a, caregiver_id=s.scalar(select(
+                       Caregiver.id).where(Caregiver.organisation_id == a)))])
         hook, _ = webhooks.create(s, a, "https://erp.agence-a.fr/h", ["visit.created"])
         webhooks.visit_created(s, visit)
         s.flush()
@@ -129,6 +133,8 @@ def world(demo, monkeypatch):
             "absence_id": s.scalar(select(func.max(Absence.id))),
             "endpoint_id": hook.id,
             "delivery_id": webhooks.deliveries(s, hook.id)[0].id,
+            "message_id": s.scalar(select(func.max(Message.id))),
+            "request_id": s.scalar(select(func.max(CallbackRequest.id))),
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],
@@ -231,6 +237,14 @@ def test_finding_tenants_lists_hold_none_of_another_agencys_rows(world):
                     client.get(template, params=other).status_code != 403 or \
                     client.patch(template, params=other,
                                  json={"late_after_min": 5}).status_code != 403:
+                leaks.append(f"{template}: {doc}")
+            continue
+        if template == "/api/v1/emergency-numbers":  # the same: the key's own agency's
+            other = {"organisation_id": ids["org_id"]}
+            if doc["organisation_id"] == ids["org_id"] or \
+                    client.get(template, params=other).status_code != 403 or \
+                    client.put(template, params=other, json={"emergency": []}
+                               ).status_code != 403:
                 leaks.append(f"{template}: {doc}")
             continue
         assert isinstance(doc, list) or "items" in doc, f"{template}: say how to read {doc}"

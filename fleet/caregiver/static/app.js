@@ -508,6 +508,7 @@ async function wipe(why) {
   if (navigator.serviceWorker) {
     for (const reg of await navigator.serviceWorker.getRegistrations()) await reg.unregister();
   }
+  document.querySelectorAll(".sheet").forEach((e) => e.remove());  // a message, a question
   $("#current").hidden = $("#tabs").hidden = $("#alert").hidden = true;
   $("#view").innerHTML = `<section class="blocked" id="blocked"><h1>Téléphone bloqué</h1>
     <p>${esc(why)}</p><p class="muted">Les données de l'application ont été effacées.</p>
@@ -729,7 +730,9 @@ function viewPhone() {
     <dt>Planning</dt><dd>version ${S.config ? S.config.version : "—"}</dd>
     <dt>NFC</dt><dd>${esc(S.nfc)}</dd>
     <dt>Batterie</dt><dd>${S.battery === null ? "—" : S.battery + " %"}</dd></dl>
-    <a class="button danger" href="tel:112">Appel d'urgence 112</a>
+    ${typeof emergencyLinks === "function" ? emergencyLinks()
+      : '<a class="button danger" href="tel:112">Appel d\'urgence 112</a>'}
+    <a class="button secondary" href="#/directory">Annuaire</a>
     <button id="sync-now" class="secondary">Synchroniser</button>`;
 }
 
