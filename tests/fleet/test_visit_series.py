@@ -203,3 +203,37 @@ def test_the_series_are_in_the_openapi(api):
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/api/v1/visit-series", "/api/v1/visit-series/{series_id}",
             "/api/v1/visit-series/{series_id}/occurrences/{day}/cancel"} <= set(paths)
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_series_its_exceptions_and_a_refused_split(pg_database_url, monkeypatch):
+    monkeypatch.setattr(visit_series, "today_in", lambda session, org, now=None: FIRST)
+    app = create_app(Settings(database_url=pg_database_url))
+    with app.state.sessions() as s:
+        key = create_api_key(s, "admin", "series")
+        s.commit()
+    pg = TestClient(app)
+    pg.headers["Authorization"] = f"Bearer {key}"
+    o = pg.post("/api/v1/organisations", json={"name": "Val d'Aide"}).json()
+    people = {n: pg.post("/api/v1/caregivers", json={"organisation_id": o["id"], "name": n}
+                         ).json()["id"] for n in ("alice", "bruno")}
+    client = pg.post("/api/v1/clients", json={"organisation_id": o["id"], "name": "Mme D"}
+                     ).json()["id"]
+    ids = {"client": client, **people}
+    s = _series(pg, ids, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR").json()
+    assert len(s["visits"]) == 40
+    assert pg.post(f"/api/v1/visit-series/{s['id']}/occurrences/2030-03-27/cancel"
+                   ).status_code == 200
+    other = _series(pg, ids, "FREQ=WEEKLY;BYDAY=MO", caregiver_id=ids["bruno"]).json()
+    r = pg.patch(f"/api/v1/visit-series/{other['id']}", json={
+        "scope": "following", "day": "2030-04-15", "caregiver_id": ids["alice"]})
+    assert r.status_code == 409
+    assert pg.get(f"/api/v1/visit-series/{other['id']}").json()["ends_on"] is None
+    with app.state.sessions() as session:
+        now = datetime(2030, 3, 25, 12, tzinfo=timezone.utc)
+        assert visit_series.extend_all(session, now) == 0
+        assert visit_series.extend_all(session, now + timedelta(days=7)) == 5 + 1
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(Visit).where(
+            Visit.status == "cancelled")) == 1
+    app.state.engine.dispose()
