@@ -237,3 +237,28 @@ def test_on_postgres_a_series_its_exceptions_and_a_refused_split(pg_database_url
         assert session.scalar(select(func.count()).select_from(Visit).where(
             Visit.status == "cancelled")) == 1
     app.state.engine.dispose()
+
+
+def test_week_and_reassignment_through_the_api(api, org, app):
+    s = _series(api, org, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR").json()
+    monday = datetime(2030, 4, 1, 8, 30, tzinfo=PARIS)
+    busy = api.post("/api/v1/visits", json={
+        "client_id": org["client"], "caregiver_id": org["bruno"],
+        "planned_start": monday.isoformat(),
+        "planned_end": (monday + timedelta(hours=1)).isoformat()}).json()
+    w = api.get("/api/v1/week", params={"day": "2030-04-03", "caregiver_id": org["alice"]})
+    assert w.status_code == 200 and w.json()["monday"] == "2030-04-01"
+    week_ids = [v["id"] for v in w.json()["visits"]]
+    assert len(week_ids) == 5 and w.json()["conflicts"] == {}
+    assert api.get("/api/v1/week", params={"day": "2030-04-03"}).status_code == 422
+    r = api.post("/api/v1/reassignments", json={"visit_ids": week_ids,
+                                                "caregiver_id": org["bruno"]})
+    assert r.status_code == 409 and f"visit {busy['id']}" in r.json()["detail"]
+    assert _count(app, Visit.caregiver_id == org["bruno"]) == 1  # nothing changed
+    r = api.post("/api/v1/reassignments", json={"visit_ids": week_ids,
+                                                "caregiver_id": org["bruno"], "confirm": True})
+    assert r.status_code == 200 and r.json()["reassigned"] == week_ids
+    assert list(r.json()["conflicts_accepted"]) == [str(week_ids[0])]
+    w = api.get("/api/v1/week", params={"day": "2030-04-03", "caregiver_id": org["bruno"]})
+    assert set(w.json()["conflicts"]) == {str(week_ids[0]), str(busy["id"])}
+    assert len(s["visits"]) == 40

@@ -1,4 +1,5 @@
-"""Visit series: recurring visits (fleet.visit_series), expanded into plain visits ahead."""
+"""Visit series: recurring visits (fleet.visit_series), expanded into plain visits ahead; the
+week of a caregiver or client with its conflicts, and reassignment (fleet.week)."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -8,11 +9,11 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from fleet import visit_series
+from fleet import visit_series, week
 from fleet.api import data
 from fleet.api.deps import PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import Out, VisitOut
-from fleet.models import Client, Organisation, Visit, VisitSeries
+from fleet.models import Caregiver, Client, Organisation, Visit, VisitSeries
 
 router = APIRouter()
 
@@ -136,3 +137,45 @@ def cancel_occurrence(series_id: int, day: date, session: SessionDep, key: KeyDe
         visit_series.cancel_occurrence(session, series, day, who=data.who(key))
     session.commit()
     return _detail(session, series)
+
+
+# -- week views and reassignment (fleet.week) ---------------------------------------------------
+class ReassignIn(BaseModel):
+    visit_ids: list[int] = Field(min_length=1, max_length=500)
+    caregiver_id: int = Field(description="who takes the visits")
+    confirm: bool = Field(False, description="reassign even when the caregiver's planning "
+                          "has conflicts (else 409 listing them)")
+
+
+@router.get("/week", tags=["visits"])
+def get_week(session: SessionDep, key: KeyDep, day: date, caregiver_id: int | None = None,
+             client_id: int | None = None, organisation_id: int | None = None) -> dict:
+    """The week (Monday to Sunday, the agency's days) holding `day` of one caregiver or one
+    client: its visits and, per visit id, its conflicts (fleet.week.conflicts_for)."""
+    if (caregiver_id is None) == (client_id is None):
+        raise HTTPException(422, "give caregiver_id or client_id · l'un ou l'autre")
+    model = Caregiver if caregiver_id is not None else Client
+    who = data.get_scoped(session, key, model, caregiver_id or client_id)
+    org = session.get(Organisation, who.organisation_id)
+    w = week.week_of(session, org, day, caregiver_id=caregiver_id, client_id=client_id)
+    return {"monday": w.monday.isoformat(),
+            "visits": [VisitOut.model_validate(v).model_dump(mode="json") for v in w.visits],
+            "conflicts": {str(k): v for k, v in w.conflicts.items()}}
+
+
+@router.post("/reassignments", dependencies=[PLANNERS], tags=["visits"])
+def reassign(body: ReassignIn, session: SessionDep, key: KeyDep) -> dict:
+    """Give visits to another caregiver, her conflicts checked first; audited; the devices get
+    the change at the next planning push."""
+    chosen = [data.get_scoped(session, key, Visit, i) for i in dict.fromkeys(body.visit_ids)]
+    orgs = {v.organisation_id for v in chosen}
+    if len(orgs) > 1:
+        raise HTTPException(422, "the visits belong to several organisations")
+    org = session.get(Organisation, orgs.pop())
+    with data.refused():
+        accepted = week.reassign(session, org, chosen, body.caregiver_id, who=data.who(key),
+                                 confirm=body.confirm)
+    session.commit()
+    return {"reassigned": [v.id for v in chosen if v.caregiver_id == body.caregiver_id],
+            "caregiver_id": body.caregiver_id,
+            "conflicts_accepted": {str(k): v for k, v in accepted.items()}}
