@@ -298,14 +298,11 @@ def edit_this(session: Session, series: VisitSeries, day: date, changes: dict, *
 
 def split(session: Session, series: VisitSeries, day: date, changes: dict, *, today: date,
           who: str, role: str | None = None, note: dict | None = None) -> VisitSeries:
-    """"This and following": `series` ends the day before `day`; a new series with `changes`
-    starts on `day`. The old series' visits from `day` on move to the new one (changed) when
+    """"This and following": `series` ends the day before `day` (from its first day: it is
+    left empty, closed); a new series with `changes` starts on `day`. The old series' visits from `day` on move to the new one (changed) when
     the new rule keeps their day, else are cancelled; the new series is then expanded."""
     changes = _clean(dict(changes))
     _is_day(series, day)
-    if day <= series.starts_on:
-        raise _bad("to change a series from its first visit, give a later day or edit the "
-                   "whole series · choisissez un jour suivant")
     parts = parse_rule(changes.pop("rrule", series.rrule))
     if "COUNT" in parts and "rrule" not in changes:
         done = len(_rule(series).between(datetime.combine(series.starts_on, time(0)),

@@ -65,16 +65,13 @@ def _live(v: Visit) -> bool:
 
 
 def conflicts_for(session: Session, org_id: int, these: Iterable[Visit],
-                  caregiver_id: int | None = None, ignore: set[int] | None = None
-                  ) -> dict[int, list[str]]:
+                  caregiver_id: int | None = None) -> dict[int, list[str]]:
     """{visit id: [what is wrong, EN · FR]} for the live visits in `these`: another live visit
     of the same caregiver (or of `caregiver_id`, when checking a reassignment) overlaps it.
-    Visits whose id is in `ignore` are not counted as the other side (those being moved).
     The absences feature extends this function: one place says what a conflict is."""
     these = [v for v in these if _live(v)]
     if not these:
         return {}
-    ignore = ignore or set()
     who = {caregiver_id} if caregiver_id is not None else {v.caregiver_id for v in these}
     lo = min(v.planned_start for v in these)
     hi = max(v.planned_end for v in these)
@@ -85,7 +82,7 @@ def conflicts_for(session: Session, org_id: int, these: Iterable[Visit],
     for v in these:
         mine = caregiver_id if caregiver_id is not None else v.caregiver_id
         for o in others:
-            if o.id == v.id or o.id in ignore or o.caregiver_id != mine:
+            if o.id == v.id or o.caregiver_id != mine:
                 continue
             if o.planned_start < v.planned_end and v.planned_start < o.planned_end:
                 out.setdefault(v.id, []).append(

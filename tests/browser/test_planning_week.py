@@ -101,3 +101,22 @@ def test_weekday_series_cancel_one_and_reassign_a_week(browser, demo, api_server
     who = query(db_url, "SELECT who FROM audit_log WHERE action = 'reassign' AND target = :t",
                 t=f"caregiver:{bruno}")
     assert who == [("user:manager@demo.example",)]
+
+
+def test_the_week_and_series_pages_fit_a_360_pixel_phone(browser, demo, api_server, tmp_path):
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    sign_in(page, api_server, account(demo[0], "manager"), "/planning/series/new")
+    page.select_option("#client_id", label="Mme Jeanne Durand")
+    page.select_option("#caregiver_id", label="Alice Martin")
+    page.fill("#starts_on", next_monday().isoformat())
+    page.click("#series-form button[type=submit]")
+    page.wait_for_url(api_server + "/planning/series/*")
+    series = page.url.split("?")[0][len(api_server):]
+    alice = ids(demo[0], "Alice Martin")
+    for path in ("/planning/series/new", "/planning/series", series,
+                 f"/planning/week?day={next_monday().isoformat()}&caregiver_id={alice}"):
+        page.goto(api_server + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{path} scrolls sideways on a phone ({width}px)"
+    assert page.locator(".week-visit").count() == 5
+    page.screenshot(path=str(tmp_path / "console-week-360.png"), full_page=True)

@@ -262,3 +262,15 @@ def test_week_and_reassignment_through_the_api(api, org, app):
     w = api.get("/api/v1/week", params={"day": "2030-04-03", "caregiver_id": org["bruno"]})
     assert set(w.json()["conflicts"]) == {str(week_ids[0]), str(busy["id"])}
     assert len(s["visits"]) == 40
+
+
+def test_change_following_from_the_first_day_changes_the_whole_series(api, org):
+    s = _series(api, org, "FREQ=WEEKLY;BYDAY=MO,WE").json()
+    r = api.patch(f"/api/v1/visit-series/{s['id']}", json={
+        "scope": "following", "day": FIRST.isoformat(), "at": "09:15"})
+    assert r.status_code == 200, r.text
+    new = r.json()
+    assert new["starts_on"] == FIRST.isoformat() and len(new["visits"]) == 16
+    assert {_local(v).strftime("%H:%M") for v in new["visits"]} == {"09:15"}
+    old = api.get(f"/api/v1/visit-series/{s['id']}").json()
+    assert old["visits"] == [] and old["ends_on"] == "2030-03-24"
