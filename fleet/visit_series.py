@@ -126,7 +126,9 @@ def check(series: VisitSeries) -> None:
     if not isinstance(series.duration_min, int) or not 0 < series.duration_min \
             <= MAX_DURATION_MIN:
         raise _bad(f"the duration is 1 to {MAX_DURATION_MIN} minutes · durée invalide")
-    far = series.starts_on.replace(year=series.starts_on.year + MAX_YEARS)
+    if not 2000 <= series.starts_on.year <= 2200:
+        raise _bad(f"first day {series.starts_on} is out of range · premier jour invalide")
+    far = series.starts_on + timedelta(days=round(365.25 * MAX_YEARS))
     if series.ends_on is not None:
         if series.ends_on < series.starts_on:
             raise _bad("the series ends before it starts · la fin précède le début")
@@ -242,7 +244,7 @@ def occurrence(session: Session, series: VisitSeries, day: date) -> Visit | None
 
 
 def _is_day(series: VisitSeries, day: date) -> None:
-    if day not in days_of(series, day, day):
+    if not 2000 <= day.year <= 2200 or day not in days_of(series, day, day):
         raise PlanningError(404, f"series {series.id} has no visit on {day} · pas "
                                  "d'intervention ce jour-là")
 

@@ -274,3 +274,14 @@ def test_change_following_from_the_first_day_changes_the_whole_series(api, org):
     assert {_local(v).strftime("%H:%M") for v in new["visits"]} == {"09:15"}
     old = api.get(f"/api/v1/visit-series/{s['id']}").json()
     assert old["visits"] == [] and old["ends_on"] == "2030-03-24"
+
+
+def test_dates_out_of_reason_are_a_clear_refusal(api, org):
+    r = _series(api, org, "FREQ=WEEKLY;BYDAY=TU", starts_on="9999-12-01")
+    assert r.status_code == 422 and "premier jour invalide" in r.json()["detail"]
+    leap = _series(api, org, "FREQ=WEEKLY;BYDAY=TU", starts_on="2028-02-29",
+                   ends_on="2040-01-01")
+    assert leap.status_code == 422 and "fin trop lointaine" in leap.json()["detail"]
+    s = _series(api, org, "FREQ=WEEKLY;BYDAY=MO").json()
+    assert api.patch(f"/api/v1/visit-series/{s['id']}", json={
+        "scope": "this", "day": "9999-12-27", "at": "09:00"}).status_code == 404
