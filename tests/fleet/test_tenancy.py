@@ -8,13 +8,13 @@ route, until the tables below say what to send.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleet import updates
+from fleet import updates, visit_series
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
                           Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
                           Service, Visit)
@@ -46,6 +46,8 @@ BODIES = {
                                                              "digest": "0" * 64},
     ("POST", "/api/v1/devices/{ident}/provision/abandon"): {"staging_id": "x" * 16},
     ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
+    ("PATCH", "/api/v1/visit-series/{series_id}"): {"scope": "this", "day": "2030-01-07",
+                                                    "at": "09:00"},
 }
 # routes that act on the key's own organisation: called naming agency A's
 ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
@@ -97,6 +99,11 @@ def world(demo, monkeypatch):
                    DeviceCommand(device_id=device.id, kind="ping",
                                  expires_at=now + timedelta(hours=1))])
         s.flush()
+        series = visit_series.create(  # Mondays from 2030-01-07
+            s, s.get(Organisation, a), client_id=client_a.id,
+            caregiver_id=s.scalar(select(Caregiver.id).where(Caregiver.organisation_id == a)),
+            rrule_text="FREQ=WEEKLY;BYDAY=MO", starts_on=date(2030, 1, 7), at="08:00",
+            duration_min=60, today=date(2030, 1, 7), who="test")
         ids = {
             "org_id": a,
             "client": s.scalar(select(Client.id).where(Client.organisation_id == a)),
@@ -115,6 +122,8 @@ def world(demo, monkeypatch):
             "org_b": b.id,
             "funder_id": funder.id,
             "plan_id": s.scalar(select(func.max(FundingPlan.id))),
+            "series_id": series.id,
+            "day": "2030-01-07",
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],

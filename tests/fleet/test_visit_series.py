@@ -285,3 +285,22 @@ def test_dates_out_of_reason_are_a_clear_refusal(api, org):
     s = _series(api, org, "FREQ=WEEKLY;BYDAY=MO").json()
     assert api.patch(f"/api/v1/visit-series/{s['id']}", json={
         "scope": "this", "day": "9999-12-27", "at": "09:00"}).status_code == 404
+
+
+def test_another_agencys_key_neither_sees_nor_reassigns_them(api, org, app):
+    s = _series(api, org, "FREQ=WEEKLY;BYDAY=MO").json()
+    other = api.post("/api/v1/organisations", json={"name": "Agence B"}).json()
+    with app.state.sessions() as session:
+        key = create_api_key(session, "admin", "B", organisation_id=other["id"])
+        session.commit()
+    b = TestClient(app)
+    b.headers["Authorization"] = f"Bearer {key}"
+    assert b.get(f"/api/v1/visit-series/{s['id']}").status_code == 404
+    assert b.get("/api/v1/visit-series").json()["total"] == 0
+    mine = b.post("/api/v1/caregivers", json={"name": "Zoé"}).json()["id"]
+    r = b.post("/api/v1/reassignments", json={"visit_ids": [s["visits"][0]["id"]],
+                                              "caregiver_id": mine, "confirm": True})
+    assert r.status_code == 404
+    assert b.get("/api/v1/week", params={"day": "2030-04-01",
+                                         "caregiver_id": org["alice"]}).status_code == 404
+    assert api.get(f"/api/v1/visit-series/{s['id']}").json()["visits"] == s["visits"]
