@@ -188,6 +188,7 @@ class Visit(Base):
         Index("ix_visits_client_start", "client_id", "planned_start"),
         Index("ix_visits_caregiver_start", "caregiver_id", "planned_start"),
         Index("ix_visits_org_start", "organisation_id", "planned_start"),
+        UniqueConstraint("series_id", "series_day"),  # a series' day is one visit
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -200,6 +201,9 @@ class Visit(Base):
     status: Mapped[str] = mapped_column(String(16), default="planned")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # -- visit series (fleet.visit_series): the series and local day this visit comes from
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("visit_series.id"))
+    series_day: Mapped[date | None] = mapped_column(Date)
 
 
 class VisitRecord(Base):
@@ -970,4 +974,30 @@ class CaregiverCard(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True)
     photo: Mapped[bytes | None] = mapped_column(LargeBinary)
     photo_type: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- visit series (fleet.visit_series, migration 0025) ------------------------------------------
+class VisitSeries(Base):
+    """A recurring visit: an RFC 5545 RRULE from `starts_on` at local `at` for `duration_min`,
+    expanded into plain visits up to `expanded_until` (a rolling horizon). `exdates` are the
+    local days taken out of it; `ends_on` closes it (a split: "this and following")."""
+
+    __tablename__ = "visit_series"
+    __table_args__ = (CheckConstraint("duration_min > 0", name="duration"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    caregiver_id: Mapped[int] = mapped_column(ForeignKey("caregivers.id"))
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
+    rrule: Mapped[str] = mapped_column(String(200))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    at: Mapped[str] = mapped_column(String(5))  # local HH:MM
+    duration_min: Mapped[int]
+    exdates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expanded_until: Mapped[date | None] = mapped_column(Date)
+    split_from_id: Mapped[int | None] = mapped_column(ForeignKey("visit_series.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -12,13 +12,15 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet.models import Caregiver, Client, Organisation, Service, Visit
+from fleet import visits
+from fleet.directory import PlanningError
+from fleet.models import Caregiver, Client, Organisation, Service
 from fleet.types import plain_int
 
 ALIASES = {"client": "client", "usager": "client", "beneficiaire": "client",
@@ -72,11 +74,10 @@ def _parse_time(text: str) -> time:
 
 
 def _local(day: date, t: time, tz: ZoneInfo) -> datetime:
-    when = datetime.combine(day, t, tz)
-    back = when.astimezone(timezone.utc).astimezone(tz)
-    if (back.hour, back.minute) != (t.hour, t.minute):
-        raise ValueError(f"{t:%H:%M} does not exist on {day} (clocks change)")
-    return when.astimezone(timezone.utc)
+    try:
+        return visits.local_instant(day, t, tz)
+    except PlanningError as e:
+        raise ValueError(e.message) from None
 
 
 class Names:
@@ -204,10 +205,7 @@ def _drop_already_planned(session: Session, org: Organisation, result: ImportRes
         return
     lo = min(v["start"] for v in result.visits)
     hi = max(v["start"] for v in result.visits) + timedelta(seconds=1)
-    planned = {(v.client_id, v.caregiver_id, v.planned_start): v.id
-               for v in session.scalars(select(Visit).where(
-                   Visit.organisation_id == org.id, Visit.status != "cancelled",
-                   Visit.planned_start >= lo, Visit.planned_start < hi))}
+    planned = visits.planned_keys(session, org.id, lo, hi)
     keep = []
     for v in result.visits:
         existing = planned.get((v["client_id"], v["caregiver_id"], v["start"]))

@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from fleet import alerts, outbox, retention, visit_alerts
+from fleet import alerts, outbox, retention, visit_alerts, visit_series
 from fleet.config import Settings
 from fleet.db import SchemaNotReady, make_engine, prepare, session_factory
 from fleet.ingest import ingest_batch
@@ -324,8 +324,21 @@ class IngestWorker:
                 self.counts["errors"] += 1
                 log.exception("retention job failed; again at its next turn")
 
+    def extend_series(self) -> None:
+        """The visit series expanded up to their rolling horizon (fleet.visit_series)."""
+        with self._sessions() as session:
+            try:
+                made = visit_series.extend_all(session, datetime.now(timezone.utc))
+                session.commit()
+                self.counts["series_visits"] += made
+            except Exception:
+                session.rollback()
+                self.counts["errors"] += 1
+                log.exception("visit series expansion failed; again at its next turn")
+
     def _retention_loop(self) -> None:
-        """Daily, by the lease holder only: a leader that starts runs it within a minute."""
+        """Daily, by the lease holder only: a leader that starts runs it within a minute
+        (with the visit series' expansion, also daily)."""
         last = None
         while not self._stop.wait(1.0 if last is None else 60.0):
             if not self.leader:
@@ -334,6 +347,7 @@ class IngestWorker:
             if last is None or now - last >= self.settings.retention_every_s:
                 last = now
                 self.run_retention()
+                self.extend_series()
 
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:

@@ -271,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tools.fleetops.records import add_commands as add_record_commands
 
     add_record_commands(fleet, command)
+    from tools.fleetops.planning import add_commands as add_planning_commands
+
+    add_planning_commands(fleet, command)
     from tools.pki import add_commands as add_pki_commands
 
     add_pki_commands(fleet, command)

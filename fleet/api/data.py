@@ -1,6 +1,8 @@
 """Data functions of the API: scoped lookups, pagination, audit. No HTTP here except errors."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -8,6 +10,7 @@ from fastapi import HTTPException
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
+from fleet.directory import PlanningError
 from fleet.models import ApiKey, AuditLog, Organisation
 
 
@@ -29,6 +32,16 @@ def who(key: ApiKey) -> str:
 def audit(session: Session, key: ApiKey, action: str, target: str, detail: dict | None = None,
           why: str | None = None) -> None:
     session.add(AuditLog(who=who(key), action=action, target=target, detail=detail, why=why))
+
+
+@contextmanager
+def refused() -> Iterator[None]:
+    """A refusal of the planning layer (fleet.visits, fleet.directory) as its HTTP answer; the
+    request's session is rolled back, so nothing is changed."""
+    try:
+        yield
+    except PlanningError as e:
+        raise HTTPException(e.status, e.message) from None
 
 
 def org_for_write(session: Session, key: ApiKey, organisation_id: int | None) -> Organisation:

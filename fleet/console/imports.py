@@ -16,13 +16,15 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from fleet import audit, webhooks
+from fleet import audit
+from fleet import visits as planning_visits
 from fleet.api.data import MAX_UPLOAD_BYTES
 from fleet.console import forms
 from fleet.console.auth import Viewer, sign, tokens_match, unsign
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
-from fleet.models import Organisation, Visit
+from fleet.directory import PlanningError
+from fleet.models import Organisation
 from fleet.visit_import import ImportFileError, ImportResult, parse_planning
 
 router = APIRouter(include_in_schema=False)
@@ -128,13 +130,13 @@ def confirm(request: Request, session: SessionDep, viewer: PlannerPostDep,
         if result is None or errors or not result.visits:
             return _show(request, viewer, org, raw, filename, result, errors, note, 409,
                          extra=NOTHING_SAVED)
-        visits = [Visit(organisation_id=org.id, client_id=v["client_id"],
-                        caregiver_id=v["caregiver_id"], service_id=v["service_id"],
-                        planned_start=v["start"], planned_end=v["end"])
-                  for v in result.visits]
-        session.add_all(visits)
-        session.flush()
-        webhooks.visit_created(session, visits)
+        try:
+            visits = planning_visits.create_many(session, org, result.visits, who=viewer.who,
+                                                 role=viewer.role)
+        except PlanningError as e:
+            session.rollback()
+            return _show(request, viewer, org, raw, filename, result, [], e.message, e.status,
+                         extra=NOTHING_SAVED)
         audit.record(session, viewer.who, "import", f"organisation:{org.id}", role=viewer.role,
                      detail={"file": filename[:200], "created": len(visits),
                              "visit_ids": [v.id for v in visits], "form_id": form_id})

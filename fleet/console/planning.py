@@ -6,7 +6,7 @@ the signed-in person, and is done once per rendered form (fleet.console.forms).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import absences, audit, contacts, presence, webhooks
+from fleet import absences, audit, contacts, directory, presence, visits
+from fleet.directory import PlanningError
 from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
@@ -125,44 +126,26 @@ def _local(day: str, hhmm: str, tz: ZoneInfo, what: str) -> datetime:
     except ValueError:
         raise FormProblem(f"{what}: {hhmm!r} is not a time (HH:MM) · n'est pas une heure") \
             from None
-    when = datetime.combine(d, t, tz)
-    if when.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != when.replace(
-            tzinfo=None):
-        raise FormProblem(f"{hhmm} does not exist on {d} (clocks change) · heure inexistante "
-                          "(changement d'heure)")
-    return when.astimezone(timezone.utc)
+    return visits.local_instant(d, t, tz)
 
 
 def _read_visit(session: Session, org: Organisation, v: dict) -> dict:
+    """The form's fields as the planning layer's (fleet.visits checks them)."""
     tz = ZoneInfo(org.timezone)
     ids = {}
-    for name, model, label in (("client_id", Client, "client · usager"),
-                               ("caregiver_id", Caregiver, "caregiver · intervenant"),
-                               ("service_id", Service, "service · prestation")):
+    for name, label in (("client_id", "client · usager"),
+                        ("caregiver_id", "caregiver · intervenant"),
+                        ("service_id", "service · prestation")):
         raw = (v.get(name) or "").strip()
         if not raw and name == "service_id":
             ids[name] = None
             continue
-        ident = plain_int(raw)
-        obj = session.get(model, ident) if ident is not None else None
-        if obj is None or obj.organisation_id != org.id:
+        ids[name] = plain_int(raw)
+        if ids[name] is None:
             raise FormProblem(f"choose a {label} · choisissez")
-        ids[name] = obj.id
     start = _local(v.get("day", ""), v.get("start", ""), tz, "start · début")
     end = _local(v.get("day", ""), v.get("end", ""), tz, "end · fin")
-    if end <= start:
-        raise FormProblem("the end must be after the start · la fin doit suivre le début")
     return {**ids, "planned_start": start, "planned_end": end}
-
-
-def _clash(session: Session, org: Organisation, fields: dict, but: int | None) -> Visit | None:
-    q = select(Visit).where(Visit.organisation_id == org.id, Visit.status != "cancelled",
-                            Visit.client_id == fields["client_id"],
-                            Visit.caregiver_id == fields["caregiver_id"],
-                            Visit.planned_start == fields["planned_start"])
-    if but is not None:
-        q = q.where(Visit.id != but)
-    return session.scalars(q).first()
 
 
 @router.get("/planning")
@@ -207,17 +190,13 @@ async def create_visit(request: Request, session: SessionDep,
             if again:
                 return again
             fields = _read_visit(session, org, values)
-            clash = _clash(session, org, fields, None)
-            if clash:
-                raise FormProblem(f"already planned: visit {clash.id} · déjà planifiée")
-            visit = Visit(organisation_id=org.id, **fields)
-            session.add(visit)
-            session.flush()
-            webhooks.visit_created(session, visit)
-            _audit(session, viewer, "create", f"visit:{visit.id}", form_id,
-                   {k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in fields.items()})
+            visits.create(session, org, **fields, who=viewer.who, role=viewer.role,
+                          note={"form_id": form_id})
             session.commit()
+    except PlanningError as e:
+        session.rollback()
+        return _visit_form(request, session, viewer, org, values, error=e.message,
+                           status_code=e.status)
     except (FormProblem, ValueError) as e:
         session.rollback()
         return _visit_form(request, session, viewer, org, values, error=str(e),
@@ -247,23 +226,17 @@ async def update_visit(visit_id: int, request: Request, session: SessionDep,
     values = {k: str(v) for k, v in (await request.form()).items()}
     try:
         fields = _read_visit(session, org, values)
-        cancel = values.get("status") == "cancelled"
-        if not cancel and _clash(session, org, fields, visit.id):
-            raise FormProblem("another visit is planned at that time · une autre intervention "
-                              "est planifiée à cette heure")
-        if cancel:
+        if values.get("status") == "cancelled":
             fields["status"] = "cancelled"
         elif visit.status == "cancelled" and values.get("status") == "planned":
             fields["status"] = "planned"
-        changes = {k: v for k, v in fields.items() if getattr(visit, k) != v}
-        for k, v in changes.items():
-            setattr(visit, k, v)
-        webhooks.visit_changed(session, visit, changes)
-        if changes:
-            _audit(session, viewer, "update", f"visit:{visit.id}", values.get("form_id", ""),
-                   {k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in changes.items()})
+        visits.update(session, visit, fields, who=viewer.who, role=viewer.role,
+                      note={"form_id": values.get("form_id", "")})
         session.commit()
+    except PlanningError as e:
+        session.rollback()
+        return _visit_form(request, session, viewer, org, values, visit=visit, error=e.message,
+                           status_code=e.status)
     except FormProblem as e:
         session.rollback()
         return _visit_form(request, session, viewer, org, values, visit=visit, error=str(e),
@@ -332,14 +305,16 @@ def _apply(session: Session, kind: Kind, obj, values: dict) -> dict:
             continue
         else:
             new = values.get(f.name, "").strip()
-            if f.required and not new:
-                raise FormProblem(f"{f.label}: required · obligatoire")
+            if f.required:
+                new = directory.check_name(new, f.label)
         if getattr(obj, f.name, None) != new:
             setattr(obj, f.name, new)
             changes[f.name] = new.isoformat() if isinstance(new, date) else new
-    if kind.model is Client and (obj.lat is None) != (obj.lon is None):
-        raise FormProblem("Home latitude and longitude go together · latitude et longitude "
-                          "vont ensemble")
+    if kind.model is Client:
+        directory.check_point(obj.lat, obj.lon)
+    if kind.model is Service:
+        obj.code = directory.check_service_code(session, obj.organisation_id, obj.code,
+                                                but=obj.id)
     return changes
 
 
@@ -382,6 +357,9 @@ async def create_thing(path: str, request: Request, session: SessionDep,
         session.rollback()
         return _thing_form(request, viewer, kind, values, error="This code is already used · "
                            "Ce code existe déjà", status_code=409)
+    except PlanningError as e:
+        session.rollback()
+        return _thing_form(request, viewer, kind, values, error=e.message, status_code=e.status)
     except (FormProblem, ValueError) as e:
         session.rollback()
         return _thing_form(request, viewer, kind, values, error=str(e), status_code=422)
@@ -413,6 +391,10 @@ async def update_thing(path: str, obj_id: int, request: Request, session: Sessio
         return _thing_form(request, viewer, kind, values, obj=obj,
                            error="This code is already used · Ce code existe déjà",
                            status_code=409)
+    except PlanningError as e:
+        session.rollback()
+        return _thing_form(request, viewer, kind, values, obj=obj, error=e.message,
+                           status_code=e.status)
     except FormProblem as e:
         session.rollback()
         return _thing_form(request, viewer, kind, values, obj=obj, error=str(e),

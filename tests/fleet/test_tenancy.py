@@ -8,17 +8,16 @@ route, until the tables below say what to send.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleet import updates, webhooks
+from fleet import updates, visit_series, webhooks
 from fleet.models import (Absence, Alert, Anomaly, AuditLog, Badge, CallbackRequest, Caregiver,
                           ClientField, ClockEvent, Client, Device, DeviceCommand, Funder,
-                          FundingPlan, Message,
-                          Organisation, Rollout, Service, Visit)
+                          FundingPlan, Message, Organisation, Rollout, Service, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
@@ -50,6 +49,8 @@ BODIES = {
     ("PUT", "/api/v1/clients/{client_id}/record"): {"access_code": "taken over"},
     ("PATCH", "/api/v1/client-fields/{field_id}"): {"label": "taken over"},
     ("PATCH", "/api/v1/webhooks/{endpoint_id}"): {"active": False},
+    ("PATCH", "/api/v1/visit-series/{series_id}"): {"scope": "this", "day": "2030-01-07",
+                                                    "at": "09:00"},
 }
 # routes that act on the key's own organisation: called naming agency A's
 ON_OWN_ORGANISATION = {"/api/v1/months/{month}/validate", "/api/v1/months/{month}/reopen"}
@@ -110,6 +111,11 @@ def world(demo, monkeypatch):
         hook, _ = webhooks.create(s, a, "https://erp.agence-a.fr/h", ["visit.created"])
         webhooks.visit_created(s, visit)
         s.flush()
+        series = visit_series.create(  # Mondays from 2030-01-07
+            s, s.get(Organisation, a), client_id=client_a.id,
+            caregiver_id=s.scalar(select(Caregiver.id).where(Caregiver.organisation_id == a)),
+            rrule_text="FREQ=WEEKLY;BYDAY=MO", starts_on=date(2030, 1, 7), at="08:00",
+            duration_min=60, today=date(2030, 1, 7), who="test")
         ids = {
             "org_id": a,
             "client": s.scalar(select(Client.id).where(Client.organisation_id == a)),
@@ -135,6 +141,8 @@ def world(demo, monkeypatch):
             "delivery_id": webhooks.deliveries(s, hook.id)[0].id,
             "message_id": s.scalar(select(func.max(Message.id))),
             "request_id": s.scalar(select(func.max(CallbackRequest.id))),
+            "series_id": series.id,
+            "day": "2030-01-07",
             "names": [c.name for c in s.scalars(select(Client).where(
                 Client.organisation_id == a))] + [g.name for g in s.scalars(select(
                     Caregiver).where(Caregiver.organisation_id == a))],

@@ -1,7 +1,6 @@
 """Organisations, clients, caregivers and services."""
 
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from sqlalchemy import select
@@ -12,6 +11,7 @@ from fleet.api.deps import ADMIN, PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import (CaregiverIn, CaregiverOut, CaregiverPatch, ClientIn, ClientOut,
                                ClientPatch, OrganisationIn, OrganisationOut, OrganisationPatch,
                                ServiceIn, ServiceOut, ServicePatch)
+from fleet import directory
 from fleet.client_points import parse_points
 from fleet.models import Caregiver, Client, Organisation, Service, ServiceTask
 from fleet.visit_import import ImportFileError
@@ -20,12 +20,16 @@ router = APIRouter()
 
 
 def _check_tz(name: str | None) -> None:
-    if name is None:
-        return
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HTTPException(422, f"unknown time zone {name!r}") from None
+    with data.refused():
+        directory.check_timezone(name)
+
+
+def _check_person(model, obj) -> None:
+    """The directory's rules on a client or caregiver as it would be saved."""
+    with data.refused():
+        obj.name = directory.check_name(obj.name)
+        if model is Client:
+            directory.check_point(obj.lat, obj.lon)
 
 
 def _commit(session, what: str) -> None:
@@ -84,6 +88,7 @@ def _crud(model, In, Out, Patch, path: str, what: str) -> None:
     def create(body: In, session: SessionDep, key: KeyDep):
         org = data.org_for_write(session, key, body.organisation_id)
         obj = model(**body.model_dump(exclude={"organisation_id"}), organisation_id=org.id)
+        _check_person(model, obj)
         session.add(obj)
         session.flush()
         data.audit(session, key, "create", f"{what}:{obj.id}", body.model_dump(mode="json"))
@@ -115,6 +120,7 @@ def _crud(model, In, Out, Patch, path: str, what: str) -> None:
         changes = body.model_dump(exclude_unset=True)
         for k, v in changes.items():
             setattr(obj, k, v)
+        _check_person(model, obj)
         data.audit(session, key, "update", f"{what}:{obj.id}",
                    body.model_dump(mode="json", exclude_unset=True))
         session.commit()
@@ -129,7 +135,10 @@ _crud(Caregiver, CaregiverIn, CaregiverOut, CaregiverPatch, "caregivers", "careg
              tags=["directory"])
 def create_service(body: ServiceIn, session: SessionDep, key: KeyDep):
     org = data.org_for_write(session, key, body.organisation_id)
-    svc = Service(organisation_id=org.id, name=body.name, code=body.code,
+    with data.refused():
+        directory.check_name(body.name)
+        directory.check_service_code(session, org.id, body.code)
+    svc = Service(organisation_id=org.id, name=body.name.strip(), code=body.code.strip(),
                   tasks=[ServiceTask(position=i, label=t) for i, t in enumerate(body.tasks, 1)])
     session.add(svc)
     _commit(session, f"service code {body.code!r}")
@@ -157,10 +166,12 @@ def get_service(service_id: int, session: SessionDep, key: KeyDep):
 def update_service(service_id: int, body: ServicePatch, session: SessionDep, key: KeyDep):
     svc = data.get_scoped(session, key, Service, service_id)
     changes = body.model_dump(exclude_unset=True)
-    if "name" in changes:
-        svc.name = changes["name"]
-    if "code" in changes:
-        svc.code = changes["code"]
+    with data.refused():
+        if "name" in changes:
+            svc.name = directory.check_name(changes["name"])
+        if "code" in changes:
+            svc.code = directory.check_service_code(session, svc.organisation_id,
+                                                    changes["code"], but=svc.id)
     if "tasks" in changes:
         svc.tasks.clear()
         session.flush()

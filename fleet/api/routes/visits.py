@@ -7,23 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from sqlalchemy import select
 
-from fleet import webhooks
+from fleet import visits
 from fleet.api import data
 from fleet.api.deps import PLANNERS, KeyDep, PageDep, SessionDep
 from fleet.api.schemas import VisitDetailOut, VisitIn, VisitOut, VisitPatch
-from fleet.corrections import record_of
-from fleet.models import Caregiver, Client, Service, Visit
-from fleet.validation import locked_visit
+from fleet.models import Client, Visit
 from fleet.visit_detail import visit_detail
 from fleet.visit_import import ImportFileError, parse_planning
 
 router = APIRouter()
-
-
-def _check_refs(session, org_id: int, client_id, caregiver_id, service_id) -> None:
-    data.same_org(session, Client, client_id, org_id, "client")
-    data.same_org(session, Caregiver, caregiver_id, org_id, "caregiver")
-    data.same_org(session, Service, service_id, org_id, "service")
 
 
 @router.post("/visits", status_code=201, response_model=VisitOut, dependencies=[PLANNERS],
@@ -33,14 +25,8 @@ def create_visit(body: VisitIn, session: SessionDep, key: KeyDep):
     if client is None:
         raise HTTPException(422, f"client {body.client_id} not found")
     org = data.org_for_write(session, key, client.organisation_id)
-    _check_refs(session, org.id, body.client_id, body.caregiver_id, body.service_id)
-    if body.planned_end <= body.planned_start:
-        raise HTTPException(422, "planned_end must be after planned_start")
-    visit = Visit(organisation_id=org.id, **body.model_dump())
-    session.add(visit)
-    session.flush()
-    webhooks.visit_created(session, visit)
-    data.audit(session, key, "create", f"visit:{visit.id}", body.model_dump(mode="json"))
+    with data.refused():
+        visit = visits.create(session, org, **body.model_dump(), who=data.who(key))
     session.commit()
     return visit
 
@@ -73,21 +59,8 @@ def get_visit(visit_id: int, session: SessionDep, key: KeyDep):
               tags=["visits"])
 def update_visit(visit_id: int, body: VisitPatch, session: SessionDep, key: KeyDep):
     visit = data.get_scoped(session, key, Visit, visit_id)
-    if locked_visit(session, visit, record_of(session, visit.id)):
-        raise HTTPException(409, f"visit {visit.id} is validated: reopen it to change it")
-    changes = body.model_dump(exclude_unset=True)
-    _check_refs(session, visit.organisation_id, changes.get("client_id"),
-                changes.get("caregiver_id"), changes.get("service_id"))
-    start = changes.get("planned_start", visit.planned_start)
-    end = changes.get("planned_end", visit.planned_end)
-    if end <= start:
-        raise HTTPException(422, "planned_end must be after planned_start")
-    changed = {k: v for k, v in changes.items() if getattr(visit, k) != v}
-    for k, v in changes.items():
-        setattr(visit, k, v)
-    webhooks.visit_changed(session, visit, changed)
-    data.audit(session, key, "update", f"visit:{visit.id}", body.model_dump(
-        mode="json", exclude_unset=True))
+    with data.refused():
+        visits.update(session, visit, body.model_dump(exclude_unset=True), who=data.who(key))
     session.commit()
     return visit
 
@@ -105,14 +78,9 @@ async def import_visits(session: SessionDep, key: KeyDep,
         raise HTTPException(422, e.errors) from None
     created = []
     if not dry_run and result.visits:
-        for v in result.visits:
-            visit = Visit(organisation_id=org.id, client_id=v["client_id"],
-                          caregiver_id=v["caregiver_id"], service_id=v["service_id"],
-                          planned_start=v["start"], planned_end=v["end"])
-            session.add(visit)
-            created.append((v, visit))
-        session.flush()
-        webhooks.visit_created(session, [visit for _, visit in created])
+        with data.refused():
+            made = visits.create_many(session, org, result.visits, who=data.who(key))
+        created = list(zip(result.visits, made))
         data.audit(session, key, "import", f"organisation:{org.id}",
                    {"file": file.filename, "created": len(created),
                     "errors": len(result.errors)})
