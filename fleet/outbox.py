@@ -3,8 +3,8 @@
 A message is a row written in the caller's transaction (`enqueue_email`), so it exists exactly
 when the change that caused it was committed; nothing depends on a process surviving between
 the commit and the send. The lease holder's dispatcher (`dispatch_due`) sends what is due
-through the channel's sender (the `SENDERS` table: e-mail over SMTP today; Web Push and
-webhooks join as entries), retries with exponential backoff and keeps a row that failed
+through the channel's sender (the `SENDERS` table: e-mail over SMTP; Web Push, registered
+by fleet.webpush; webhooks to come), retries with exponential backoff and keeps a row that failed
 `outbox_max_attempts` times (or was refused for good) as a dead letter, which a manager may
 send again from the console (`retry`).
 
@@ -156,8 +156,10 @@ def dispatch_due(session_factory: sessionmaker[Session] | Callable[[], Session],
             _warned.add(channel)
             log.warning("%s: %s", channel, why)
     with session_factory() as session:
+        waiting = _due_count(session, now, ready)
+        if waiting:
+            counts["waiting"] += waiting
         if not ready:
-            counts["waiting"] += _due_count(session, now)
             return counts
         due = [Letter(r.id, r.channel, r.recipient, r.subject, r.body, r.payload, r.attempts)
                for r in session.execute(
@@ -189,9 +191,11 @@ def dispatch_due(session_factory: sessionmaker[Session] | Callable[[], Session],
     return counts
 
 
-def _due_count(session: Session, now: datetime) -> int:
+def _due_count(session: Session, now: datetime, ready: dict) -> int:
+    """Rows due that no ready channel will send (their channel is not configured)."""
     return len(session.scalars(select(Outbox.id).where(
-        Outbox.state == "pending", Outbox.next_attempt_at <= now).limit(BATCH)).all())
+        Outbox.state == "pending", Outbox.next_attempt_at <= now,
+        Outbox.channel.not_in(ready)).limit(BATCH)).all())
 
 
 def _claim(session: Session, letter: Letter, now: datetime) -> bool:

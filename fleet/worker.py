@@ -34,6 +34,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from fleet import alerts, outbox, retention, visit_alerts
+from fleet import webpush  # noqa: F401  (registers the outbox's webpush channel)
 from fleet.config import Settings
 from fleet.db import SchemaNotReady, make_engine, prepare, session_factory
 from fleet.ingest import ingest_batch

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError, StatementError
 from fleet import caregiver, console
 from fleet.api.deps import current_key
 from fleet.api.routes import (agency, alerts, devices, directory, events, exports, funding,
-                               office, updates, visits)
+                               office, sos, updates, visits)
 from fleet.config import Settings
 from fleet.db import make_engine, prepare, session_factory
 from fleet.web.headers import SecurityHeaders
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     auth = [Depends(current_key)]
     for module in (directory, devices, visits, events, alerts, updates, office, funding,
-                   exports, agency):
+                   exports, agency, sos):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 

@@ -15,12 +15,12 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 
 def install(app: FastAPI) -> None:
     from fleet.console import (account, badges, board, devices, exports, funding, imports,
-                               login, month, outbox, planning, review, settings, visits)
+                               login, month, outbox, planning, review, settings, sos, visits)
     from fleet.console.web import install_handlers
 
     # imports before /planning/{kind}
     for module in (login, account, board, imports, planning, devices, badges, settings, outbox,
-                   funding, exports, visits, review, month):
+                   funding, exports, visits, review, month, sos):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_handlers(app)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from fleet import updates
 from fleet.models import (Alert, Anomaly, AuditLog, Badge, Caregiver, ClockEvent, Client,
                           Device, DeviceCommand, Funder, FundingPlan, Organisation, Rollout,
-                          Service, Visit)
+                          Service, SosAlert, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
@@ -95,7 +95,9 @@ def world(demo, monkeypatch):
         s.add_all([Anomaly(kind="double_tap", organisation_id=a, device_id=device.id),
                    Alert(kind="late", organisation_id=a, visit_id=visit.id),
                    DeviceCommand(device_id=device.id, kind="ping",
-                                 expires_at=now + timedelta(hours=1))])
+                                 expires_at=now + timedelta(hours=1)),
+                   SosAlert(organisation_id=a, device_id=device.id, uid="tenancy-sos",
+                            source="box", raised_at=now)])
         s.flush()
         ids = {
             "org_id": a,
@@ -108,6 +110,7 @@ def world(demo, monkeypatch):
             "anomaly_id": s.scalar(select(func.max(Anomaly.id))),
             "alert_id": s.scalar(select(func.max(Alert.id))),
             "command_id": s.scalar(select(func.max(DeviceCommand.id))),
+            "sos_id": s.scalar(select(func.max(SosAlert.id))),
             "month": now.strftime("%Y-%m"),
             "rollout_id": rollout.id,
             "bundle_id": bundle.id,
