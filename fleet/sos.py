@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from fleet import audit, outbox, webpush
 from fleet.models import (AlertSettings, Caregiver, Client, Device, Organisation, SosAlert,
-                          Visit)
+                          Visit, VisitRecord)
 from fleet.types import utcnow
 from fleet.visit_alerts import oncall_addresses
 
@@ -81,8 +81,9 @@ def _covers(visit: Visit, now: datetime) -> bool:
 
 
 def _visit(session: Session, device: Device, now: datetime, hint: int | None) -> Visit | None:
-    """The visit planned now, else the last one begun: the caregiver's for a phone (the one
-    the phone names, if it is on its planning), the home's for a box."""
+    """The visit under way (clocked in, not out), else the one planned now, else the last one
+    begun: the caregiver's for a phone (the one the phone names first, if it is on its
+    planning), the home's for a box."""
     q = select(Visit).where(Visit.status != "cancelled",
                             Visit.organisation_id == device.organisation_id)
     if device.kind == "phone":
@@ -97,6 +98,11 @@ def _visit(session: Session, device: Device, now: datetime, hint: int | None) ->
         q = q.where(Visit.client_id == device.client_id)
     else:
         return None
+    begun = session.scalars(q.join(VisitRecord, VisitRecord.visit_id == Visit.id).where(
+        VisitRecord.actual_start.is_not(None), VisitRecord.actual_end.is_(None),
+        VisitRecord.actual_start <= now).order_by(VisitRecord.actual_start.desc())).first()
+    if begun is not None:  # clocked in and not out: that is where the caregiver is
+        return begun
     now_visit = session.scalars(q.where(Visit.planned_start <= now, Visit.planned_end >= now)
                                 .order_by(Visit.planned_start.desc(), Visit.id)).first()
     return now_visit or session.scalars(q.where(Visit.planned_start <= now)

@@ -183,6 +183,16 @@ def notify_caregiver(session: Session, caregiver_id: int, kind: str, title: str,
     return len(rows)
 
 
+def notify_device(session: Session, device: Device, kind: str, title: str, body: str,
+                  url: str = "/app/", *, dedupe: str | None = None) -> int:
+    """The same as notify_caregiver, to one phone's subscriptions."""
+    subs = list(session.scalars(select(PushSubscription).where(
+        PushSubscription.device_id == device.id).order_by(PushSubscription.id)))
+    for sub in subs:
+        notify(session, sub, device.organisation_id, kind, title, body, url, dedupe=dedupe)
+    return len(subs)
+
+
 def notify(session: Session, sub: PushSubscription, organisation_id: int | None, kind: str,
            title: str, body: str, url: str, *, dedupe: str | None = None,
            urgent: bool = False) -> None:

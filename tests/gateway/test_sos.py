@@ -45,7 +45,7 @@ def test_an_sos_is_stored_once_with_the_visit_and_mailed_to_the_oncall_list(phon
                                                                            db):
     r = agency_settings(fleet_api, oncall_emails=ONCALL, sos_number="+33 6 12 34 56 78")
     assert r.status_code == 200 and r.json()["sos_number"] == "+33 6 12 34 56 78"
-    r = phone.post("/sos", json=sos())
+    r = phone.post("/sos", json=sos(visit=phone.visit_id))  # the app names its visit
     assert r.status_code == 200, r.text
     assert r.json()["stored"] is True and r.json()["new"] is True
     assert r.headers["Cache-Control"] == "no-store"
@@ -113,7 +113,7 @@ def test_api_lists_and_acknowledges_with_audit_and_a_push(phone, fleet_api, db):
     try:
         r = phone.post("/push", json=push.subscription())
         assert r.status_code == 200 and r.json() == {"subscribed": True}
-        phone.post("/sos", json=sos())
+        phone.post("/sos", json=sos(visit=phone.visit_id))
         listed = fleet_api.get("/api/v1/sos", params={"state": "open"}).json()
         (item,) = listed["items"]
         assert item["who"] == "Alice Martin" and item["client"] == "Mme Jeanne Durand"
