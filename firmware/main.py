@@ -227,6 +227,7 @@ def make_reader(pins, i2c):
 class Hardware:
     def __init__(self, settings):
         import binascii
+        import os
         import random
         pins = pins_for(settings)
         i2c = None
@@ -255,6 +256,12 @@ class Hardware:
         self.kbd_intr = kbd_intr
         self.reset = machine.reset
         self.rand = random.random
+        self.rand_bytes = os.urandom
+        self.sos_button = None  # the SOS button: pressed() -> bool, when the board has one
+        if pins.SOS_BUTTON is not None:
+            pin = machine.Pin(pins.SOS_BUTTON, machine.Pin.IN,
+                              machine.Pin.PULL_UP if pins.SOS_PULL == "internal-up" else None)
+            self.sos_button = lambda: pin.value() == 0  # to GND when pressed
 
 
 def main():

@@ -11,8 +11,11 @@ phones (fleet.webpush); a phone also reads it at its next sync (`for_device`).
 """
 from __future__ import annotations
 
+import json
+import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -25,7 +28,10 @@ from fleet.models import (AlertSettings, Caregiver, Client, Device, Organisation
 from fleet.types import utcnow
 from fleet.visit_alerts import oncall_addresses
 
-PHONE_HISTORY = timedelta(days=1)  # what a phone is told of its own SOS at each sync
+log = logging.getLogger("telegest.sos")
+PHONE_HISTORY = timedelta(days=1)
+MAX_MESSAGE = 1024
+_UID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # what a phone is told of its own SOS at each sync
 SUBJECT = "ALERTE SOS · SOS alert"
 
 
@@ -69,6 +75,32 @@ def raise_sos(session: Session, device: Device, uid: str, raised_at: datetime,
                              subject=f"{SUBJECT} — {text['who']}", body=text["text"],
                              dedupe_key=f"sos:{alert.id}:{address.lower()}", now=now)
     return alert, True
+
+
+def handle_box(session: Session, ident: str, payload: bytes, public_url: str = "",
+               now: datetime | None = None) -> bytes | None:
+    """A reader box's `up/sos` (docs/protocol.md, "SOS"): stored (or found: a resend), then
+    the `down/sos` payload to publish after the caller's commit; None for a message the fleet
+    cannot take (malformed, an unknown or ended device: logged, not answered)."""
+    now = now or utcnow()
+    try:
+        doc = json.loads(payload) if len(payload) <= MAX_MESSAGE else None
+        uid, ts = doc["id"], doc["ts"]
+        if type(uid) is not str or not _UID.match(uid) or type(ts) is not int or ts < 0:
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        log.warning("up/sos of %s refused: malformed", ident[:64])
+        return None
+    device = session.scalars(select(Device).where(Device.ident == ident)).first()
+    if device is None or device.kind != "reader" or device.status not in ("provisioned",
+                                                                           "active"):
+        log.warning("up/sos of %s refused: not an active reader", ident[:64])
+        return None
+    raised = datetime.fromtimestamp(min(ts, 2**40), timezone.utc)
+    if abs((now - raised).total_seconds()) > 7 * 86400:  # an unset clock: the fleet's time
+        raised = now
+    raise_sos(session, device, uid, raised, public_url=public_url, now=now)
+    return json.dumps({"id": uid}, separators=(",", ":")).encode()
 
 
 def _find(session: Session, device_id: int, uid: str) -> SosAlert | None:
