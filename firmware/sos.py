@@ -4,7 +4,9 @@
     down/sos   {"id": "<the same>"}   the fleet has stored it (docs/protocol.md, "SOS")
 
 `press(pressed, now_ms)` is called with the button's state at every reader step: held down
-`hold_ms` (3 s) without a release, it raises one SOS (held longer raises no second one). The
+`hold_ms` (3 s) without a release, it raises one SOS (held longer raises no second one). A
+button is heeded only once it was seen released: one stuck or wired to GND from the start (or
+a pin that reads low with nothing on it) raises nothing. The
 pending SOS is written to flash (`store`: the journal's side files) before anything else, sent
 at once and again every `resend_s` and at each reconnect, until a `down/sos` with its id comes
 back; the fleet stores an SOS once per (device, id), so a resend is never a second SOS. One
@@ -37,6 +39,7 @@ class SosButton:
         self._down = topic(device_id, "down/sos")
         self._down_at = None  # ticks when the current press began
         self._fired = False  # this press already raised its SOS
+        self._armed = False  # seen released since the start
         self._due = None  # when to send the pending SOS again (unix s); None: now
         self.raised = 0
         self.stored = 0
@@ -63,6 +66,9 @@ class SosButton:
         if not pressed:
             self._down_at = None
             self._fired = False
+            self._armed = True
+            return False
+        if not self._armed:
             return False
         if self._down_at is None:
             self._down_at = now_ms

@@ -228,9 +228,11 @@ class VirtualReader:
         """The SOS button held down `seconds` then released; True when that raised an SOS (the
         firmware's 3 s long press). Sent at the next pump, before any clock batch."""
         with self._lock:
-            self.sos.press(True, 0)
-            raised = self.sos.press(True, int(seconds * 1000))
-            self.sos.press(False, int(seconds * 1000) + 1)
+            held = int(seconds * 1000)
+            self.sos.press(False, 0)  # released before: a button is heeded once seen released
+            self.sos.press(True, 1)
+            raised = self.sos.press(True, 1 + held)
+            self.sos.press(False, 2 + held)
         return raised
 
     @property
