@@ -227,7 +227,6 @@ def make_reader(pins, i2c):
 class Hardware:
     def __init__(self, settings):
         import binascii
-        import os
         import random
         pins = pins_for(settings)
         i2c = None
@@ -256,7 +255,7 @@ class Hardware:
         self.kbd_intr = kbd_intr
         self.reset = machine.reset
         self.rand = random.random
-        self.rand_bytes = os.urandom
+        self.rand_bytes = lambda n: bytes(random.getrandbits(8) for _ in range(n))
         self.sos_button = None  # the SOS button: pressed() -> bool, when the board has one
         if pins.SOS_BUTTON is not None:
             pin = machine.Pin(pins.SOS_BUTTON, machine.Pin.IN,
