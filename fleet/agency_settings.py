@@ -1,7 +1,7 @@
-"""An agency's settings: time zone, the rules of retained times (tolerance, rounding, overrun)
-the visit alerts (thresholds, on-call e-mails) and the number an SOS calls (fleet.sos). One data layer for the console's
-/settings page and `GET/PATCH /api/v1/alert-settings`; every change is audited with what it
-was before."""
+"""An agency's settings: time zone, the rules of retained times (tolerance, rounding, overrun),
+the visit alerts (thresholds, on-call e-mails) and the number an SOS calls (fleet.sos). One data
+layer for the console's /settings page and `GET/PATCH /api/v1/alert-settings`; every change is
+audited with what it was before."""
 from __future__ import annotations
 
 import re

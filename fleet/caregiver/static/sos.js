@@ -230,7 +230,11 @@ function pushButton() {
 
 function bindPush() {
   const b = $("#push-on");
-  if (b) b.onclick = async () => { toast("Notifications : " + (await pushSubscribe(true))); render(); };
+  if (!b) return;
+  b.onclick = async () => {
+    toast("Notifications : " + (await pushSubscribe(true)));
+    render();
+  };
 }
 
 // -- start ------------------------------------------------------------------------------------

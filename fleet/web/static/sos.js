@@ -35,7 +35,8 @@
   function item(a) {
     const box = el("div", "sos-item");
     box.dataset.sos = a.id;
-    box.append(el("strong", null, "SOS — " + a.who + (a.source === "box" ? " (boîtier · box)" : "")));
+    const where = a.source === "box" ? " (boîtier · box)" : "";
+    box.append(el("strong", null, "SOS — " + a.who + where));
     const dl = el("dl");
     const rows = [["Quand · When", a.at], ["Usager · Client", a.client],
                   ["Adresse · Address", a.address], ["Intervention · Visit", a.visit],
