@@ -113,9 +113,9 @@ def _covers(visit: Visit, now: datetime) -> bool:
 
 
 def _visit(session: Session, device: Device, now: datetime, hint: int | None) -> Visit | None:
-    """The visit under way (clocked in, not out), else the one planned now, else the last one
-    begun: the caregiver's for a phone (the one the phone names first, if it is on its
-    planning), the home's for a box."""
+    """The one the phone names (if it is on its caregiver's planning), else the visit under way
+    (clocked in, not out), else the one planned now, else the last one begun: the caregiver's
+    for a phone, the home's for a box."""
     q = select(Visit).where(Visit.status != "cancelled",
                             Visit.organisation_id == device.organisation_id)
     if device.kind == "phone":

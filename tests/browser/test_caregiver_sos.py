@@ -70,6 +70,12 @@ def test_an_sos_shows_in_the_console_with_the_address_and_position(browser, api_
 
     context, page = phone(browser, api_server, setup.token, SHORT)
     page.locator(f'[data-visit="{setup.visit_id}"]').wait_for(timeout=15_000)
+    # clocked in at Mme Durand's: that visit is the SOS's, whatever else is planned now
+    page.goto(page.url.split("#")[0] + "#/clock")
+    page.click("#nfc-start")
+    page.wait_for_selector("#nfc-on")
+    assert page.evaluate(f"window.__tap({setup.tag!r})") >= 1
+    page.wait_for_selector("#current:not([hidden])")
     stored = []
     page.on("response", lambda r: r.url.endswith("/gw/v1/sos") and r.request.method == "POST"
             and stored.append(time.monotonic()))
