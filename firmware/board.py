@@ -55,6 +55,8 @@ class Esp32DevkitcPn532I2c:
     BAT_RATIO = 2.0
     TAMPER = 33
     TAMPER_PULL = "internal-up"
+    SOS_BUTTON = None
+    SOS_PULL = None
 
 
 class Esp32DevkitcPn532Spi:
@@ -90,6 +92,8 @@ class Esp32DevkitcPn532Spi:
     BAT_RATIO = 2.0
     TAMPER = 33
     TAMPER_PULL = "internal-up"
+    SOS_BUTTON = None
+    SOS_PULL = None
 
 
 class Esp32DevkitcPn532Uart:
@@ -125,6 +129,8 @@ class Esp32DevkitcPn532Uart:
     BAT_RATIO = 2.0
     TAMPER = 33
     TAMPER_PULL = "internal-up"
+    SOS_BUTTON = 32
+    SOS_PULL = "internal-up"
 
 
 class Esp32S3DevkitcPn532Uart:
@@ -160,6 +166,8 @@ class Esp32S3DevkitcPn532Uart:
     BAT_RATIO = 2.0
     TAMPER = 2
     TAMPER_PULL = "internal-up"
+    SOS_BUTTON = None
+    SOS_PULL = None
 
 
 class M5stackAtomRfid2:
@@ -195,6 +203,8 @@ class M5stackAtomRfid2:
     BAT_RATIO = None
     TAMPER = 33
     TAMPER_PULL = "internal-up"
+    SOS_BUTTON = None
+    SOS_PULL = None
 
 
 BOARDS = {

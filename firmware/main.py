@@ -255,6 +255,12 @@ class Hardware:
         self.kbd_intr = kbd_intr
         self.reset = machine.reset
         self.rand = random.random
+        self.rand_bytes = lambda n: bytes(random.getrandbits(8) for _ in range(n))
+        self.sos_button = None  # the SOS button: pressed() -> bool, when the board has one
+        if pins.SOS_BUTTON is not None:
+            pin = machine.Pin(pins.SOS_BUTTON, machine.Pin.IN,
+                              machine.Pin.PULL_UP if pins.SOS_PULL == "internal-up" else None)
+            self.sos_button = lambda: pin.value() == 0  # to GND when pressed
 
 
 def main():

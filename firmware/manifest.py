@@ -24,6 +24,7 @@ package(
         "ota/updater.py",
         "planning.py",
         "reader.py",
+        "sos.py",
         "ticks.py",
         "trust.py",
         "drivers/__init__.py",

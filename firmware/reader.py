@@ -27,7 +27,7 @@ _STATE_FILE = "taps.json"
 
 class ReaderCore:
     def __init__(self, device_id, journal, planning, clock, ack_timeout=5, window=64,
-                 fw="0.1.0", config_path=None, updater=None):
+                 fw="0.1.0", config_path=None, updater=None, sos=None):
         self.device_id = device_id
         self.journal = journal
         self.planning = planning
@@ -60,6 +60,7 @@ class ReaderCore:
             self.planning = saved
         self.config.applied = self.planning.version
         self.commands = Commands(device_id, clock, updater)  # down/cmd, down/ota, up/ota
+        self.sos = sos  # firmware.sos.SosButton on a box with an SOS button, else None
         self._rebuild()
 
     # -- taps -------------------------------------------------------------------------------
@@ -150,9 +151,11 @@ class ReaderCore:
         self._next = self.journal.acked + 1
         self._ack_at = None
         self.commands.on_connect()
+        if self.sos is not None:
+            self.sos.on_connect()
 
     def outgoing(self, now):
-        """[(topic, payload, qos)] of the clock batches to publish now."""
+        """[(topic, payload, qos)] to publish now: a pending SOS first, then the clock batches."""
         j = self.journal
         if self._next <= j.acked:
             self._next = j.acked + 1
@@ -174,7 +177,8 @@ class ReaderCore:
                 self._ack_at = now
             out.append((self._t_clock, payload, 1))
             self._next = items[n - 1][0] + 1
-        return out + self.commands.outgoing(now * 1000)
+        sos = self.sos.outgoing(now) if self.sos is not None else []
+        return sos + out + self.commands.outgoing(now * 1000)
 
     def on_message(self, topic, payload):
         """Handle a down message. Never raises: bad input is counted."""
@@ -182,6 +186,10 @@ class ReaderCore:
             planning = self.config.on_message(topic, payload)
             if planning is not None:
                 self.planning = planning
+            return
+        if self.sos is not None and self.sos.handles(topic):
+            if not self.sos.on_message(topic, payload):
+                self.ignored_messages += 1
             return
         if self.commands.handles(topic):
             if not self.commands.on_message(topic, payload):

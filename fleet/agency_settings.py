@@ -1,7 +1,7 @@
-"""An agency's settings: time zone, the rules of retained times (tolerance, rounding, overrun)
-and the visit alerts (thresholds, on-call e-mails). One data layer for the console's
-/settings page and `GET/PATCH /api/v1/alert-settings`; every change is audited with what it
-was before."""
+"""An agency's settings: time zone, the rules of retained times (tolerance, rounding, overrun),
+the visit alerts (thresholds, on-call e-mails) and the number an SOS calls (fleet.sos). One data
+layer for the console's /settings page and `GET/PATCH /api/v1/alert-settings`; every change is
+audited with what it was before."""
 from __future__ import annotations
 
 import re
@@ -18,6 +18,7 @@ from fleet.visit_alerts import DEFAULT_LATE_MIN, DEFAULT_MISSED_MIN, oncall_addr
 ORG_FIELDS = ("timezone", "tolerance_min", "rounding_mode", "rounding_step_min",
               "overrun_policy")
 ALERT_FIELDS = ("late_after_min", "missed_after_min", "oncall_emails")
+SOS_FIELDS = ("sos_number",)  # the caregiver app calls it when an SOS goes off
 # retention (fleet.retention, docs/privacy.md) and what a phone may report (fleet.gateway)
 LIMIT_FIELDS = {"positions_keep_days": (1, 60, "days"), "rejections_keep_days": (1, 30, "days"),
                 "audit_keep_days": (30, 3650, "days"), "report_window_h": (1, 168, "hours"),
@@ -28,9 +29,10 @@ LIMIT_FIELDS = {"positions_keep_days": (1, 60, "days"), "rejections_keep_days": 
 LIMIT_DEFAULTS = {"positions_keep_days": 60, "rejections_keep_days": 30,
                   "audit_keep_days": 1825, "report_window_h": 24, "report_km_max": 300,
                   "report_expenses_max_cents": 20000, "home_radius_m": DEFAULT_RADIUS_M}
-FIELDS = ORG_FIELDS + ALERT_FIELDS + tuple(LIMIT_FIELDS)
+FIELDS = ORG_FIELDS + ALERT_FIELDS + SOS_FIELDS + tuple(LIMIT_FIELDS)
 MAX_ONCALL = 20
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 .-]{1,19}$")
 _RANGES = {"tolerance_min": (0, 240), "rounding_step_min": (1, 60),
            "late_after_min": (1, 1440), "missed_after_min": (1, 1440)}
 
@@ -53,6 +55,7 @@ def read(session: Session, org: Organisation) -> dict[str, Any]:
         "late_after_min": row.late_after_min if row else DEFAULT_LATE_MIN,
         "missed_after_min": row.missed_after_min if row else DEFAULT_MISSED_MIN,
         "oncall_emails": oncall_addresses(row.oncall_emails) if row else [],
+        "sos_number": row.sos_number if row else "",
         **{f: getattr(row, f) if row else LIMIT_DEFAULTS[f] for f in LIMIT_FIELDS},
     }
 
@@ -116,6 +119,13 @@ def _check(field: str, value: Any) -> Any:
         raise SettingsProblem(field, f"{value!r}: one of {', '.join(OVERRUN_POLICIES)}")
     if field == "oncall_emails":
         return parse_emails(value)
+    if field == "sos_number":
+        number = " ".join(str(value or "").split())
+        if number and not _PHONE.match(number):
+            raise SettingsProblem(field, f"{number!r} is not a phone number (digits, spaces, "
+                                         "dots, dashes, a leading +) · n'est pas un numéro de "
+                                         "téléphone")
+        return number
     return value
 
 
@@ -143,6 +153,7 @@ def update(session: Session, org: Organisation, changes: dict[str, Any], *, who:
         session.add(row)
     row.late_after_min, row.missed_after_min = after["late_after_min"], after["missed_after_min"]
     row.oncall_emails = ", ".join(after["oncall_emails"])
+    row.sos_number = after["sos_number"]
     for f in LIMIT_FIELDS:
         setattr(row, f, after[f])
     audit.record(session, who, "settings", f"organisation:{org.id}", role=role,

@@ -98,6 +98,12 @@ class Settings:
     # a row is tried this many times (waiting outbox_backoff_s, doubling) before it is dead
     outbox_max_attempts: int = field(
         default_factory=lambda: _int("TELEGEST_OUTBOX_MAX_ATTEMPTS", 8, 1, 100))
+    # Web Push (fleet.webpush): the fleet's VAPID key pair, made there (0600) on first use;
+    # unset: beside the SQLite database (`telegest up`'s data folder), else var/
+    vapid_key_file: str = field(default_factory=lambda: _env("TELEGEST_VAPID_KEY_FILE", ""))
+    # push endpoints are https; plain http only for a test's own push service
+    webpush_allow_http: bool = field(
+        default_factory=lambda: _bool("TELEGEST_WEBPUSH_ALLOW_HTTP", "0"))
     outbox_backoff_s: int = field(
         default_factory=lambda: _int("TELEGEST_OUTBOX_BACKOFF_S", 60, 1, 86_400))
 
@@ -119,6 +125,11 @@ class Settings:
             raise SettingsError(f"TELEGEST_LOG_LEVEL={self.log_level!r}")
         self._check_public_url()
         self._check_smtp()
+        if not self.vapid_key_file:
+            folder = (os.path.dirname(url.database) if url.get_backend_name() == "sqlite"
+                      and url.database and url.database != ":memory:" else "var")
+            object.__setattr__(self, "vapid_key_file",
+                               os.path.join(folder or ".", "vapid-private.pem"))
 
     def _check_public_url(self) -> None:
         u = urlsplit(self.public_url)

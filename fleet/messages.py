@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from fleet import audit, outbox
+from fleet import audit, outbox, webpush
 from fleet.models import (AlertSettings, Caregiver, Client, Device, Message, MessageRecipient,
                           Organisation, User, Visit)
 from fleet.types import utcnow
@@ -56,9 +56,14 @@ def _text(subject: str, body: str) -> tuple[str, str]:
 
 
 def announce(session: Session, message: Message, caregiver_ids: list[int]) -> None:
-    """The hook where a message to caregivers is created, after its recipients are written and
-    in the same transaction: Web Push (branch `sos`, fleet.outbox's webpush channel) queues its
-    notifications here. A phone without push still gets the message at its next sync."""
+    """Where a message to caregivers is created, after its recipients are written and in the
+    same transaction: a Web Push notification to each of their subscribed phones (fleet.webpush,
+    the outbox's webpush channel). A phone without push still gets the message at its next
+    sync."""
+    title = "Message obligatoire" if message.mandatory else "Nouveau message"
+    for caregiver_id in caregiver_ids:
+        webpush.notify_caregiver(session, caregiver_id, "message", title, message.subject,
+                                 "/app/#/messages", dedupe=f"message:{message.id}:{caregiver_id}")
 
 
 def send_to_caregivers(session: Session, org: Organisation, *, subject: str, body: str,

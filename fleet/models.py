@@ -52,6 +52,7 @@ COMMAND_KINDS = ("block", "wipe", "reboot", "update", "ping")
 COMMAND_STATES = ("pending", "sent", "done", "failed", "expired")
 MESSAGE_DIRECTIONS = ("to_caregivers", "to_office")
 CONTACT_KINDS = ("emergency", "office")
+SOS_SOURCES = ("phone", "box")
 
 
 def _one_of(column: str, values: tuple[str, ...], name: str | None = None) -> CheckConstraint:
@@ -623,6 +624,8 @@ class AlertSettings(Base):
     home_radius_m: Mapped[int] = mapped_column(default=200)
     # the phones' directory lists colleagues' work numbers (fleet.contacts)
     directory_colleagues: Mapped[bool] = mapped_column(default=False)
+    # the number the caregiver app calls when an SOS goes off (fleet.sos); "" = none set
+    sos_number: Mapped[str] = mapped_column(String(32), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -725,6 +728,47 @@ class CallbackRequest(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     taken_at: Mapped[datetime | None]
     taken_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class SosAlert(Base):
+    """An SOS (DATI) from a caregiver's phone or a reader box's button (fleet.sos): stored once
+    per (device, uid) however often the device resends it, shown in the console until a
+    coordinator acknowledges it."""
+
+    __tablename__ = "sos_alerts"
+    __table_args__ = (UniqueConstraint("device_id", "uid"), _one_of("source", SOS_SOURCES),
+                      Index("ix_sos_alerts_org_open", "organisation_id", "acknowledged_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    uid: Mapped[str] = mapped_column(String(64))  # the device's own id for it: resends match
+    source: Mapped[str] = mapped_column(String(8))
+    caregiver_id: Mapped[int | None] = mapped_column(ForeignKey("caregivers.id"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    raised_at: Mapped[datetime]  # the device's clock when it went off
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the phone's position when it went off (WGS 84, accuracy in metres); purged by retention
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    accuracy_m: Mapped[int | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_who: Mapped[str | None] = mapped_column(String(200))
+
+
+class PushSubscription(Base):
+    """A phone's Web Push subscription (fleet.webpush): where to send, and its keys."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 BUNDLE_PRODUCTS = ("telegest-reader",)

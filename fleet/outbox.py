@@ -3,8 +3,8 @@
 A message is a row written in the caller's transaction (`enqueue_email`), so it exists exactly
 when the change that caused it was committed; nothing depends on a process surviving between
 the commit and the send. The lease holder's dispatcher (`dispatch_due`) sends what is due
-through the channel's sender (the `SENDERS` table: e-mail over SMTP today; Web Push and
-webhooks join as entries), retries with exponential backoff and keeps a row that failed
+through the channel's sender (the `SENDERS` table: e-mail over SMTP; Web Push, registered
+by fleet.webpush; webhooks to come), retries with exponential backoff and keeps a row that failed
 `outbox_max_attempts` times (or was refused for good) as a dead letter, which a manager may
 send again from the console (`retry`).
 

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet import webpush
 from fleet.models import Badge, Device, Organisation, Visit
 from fleet.planning import canonical, config_bodies, config_hash, stamp
 
@@ -38,6 +39,15 @@ MAX_CONFIG = 24 * 1024  # the device refuses a config text longer than this
 _GONE = ("wiped", "retired", "blocked")  # no config for them (a blocked box may be stolen)
 
 Publish = Callable[[str, bytes, bool], None]  # topic, payload, retain
+
+
+def planning_changed(session: Session, device: Device, version: int) -> None:
+    """A phone's planning changed before it fetched it: a Web Push wakes it (fleet.webpush);
+    without one it sees the change at its next poll anyway."""
+    webpush.notify_device(session, device, "planning", "Planning modifié · Planning changed",
+                          "Votre planning a changé : ouvrez l'application · Your planning "
+                          "changed: open the app", "/app/",
+                          dedupe=f"planning:{device.id}:{version}")
 
 
 # -- wire format --------------------------------------------------------------------------------
@@ -220,7 +230,10 @@ class ConfigPusher:
                     if config_hash(body) == d.config_hash and not force:
                         self.counts["unchanged"] += 1
                         continue
+                    seen = d.config_hash
                     cfg = stamp(d, body)
+                    if d.kind == "phone" and seen is not None:  # not its first planning
+                        planning_changed(session, d, cfg["version"])
                     out.append((d.id, d.ident, cfg["version"], canonical(body)))
             session.commit()  # the new versions first: a version is never reused
         for dev_id, ident, version, text in out:

@@ -3,7 +3,7 @@ fleet-duties lease holder runs and that records what it purged.
 
 | what | kept | where it is set |
 |---|---|---|
-| positions of clock events (`pos`, and in the raw event) | `positions_keep_days`, at most 60 (CNIL: 2 months) | agency settings |
+| positions of clock events (`pos`, and in the raw event) and of SOS alerts | `positions_keep_days`, at most 60 (CNIL: 2 months) | agency settings |
 | rejected messages and events (their raw text) | `rejections_keep_days`, at most 30 | agency settings |
 | audit entries | the longest `audit_keep_days` of the agencies (the log is one chain for the fleet) | agency settings |
 | outbox rows sent or dead (e-mail bodies name clients) | 30 days | fixed |
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from fleet import audit, service_role
 from fleet.models import (AlertSettings, AuditLog, ClockEvent, Device, Organisation, Outbox,
-                          Rejection, RetentionRun)
+                          Rejection, RetentionRun, SosAlert)
 
 log = logging.getLogger("telegest.retention")
 
@@ -75,6 +75,10 @@ def purge(session: Session, now: datetime, who: str = "fleet") -> RetentionRun:
     for org_id, s in settings.items():
         purged["positions"] += _strip_positions(
             session, org_id, now - timedelta(days=s["positions_keep_days"]))
+        purged["positions"] += session.execute(update(SosAlert).where(
+            SosAlert.organisation_id == org_id, SosAlert.lat.is_not(None),
+            SosAlert.raised_at < now - timedelta(days=s["positions_keep_days"]))
+            .values(lat=None, lon=None, accuracy_m=None)).rowcount
         mine = select(Device.id).where(Device.organisation_id == org_id)
         purged["rejections"] += session.execute(delete(Rejection).where(
             Rejection.device_id.in_(mine),

@@ -33,7 +33,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from fleet import alerts, outbox, retention, visit_alerts, visit_series
+from fleet import alerts, outbox, retention, sos, visit_alerts, visit_series
+from fleet import webpush  # noqa: F401  (registers the outbox's webpush channel)
 from fleet.config import Settings
 from fleet.db import SchemaNotReady, make_engine, prepare, session_factory
 from fleet.ingest import ingest_batch
@@ -46,6 +47,7 @@ from fleet.updates import UpdateService
 log = logging.getLogger("telegest.worker")
 
 SHARED_TOPICS = ("$share/fleet/tg/v1/+/up/clock", "$share/fleet/tg/v1/+/up/health",
+                 "$share/fleet/tg/v1/+/up/sos",
                  "$share/fleet/tg/v1/+/up/ota")
 PLAIN_TOPIC = "tg/v1/+/up/#"
 # Not shared: retained messages are not delivered on a shared subscription, and every worker
@@ -384,7 +386,26 @@ class IngestWorker:
         if msg.topic.endswith("/up/ota"):  # chunk requests and update reports
             self.updates.handle(msg.topic, msg.payload)
             return
+        if msg.topic.endswith("/up/sos"):  # rare and urgent: stored here, not batched
+            self.box_sos(msg.topic, bytes(msg.payload))
+            return
         self.queue.put((msg.topic, msg.payload, time.time()))
+
+    def box_sos(self, topic: str, payload: bytes) -> None:
+        """A reader box's SOS button (fleet.sos.handle_box): stored, then `down/sos`."""
+        ident = topic.split("/")[2]
+        with self._sessions() as session:
+            try:
+                answer = sos.handle_box(session, ident, payload, self.settings.public_url)
+                session.commit()
+            except Exception:
+                session.rollback()
+                self.counts["errors"] += 1
+                log.exception("up/sos of %s not stored; the box sends it again", ident[:64])
+                return
+        if answer is not None:
+            self.counts["sos"] += 1
+            self.publish(f"tg/v1/{ident}/down/sos", answer)
 
     def _make_client(self) -> mqtt.Client:
         v5 = self.protocol == "v5"

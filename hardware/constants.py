@@ -73,6 +73,8 @@ def constants(board: dict) -> dict:
         "BUZZER": buz.get("pin"),
         "BAT_ADC": bat.get("adc"), "BAT_RATIO": float(bat["ratio"]) if bat else None,
         "TAMPER": tam.get("pin"), "TAMPER_PULL": tam.get("pull"),
+        "SOS_BUTTON": (board.get("sos_button") or {}).get("pin"),
+        "SOS_PULL": (board.get("sos_button") or {}).get("pull"),
     }
 
 

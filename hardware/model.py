@@ -149,6 +149,12 @@ def _sensors(board: dict) -> list[Wire]:
         out += [_gpio("tamper switch", "common", tam["pin"], "tamper switch", "in", EITHER,
                       "white", "closed (pin low) while the lid is shut", pull=tam["pull"]),
                 Wire("tamper switch", "NC contact", "GND", colour="black")]
+    sos = board.get("sos_button")
+    if sos:
+        # a push button to GND: the pin reads low while pressed; a 3 s press raises an SOS
+        out += [_gpio("SOS button", "contact", sos["pin"], "SOS button", "in", EITHER,
+                      "red", "to GND while pressed (3 s: SOS)", pull=sos["pull"]),
+                Wire("SOS button", "other contact", "GND", colour="black")]
     return out
 
 

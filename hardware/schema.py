@@ -7,7 +7,8 @@ from numbers import Real
 _TOP = {"name": str, "title": str, "chip": str, "module": str, "wifi": bool, "buses": dict,
         "reader": dict, "led": dict, "buzzer": (dict, type(None)), "parts": list}
 _OPTIONAL = {"rtc": (dict, type(None)), "battery": (dict, type(None)),
-             "tamper": (dict, type(None)), "status": str, "notes": str}
+             "tamper": (dict, type(None)), "sos_button": (dict, type(None)), "status": str,
+             "notes": str}
 _BUS = {"i2c": ("id", "sda", "scl", "freq"), "uart": ("id", "tx", "rx", "baud"),
         "spi": ("id", "sck", "mosi", "miso", "baudrate")}
 _PINS = {"sda", "scl", "tx", "rx", "sck", "mosi", "miso", "cs", "reset", "pin", "green", "red",
@@ -76,6 +77,10 @@ def _devices(data: dict, readers: dict) -> list[tuple[str, str]]:
         out += _keys("tamper", data["tamper"], ("pin", "pull"))
         if data["tamper"].get("pull") not in ("internal-up", "external-up"):
             out.append(("bad-value", "tamper: pull must be internal-up or external-up"))
+    if data.get("sos_button"):
+        out += _keys("sos_button", data["sos_button"], ("pin", "pull"))
+        if data["sos_button"].get("pull") not in ("internal-up", "external-up"):
+            out.append(("bad-value", "sos_button: pull must be internal-up or external-up"))
     return out
 
 

@@ -93,8 +93,13 @@ class Runtime:
                 updater = Updater(self.ota_root, self.fw, clock=self.clock)
             except Exception as e:  # no updates rather than no clock-ins
                 log("ota: %s" % e)
-        self.core = ReaderCore(self.device_id, Journal(journal_path), planning, self.clock,
-                               fw=updater.fw if updater else self.fw, updater=updater)
+        journal = Journal(journal_path)
+        sos = None
+        if getattr(self.hw, "sos_button", None) is not None:  # the board has an SOS button
+            from firmware.sos import SosButton
+            sos = SosButton(self.device_id, self.clock, self.hw.rand_bytes, store=journal)
+        self.core = ReaderCore(self.device_id, journal, planning, self.clock,
+                               fw=updater.fw if updater else self.fw, updater=updater, sos=sos)
         self.feedback = Feedback(self.hw.indicator)
         self.taps = TapLoop(self.hw.reader, self.core, self.feedback)
         self.link = MqttLink(self.core, self.hw.mqtt_factory, self.device_id, s["host"],
@@ -105,6 +110,9 @@ class Runtime:
 
     # -- the task bodies --------------------------------------------------------------------
     def reader_step(self, now):
+        sos = self.core.sos
+        if sos is not None and sos.press(self.hw.sos_button(), now):
+            self.feedback.show("sos", now)
         self.taps.poll(now)
         self.feedback.poll(now)
         self.wd.beat(2, now)

@@ -8,6 +8,9 @@ plays the rest without blocking.
 # (color, buzzer Hz, ms) steps. Green = accepted, amber = accepted but not planned,
 # red = refused or failed; one beep for in, two for out.
 PATTERNS = {
+    # an SOS raised by the box's button: three long red beeps
+    "sos": (("red", 1500, 300), (None, 0, 150), ("red", 1500, 300), (None, 0, 150),
+            ("red", 1500, 300)),
     "in": (("green", 2000, 150), ("green", 0, 850)),
     "out": (("green", 2000, 100), ("green", 0, 100), ("green", 2000, 100), ("green", 0, 700)),
     "unplanned_in": (("amber", 2000, 150), ("amber", 0, 850)),

@@ -630,6 +630,7 @@ class AlertSettingsOut(BaseModel):
     late_after_min: int
     missed_after_min: int
     oncall_emails: list[str]
+    sos_number: str
     positions_keep_days: int
     rejections_keep_days: int
     audit_keep_days: int
@@ -652,6 +653,7 @@ class AlertSettingsPatch(BaseModel):
     late_after_min: int | None = None
     missed_after_min: int | None = None
     oncall_emails: list[str] | None = None
+    sos_number: str | None = Field(None, max_length=32)
     positions_keep_days: int | None = None
     rejections_keep_days: int | None = None
     audit_keep_days: int | None = None

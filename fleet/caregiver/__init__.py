@@ -3,7 +3,7 @@
 Plain HTML, CSS and one small script (no framework, no build step): enrolment with the
 console's one-time token, today's and the week's planning, visit details, the client's record,
 clock-in and out by NFC (Web NFC), QR code or by hand, km / expenses / comments and the
-end-of-visit report. Offline first: the shell is cached by a service worker, the planning and
+end-of-visit report, the SOS and Web Push (static/sos.js). Offline first: the shell is cached by a service worker, the planning and
 the clock events live in IndexedDB, and events go to the device gateway (/gw/v1, fleet.gateway)
 with the exactly-once protocol of docs/protocol.md. See docs/caregiver-app.md.
 """
@@ -17,12 +17,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 # a new version renames the service worker's cache, so installed phones take the new shell
-APP_VERSION = "0.1.2"
+APP_VERSION = "0.1.3"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 # what the service worker keeps for offline use (the shell); planning and events are in IndexedDB
-SHELL = ["/app/", "/app/static/app.js", "/app/static/app.css", "/app/manifest.webmanifest",
+SHELL = ["/app/", "/app/static/app.js", "/app/static/sos.js", "/app/static/app.css",
+         "/app/manifest.webmanifest",
          "/app/static/icon.svg", "/app/static/icon-192.png", "/app/static/icon-512.png",
          "/app/static/absence.js", "/app/static/absence.css",
          "/app/static/inbox.js", "/app/static/inbox.css"]

@@ -16,13 +16,14 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 def install(app: FastAPI) -> None:
     from fleet.console import (absences, account, badges, board, cards, client_record, devices,
                                exports, funding, imports, integrations, login, messages, month,
-                               outbox, planning, review, series, settings, staff, visits, week)
+                               outbox, planning, review, series, settings, sos, staff, visits,
+                               week)
     from fleet.console.web import install_handlers
 
     # imports, client_record, series and week before /planning/{kind}
     for module in (login, account, board, imports, client_record, series, week, planning,
                    devices, badges, settings, outbox, funding, exports, visits, review, month,
-                   staff, absences, cards, integrations, messages):
+                   staff, absences, cards, integrations, messages, sos):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     install_handlers(app)

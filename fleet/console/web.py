@@ -69,7 +69,14 @@ MESSAGES = {
     "deleted": "Deleted · Supprimé",
     "key_revoked": "API key revoked: refused from now on · Clé d'API révoquée : refusée "
                    "désormais",
+    "sos_acknowledged": "SOS acknowledged · SOS pris en compte",
+    "sos_already": "This SOS was already acknowledged · Ce SOS était déjà pris en compte",
 }
+
+
+# automatic refreshes (the board's rows, the SOS banner's poll): nobody at the keyboard, so they
+# keep no session alive, and an ended session answers 401, not the sign-in page
+PASSIVE = ("/board/rows", "/sos/live")
 
 
 class NotSignedIn(Exception):
@@ -97,7 +104,7 @@ def lifetimes(request: Request) -> Lifetimes:
 def current_viewer(request: Request, session: SessionDep) -> Viewer:
     # the board's automatic refresh is not someone at the keyboard: it keeps no session alive
     found = viewer_from_cookie(session, request.cookies.get(SESSION_COOKIE), lifetimes(request),
-                               touch=not request.url.path.startswith("/board/rows"))
+                               touch=not request.url.path.startswith(PASSIVE))
     if isinstance(found, str):
         raise NotSignedIn(found)
     return found
@@ -159,7 +166,7 @@ def redirect(url: str, msg: str | None = None) -> RedirectResponse:
 def install_handlers(app) -> None:
     @app.exception_handler(NotSignedIn)
     async def _to_login(request: Request, exc: NotSignedIn) -> Response:
-        if request.url.path.startswith("/board/rows"):
+        if request.url.path.startswith(PASSIVE):
             return Response(status_code=401)
         url = "/login?next=" + quote(request.url.path)
         if exc.why == SessionState.EXPIRED:

@@ -36,9 +36,10 @@ def test_read_then_change_thresholds_and_oncall(api, keys, demo):
     assert got.status_code == 200, got.text
     assert set(got.json()) == {"organisation_id", "timezone", "tolerance_min", "rounding_mode",
                                "rounding_step_min", "overrun_policy", "late_after_min",
-                               "missed_after_min", "oncall_emails", "positions_keep_days",
-                               "rejections_keep_days", "audit_keep_days", "report_window_h",
-                               "report_km_max", "report_expenses_max_cents", "home_radius_m"}
+                               "missed_after_min", "oncall_emails", "sos_number",
+                               "positions_keep_days", "rejections_keep_days", "audit_keep_days",
+                               "report_window_h", "report_km_max", "report_expenses_max_cents",
+                               "home_radius_m"}
     assert {k: got.json()[k] for k in ("organisation_id", "late_after_min",
                                        "missed_after_min", "oncall_emails")} == {
         "organisation_id": keys["org_id"], "late_after_min": 15, "missed_after_min": 60,

@@ -120,3 +120,19 @@ def test_finding_retention_logs_carry_no_personal_data(session, agency, caplog):
     for secret in ("0499887766554433", "04A1B2C3D4E5F6", "TG1.9.9.SECRET", "48.85",
                    "Alice Martin", "Mme Durand"):
         assert secret not in text, secret
+
+
+def test_an_sos_position_goes_after_the_same_two_months(session, agency):
+    from fleet.models import Device, SosAlert
+
+    device = session.scalars(select(Device)).first()
+    for uid, days in (("old-sos-1", 61), ("new-sos-1", 59)):
+        session.add(SosAlert(organisation_id=agency["org"].id, device_id=device.id, uid=uid,
+                             source="box", raised_at=NOW - timedelta(days=days),
+                             lat=48.85, lon=2.35, accuracy_m=12))
+    session.commit()
+    run = retention.purge(session, NOW)
+    session.commit()
+    kept = {a.uid: (a.lat, a.lon, a.accuracy_m) for a in session.scalars(select(SosAlert))}
+    assert kept == {"old-sos-1": (None, None, None), "new-sos-1": (48.85, 2.35, 12)}
+    assert run.purged["positions"] == 1  # the SOS itself is kept: who, when, where planned

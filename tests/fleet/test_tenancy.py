@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from fleet import updates, visit_series, webhooks
 from fleet.models import (Absence, Alert, Anomaly, AuditLog, Badge, CallbackRequest, Caregiver,
                           ClientField, ClockEvent, Client, Device, DeviceCommand, Funder,
-                          FundingPlan, Message, Organisation, Rollout, Service, Visit)
+                          FundingPlan, Message, Organisation, Rollout, Service, SosAlert, Visit)
 from tests.updates.bundles import PUB, signed, signed_offer
 
 # what to send as a body, by (method, path); a route not listed gets {}
@@ -107,7 +107,9 @@ def world(demo, monkeypatch):
                            requested_by="test", state="requested"),
                    Message(organisation_id=a, subject="A's", body="A's"),
                    CallbackRequest(organisation_id=a, caregiver_id=s.scalar(select(
-                       Caregiver.id).where(Caregiver.organisation_id == a)))])
+                       Caregiver.id).where(Caregiver.organisation_id == a))),
+                   SosAlert(organisation_id=a, device_id=device.id, uid="tenancy-sos",
+                            source="box", raised_at=now)])
         hook, _ = webhooks.create(s, a, "https://erp.agence-a.fr/h", ["visit.created"])
         webhooks.visit_created(s, visit)
         s.flush()
@@ -127,6 +129,7 @@ def world(demo, monkeypatch):
             "anomaly_id": s.scalar(select(func.max(Anomaly.id))),
             "alert_id": s.scalar(select(func.max(Alert.id))),
             "command_id": s.scalar(select(func.max(DeviceCommand.id))),
+            "sos_id": s.scalar(select(func.max(SosAlert.id))),
             "month": now.strftime("%Y-%m"),
             "rollout_id": rollout.id,
             "bundle_id": bundle.id,

@@ -140,3 +140,9 @@ def test_bench_firmware_prints_one_json_object(capsys):
         assert key in r
     assert r["taps"] == 1000 and r["interpreter"] == "micropython 1.27.0 (webassembly)"
     assert r["mpy_files"] >= 25 and r["mpy_failed"] == [] and r["journal_depth"] == 0
+
+
+def test_sos_button_on_both_interpreters():
+    # a 3 s press raises one SOS, kept on flash until down/sos names it, sent first
+    checks(run_mp(SCRIPTS / "sos.py"), 25)
+    checks(run_cpython(SCRIPTS / "sos.py"), 25)

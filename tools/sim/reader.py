@@ -11,6 +11,7 @@ cannot verify is logged with the reason (`link_error`) and retried, the journal 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
@@ -24,6 +25,7 @@ from firmware.ota.updater import Updater
 from firmware.planning import Planning
 from firmware.reader import ReaderCore
 from firmware.runtime.tls import client_context
+from firmware.sos import SosButton
 from tools.sim.hardware import SimClock, SimFeedback
 
 log = logging.getLogger("telegest.sim")
@@ -86,9 +88,11 @@ class VirtualReader:
         self.updater = Updater(self.ota_root, self.factory_fw, keys=self.trust_keys,
                                clock=self.clock, deadline_s=self.ota_deadline_s, boot_state=st)
         self.journal = Journal(str(self.journal_dir), max_records=self.max_records)
+        # every virtual box has the optional SOS button (firmware/sos.py): hold_sos() presses it
+        self.sos = SosButton(self.device_id, self.clock, os.urandom, store=self.journal)
         self.core = ReaderCore(self.device_id, self.journal, Planning.from_config(self.config),
                                self.clock, ack_timeout=self.ack_timeout, fw=self.updater.fw,
-                               updater=self.updater)
+                               updater=self.updater, sos=self.sos)
         self.started_at = time.monotonic()
 
     @property
@@ -219,6 +223,17 @@ class VirtualReader:
             kind = self.core.tap(uid.upper(), method)
         self.feedback.show(kind)
         return kind
+
+    def hold_sos(self, seconds: float = 3.0) -> bool:
+        """The SOS button held down `seconds` then released; True when that raised an SOS (the
+        firmware's 3 s long press). Sent at the next pump, before any clock batch."""
+        with self._lock:
+            held = int(seconds * 1000)
+            self.sos.press(False, 0)  # released before: a button is heeded once seen released
+            self.sos.press(True, 1)
+            raised = self.sos.press(True, 1 + held)
+            self.sos.press(False, 2 + held)
+        return raised
 
     @property
     def depth(self) -> int:

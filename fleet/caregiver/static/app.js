@@ -229,8 +229,10 @@ function geoChoice() {
       <p>Au moment où vous pointez (début ou fin d'intervention), l'application relève une
       fois la position du téléphone et l'envoie avec le pointage. L'agence vérifie ainsi que
       le pointage a eu lieu au domicile, surtout quand il est manuel.</p>
-      <p>Jamais en dehors d'un pointage, jamais en arrière-plan. Les positions sont gardées
-      au plus deux mois.</p>
+      <p>Si vous déclenchez un SOS, la position part aussi avec l'alerte, pour que l'agence
+      vous trouve.</p>
+      <p>Jamais en dehors d'un pointage ou d'un SOS, jamais en arrière-plan. Les positions
+      sont gardées au plus deux mois.</p>
       <p class="muted">Sans position, un pointage manuel sera vérifié par l'agence.</p>
       <button id="geo-yes">J'accepte</button>
       <button id="geo-no" class="secondary">Non merci</button>`;
@@ -474,10 +476,12 @@ function sync(forceHealth) {
   if (S.syncing) return S.syncing;
   S.syncing = (async () => {
     try {
+      if (typeof sosSend === "function") await sosSend();  // an SOS first of all (sos.js)
       await ensureBase();
       await sendEvents();
       await pollCommands();
       await pollConfig();
+      if (typeof sosInfo === "function") await sosInfo();
       await sendNotes();
       for (const extra of EXTRA.syncs) await extra();
       S.lastSync = nowS();
@@ -510,6 +514,7 @@ async function wipe(why) {
   }
   document.querySelectorAll(".sheet").forEach((e) => e.remove());  // a message, a question
   $("#current").hidden = $("#tabs").hidden = $("#alert").hidden = true;
+  document.querySelectorAll(".sos-ui").forEach((e) => { e.hidden = true; });
   $("#view").innerHTML = `<section class="blocked" id="blocked"><h1>Téléphone bloqué</h1>
     <p>${esc(why)}</p><p class="muted">Les données de l'application ont été effacées.</p>
     </section>`;
@@ -729,7 +734,9 @@ function viewPhone() {
     <dt>Dernière synchro</dt><dd>${S.lastSync ? esc(dayTitle(S.lastSync)) + " " + hm(S.lastSync) : "jamais"}</dd>
     <dt>Planning</dt><dd>version ${S.config ? S.config.version : "—"}</dd>
     <dt>NFC</dt><dd>${esc(S.nfc)}</dd>
-    <dt>Batterie</dt><dd>${S.battery === null ? "—" : S.battery + " %"}</dd></dl>
+    <dt>Batterie</dt><dd>${S.battery === null ? "—" : S.battery + " %"}</dd>
+    ${typeof pushLine === "function" ? pushLine() : ""}</dl>
+    ${typeof pushButton === "function" ? pushButton() : ""}
     ${typeof emergencyLinks === "function" ? emergencyLinks()
       : '<a class="button danger" href="tel:112">Appel d\'urgence 112</a>'}
     <a class="button secondary" href="#/directory">Annuaire</a>
@@ -803,7 +810,10 @@ function bind(path, id) {
       sync();
     };
   }
-  if (path === "phone") $("#sync-now").onclick = () => sync(true).then(render);
+  if (path === "phone") {
+    $("#sync-now").onclick = () => sync(true).then(render);
+    if (typeof bindPush === "function") bindPush();
+  }
 }
 
 // -- start --------------------------------------------------------------------------------------
