@@ -63,6 +63,7 @@ class ConsoleServer:
             self.rt.console_step(self.now)
             if self.now % 1000 == 0:
                 self.rt.main_step(self.now)
+            self.hw.run_network(self.rt, 50)  # the MQTT client's task, on the fake clock
 
     def _run(self) -> None:
         while not self._stop.is_set():
