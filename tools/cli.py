@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print only the JSON result")
     f.add_argument("--taps", type=at.positive_int, default=10000)
     f.add_argument("--warmup", type=at.count, default=1000)
-    f.add_argument("--feedback-taps", type=at.positive_int, default=100,
+    f.add_argument("--feedback-taps", type=at.positive_int, default=200,
                    help="taps per network mode for tap_feedback_ms_p99")
     bf = command(bench, "fleet", cmd_bench_fleet,
                  "N devices connected to a real mosquitto sending health and taps to one fleet "

@@ -108,7 +108,7 @@ class MqttLink:
                 if c.publish(t, payload, False, qos):
                     self.published += 1
         h = self._health
-        if h is not None and c.publish(h[0], h[1], False, h[2]):
+        if h is not None and c.room() > 0 and c.publish(h[0], h[1], False, h[2]):
             self._health = None
             self.health_sent += 1
 

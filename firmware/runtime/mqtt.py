@@ -349,7 +349,7 @@ class MqttClient:
                 self._handle(kind, await r.readexactly(n) if n else b"")
         except Exception as e:
             if self._end is None:
-                self._end = "receive: %s: %s" % (type(e).__name__, e or "end of stream")
+                self._end = "receive: %s: %s" % (type(e).__name__, str(e) or "end of stream")
 
     async def _skip(self, kind, n):
         """A packet over max_in: read it away, PUBACK it if it asks; it never reaches get()."""

@@ -10,6 +10,9 @@ from firmware.runtime.ds3231 import dec2bcd
 from tests.micropython.scripts._mqttfake import FakeClock, FakeNet
 
 
+MADE: list = []  # every Hw, closed by tests/runtime/conftest.py after each test
+
+
 class FakeWLAN:
     """network.WLAN(STA_IF): joins `join_polls` isconnected() calls after connect()."""
 
@@ -195,6 +198,7 @@ class Hw:
         self.open_stream = self.net.open_stream
         self.loop = asyncio.new_event_loop()
         self._link = self._task = None
+        MADE.append(self)
         self.default_id = "r1"
         self.wlan = FakeWLAN()
         self.systime = SysTime(1795420000)
@@ -219,6 +223,16 @@ class Hw:
             if rt.link is not None:
                 self._task = self.loop.create_task(rt.link.run())
         self.loop.run_until_complete(self.clock.advance(ms))
+
+    def close(self):
+        """Stop the MQTT client's task and close the event loop (end of a test)."""
+        if self._link is not None:
+            self._link.close()
+            self.loop.run_until_complete(self.clock.advance(500))
+        for t in asyncio.all_tasks(self.loop):
+            t.cancel()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
 
     def kbd_intr(self, c):
         self.intr.append(c)

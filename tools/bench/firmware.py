@@ -86,12 +86,24 @@ def run_feedback(taps: int) -> dict:
     return out
 
 
+def trend(samples: list[int], taps: int) -> int:
+    """The least-squares slope of the heap samples (taken at equal steps over `taps` taps),
+    times `taps`: growth that a single pair of samples, each ±1 KB of tap state and
+    conservative collection, cannot show."""
+    n = len(samples)
+    mx, my = (n - 1) / 2, sum(samples) / n
+    num = sum((i - mx) * (y - my) for i, y in enumerate(samples))
+    den = sum((i - mx) ** 2 for i in range(n))
+    return round(num / den * (n - 1))
+
+
 def run_micropython(taps: int, warmup: int) -> dict:
     raw = _bench_lines(SCRIPT, TAPS=taps, WARMUP=warmup)
     out: dict = {k: int(raw[k]) for k in _INTS}
     out["decision_us"] = float(raw["decision_us"])
     out["heap_samples_bytes"] = [int(x) for x in raw["heap_samples_bytes"].split(",")]
     out["tap_state_samples"] = [int(x) for x in raw["tap_state_samples"].split(",")]
+    out["heap_growth_trend_bytes"] = trend(out["heap_samples_bytes"], taps)
     out["feedback"] = {k: int(v) for k, v in
                        (kv.split("=") for kv in raw["feedback"].split(","))}
     out["interpreter"] = raw["interpreter"] + " (webassembly)"
@@ -102,7 +114,7 @@ def run_bench_firmware(args) -> int:
     taps = getattr(args, "taps", None) or 10000
     warmup = getattr(args, "warmup", None) or 1000
     result = run_micropython(taps, warmup)
-    result.update(run_feedback(getattr(args, "feedback_taps", None) or 100))
+    result.update(run_feedback(getattr(args, "feedback_taps", None) or 200))
     result["mpy_bytes"], result["mpy_files"], result["mpy_failed"] = mpy_sizes()
     result["targets"] = {"heap_peak_bytes_max": 48 * 1024,
                          "heap_peak_ok": result["heap_peak_bytes"] < 48 * 1024,

@@ -49,7 +49,16 @@ class FakeClock:
             self.now = nxt
 
 
-class _Pipe:
+class _Seam:
+    """Only the asyncio stream subset exists: anything else the client reaches for (recv,
+    settimeout, setblocking, a socket: a call that could block) fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError("the client asked a stream for %r: not in the non-blocking seam"
+                             % name)
+
+
+class _Pipe(_Seam):
     """The client's reader: bytes the broker sent."""
 
     def __init__(self):
@@ -82,7 +91,7 @@ class _Pipe:
         return b
 
 
-class _Writer:
+class _Writer(_Seam):
     def __init__(self, session):
         self.s = session
 
