@@ -8,9 +8,10 @@
 
 Each task body is a plain method taking the tick (ms), so tests drive them with a fake clock
 and no event loop; only the MQTT client's task needs one. `hw` carries every piece of
-hardware (see firmware/main.py): wlan, open_stream (firmware/runtime/net.py), systime, ntp, rtc, reader, indicator, battery, wdt, serial, reset,
-rand, default_id, kbd_intr (micropython.kbd_intr: Ctrl-C's way into the REPL), and
-optionally clock (ticks() and sleep_ms() for the MQTT client: a fake one in tests).
+hardware (see firmware/main.py): wlan, open_stream (firmware/runtime/net.py), systime, ntp,
+rtc, reader, indicator, battery, wdt, serial, reset, rand, default_id, kbd_intr
+(micropython.kbd_intr: Ctrl-C's way into the REPL), and optionally clock (ticks() and
+sleep_ms() for the MQTT client: a fake one in tests).
 """
 import gc
 import json
