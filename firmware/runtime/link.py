@@ -26,7 +26,9 @@ class MqttLink:
         self.device_id = device_id
         self.client = c = MqttClient(open_stream, device_id, keepalive,
                                      backoff or Backoff(1000, 60000),
-                                     connect_timeout * 1000, clock=clock, log=log)
+                                     connect_timeout * 1000, clock=clock)
+        if log is not None:
+            c.log = lambda m: log("mqtt: %s" % m)
         t_state = topic(device_id, "state")
         c.will = (t_state, b"offline", True, 1)
         c.birth = (t_state, b"online", True, 1)

@@ -243,23 +243,26 @@ class MqttClient:
             self.retransmitted += 1
         rx = asyncio.create_task(self._reader())
         tx = asyncio.create_task(self._writer())
+        ka = self.keepalive
         why = None
-        while why is None:
-            await clk.sleep_ms(_WATCH_MS)
-            now = clk.ticks()
-            if self._end is not None:
-                why = self._end
-            elif self._stop or self._reconf:
-                why = ""
-            elif not self.online:
-                why = "wifi down"
-            elif ticks_diff(now, self._last_rx) > self.keepalive * 1500:
-                why = "broker silent for %d s" % (ticks_diff(now, self._last_rx) // 1000)
-            elif ticks_diff(now, self._last_tx) >= self.keepalive * 500:
-                self._write(b"\xc0\x00")  # PINGREQ; the PINGRESP counts as traffic
-                self.pings += 1
-        rx.cancel()
-        tx.cancel()
+        try:
+            while why is None:
+                await clk.sleep_ms(_WATCH_MS)
+                now = clk.ticks()
+                if self._end is not None:
+                    why = self._end
+                elif self._stop or self._reconf:
+                    why = ""
+                elif not self.online:
+                    why = "wifi down"
+                elif ka and ticks_diff(now, self._last_rx) > ka * 1500:
+                    why = "broker silent for %d s" % (ticks_diff(now, self._last_rx) // 1000)
+                elif ka and ticks_diff(now, self._last_tx) >= ka * 500:
+                    self._write(b"\xc0\x00")  # PINGREQ; the PINGRESP counts as traffic
+                    self.pings += 1
+        finally:  # also when run() itself is cancelled
+            rx.cancel()
+            tx.cancel()
         return why
 
     def _close(self, clean):

@@ -110,7 +110,7 @@ class ConsoleServer:
 
     def close(self) -> None:
         self._stop.set()
-        if self.srv is None:
-            return
-        self._thread.join(timeout=2)
-        self.srv.close()
+        if self.srv is not None:
+            self._thread.join(timeout=2)
+            self.srv.close()
+        self.hw.close()  # the MQTT client's task and its event loop
