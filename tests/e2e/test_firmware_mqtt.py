@@ -1,10 +1,12 @@
 """The firmware's MQTT client (firmware/runtime/mqtt.py) from CPython through a real mosquitto,
 over the box's own net.open_stream: taps reach a fleet that acks them across a broker
 restart (resubscribed, nothing lost), a broker that accepts TCP and then says nothing, and
-refused credentials. Real time, no timing assertions: each wait is for a condition."""
+refused credentials, and TLS with a provisioned device's login up to the fleet's ack. Real
+time, no timing assertions: each wait is for a condition."""
 import asyncio
 import json
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -17,8 +19,12 @@ from firmware.runtime.link import MqttLink
 from firmware.runtime.mqtt import MqttClient
 from firmware.runtime.net import open_stream
 from firmware.ticks import ticks_ms
+from tests.e2e.conftest import ingest_worker
+from tests.helpers import find_device_with_visit_now, stored_seqs
 from tests.runtime.fakes import Clock
-from tools.broker import Broker
+from tools import pki
+from tools.broker import Broker, free_port
+from tools.up_broker import admit
 
 pytestmark = pytest.mark.e2e
 
@@ -133,4 +139,49 @@ def test_refused_credentials_back_off_and_erase_nothing(tmp_path):
     try:
         asyncio.run(scenario())
     finally:
+        broker.stop()
+
+
+def test_over_tls_with_the_device_login_a_tap_is_stored_and_acked(demo, tmp_path):
+    """The firmware's client on the boxes' TLS listener, verifying the broker with the
+    firmware's own context, logged in as a provisioned device: a tap reaches the fleet's
+    ingest worker, which stores it and acks it back."""
+    db_url, _ = demo
+    p = pki.ensure(tmp_path / "pki")
+    broker = Broker("mosquitto", workdir=tmp_path / "broker", auth=True, tls_port=free_port(),
+                    pki=p.folder).start()
+    worker = None
+    try:
+        creds, _ = admit(broker, db_url, demo[1]["devices"])
+        worker = ingest_worker(db_url, broker)
+        ident, _, (_, badge) = find_device_with_visit_now(db_url)
+        login = creds["devices"][ident]
+        core = ReaderCore(ident, Journal(str(tmp_path / "j")), Planning(), Clock())
+        link = MqttLink(core, open_stream, ident, "127.0.0.1", broker.tls_port,
+                        login["username"], login["password"], connect_timeout=5,
+                        ca=p.ca_cert.read_text(), log=lambda m: None)
+
+        async def scenario():
+            task = asyncio.create_task(link.run())
+
+            async def net_task():
+                while True:
+                    link.poll(ticks_ms(), True)
+                    await asyncio.sleep(0.05)
+            poll = asyncio.create_task(net_task())
+            assert await until(link.up, 20), link.last_error
+            core.clock.t = int(time.time())
+            core.tap(badge)
+            assert await until(lambda: core.journal.acked == 1, 30)
+            link.close()
+            await asyncio.sleep(0.3)
+            poll.cancel()
+            task.cancel()
+
+        asyncio.run(scenario())
+        assert link.tls() and link.client.refused == 0
+        assert stored_seqs(db_url, ident) == [1]
+    finally:
+        if worker is not None:
+            worker.stop()
         broker.stop()
