@@ -26,7 +26,8 @@ FEEDBACK = ROOT / "tools" / "micropython" / "bench_feedback.py"
 PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 _INTS = ("heap_code_bytes", "heap_planning_bytes", "heap_after_warmup_bytes", "heap_peak_bytes",
          "heap_growth_bytes", "heap_full_tap_state_bytes", "tap_state_full", "taps",
-         "warmup_taps", "journal_depth", "heap_growth_after_warmup_bytes")
+         "warmup_taps", "journal_depth", "heap_growth_after_warmup_bytes",
+         "heap_growth_without_tap_state_bytes")
 
 
 def mpy_sizes() -> tuple[int, int, list[str]]:
