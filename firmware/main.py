@@ -168,16 +168,6 @@ class Stdin:
         sys.stdout.write(s)
 
 
-def mqtt_factory(client_id, host, port, user, password, keepalive, ssl=None):
-    from umqtt.simple import MQTTClient
-    if ssl is None:
-        return MQTTClient(client_id, host, port, user or None, password or None, keepalive)
-    c = MQTTClient(client_id, host, port, user or None, password or None, keepalive, ssl=ssl)
-    if hasattr(c, "ssl_params"):  # umqtt.simple < 1.4 would wrap without verifying
-        raise ValueError("umqtt.simple too old for verified TLS (needs 1.4, MicroPython 1.23)")
-    return c
-
-
 class NoReader:
     """A board whose reader has no driver yet: every read reports why (status, selftest)."""
 
@@ -235,7 +225,8 @@ class Hardware:
                               scl=machine.Pin(pins.I2C_SCL), freq=pins.I2C_FREQ or 100000)
         self.default_id = "tg-" + binascii.hexlify(machine.unique_id()).decode()
         self.wlan = network.WLAN(network.STA_IF)
-        self.mqtt_factory = mqtt_factory
+        from firmware.runtime.net import open_stream
+        self.open_stream = open_stream
         self.systime = SysTime()
         self.ntp = Ntp(settings.get("ntp"))
         self.rtc = None

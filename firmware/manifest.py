@@ -4,7 +4,6 @@
 metadata(description="telegest reader box firmware", version="0.1.0")
 
 include("$(PORT_DIR)/boards/manifest.py")
-require("umqtt.simple")
 require("ntptime")
 
 package(
@@ -47,6 +46,8 @@ package(
         "runtime/health.py",
         "runtime/link.py",
         "runtime/maintenance.py",
+        "runtime/mqtt.py",
+        "runtime/net.py",
         "runtime/safemode.py",
         "runtime/settings.py",
         "runtime/taps.py",

@@ -342,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "the reader's logic on real MicroPython: heap, time per tap, .mpy size")
     f.add_argument("--json", action="store_true", help="print only the JSON result")
     f.add_argument("--taps", type=at.positive_int, default=10000)
-    f.add_argument("--warmup", type=at.count, default=3000)
+    f.add_argument("--warmup", type=at.count, default=1000)
+    f.add_argument("--feedback-taps", type=at.positive_int, default=200,
+                   help="taps per network mode for tap_feedback_ms_p99")
     bf = command(bench, "fleet", cmd_bench_fleet,
                  "N devices connected to a real mosquitto sending health and taps to one fleet "
                  "worker: health rate, backlog, planning push, tap-to-stored p99")

@@ -1,14 +1,17 @@
 """The reader box's main loop: asyncio tasks over the runtime's pollable parts.
 
     reader   every 50 ms: read a card, ReaderCore.tap, feedback (see taps.py)
-    net      every 100 ms: Wi-Fi, MQTT link, NTP, health reports
+    net      every 100 ms: Wi-Fi, NTP, health reports, messages to and from the MQTT link
+    mqtt     the MQTT client's own task (firmware/runtime/mqtt.py): all its network waits
     console  every 50 ms: the technician's serial commands
     main     every second: uptime, watchdog, boot counter, safe-mode timer, reboot
 
 Each task body is a plain method taking the tick (ms), so tests drive them with a fake clock
-and no event loop. `hw` carries every piece of hardware (see firmware/main.py):
-wlan, mqtt_factory, systime, ntp, rtc, reader, indicator, battery, wdt, serial, reset,
-rand, default_id, and kbd_intr (micropython.kbd_intr: Ctrl-C's way into the REPL).
+and no event loop; only the MQTT client's task needs one. `hw` carries every piece of
+hardware (see firmware/main.py): wlan, open_stream (firmware/runtime/net.py), systime, ntp,
+rtc, reader, indicator, battery, wdt, serial, reset, rand, default_id, kbd_intr
+(micropython.kbd_intr: Ctrl-C's way into the REPL), and optionally clock (ticks() and
+sleep_ms() for the MQTT client: a fake one in tests).
 """
 import gc
 import json
@@ -102,9 +105,10 @@ class Runtime:
                                fw=updater.fw if updater else self.fw, updater=updater, sos=sos)
         self.feedback = Feedback(self.hw.indicator)
         self.taps = TapLoop(self.hw.reader, self.core, self.feedback)
-        self.link = MqttLink(self.core, self.hw.mqtt_factory, self.device_id, s["host"],
+        self.link = MqttLink(self.core, self.hw.open_stream, self.device_id, s["host"],
                              s["port"], s["user"], s["pass"],
-                             backoff=Backoff(1000, 60000, rand=self.hw.rand), ca=s["ca"])
+                             backoff=Backoff(1000, 60000, rand=self.hw.rand), ca=s["ca"],
+                             clock=getattr(self.hw, "clock", None), log=log)
         self.health = HealthReporter(self.core, self.link, self.wifi, self.taps,
                                      self.hw.battery, s["health_s"])
 
@@ -209,12 +213,8 @@ class Runtime:
                "wdt_starved": self.wd.starved}
         if self.core is not None:
             out.update(self.core.counters())
-            k = self.link
-            out.update({"mqtt_connects": k.connects, "mqtt_failures": k.failures,
-                        "mqtt_drops": k.drops, "published": k.published,
-                        "received": k.received, "health_replaced": k.health_replaced,
-                        "reader_errors": self.taps.errors, "taps": self.taps.taps,
-                        "mqtt_error": k.last_error})
+            out.update(self.link.counters())
+            out.update({"reader_errors": self.taps.errors, "taps": self.taps.taps})
         return out
 
     # -- asyncio ----------------------------------------------------------------------------
@@ -228,6 +228,12 @@ class Runtime:
             # The task is over: the watchdog stops being fed and resets the box.
             log("task %s died: %s: %s" % (name, type(e).__name__, e))
 
+    async def _mqtt(self):
+        try:
+            await self.link.run()
+        except Exception as e:  # the client catches its own: this is a bug, said
+            log("task mqtt died: %s: %s" % (type(e).__name__, e))
+
     async def run(self, seconds=None):
         """Run the tasks; forever on the box, `seconds` in tests."""
         import asyncio
@@ -237,10 +243,13 @@ class Runtime:
                  asyncio.create_task(self._every(50, self.console_step, "console"))]
         if not self.safe:
             tasks.append(asyncio.create_task(self._every(50, self.reader_step, "reader")))
+            tasks.append(asyncio.create_task(self._mqtt()))
         start = ticks_ms()
         while seconds is None or ticks_diff(ticks_ms(), start) < seconds * 1000:
             self.main_step(ticks_ms())
             await _sleep_ms(asyncio, 1000 if seconds is None else 50)
+        if self.link is not None:
+            self.link.close()
         for t in tasks:
             t.cancel()
 

@@ -1,8 +1,8 @@
 """TLS to the broker: a client context that verifies the broker against the provisioned CA.
 
 The same code on the box (MicroPython >= 1.23, whose `ssl` module has SSLContext, and whose
-micropython-lib umqtt.simple >= 1.4 takes `ssl=<SSLContext>` and wraps its socket with
-`server_hostname=<broker host>`) and on CPython (the virtual reader, tools/sim/reader.py).
+asyncio.open_connection takes `ssl=<SSLContext>` and `server_hostname=<broker host>`, as
+firmware/runtime/net.py passes them) and on CPython (the virtual reader, tools/sim/reader.py).
 mbedTLS on the ESP32 and OpenSSL both then check the chain up to that CA and the broker's name
 (a SAN of its certificate); a broker they cannot verify is never sent the box's password.
 """

@@ -23,16 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.micropython, pytest.mark.virtual_hw,
 AP = ("tg-net", "the pass")
 DEVICE = "box-7"
 
-# The seam agreed with the firmware's MQTT client (issue 15): firmware/runtime/net.py. Until that
-# client is merged the checkout has no net.py, and the board gets this one, the agreed default.
-NET_PY = """import asyncio
-
-
-async def open_stream(host, port, ssl=None):
-    return await asyncio.open_connection(host, port, ssl=ssl)
-"""
-
-# Run on the board. MQTT packets spelled byte by byte, as the firmware's client will send them.
+# Run on the board. MQTT packets spelled byte by byte, as the firmware's client
+# (firmware/runtime/mqtt.py) sends them.
 PROBE = r"""
 import asyncio
 import _vboxnet
@@ -126,9 +118,6 @@ def board(tmp_path):
     install = tmp_path / "install"
     shutil.copytree(ROOT / "firmware", install / "lib" / "firmware",
                     ignore=shutil.ignore_patterns("__pycache__", "main.py", "boot.py"))
-    net_py = install / "lib" / "firmware" / "runtime" / "net.py"
-    if not net_py.exists():
-        net_py.write_text(NET_PY)
     try:
         b = VirtualBoard(box=True, ap=AP, install=install).start()
     except VirtualBoardError as e:
@@ -271,3 +260,45 @@ def test_streams_lose_nothing_to_a_timeout_and_die_with_the_wifi(board):
         server.close()
     assert out == ["timed out", "exact b'hello world'", "line b'a line\\n'", "into 4 b'abcd'",
                    "wifi gone errno 107", "no wifi errno 113", "ssl errno 95", "done"]
+
+
+CLIENT_PROBE = r"""
+import asyncio
+from firmware.runtime.backoff import Backoff
+from firmware.runtime.mqtt import MqttClient
+from firmware.runtime.net import open_stream
+TICKS = [0]
+
+async def ticker():
+    while True:
+        TICKS[0] += 1
+        await asyncio.sleep_ms(10)
+
+c = MqttClient(open_stream, "x", 60, Backoff(300, 600), 1000, log=lambda m: None)
+"""
+
+
+def test_the_firmware_client_leaves_a_silent_broker_without_holding_the_board(board):
+    """The firmware's own MQTT client on the box, against a broker that accepts TCP and never
+    answers: each connect ends after its 1 s CONNACK timeout and is retried after the
+    back-off, while another task keeps ticking (umqtt.simple, which blocked here, is gone)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    try:
+        board.exec(CLIENT_PROBE)
+        board.exec(f"c.configure('127.0.0.1', {port})\nasyncio.create_task(c.run())\n"
+                   "T = asyncio.create_task(ticker())")
+        wait_until(lambda: board.eval("c.timeouts") >= 2, 30, interval=0.2,
+                   what="two connects timed out")
+        before = board.eval("TICKS[0]")
+        wait_until(lambda: board.eval("TICKS[0]") >= before + 5, 10, interval=0.05,
+                   what="the ticker")
+        state = board.eval("(c.state != 'up', 'no CONNACK within 1000 ms' in c.last_error, "
+                           "c.connects)")
+        board.exec("c.stop()\nT.cancel()")
+    finally:
+        server.close()
+    assert state == (True, True, 0)

@@ -63,6 +63,7 @@ class ConsoleServer:
             self.rt.console_step(self.now)
             if self.now % 1000 == 0:
                 self.rt.main_step(self.now)
+            self.hw.run_network(self.rt, 50)  # the MQTT client's task, on the fake clock
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -109,7 +110,7 @@ class ConsoleServer:
 
     def close(self) -> None:
         self._stop.set()
-        if self.srv is None:
-            return
-        self._thread.join(timeout=2)
-        self.srv.close()
+        if self.srv is not None:
+            self._thread.join(timeout=2)
+            self.srv.close()
+        self.hw.close()  # the MQTT client's task and its event loop

@@ -27,13 +27,13 @@ def test_provision_installs_the_ca_and_the_box_connects_over_tls(demo, api_serve
     rt = console_server.rt
     assert rt.settings.get("ca") == ca and rt.status()["tls"] is True
     assert any("connected to mqtt.agency.example:8883 as r-0042 over TLS" in s for s in said)
-    ctx = console_server.hw.mqtt_factory.contexts[-1]
+    ctx = console_server.hw.net.contexts[-1]
     assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED
     # provisioned again with --plain: the CA is cleared, the box talks in clear
     provision(console_server.url, api, "r-0042", "mqtt.agency.example", 1883, wait_s=20,
               say=said.append, ca="")
     assert console_server.rt.settings.get("ca") == "" and not console_server.rt.status()["tls"]
-    assert console_server.hw.mqtt_factory.contexts[-1] is None
+    assert console_server.hw.net.contexts[-1] is None
 
 
 def test_without_ca_the_default_is_up_s_when_the_box_goes_to_its_tls_port(tmp_path, capsys):

@@ -7,6 +7,18 @@ import sys
 MP = sys.implementation.name == "micropython"
 
 
+def check(cond, what=""):
+    """assert cond, what: for the cases that say what they check."""
+    if not cond:
+        raise AssertionError(what)
+
+
+def eq(a, b, what=""):
+    """assert a == b, with both values in the message."""
+    if a != b:
+        raise AssertionError("%s: %r != %r" % (what, a, b))
+
+
 class raises:
     """`with raises(CodecError): ...` or `raises(CodecError, fn, *args)`, as pytest.raises.
     `.value` is the exception caught."""

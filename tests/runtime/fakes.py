@@ -1,10 +1,16 @@
-"""Fakes for the runtime's hardware seams: WLAN, an umqtt-like client over a fake broker
-with a fleet that stores and acks, clock, NFC reader, indicator, serial port, WDT, I2C."""
+"""Fakes for the runtime's hardware seams: WLAN, clock, NFC reader, indicator, serial port,
+WDT, I2C; the network and its broker (with a fleet that stores and acks) are the MicroPython-safe
+FakeNet and FakeClock of tests/firmware/mqttfake.py, shared with the firmware's
+MQTT client tests."""
 from __future__ import annotations
 
-import json
+import asyncio
 
 from firmware.runtime.ds3231 import dec2bcd
+from tests.firmware.mqttfake import FakeClock, FakeNet
+
+
+MADE: list = []  # every Hw, closed by tests/runtime/conftest.py after each test
 
 
 class FakeWLAN:
@@ -54,147 +60,6 @@ class FakeWLAN:
 
     def ifconfig(self):
         return ("192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1")
-
-
-class FakeBroker:
-    """What the broker and the fleet do: retained messages, subscriptions, and a fleet that
-    stores clock events by seq and acks the highest gap-free seq (QoS 1 may duplicate)."""
-
-    def __init__(self):
-        self.up = True
-        self.retained: dict[str, bytes] = {}
-        self.stored: dict[tuple[str, int], dict] = {}
-        self.published: list[tuple[str, bytes, bool, int]] = []
-        self.clients: list[FakeClient] = []
-        self.fleet_acks = True
-
-    def connected(self):
-        return [c for c in self.clients if c.connected]
-
-    def receive(self, client, topic, msg, retain, qos):
-        self.published.append((topic, msg, retain, qos))
-        if retain:
-            self.retained[topic] = msg
-        parts = topic.split("/")
-        if parts[3:] == ["up", "clock"]:
-            dev = parts[2]
-            for e in json.loads(msg)["events"]:
-                self.stored[(dev, e["seq"])] = e
-            if self.fleet_acks:
-                ack = 0
-                while (dev, ack + 1) in self.stored:
-                    ack += 1
-                self.deliver("tg/v1/%s/down/ack" % dev,
-                             json.dumps({"ack": ack, "rejected": []}).encode())
-
-    def deliver(self, topic, msg):
-        for c in self.connected():
-            for pattern in c.subs:
-                if pattern.endswith("#") and topic.startswith(pattern[:-1]) or pattern == topic:
-                    c.inbox.append((topic.encode(), msg))
-
-    def lose(self, client):
-        """The connection dies without a DISCONNECT: the will is published."""
-        if client.connected:
-            client.connected = False
-            if client.will:
-                t, m, retain, qos = client.will
-                self.receive(None, t, m, retain, qos)
-
-
-class FakeSock:
-    def __init__(self, client):
-        self.client = client
-
-    def close(self):
-        self.client.broker.lose(self.client)
-
-
-class FakeClient:
-    """The umqtt.simple API. `faults` is a shared list of method names: the next call of
-    that method raises OSError (and kills the connection, as a dead socket would)."""
-
-    def __init__(self, broker, faults, client_id, host, port, user, password, keepalive):
-        self.broker = broker
-        self.faults = faults
-        self.client_id, self.host, self.port = client_id, host, port
-        self.user, self.password, self.keepalive = user, password, keepalive
-        self.cb = None
-        self.will = None
-        self.connected = False
-        self.subs: list[str] = []
-        self.inbox: list[tuple[bytes, bytes]] = []
-        self.pings = 0
-        self.calls: list[str] = []
-        self.sock = FakeSock(self)
-        broker.clients.append(self)
-
-    def _io(self, name):
-        self.calls.append(name)
-        if name in self.faults:
-            self.faults.remove(name)
-            self.broker.lose(self)
-            raise OSError(104, "ECONNRESET")
-        if name != "connect" and not self.connected:
-            raise OSError(104, "ECONNRESET")
-        if not self.broker.up:
-            self.broker.lose(self)
-            raise OSError(113, "EHOSTUNREACH")
-
-    def set_callback(self, f):
-        self.cb = f
-
-    def set_last_will(self, topic, msg, retain=False, qos=0):
-        self.will = (topic, msg, retain, qos)
-
-    def connect(self, clean_session=True, timeout=None):
-        self._io("connect")
-        self.connected = True
-        self.clean_session = clean_session
-        return False
-
-    def subscribe(self, topic, qos=0):
-        self._io("subscribe")
-        self.subs.append(topic)
-
-    def publish(self, topic, msg, retain=False, qos=0):
-        self._io("publish")
-        self.broker.receive(self, topic, msg, retain, qos)
-        if qos == 1:  # umqtt waits for the PUBACK and handles what comes meanwhile
-            self._deliver_one()
-
-    def _deliver_one(self):
-        if self.inbox:
-            t, m = self.inbox.pop(0)
-            self.cb(t, m)
-            return 0x30
-        return None
-
-    def check_msg(self):
-        self._io("check_msg")
-        return self._deliver_one()
-
-    def ping(self):
-        self._io("ping")
-        self.pings += 1
-
-    def disconnect(self):
-        self.calls.append("disconnect")
-        self.connected = False  # clean: no will
-
-
-class Factory:
-    def __init__(self, broker):
-        self.broker = broker
-        self.faults: list[str] = []
-        self.made: list[FakeClient] = []
-        self.contexts: list = []  # the `ssl` context of each client made (None: in clear)
-
-    def __call__(self, *args, ssl=None):
-        c = FakeClient(self.broker, self.faults, *args)
-        self.made.append(c)
-        self.contexts.append(ssl)
-        return c
 
 
 class Clock:
@@ -327,11 +192,15 @@ class WDT:
 class Hw:
     """Everything Runtime takes from firmware/main.py's Hardware, faked."""
 
-    def __init__(self, broker=None, rtc=None):
-        self.broker = broker or FakeBroker()
+    def __init__(self, rtc=None):
+        self.clock = FakeClock()  # the MQTT client's ticks and sleeps
+        self.broker = self.net = FakeNet(self.clock)
+        self.open_stream = self.net.open_stream
+        self.loop = asyncio.new_event_loop()
+        self._link = self._task = None
+        MADE.append(self)
         self.default_id = "r1"
         self.wlan = FakeWLAN()
-        self.mqtt_factory = Factory(self.broker)
         self.systime = SysTime(1795420000)
         self.ntp = Ntp(1795420000)
         self.rtc = rtc
@@ -343,6 +212,27 @@ class Hw:
         self.resets = 0
         self.rand = None
         self.intr = []  # what kbd_intr was given, in order
+
+    def run_network(self, rt, ms):
+        """The box's event loop for `ms` of the fake clock: the MQTT client's task (started
+        for rt.link, stopped for a link a reboot left behind) does its network work."""
+        if rt.link is not self._link:
+            if self._link is not None:
+                self._link.close()
+            self._link = rt.link
+            if rt.link is not None:
+                self._task = self.loop.create_task(rt.link.run())
+        self.loop.run_until_complete(self.clock.advance(ms))
+
+    def close(self):
+        """Stop the MQTT client's task and close the event loop (end of a test)."""
+        if self._link is not None:
+            self._link.close()
+            self.loop.run_until_complete(self.clock.advance(500))
+        for t in asyncio.all_tasks(self.loop):
+            t.cancel()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
 
     def kbd_intr(self, c):
         self.intr.append(c)

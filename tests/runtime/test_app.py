@@ -41,6 +41,7 @@ def steps(rt, start, end, every=50):
         rt.console_step(now)
         if now % 1000 == 0:
             rt.main_step(now)
+        rt.hw.run_network(rt, every)  # the MQTT client's task, on the fake clock
 
 
 def ask(rt, hw, line, now=0):
@@ -61,7 +62,7 @@ def test_tap_to_fleet_ack_through_the_loop(tmp_path):
     steps(rt, 2000, 3000)
     assert hw.indicator.calls[0] == ("red", 400)  # no planning yet: not on the allow-list
     assert ("r1", 1) in hw.broker.stored and rt.core.journal.acked == 1
-    health = [m for t, m, _, _ in hw.broker.published if t == "tg/v1/r1/up/health"]
+    health = [m[1] for m in hw.broker.published if m[0] == "tg/v1/r1/up/health"]
     assert health and json.loads(health[0])["rd"] == "ok"
 
 
@@ -211,8 +212,7 @@ def test_set_commands_save_and_apply(tmp_path):
     assert ask(rt, hw, "broker set host mqtt.example.org") == "ok"
     assert ask(rt, hw, "broker set port 8883") == "ok"
     steps(rt, 1500, 2000)
-    assert (hw.mqtt_factory.made[-1].host, hw.mqtt_factory.made[-1].port) == (
-        "mqtt.example.org", 8883)
+    assert hw.net.opened[-1] == ("mqtt.example.org", 8883)
     assert ask(rt, hw, "broker set id box-7") == "ok"
     b = json.loads(ask(rt, hw, "broker"))
     assert b["id"] == "r1" and b["id_setting"] == "box-7" and b["reboot_needed"]
@@ -344,7 +344,9 @@ def test_corrupt_settings_file_boots_with_defaults_and_says_so(tmp_path):
 
 # -- asyncio on CPython ----------------------------------------------------------------------------
 def test_asyncio_loop_runs_tap_to_ack_and_feedback_within_300_ms(tmp_path):
-    hw, rt = runtime(tmp_path)
+    hw = Hw()
+    hw.clock = None  # the MQTT client on the real clock, in the real event loop
+    hw, rt = runtime(tmp_path, hw)
     shown = []
 
     class Reader:

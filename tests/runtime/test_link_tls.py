@@ -7,7 +7,7 @@ import pytest
 
 from firmware.runtime.settings import Settings, check, digest
 from firmware.runtime.tls import client_context
-from tests.runtime.test_link import make
+from tests.runtime.test_link import Box
 from tools import pki
 
 BAD_CA = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
@@ -18,41 +18,38 @@ def ca_pem(tmp_path_factory):
     return pki.init_ca(tmp_path_factory.mktemp("pki")).ca_cert.read_text()
 
 
-def tls_link(tmp_path, ca):
-    """(client factory, link) of a box holding `ca`."""
-    _, factory, _, _, link = make(tmp_path, ca=ca)
-    return factory, link
-
-
 def test_a_link_with_a_ca_connects_with_a_verifying_context(tmp_path, ca_pem):
-    factory, link = tls_link(tmp_path, ca_pem)
-    link.poll(0)
-    assert link.up() and link.tls()
-    ctx = factory.contexts[0]
+    b = Box(tmp_path, ca=ca_pem)
+    b.run(300)
+    assert b.link.up() and b.link.tls()
+    ctx = b.net.contexts[0]
     assert isinstance(ctx, ssl.SSLContext)
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
     assert [c["subject"] for c in ctx.get_ca_certs()] == [
         ((("organizationName", "telegest"),), (("commonName", "telegest broker CA"),))]
+    b.close()
 
 
 def test_a_ca_that_does_not_load_never_falls_back_to_clear(tmp_path):
-    factory, link = tls_link(tmp_path, BAD_CA)
-    link.poll(0)
-    assert factory.made == [] and factory.contexts == []
-    assert link.status() == "down" and link.failures == 1
-    assert link.last_error.startswith("ValueError: cannot load the CA certificate")
+    b = Box(tmp_path, ca=BAD_CA)
+    b.run(3000)
+    assert b.net.opened == [] and b.net.contexts == []
+    assert b.link.status() == "down" and b.link.failures == 1
+    assert b.link.last_error.startswith("ValueError: cannot load the CA certificate")
+    b.close()
 
 
 def test_configure_a_new_ca_or_none(tmp_path, ca_pem):
-    factory, link = tls_link(tmp_path, BAD_CA)
-    link.poll(0)
-    link.configure("broker.local", 8883, "r1", "secret", ca_pem)
-    link.poll(10)
-    assert link.up() and factory.contexts[-1] is not None
-    link.configure("broker.local", 1883, "r1", "secret", "")
-    link.poll(20)
-    assert link.up() and not link.tls() and factory.contexts[-1] is None
+    b = Box(tmp_path, ca=BAD_CA)
+    b.run(300)
+    b.link.configure("broker.local", 8883, "r1", "secret", ca_pem)
+    b.run(300)
+    assert b.link.up() and b.net.contexts[-1] is not None
+    b.link.configure("broker.local", 1883, "r1", "secret", "")
+    b.run(300)
+    assert b.link.up() and not b.link.tls() and b.net.contexts[-1] is None
+    b.close()
 
 
 def test_the_ca_setting_is_a_pem_certificate(ca_pem, tmp_path):

@@ -2,9 +2,9 @@
 
 The journal lives in a directory (the box's flash), the decision and the sender are the
 firmware's `ReaderCore`, and the network is a paho client speaking MQTT 3.1.1 like the box's
-umqtt. A tap comes from `tap()` (tests, `telegest device tap` through the control topic
-`sim/v1/<device>/tap`). Killing the process is a power cut: the journal on disk is what the
-next start finds. Given the broker's CA (`ca`, PEM text, as provisioned on a box) it speaks TLS
+client (firmware/runtime/mqtt.py). A tap comes from `tap()` (tests, `telegest device tap`
+through the control topic `sim/v1/<device>/tap`). Killing the process is a power cut: the
+journal on disk is what the next start finds. Given the broker's CA (`ca`, PEM text, as provisioned on a box) it speaks TLS
 and verifies the broker with the firmware's own context (firmware/runtime/tls.py); a broker it
 cannot verify is logged with the reason (`link_error`) and retried, the journal kept.
 """

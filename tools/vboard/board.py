@@ -45,7 +45,8 @@ class VirtualBoard:
     raw_paste=False makes the board refuse raw-paste mode, as older firmware does.
 
     box=True makes it the reader box (docs/virtual-board.md, "The virtual reader box"): the
-    stand-ins for machine, network, socket, ntptime and umqtt.simple, with the virtual
+    stand-ins for machine, network, socket and ntptime, asyncio.open_connection bridged to
+    Node's `net` (rom/_vboxnet.py), with the virtual
     access point `ap` = (ssid, password), `uarts` = {uart id: (host, port)} wired to
     simulators (the PN532 simulator's TCP port), and `unique_id` (hex) for machine.unique_id().
     install: a host folder laid on the board's / before the first boot (the firmware and its

@@ -16,9 +16,10 @@
 //    holds the flow-control dialogue and hands the collected source to the raw REPL;
 //  - soft reset: the port returns PYEXEC_FORCED_EXIT, the bridge starts a fresh interpreter
 //    and carries the filesystem over, as a board keeps its flash.
-//  - with --box, the reader box: stand-ins for machine, network, socket, ntptime and
-//    umqtt.simple (tools/vboard/rom/, put on the board's path as its frozen modules), the
-//    wires out (netbridge.mjs; streams.mjs for the firmware's asyncio net.py seam), and main.py's asyncio program running on the JS event loop
+//  - with --box, the reader box: stand-ins for machine, network, socket and ntptime
+//    (tools/vboard/rom/, put on the board's path as its frozen modules), the wires out
+//    (netbridge.mjs; streams.mjs for asyncio.open_connection, which the firmware's
+//    net.py seam calls), and main.py's asyncio program running on the JS event loop
 //    with the serial line as its sys.stdin until Ctrl-C, as on a board (the interrupt
 //    character micropython.kbd_intr sets, which rom/_vboxboot.py passes on to the bridge).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
