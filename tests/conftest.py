@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, WorkerProcess
+from tests.helpers import ROOT, WorkerProcess, worker_database_url
 from tools.broker import Broker, free_port, wait_port
 from tools.up import seed
 
@@ -64,10 +64,19 @@ def session(engine):
         yield s
 
 
-@pytest.fixture
-def pg_database_url() -> str:
-    """The PostgreSQL test database, emptied (schema public dropped and recreated)."""
+@pytest.fixture(scope="session")
+def _pg_worker_url() -> str | None:
+    """TELEGEST_TEST_DATABASE_URL, or under pytest-xdist this worker's own database beside it
+    (`test_gw0`, ..., created when absent: tests.helpers.worker_database_url)."""
     url = os.environ.get("TELEGEST_TEST_DATABASE_URL")
+    return worker_database_url(url) if url else None
+
+
+@pytest.fixture
+def pg_database_url(_pg_worker_url) -> str:
+    """The PostgreSQL test database (this xdist worker's), emptied (schema public dropped and
+    recreated)."""
+    url = _pg_worker_url
     if not url:
         pytest.fail("TELEGEST_TEST_DATABASE_URL is not set: postgres tests need a server")
     import sqlalchemy as sa
@@ -140,42 +149,7 @@ def api_server(demo, tmp_path):
         log.close()
 
 
-# -- CI gate: every marker collects tests, nothing is skipped ------------------------------------
-REQUIRED_MARKERS = ("e2e", "chaos", "micropython", "virtual_hw", "browser", "postgres")
-_skipped: list[str] = []
-_marker_counts: dict[str, int] = {}
-
-
-def _require_all() -> bool:
-    return os.environ.get("TELEGEST_REQUIRE_ALL_MARKERS") == "1"
-
-
-def pytest_collection_modifyitems(session, config, items):
-    for name in REQUIRED_MARKERS:
-        _marker_counts[name] = sum(1 for item in items if item.get_closest_marker(name))
-
-
-def pytest_runtest_logreport(report):
-    if report.skipped:
-        _skipped.append(report.nodeid)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if not _require_all():
-        return
-    empty = [m for m in REQUIRED_MARKERS if not _marker_counts.get(m)]
-    problems = []
-    if empty:
-        problems.append(f"markers that collected no test: {', '.join(empty)}")
-    if _skipped:
-        problems.append(f"{len(_skipped)} skipped test(s), CI runs everything: "
-                        + ", ".join(_skipped[:5]))
-    if problems:
-        print("\nCI gate failed: " + "; ".join(problems))
-        session.exitstatus = 1
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _marker_counts:
-        counts = ", ".join(f"{m}={_marker_counts.get(m, 0)}" for m in REQUIRED_MARKERS)
-        terminalreporter.write_line(f"tests per marker: {counts}")
+# -- CI gate: every marker collects tests, nothing is skipped (tests/gate.py, xdist-aware) ------
+from tests.gate import (  # noqa: E402,F401 (hooks: pytest finds them by name in this module)
+    pytest_collection_modifyitems, pytest_runtest_logreport,
+    pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown)
