@@ -6,8 +6,10 @@ fail (never skip) when it is not set.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,12 +47,47 @@ def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'telegest.db'}"
 
 
-@pytest.fixture
-def engine(database_url):
-    """An engine on the fresh SQLite database, migrated to the latest schema."""
-    from fleet.db import make_engine, migrate
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory) -> Path:
+    """One SQLite database migrated to the latest schema, made once per test process: a
+    test's database starts as a copy of it (migrating anew was most of a small test's time)."""
+    import sqlite3
 
-    migrate(database_url)
+    from fleet.db import migrate
+
+    path = tmp_path_factory.mktemp("migrated") / "telegest.db"
+    migrate(f"sqlite:///{path}")
+    c = sqlite3.connect(path)
+    try:  # everything in the file itself, nothing left in a -wal beside it
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        c.close()
+    return path
+
+
+def migrated(database_url: str, template: Path) -> None:
+    """`database_url` at the latest schema: a copy of `template` (0600, as fleet.db makes
+    SQLite files) when it is a SQLite file not made yet, otherwise migrated."""
+    from sqlalchemy.engine import make_url
+
+    from fleet.db import migrate
+    from fleet.private_files import create_private
+
+    u = make_url(database_url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") \
+            or Path(u.database).exists():
+        migrate(database_url)
+        return
+    create_private(u.database)
+    shutil.copyfile(template, u.database)
+
+
+@pytest.fixture
+def engine(database_url, _migrated_sqlite):
+    """An engine on the fresh SQLite database, migrated to the latest schema."""
+    from fleet.db import make_engine
+
+    migrated(database_url, _migrated_sqlite)
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
@@ -99,8 +136,9 @@ def mosquitto(tmp_path):
 
 
 @pytest.fixture
-def demo(database_url):
+def demo(database_url, _migrated_sqlite):
     """(database url, what seed_demo returned) for the demo agency with today's planning."""
+    migrated(database_url, _migrated_sqlite)
     return database_url, seed(database_url)
 
 
