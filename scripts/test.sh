@@ -7,4 +7,8 @@ bash scripts/install-test-deps.sh
 export TELEGEST_TEST_DATABASE_URL="${TELEGEST_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
 # the full run (no arguments) must collect every marker and skip nothing
 [ $# -gt 0 ] || export TELEGEST_REQUIRE_ALL_MARKERS=1
-exec .venv/bin/python -m pytest -q "$@"
+# side by side (pytest-xdist, docs/testing.md): the tests mostly wait (brokers, boards, browsers
+# starting, acks), so more workers than cores; each has its own ports and PostgreSQL database.
+# TELEGEST_TEST_WORKERS=0 runs them in this one process; `-n N` in the arguments wins too.
+workers="${TELEGEST_TEST_WORKERS:-6}"
+exec .venv/bin/python -m pytest -q -n "$workers" --dist loadgroup "$@"
