@@ -10,5 +10,5 @@ export TELEGEST_TEST_DATABASE_URL="${TELEGEST_TEST_DATABASE_URL:-postgresql+psyc
 # side by side (pytest-xdist, docs/testing.md): the tests mostly wait (brokers, boards, browsers
 # starting, acks), so more workers than cores; each has its own ports and PostgreSQL database.
 # TELEGEST_TEST_WORKERS=0 runs them in this one process; `-n N` in the arguments wins too.
-workers="${TELEGEST_TEST_WORKERS:-6}"
+workers="${TELEGEST_TEST_WORKERS:-4}"
 exec .venv/bin/python -m pytest -q -n "$workers" --dist loadgroup "$@"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, WorkerProcess, worker_database_url
+from tests.helpers import READY_S, ROOT, WorkerProcess, worker_database_url
 from tools.broker import Broker, free_port, wait_port
 from tools.up import seed
 
@@ -178,7 +178,7 @@ def api_server(demo, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "fleet", "api", "--db", demo[0],
                              "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not wait_port("127.0.0.1", port, 30):
+        if not wait_port("127.0.0.1", port, READY_S):
             raise AssertionError((tmp_path / "api.log").read_text())
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -19,6 +19,10 @@ from tools.sim.run import configs_from_db
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
 PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+# how long a service a test starts (`telegest fleet api`...) may take to listen: its start
+# costs a few seconds of CPU, many more when the suite runs side by side on a loaded machine.
+# A bound, not a figure: a service that is ready goes on at once.
+READY_S = 120
 
 
 def run_mp(script: Path, *runner_args: str, timeout: float = 240) -> subprocess.CompletedProcess:
