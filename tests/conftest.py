@@ -145,9 +145,11 @@ def demo(database_url, _migrated_sqlite):
 @pytest.fixture
 def worker(demo, mosquitto, tmp_path):
     w = WorkerProcess(demo[0], mosquitto.host, mosquitto.port, tmp_path / "worker.log")
-    w.start().wait_ready()
-    yield w
-    w.stop()
+    try:  # stopped even when it never gets ready: no worker left running after the test
+        w.start().wait_ready()
+        yield w
+    finally:
+        w.stop()
 
 
 @pytest.fixture
