@@ -6,12 +6,14 @@ fail (never skip) when it is not set.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, WorkerProcess
+from tests.helpers import READY_S, ROOT, WorkerProcess, worker_database_url
 from tools.broker import Broker, free_port, wait_port
 from tools.up import seed
 
@@ -45,12 +47,47 @@ def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'telegest.db'}"
 
 
-@pytest.fixture
-def engine(database_url):
-    """An engine on the fresh SQLite database, migrated to the latest schema."""
-    from fleet.db import make_engine, migrate
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory) -> Path:
+    """One SQLite database migrated to the latest schema, made once per test process: a
+    test's database starts as a copy of it (migrating anew was most of a small test's time)."""
+    import sqlite3
 
-    migrate(database_url)
+    from fleet.db import migrate
+
+    path = tmp_path_factory.mktemp("migrated") / "telegest.db"
+    migrate(f"sqlite:///{path}")
+    c = sqlite3.connect(path)
+    try:  # everything in the file itself, nothing left in a -wal beside it
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        c.close()
+    return path
+
+
+def migrated(database_url: str, template: Path) -> None:
+    """`database_url` at the latest schema: a copy of `template` (0600, as fleet.db makes
+    SQLite files) when it is a SQLite file not made yet, otherwise migrated."""
+    from sqlalchemy.engine import make_url
+
+    from fleet.db import migrate
+    from fleet.private_files import create_private
+
+    u = make_url(database_url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") \
+            or Path(u.database).exists():
+        migrate(database_url)
+        return
+    create_private(u.database)
+    shutil.copyfile(template, u.database)
+
+
+@pytest.fixture
+def engine(database_url, _migrated_sqlite):
+    """An engine on the fresh SQLite database, migrated to the latest schema."""
+    from fleet.db import make_engine
+
+    migrated(database_url, _migrated_sqlite)
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
@@ -64,10 +101,19 @@ def session(engine):
         yield s
 
 
-@pytest.fixture
-def pg_database_url() -> str:
-    """The PostgreSQL test database, emptied (schema public dropped and recreated)."""
+@pytest.fixture(scope="session")
+def _pg_worker_url() -> str | None:
+    """TELEGEST_TEST_DATABASE_URL, or under pytest-xdist this worker's own database beside it
+    (`test_gw0`, ..., created when absent: tests.helpers.worker_database_url)."""
     url = os.environ.get("TELEGEST_TEST_DATABASE_URL")
+    return worker_database_url(url) if url else None
+
+
+@pytest.fixture
+def pg_database_url(_pg_worker_url) -> str:
+    """The PostgreSQL test database (this xdist worker's), emptied (schema public dropped and
+    recreated)."""
+    url = _pg_worker_url
     if not url:
         pytest.fail("TELEGEST_TEST_DATABASE_URL is not set: postgres tests need a server")
     import sqlalchemy as sa
@@ -90,17 +136,20 @@ def mosquitto(tmp_path):
 
 
 @pytest.fixture
-def demo(database_url):
+def demo(database_url, _migrated_sqlite):
     """(database url, what seed_demo returned) for the demo agency with today's planning."""
+    migrated(database_url, _migrated_sqlite)
     return database_url, seed(database_url)
 
 
 @pytest.fixture
 def worker(demo, mosquitto, tmp_path):
     w = WorkerProcess(demo[0], mosquitto.host, mosquitto.port, tmp_path / "worker.log")
-    w.start().wait_ready()
-    yield w
-    w.stop()
+    try:  # stopped even when it never gets ready: no worker left running after the test
+        w.start().wait_ready()
+        yield w
+    finally:
+        w.stop()
 
 
 @pytest.fixture
@@ -131,7 +180,7 @@ def api_server(demo, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "fleet", "api", "--db", demo[0],
                              "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        if not wait_port("127.0.0.1", port, 30):
+        if not wait_port("127.0.0.1", port, READY_S):
             raise AssertionError((tmp_path / "api.log").read_text())
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -140,42 +189,7 @@ def api_server(demo, tmp_path):
         log.close()
 
 
-# -- CI gate: every marker collects tests, nothing is skipped ------------------------------------
-REQUIRED_MARKERS = ("e2e", "chaos", "micropython", "virtual_hw", "browser", "postgres")
-_skipped: list[str] = []
-_marker_counts: dict[str, int] = {}
-
-
-def _require_all() -> bool:
-    return os.environ.get("TELEGEST_REQUIRE_ALL_MARKERS") == "1"
-
-
-def pytest_collection_modifyitems(session, config, items):
-    for name in REQUIRED_MARKERS:
-        _marker_counts[name] = sum(1 for item in items if item.get_closest_marker(name))
-
-
-def pytest_runtest_logreport(report):
-    if report.skipped:
-        _skipped.append(report.nodeid)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if not _require_all():
-        return
-    empty = [m for m in REQUIRED_MARKERS if not _marker_counts.get(m)]
-    problems = []
-    if empty:
-        problems.append(f"markers that collected no test: {', '.join(empty)}")
-    if _skipped:
-        problems.append(f"{len(_skipped)} skipped test(s), CI runs everything: "
-                        + ", ".join(_skipped[:5]))
-    if problems:
-        print("\nCI gate failed: " + "; ".join(problems))
-        session.exitstatus = 1
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _marker_counts:
-        counts = ", ".join(f"{m}={_marker_counts.get(m, 0)}" for m in REQUIRED_MARKERS)
-        terminalreporter.write_line(f"tests per marker: {counts}")
+# -- CI gate: every marker collects tests, nothing is skipped (tests/gate.py, xdist-aware) ------
+from tests.gate import (  # noqa: E402,F401 (hooks: pytest finds them by name in this module)
+    pytest_collection_modifyitems, pytest_runtest_logreport,
+    pytest_sessionfinish, pytest_terminal_summary, pytest_testnodedown)

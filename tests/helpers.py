@@ -19,6 +19,10 @@ from tools.sim.run import configs_from_db
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
 PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+# how long a service a test starts (`telegest fleet api`...) may take to listen: its start
+# costs a few seconds of CPU, many more when the suite runs side by side on a loaded machine.
+# A bound, not a figure: a service that is ready goes on at once.
+READY_S = 120
 
 
 def run_mp(script: Path, *runner_args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -305,3 +309,33 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+
+def worker_database_url(url: str, worker: str | None = None) -> str:
+    """The PostgreSQL database of this pytest-xdist worker (`worker`, default
+    PYTEST_XDIST_WORKER): `url`'s database name + "_gw0" (…), on the same server, created with
+    CREATE DATABASE when absent. Outside xdist, `url` itself."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER") if worker is None else worker
+    if not worker:
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ProgrammingError
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            exists = c.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                              {"n": name})
+            quoted = c.dialect.identifier_preparer.quote_identifier(name)
+            try:
+                if not exists:
+                    c.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except ProgrammingError as e:  # made meanwhile by another run: fine
+                if getattr(e.orig, "sqlstate", None) != "42P04":  # duplicate_database
+                    raise
+    finally:
+        engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)

@@ -25,10 +25,42 @@ class BrokerError(RuntimeError):
     """The broker could not be started; the message says why and what to do."""
 
 
+# Under pytest-xdist (PYTEST_XDIST_WORKER=gw0, gw1, ...; the processes a test starts inherit
+# it) each worker takes its ports from a range of its own, below Linux's ephemeral range
+# (32768-60999, where bind(0) and outgoing connections take theirs): two workers never pick
+# the same port between one's free_port() and its server's bind. Outside xdist, or past 12
+# workers, the kernel picks (bind to port 0).
+WORKER_PORTS_START, WORKER_PORTS_SPAN, WORKER_PORTS_MAX = 20000, 1000, 12
+_cursor: list[int] = []  # where this process goes on in its worker's range
+
+
+def worker_ports(worker: str | None = None) -> range | None:
+    """The ports of the pytest-xdist worker `worker` (default: this process's), or None."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "") if worker is None else worker
+    if not (name.startswith("gw") and name[2:].isdigit()) or int(name[2:]) >= WORKER_PORTS_MAX:
+        return None
+    start = WORKER_PORTS_START + int(name[2:]) * WORKER_PORTS_SPAN
+    return range(start, start + WORKER_PORTS_SPAN)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    ports = worker_ports()
+    if ports is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    if not _cursor:  # the processes of one worker (a test, the `telegest up` it runs) start
+        _cursor.append(os.getpid() * 7919)  # at different places of its range
+    for _ in range(len(ports)):
+        port = ports[_cursor[0] % len(ports)]
+        _cursor[0] += 1
+        with socket.socket() as s:  # every address, no SO_REUSEADDR: skips TIME_WAIT too
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        return port
+    raise BrokerError(f"no free port in {ports.start}-{ports.stop - 1} (this test worker's)")
 
 
 def port_free(host: str, port: int) -> bool:

@@ -9,7 +9,8 @@ import pytest
 
 from tools.bench.login_flood import run_bench_login_flood
 
-pytestmark = pytest.mark.e2e
+# many processes each (a broker, the API, workers, readers): one at a time (docs/testing.md)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("processes")]
 
 
 def test_bench_login_flood_prints_its_figures(capsys):

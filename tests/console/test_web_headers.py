@@ -131,7 +131,7 @@ def test_web_hardening_forwarded_proto_counts_only_from_a_trusted_proxy(
 
     import httpx
 
-    from tests.helpers import ROOT
+    from tests.helpers import READY_S, ROOT
     from tools.broker import free_port, wait_port
 
     port = free_port()
@@ -144,7 +144,7 @@ def test_web_hardening_forwarded_proto_counts_only_from_a_trusted_proxy(
                                  database_url, "--port", str(port)], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
-        assert wait_port("127.0.0.1", port, 30), (tmp_path / "api.log").read_text()
+        assert wait_port("127.0.0.1", port, READY_S), (tmp_path / "api.log").read_text()
         r = httpx.get(f"http://127.0.0.1:{port}/login", headers={"X-Forwarded-Proto": "https"})
         assert r.status_code == 200
         assert ("strict-transport-security" in r.headers) is hsts

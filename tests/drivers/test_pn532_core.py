@@ -100,6 +100,7 @@ def test_garbage_forever_gives_pn532error_with_reason():
         r.get_firmware_version()
 
 
+@pytest.mark.serial  # a bound in CPU time: alone, after the others
 def test_silent_chip_times_out_bounded_and_rewakes():
     r, uart = reader(retries=2, ack_timeout_ms=30)
     t0 = time.monotonic()

@@ -135,6 +135,7 @@ def test_four_byte_uid_and_the_card_stays_present_poll_after_poll(bus):
                                (H("93701122334444519c"), 0)]
 
 
+@pytest.mark.serial  # a bound in CPU time: alone, after the others
 def test_an_empty_field_is_none_and_a_new_tag_is_seen():
     sim, r = make(uid=None)
     t0 = time.monotonic()
@@ -251,6 +252,7 @@ def test_wrong_arguments_are_refused_before_anything_is_sent():
 
 
 @BUSES
+@pytest.mark.serial  # a bound in CPU time: alone, after the others
 def test_a_hung_chip_is_rc522timeout_in_bounded_time(bus):
     sim, r = make(bus, timeout_ms=30)
     sim.hang()

@@ -11,7 +11,7 @@ import pytest
 
 from fleet.config import Settings
 from fleet.worker import IngestWorker
-from tests.helpers import ROOT
+from tests.helpers import READY_S, ROOT
 from tools.broker import Broker, free_port, wait_port
 
 
@@ -35,7 +35,7 @@ def fleet_api(demo, secured, tmp_path):
                              "--port", str(port)], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     try:
-        if not wait_port("127.0.0.1", port, 30):
+        if not wait_port("127.0.0.1", port, READY_S):
             raise AssertionError((tmp_path / "api.log").read_text())
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from tests.helpers import ROOT, stored_seqs, wait_until
 from tools.broker import free_port
 
-pytestmark = pytest.mark.e2e
+# many processes each (a broker, the API, workers, readers): one at a time (docs/testing.md)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("processes")]
 
 
 def _up(data, port, mqtt_port, *extra):

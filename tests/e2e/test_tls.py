@@ -154,6 +154,7 @@ def test_the_plain_listener_is_bound_to_localhost_only(tls_broker):
     socket.create_connection(("127.0.0.1", broker.port), timeout=3).close()
 
 
+@pytest.mark.xdist_group("processes")  # `telegest up`: one at a time (docs/testing.md)
 def test_up_makes_a_ca_once_and_its_readers_speak_tls(tmp_path):
     port, mqtt_port, tls_port, data = free_port(), free_port(), free_port(), tmp_path / "var"
     argv = [sys.executable, "-m", "tools.cli", "up", "--data", str(data), "--port", str(port),

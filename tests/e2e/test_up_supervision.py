@@ -24,7 +24,8 @@ from tools.sim.reader import VirtualReader
 from tools.sim.run import EMPTY_CONFIG
 from tools.up import Children, Supervisor
 
-pytestmark = pytest.mark.e2e
+# many processes each (a broker, the API, workers, readers): one at a time (docs/testing.md)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("processes")]
 
 
 class Lines:

@@ -18,7 +18,7 @@ import pytest
 from firmware.runtime.settings import Settings
 from tests.field.test_provision import client_id, technician_key
 from tests.fleetops.conftest import login as broker_login
-from tests.helpers import ROOT
+from tests.helpers import READY_S, ROOT
 from tools.broker import Broker, free_port, wait_port
 from tools.errors import TelegestError
 from tools.field.provision import FleetApi, provision
@@ -124,7 +124,7 @@ def dynsec_fleet(demo, tmp_path):
                                  demo[0], "--port", str(port)], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
     try:
-        if not wait_port("127.0.0.1", port, 30):
+        if not wait_port("127.0.0.1", port, READY_S):
             raise AssertionError(log_path.read_text())
         yield f"http://127.0.0.1:{port}", broker, log_path
     finally:

@@ -343,6 +343,7 @@ def test_corrupt_settings_file_boots_with_defaults_and_says_so(tmp_path):
 
 
 # -- asyncio on CPython ----------------------------------------------------------------------------
+@pytest.mark.serial  # a bound in CPU time: alone, after the others
 def test_asyncio_loop_runs_tap_to_ack_and_feedback_within_300_ms(tmp_path):
     hw = Hw()
     hw.clock = None  # the MQTT client on the real clock, in the real event loop

@@ -116,6 +116,7 @@ def test_garbled_forever_gives_a_clear_error(reader, sim):
         reader.get_firmware_version()
 
 
+@pytest.mark.serial  # a bound in CPU time: alone, after the others
 def test_reader_that_stops_answering_times_out_bounded(reader, sim):
     sim.stop_answering()
     t0 = time.monotonic()
