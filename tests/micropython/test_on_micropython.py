@@ -8,6 +8,7 @@ Missing node or npm packages fail these tests (they never skip): run `npm ci`.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -22,6 +23,13 @@ pytestmark = pytest.mark.micropython
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "scripts"
+
+
+def run_cpython(script: Path) -> subprocess.CompletedProcess[str]:
+    """The script on CPython with this checkout's firmware package (not the one an editable
+    install points at), wherever the script was written."""
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def checks(proc: subprocess.CompletedProcess[str], minimum: int) -> int:
