@@ -81,6 +81,12 @@ def _evening_visits(session: Session, org_id: int, clients: list, caregivers: li
                           planned_end=start + timedelta(minutes=VISIT_MIN)))
 
 
+def demo_day(now: datetime) -> date:
+    """The demo agency's today at `now`: its day in Paris, not the UTC date (from 23:00 or
+    22:00 UTC they differ, and the day's planning would be yesterday's)."""
+    return now.astimezone(TZ).date()
+
+
 def seed_demo(session: Session, day: date, now: datetime) -> dict:
     """Create (or find) the demo agency and its planning of `day`; the caller commits.
 

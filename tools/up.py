@@ -30,21 +30,21 @@ from tools.up_broker import CREDENTIALS, admit, process_env, write_credentials
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def seed(db_url: str, history: bool = False) -> dict:
+def seed(db_url: str, history: bool = False, now=None) -> dict:
     """Migrate, create the demo agency with today's planning (idempotent); with `history`,
     also its past two weeks (fleet.demo_history: clocked, late, corrected, validated visits,
     funders), as `telegest up` and `telegest fleet demo` do."""
     from datetime import datetime, timezone
 
     from fleet.db import make_engine, migrate, session_factory
-    from fleet.demo import seed_demo
+    from fleet.demo import demo_day, seed_demo
 
     migrate(db_url)
     engine = make_engine(db_url)
     try:
         with session_factory(engine)() as session:
-            now = datetime.now(timezone.utc)
-            info = seed_demo(session, now.date(), now)
+            now = now or datetime.now(timezone.utc)
+            info = seed_demo(session, demo_day(now), now)
             session.commit()
             if history:
                 from fleet.demo_history import seed_history

@@ -87,3 +87,19 @@ def test_demo_gives_every_reader_a_visit_to_come_and_one_starting_now_at_any_hou
     assert to_come == set(info["devices"]), hour
     # a visit within the tolerance (30 min) of its start: what the e2e helpers tap on
     assert any(v["start"] - 1800 <= ts <= v["start"] + 1800 for v in info["visits"]), hour
+
+
+@pytest.mark.parametrize("now", ["2026-11-23T23:10:00+00:00", "2026-06-23T22:10:00+00:00"])
+def test_up_seeds_the_agencys_day_not_the_utc_date(database_url, now):
+    """From 23:00 UTC in winter (22:00 in summer) it is already tomorrow in Paris: `telegest
+    up` seeded the UTC date's planning, all of it past, and the readers tapped nothing (a CI
+    run at 00:03 Paris failed the board's tests)."""
+    from datetime import datetime
+
+    from tools.up import seed
+
+    now = datetime.fromisoformat(now)
+    info = seed(database_url, now=now)
+    ts = now.timestamp()
+    assert {v["device"] for v in info["visits"] if v["end"] > ts} == set(info["devices"])
+    assert any(v["when"] == "now" for v in info["visits"])
