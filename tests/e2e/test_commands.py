@@ -6,13 +6,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
+from datetime import datetime, timezone
 
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 
+from fleet.demo import demo_day
 from tests.helpers import ROOT, stored_seqs, wait_until
 from tools.broker import free_port
 
@@ -85,7 +86,7 @@ def test_up_runs_everything_authenticated_and_ctrl_c_stops_it_cleanly(tmp_path):
                 return json.load(r)
 
         wait_until(lambda: _ok(lambda: call("/healthz")), 60, what="the API")
-        day = time.strftime("%Y-%m-%d")
+        day = demo_day(datetime.now(timezone.utc)).isoformat()  # the agency's day, in Paris
         # the virtual readers tap every half second: their events reach the API
         events = wait_until(lambda: _ok(lambda: call(f"/api/v1/clock-events?day={day}")
                                         ["items"]), 60, what="clock events from the readers")

@@ -72,6 +72,8 @@ def test_month_end_alerts_tap_cod_in_the_console_validation_and_exports(
                                         "oncall_emails": ONCALL}, who="test", role="admin")
         s.commit()
         visit_id, org_id, planned_end = visit.id, org.id, visit.planned_end
+        # the visit's own day and month in Paris (just after midnight, not today's)
+        visit_day = visit.planned_start.astimezone(TZ)
     link = f"http://console.test/visits/{visit_id}"
 
     def mails(kind: str) -> list:
@@ -138,14 +140,14 @@ def test_month_end_alerts_tap_cod_in_the_console_validation_and_exports(
     retained_start = rec.retained_start
 
     # 4. the month is validated
-    month = now.astimezone(TZ).strftime("%Y-%m")
+    month = visit_day.strftime("%Y-%m")
     page.goto(api_server + f"/validation?month={month}")
     page.click("#validate-month button[type=submit]")
     assert "Month validated" in page.inner_text("[role=status]")
     assert record().validated_at is not None
 
     # 5. the exports carry the retained times and the code
-    day = now.astimezone(TZ).date().isoformat()
+    day = visit_day.date().isoformat()
     _export(db_url, "esppadom", org_id, day, tmp_path / "esppadom.xml")
     _export(db_url, "payroll", org_id, day, tmp_path / "payroll.csv")
     root = etree.fromstring((tmp_path / "esppadom.xml").read_bytes())

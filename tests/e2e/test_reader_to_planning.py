@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import paho.mqtt.client as mqtt
 import pytest
 
+from fleet.demo import demo_day
 from tests.helpers import (WorkerProcess, count_events, find_device_with_visit_now,
                            reader_for, stored_seqs, wait_until)
 from tools.broker import Broker
@@ -28,7 +29,7 @@ def test_tap_starts_the_planned_visit_within_seconds(demo, mosquitto, worker, ap
     try:
         assert reader.connected.wait(10)
         assert reader.tap(badge) == "in"
-        day = datetime.now(timezone.utc).astimezone().date().isoformat()
+        day = demo_day(datetime.now(timezone.utc)).isoformat()  # the agency's day, in Paris
 
         def started():
             for rec in items(api.get("/api/v1/visit-records", params={"day": day}).json()):
