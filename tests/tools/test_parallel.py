@@ -37,6 +37,8 @@ import pytest
 def test_postgres(): assert True
 """
 RUNS = [(), ("-p", "xdist.plugin", "-n", "2")]  # one process; a controller and two workers
+# the gate's input, written into a tmp folder and run there (never collected by this suite): a
+# suite with one skipping test, which the gate must turn into a failed run
 SKIPPED = """
 import pytest
 
