@@ -26,8 +26,10 @@ from tools.field.console import ConsoleError, ReaderConsole
 from tools.sim.wasm import start_boxes
 from tools.up_broker import admit
 
+# two WebAssembly boards, a worker and a broker restarted 3 times: with the other tests that
+# start many processes, one at a time (a CI run beside them once slowed it to minutes)
 pytestmark = [pytest.mark.e2e, pytest.mark.micropython, pytest.mark.virtual_hw,
-              pytest.mark.timeout(1800)]
+              pytest.mark.timeout(1800), pytest.mark.xdist_group("processes")]
 
 TAPS = int(os.environ.get("TELEGEST_WASM_TAPS", "500"))
 RESTARTS = 3
