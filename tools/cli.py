@@ -30,6 +30,12 @@ def cmd_up(args) -> int:
     return run_up(args)
 
 
+def cmd_cluster_up(args) -> int:
+    from tools.cluster_up import run_cluster_up
+
+    return run_cluster_up(args)
+
+
 def cmd_fleet_worker(args) -> int:
     from fleet.worker import main as worker_main
 
@@ -180,6 +186,8 @@ def _can_listen(host: str, port: int) -> None:
 # -- the table -------------------------------------------------------------------------------------
 _ranged_port0 = at._ranged(int, 0, 65535, "a TCP port from 1 to 65535, or 0 for any free one")
 _sim_count = at._ranged(int, 0, 10_000, "from 0 to 10000 virtual readers")
+_nodes = at._ranged(int, 1, 9, "from 1 to 9 NATS nodes")
+_workers = at._ranged(int, 1, 16, "from 1 to 16 workers")
 
 
 def _idents(text: str) -> str:
@@ -237,6 +245,27 @@ def build_parser() -> argparse.ArgumentParser:
                          "device tap` (docs/virtual-board.md)")
     up.add_argument("--for-seconds", type=at.seconds, default=0,
                     help="stop by itself after this long (0: until Ctrl-C)")
+
+    cl = sub.add_parser("cluster", help="the fleet on a NATS cluster (docs/operations.md)"
+                        ).add_subparsers(dest="cmd", required=True)
+    cup = command(cl, "up", cmd_cluster_up, "run the fleet on a NATS cluster on this machine: "
+                  "the nodes (JetStream, MQTT), the workers in NATS mode, the API and a few "
+                  "virtual readers spread over the nodes (Ctrl-C stops it all)")
+    cup.add_argument("--nodes", type=_nodes, default=3, help="NATS servers (default 3)")
+    cup.add_argument("--database-url", type=at.database_url, default=None,
+                     help="the fleet's database (default: SQLite in --data; PostgreSQL for "
+                          "several workers under load)")
+    cup.add_argument("--data", default="var-cluster", type=at.folder,
+                     help="folder for the nodes, users, logs and journals")
+    cup.add_argument("--port", type=at.port_number, default=8000, help="API port on localhost")
+    cup.add_argument("--workers", type=_workers, default=2,
+                     help="ingest workers sharing one JetStream consumer (default 2)")
+    cup.add_argument("--readers", type=_sim_count, default=5,
+                     help="virtual readers (0 for none)")
+    cup.add_argument("--tap-every", type=at.positive_seconds, default=8.0,
+                     help="seconds between demo taps")
+    cup.add_argument("--for-seconds", type=at.seconds, default=0,
+                     help="stop by itself after this long (0: until Ctrl-C)")
 
     fleet = sub.add_parser("fleet", help="the fleet service").add_subparsers(dest="cmd",
                                                                               required=True)
