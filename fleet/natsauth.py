@@ -84,8 +84,8 @@ def sim_control_permissions() -> dict:
 
 def worker_permissions() -> dict:
     return {"publish": {"allow": ["tg.v1.*.down", "tg.v1.*.down.>", "$JS.API.>", "$JS.ACK.>",
-                                  "$JS.FC.>", "_INBOX.>", "$MQTT.>"]},
-            "subscribe": {"allow": ["tg.v1.>", "_INBOX.>", "$MQTT.sub.>", "tg-fleet.>"]}}
+                                  "$JS.FC.>", "_INBOX.>"]},
+            "subscribe": {"allow": ["tg.v1.>", "_INBOX.>", "$MQTT.sub.>"]}}
 
 
 def check_ident(ident: str) -> str:
@@ -101,19 +101,16 @@ def bcrypt_hash(password: str, cost: int = BCRYPT_COST) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost)).decode()
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a NATS config string: double quotes, JSON escapes
-
-
 def _block(value) -> str:
     """A NATS configuration value (JSON is a subset the parser reads) on one line."""
     return json.dumps(value, separators=(", ", ": "))
 
 
 def render(users: dict[str, dict], simulator: bool = False) -> str:
-    """The authorization file for `users` (the store's content): enabled logins only."""
+    """The authorization file for `users` (the store's content): the enabled service logins,
+    every device login (locked when not enabled)."""
     lines = ["# written by telegest (fleet/natsauth.py): rewritten at every change, do not edit",
-             "authorization {", "  users: ["]
+             "authorization {", "  timeout: 10", "  users: ["]
     for name, u in sorted(users.items()):
         if u.get("ident"):  # a device's login: in the file for good, locked when not enabled
             entry = {"user": name, "password": u["hash"] if u.get("enabled") else u["lock"]}
@@ -297,8 +294,9 @@ class NatsAuth:
 
     # -- BrokerControl -----------------------------------------------------------------------
     def _device_login(self, ident: str, password: str, enabled: bool) -> dict:
-        return {"ident": check_ident(ident), "hash": bcrypt_hash(password, self.settings.cost),
-                "enabled": enabled, "lock": self._lock()}
+        login = {"ident": check_ident(ident), "enabled": enabled,
+                 "hash": bcrypt_hash(password, self.settings.cost)}
+        return login if enabled else {**login, "lock": self._lock()}
 
     def _lock(self) -> str:
         """The hash of a password nobody knows: what a locked login gets in the file."""
@@ -347,6 +345,7 @@ class NatsAuth:
                 raise BrokerAuthError(f"{username!r} is a fleet service login, not a device's")
             if username in users:
                 users[username]["enabled"] = False
+                users[username].setdefault("lock", self._lock())
         self._change(edit)
 
     def delete(self, ident: str) -> None:

@@ -153,6 +153,12 @@ def cmd_bench_fleet(args) -> int:
     return run_bench_fleet(args)
 
 
+def cmd_bench_nats_auth(args) -> int:
+    from tools.bench.natsauth import run_bench_nats_auth
+
+    return run_bench_nats_auth(args)
+
+
 def cmd_bench_export(args) -> int:
     from tools.bench.export import run_bench_export
 
@@ -187,6 +193,7 @@ def _can_listen(host: str, port: int) -> None:
 _ranged_port0 = at._ranged(int, 0, 65535, "a TCP port from 1 to 65535, or 0 for any free one")
 _sim_count = at._ranged(int, 0, 10_000, "from 0 to 10000 virtual readers")
 _nodes = at._ranged(int, 1, 9, "from 1 to 9 NATS nodes")
+_bench_devices = at._ranged(int, 1, 19_000, "from 1 to 19000 devices (one process's files)")
 _workers = at._ranged(int, 1, 16, "from 1 to 16 workers")
 
 
@@ -406,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--devices", type=at.positive_int, default=10000)
     pb.add_argument("--visits", type=at.positive_int, default=4, help="visits per home per day")
     pb.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    na = command(bench, "nats-auth", cmd_bench_nats_auth,
+                 "the NATS cluster's per-device users: logins' CPU, a reload and a block with "
+                 "every device connected, the traffic's stall during the reload")
+    na.add_argument("--json", action="store_true", help="print only the JSON result")
+    na.add_argument("--devices", type=_bench_devices, default=2000)
+    na.add_argument("--nodes", type=_nodes, default=3)
+    na.add_argument("--cost", type=at._ranged(int, 4, 16, "a bcrypt cost from 4 to 16"),
+                    default=4)
+    na.add_argument("--connect-batch", type=at.positive_int, default=500,
+                    help="CONNECTs sent before their CONNACKs are read")
     lf = command(bench, "login-flood", cmd_bench_login_flood,
                  "ingest rate with and without a flood of bad console sign-ins (ratio)")
     lf.add_argument("--json", action="store_true", help="print only the JSON result")
