@@ -74,6 +74,16 @@ def test_cluster_up_runs_the_fleet_on_three_nodes(tmp_path):
             assert mqtt_probe(host, p, (login["username"], login["password"])) == 5
         ok = creds["devices"]["demo-r1"]
         assert mqtt_probe(*mqtt[1], (ok["username"], ok["password"])) == 0
+
+        # a node that dies is started again by the supervisor, with the users file as it is
+        os.kill(pids[1], signal.SIGKILL)
+        wait_until(lambda: "restarted" in text(), 60, interval=0.5, what="the node restarted")
+        new = int((data / "nats" / "node1" / "nats.pid").read_text())
+        assert new != pids[1]
+        pids.append(new)
+        assert mqtt_probe(*mqtt[1], (login["username"], login["password"])) == 5
+        wait_until(lambda: mqtt_probe(*mqtt[1], (ok["username"], ok["password"])) == 0, 30,
+                   interval=0.5, what="the readers' logins on the restarted node")
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
