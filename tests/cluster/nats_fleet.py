@@ -75,3 +75,28 @@ def exactly_once(db_url: str, readers: list[VirtualReader], per_reader: dict[str
     assert not any(missing.values()), f"lost: {missing}"
     assert counts["lost"] == 0 and counts["duplicated"] == 0, counts
     return counts
+
+
+def jetstream_state(urls: list[str], login: tuple[str, str] | None = None) -> dict:
+    """The stream TG_UP and its consumer `fleet`, as the cluster sees them: what is stored
+    (a work queue keeps only what no worker has acked), fetched but not acked, not fetched."""
+    import asyncio
+
+    import nats
+
+    from fleet.nats_transport import CONSUMER, STREAM
+
+    async def read() -> dict:
+        opts = {"user": login[0], "password": login[1]} if login else {}
+        nc = await nats.connect(urls, connect_timeout=5, **opts)
+        try:
+            js = nc.jetstream(timeout=5)
+            si = await js.stream_info(STREAM)
+            ci = await js.consumer_info(STREAM, CONSUMER)
+            return {"stored": si.state.messages, "replicas": si.config.num_replicas,
+                    "ack_pending": ci.num_ack_pending, "not_fetched": ci.num_pending,
+                    "redelivered": ci.num_redelivered}
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
