@@ -136,18 +136,13 @@ def on_state(session: Session, states: dict[int, tuple[str, datetime]],
         return counts
     links = {link.device_id: link for link in session.scalars(
         select(DeviceLink).where(DeviceLink.device_id.in_(states)))}
-    new = []
     for device_id, (state, at) in states.items():
         link = links.get(device_id)
         if link is None:
-            new.append({"device_id": device_id, "state": state, "changed_at": at})
+            session.add(DeviceLink(device_id=device_id, state=state, changed_at=at))
         elif link.state != state:
             link.state, link.changed_at = state, at
         counts[f"state_{state}"] += 1
-    if new:  # every worker gets every state: two may meet a device's first one together
-        insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-                  else sqlite.insert)(DeviceLink)
-        session.execute(insert.values(new).on_conflict_do_nothing(index_elements=["device_id"]))
     online = {d for d, (state, _) in states.items() if state == "online"}
     ids = list(_open_alerts(session, online, ("device_offline",)).values())
     _resolve(session, ids, now)

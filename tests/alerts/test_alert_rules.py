@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from fleet import alerts
 from fleet.ingest import ingest_batch
-from fleet.models import Alert, Device, DeviceLink
+from fleet.models import Alert, DeviceLink
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -183,41 +183,3 @@ def test_acknowledge_keeps_the_first(session, fleet):
     assert alerts.acknowledge(session, alert, "api_key:1:alice", None, NOW)
     assert not alerts.acknowledge(session, alert, "api_key:2:bob", None, NOW)
     assert alert.acknowledged_who == "api_key:1:alice"
-
-
-@pytest.mark.postgres
-def test_two_workers_recording_a_device_s_first_state_together_both_commit(pg):
-    """Every worker gets every state (docs/protocol.md, "Last will"): two meeting a device's
-    first one used to fail one batch on the links' primary key (seen with two NATS workers)."""
-    import threading
-
-    sessions, org_id = pg
-    with sessions() as s:
-        dev = Device(ident="r-first", kind="reader", organisation_id=org_id, status="active")
-        s.add(dev)
-        s.commit()
-        dev_id = dev.id
-    first, second = sessions(), sessions()
-    alerts.on_state(first, {dev_id: ("online", NOW)}, NOW)  # inserted, not committed
-    done: list = []
-
-    def other_worker():
-        try:  # waits on the first one's row, then finds it there
-            alerts.on_state(second, {dev_id: ("online", NOW + timedelta(seconds=1))}, NOW)
-            second.commit()
-            done.append("committed")
-        except Exception as e:  # noqa: BLE001 (the failure is the finding)
-            second.rollback()
-            done.append(repr(e))
-
-    t = threading.Thread(target=other_worker)
-    t.start()
-    t.join(0.5)
-    first.commit()
-    t.join(10)
-    first.close()
-    second.close()
-    assert done == ["committed"]
-    with sessions() as s:
-        (link,) = s.scalars(select(DeviceLink).where(DeviceLink.device_id == dev_id))
-        assert (link.state, link.changed_at) == ("online", NOW)
