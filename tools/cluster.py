@@ -94,6 +94,9 @@ jetstream {{
 {cluster}mqtt {{
   listen: {host}:{mqtt_port}
   stream_replicas: {replicas}
+  # a login waits for its bcrypt check behind the others: a fleet coming back at once after
+  # an outage must not be cut at the default 2 s (fleet.natsauth: cost 4, about 1.5 ms each)
+  authorization {{ timeout: 10 }}
 }}
 {auth}"""
 CLUSTER_CONF = """\
