@@ -130,9 +130,19 @@ class VirtualReader:
         """The broker address in use (or tried next)."""
         return self.addresses.now[0]
 
+    @host.setter
+    def host(self, value: str) -> None:  # before start(): the address tried first
+        a = self.addresses
+        a.addresses[a.current] = (value, a.now[1])
+
     @property
     def port(self) -> int:
         return self.addresses.now[1]
+
+    @port.setter
+    def port(self, value: int) -> None:
+        a = self.addresses
+        a.addresses[a.current] = (a.now[0], value)
 
     @property
     def moves(self) -> int:
