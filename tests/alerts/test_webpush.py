@@ -121,3 +121,43 @@ def test_a_message_to_caregivers_is_announced_by_web_push(session):
     assert row.payload["message"] == {"kind": "message", "title": "Message obligatoire",
                                       "body": "Réunion lundi", "url": "/app/#/messages"}
     assert f"message:{msg.id}:{alice.id}:" in row.dedupe_key  # one per message and phone
+
+
+def test_an_absence_decision_is_announced_to_the_caregiver(session):
+    """fleet.absences.decide tells the caregiver's phones by Web Push: "Absence acceptée" with
+    the agency's local days, or "Absence refusée" with the office's reason; once per decision."""
+    from datetime import date
+
+    from fleet import absences
+    from fleet.models import Organisation
+
+    org = Organisation(name="Agence")
+    session.add(org)
+    session.flush()
+    alice = Caregiver(organisation_id=org.id, name="Alice")
+    session.add(alice)
+    session.flush()
+    phone = Device(ident="p-alice", kind="phone", organisation_id=org.id,
+                   caregiver_id=alice.id, status="active")
+    session.add(phone)
+    session.flush()
+    sub = PushService()
+    webpush.subscribe(session, phone, "https://push.example/alice",
+                      p256dh=webpush.b64u(webpush._point(sub.key.public_key())),
+                      auth=webpush.b64u(sub.auth))
+    leave = absences.create(session, alice, "leave", absences.period(
+        "Europe/Paris", date(2030, 7, 1), date(2030, 7, 14)), "", who="device:p-alice",
+        role="device")
+    sick = absences.create(session, alice, "sick", absences.period(
+        "Europe/Paris", date(2030, 8, 3), date(2030, 8, 3)), "", who="device:p-alice",
+        role="device")
+    absences.decide(session, leave, True, "", who="user:chef", role="manager")
+    absences.decide(session, sick, False, "déjà remplacée", who="user:chef", role="manager")
+    got = [r.payload["message"] for r in
+           session.query(Outbox).filter_by(channel="webpush").order_by(Outbox.id)]
+    assert got == [
+        {"kind": "absence", "title": "Absence acceptée",
+         "body": "Votre absence du 01/07 au 14/07 est acceptée.", "url": "/app/#/absences"},
+        {"kind": "absence", "title": "Absence refusée",
+         "body": "Votre absence du 03/08 est refusée : déjà remplacée",
+         "url": "/app/#/absences"}]
