@@ -92,27 +92,34 @@ def test_notify_caregiver_queues_one_row_per_subscribed_active_phone(session):
     assert session.query(PushSubscription).count() == 3
 
 
-def test_a_message_to_caregivers_is_announced_by_web_push(session):
-    """fleet.messages.send_to_caregivers calls announce(): each recipient's subscribed phone
-    gets one notification ("Message obligatoire" for a mandatory one); others none."""
-    from fleet import messages
+def _agency_with_subscribed_alice(session, *others: str):
+    """An agency, Alice with one active phone subscribed to push, and caregivers `others`
+    without one; returns (organisation, [Alice, *others])."""
     from fleet.models import Organisation
 
     org = Organisation(name="Agence")
     session.add(org)
     session.flush()
-    alice, bruno = Caregiver(organisation_id=org.id, name="Alice"), Caregiver(
-        organisation_id=org.id, name="Bruno")
-    session.add_all([alice, bruno])
+    people = [Caregiver(organisation_id=org.id, name=n) for n in ("Alice", *others)]
+    session.add_all(people)
     session.flush()
     phone = Device(ident="p-alice", kind="phone", organisation_id=org.id,
-                   caregiver_id=alice.id, status="active")
+                   caregiver_id=people[0].id, status="active")
     session.add(phone)
     session.flush()
     sub = PushService()
     webpush.subscribe(session, phone, "https://push.example/alice",
                       p256dh=webpush.b64u(webpush._point(sub.key.public_key())),
                       auth=webpush.b64u(sub.auth))
+    return org, people
+
+
+def test_a_message_to_caregivers_is_announced_by_web_push(session):
+    """fleet.messages.send_to_caregivers calls announce(): each recipient's subscribed phone
+    gets one notification ("Message obligatoire" for a mandatory one); others none."""
+    from fleet import messages
+
+    org, (alice, bruno) = _agency_with_subscribed_alice(session, "Bruno")
     msg = messages.send_to_caregivers(session, org, subject="Réunion lundi", body="9 h",
                                       caregiver_ids=[alice.id, bruno.id], mandatory=True,
                                       who="user:chef", role="manager")
@@ -129,22 +136,8 @@ def test_an_absence_decision_is_announced_to_the_caregiver(session):
     from datetime import date
 
     from fleet import absences
-    from fleet.models import Organisation
 
-    org = Organisation(name="Agence")
-    session.add(org)
-    session.flush()
-    alice = Caregiver(organisation_id=org.id, name="Alice")
-    session.add(alice)
-    session.flush()
-    phone = Device(ident="p-alice", kind="phone", organisation_id=org.id,
-                   caregiver_id=alice.id, status="active")
-    session.add(phone)
-    session.flush()
-    sub = PushService()
-    webpush.subscribe(session, phone, "https://push.example/alice",
-                      p256dh=webpush.b64u(webpush._point(sub.key.public_key())),
-                      auth=webpush.b64u(sub.auth))
+    _, (alice,) = _agency_with_subscribed_alice(session)
     leave = absences.create(session, alice, "leave", absences.period(
         "Europe/Paris", date(2030, 7, 1), date(2030, 7, 14)), "", who="device:p-alice",
         role="device")
