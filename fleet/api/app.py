@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.quota_counter = (quotas.RedisCounter(settings.quota_redis_url)
+                               if settings.quota_redis_url else None)
     auth = [Depends(current_key)]
     for module in (directory, client_record, devices, visits, series, events, alerts, updates,
                    office, funding, exports, agency, absences, cards, webhooks, messaging,
