@@ -6,7 +6,13 @@ will, waits for the CONNACK, subscribes, publishes the retained `online`, retran
 what was in flight when the last connection died, then serves: a reader task handles what
 the broker sends, a writer task sends the outgoing queue, and run() watches both. Any error,
 a silent broker (nothing for 1.5 keepalives), Wi-Fi going or a new configuration ends the
-connection; the next attempt waits for the back-off. Nothing here raises to the caller.
+connection. Nothing here raises to the caller.
+
+Several broker addresses (`configure(..., brokers=[(host, port), ...])`, a cluster's nodes)
+are used round robin: a connect that fails, or a connection that drops or goes silent, moves
+to the next address at once, and the back-off is waited once per full round, when every
+address has failed in a row; a connection made ends the round. With one address (host and
+port) each failure is a full round: the back-off after each, as before.
 
 The callers never wait: publish() puts a message in a bounded queue and returns, get()
 takes one received message or None. What does not fit is dropped and counted; the journal
@@ -72,6 +78,9 @@ class MqttClient:
         self.clock = clock or RealClock()
         self.log = log or _log
         self.host, self.port, self.user, self.password, self.ssl = "", 1883, "", "", None
+        self.brokers = []  # [(host, port)] tried in turn; host and port: the one in use
+        self._at = 0  # index in brokers of host and port
+        self._failed = 0  # addresses failed in a row: a round is len(brokers)
         self.will = None  # (topic, payload, retain, qos)
         self.birth = None  # published once connected (retained `online`)
         self.subs = []  # [(topic filter, qos)], subscribed again after every connect
@@ -92,15 +101,20 @@ class MqttClient:
         self._last_rx = self._last_tx = 0
         # counted, for the console's `counters` and health
         self.connects = self.failures = self.refused = self.timeouts = self.drops = 0
+        self.failovers = 0  # moves to the next broker address
         self.published = self.received = self.retransmitted = self.pings = 0
         self.out_dropped = self.in_dropped = 0
         self.malformed = self.unknown_acks = self.oversize = self.sub_refused = 0
         self.last_error = ""
 
     # -- what the owner calls; none of it waits --------------------------------------------
-    def configure(self, host, port, user="", password="", ssl=None):
-        """New broker settings: the connection in use ends and the next attempt is now."""
-        self.host, self.port, self.user, self.password, self.ssl = host, port, user, password, ssl
+    def configure(self, host, port, user="", password="", ssl=None, brokers=None):
+        """New broker settings: the connection in use ends and the next attempt is now, at
+        the first address. `brokers`, when not empty, replaces host and port."""
+        self.brokers = [(h, p) for h, p in brokers] if brokers else [(host, port)]
+        self._at = self._failed = 0
+        self.host, self.port = self.brokers[0]
+        self.user, self.password, self.ssl = user, password, ssl
         self._reconf = True
         self._retry = None
         self.backoff.reset()
@@ -152,9 +166,20 @@ class MqttClient:
     def _fail(self, why):
         self.last_error = why
         self.state = "down"
+        n = len(self.brokers)
+        self._failed += 1
+        if n > 1:
+            self._at = (self._at + 1) % n
+            self.host, self.port = self.brokers[self._at]
+            self.failovers += 1
+        if self._failed < n:  # an address of this round not tried yet: now
+            self._retry = None
+            self.log("%s; next broker %s:%d now" % (why, self.host, self.port))
+            return
+        self._failed = 0
         d = self.backoff.next()
         self._retry = ticks_add(self.clock.ticks(), d)
-        self.log("%s; next attempt in %d ms" % (why, d))
+        self.log("%s; next attempt in %d ms (%s:%d)" % (why, d, self.host, self.port))
 
     async def _connect(self):
         """Open, CONNECT, CONNACK within timeout_ms; "" when up, else why not."""
@@ -224,6 +249,7 @@ class MqttClient:
         self.state = "up"
         self.connects += 1
         self.session += 1
+        self._failed = 0
         self.backoff.reset()
         self.last_error = ""
         self._last_rx = self._last_tx = clk.ticks()
