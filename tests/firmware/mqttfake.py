@@ -13,7 +13,7 @@ PUBACK, PINGRESP, retained messages, the will on a lost connection), and plays t
 clock events are stored by (device, seq) and acked with the highest gap-free seq. Its
 `mode` says how the network behaves: "ok", "down" (connect refused at once), "hang" (connect
 never completes), "silent" (TCP accepted, nothing ever answered), "stall" (the broker stops
-reading: drain() waits). The streams have no blocking call: every wait is awaited.
+reading: drain() waits), "flap" (CONNACK, then the connection dies). The streams have no blocking call: every wait is awaited.
 """
 import asyncio
 import json
@@ -257,6 +257,8 @@ class Session:
             return
         self.connected = True
         self.send(b"\x20\x02\x00\x00")
+        if net.mode == "flap":  # accepted, then the connection dies at once
+            self.end(True)
 
     def deliver(self, topic, payload, retain=False):
         self.pid = self.pid % 65535 + 1

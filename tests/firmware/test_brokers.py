@@ -141,6 +141,25 @@ async def test_the_back_off_is_waited_once_a_round():
     await b.close()
 
 
+async def test_nodes_that_accept_and_drop_are_not_hammered():
+    # a connection that ends at once does not end the round: 3 connects, then the back-off
+    b = Box("brokers6", [N1, N2, N3])
+    for a in (N1, N2, N3):
+        b.net.node(*a).mode = "flap"
+    await b.run(5000)
+    ticks = [t for _, _, t in b.net.opened]
+    eq(b.opened()[:6], [N1, N2, N3, N1, N2, N3], "round robin")
+    eq(len(ticks) <= 3 * 5, True, "at most a round a second: %d connects" % len(ticks))
+    eq(ticks[3] - ticks[2] >= 1000, True, "the back-off after a round: %r" % (ticks,))
+    for a in (N1, N2, N3):
+        b.net.node(*a).mode = "ok"
+    b.tap(2)
+    await b.run(3000)
+    eq(b.at() is not None, True, "up when they stop dropping")
+    b.exactly_once(2)
+    await b.close()
+
+
 async def test_one_address_as_before():
     # no brokers list: host and port, each failure a full round: the back-off after each
     b = Box("brokers5", None, host=N1[0], port=N1[1])
