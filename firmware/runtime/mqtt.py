@@ -16,6 +16,10 @@ dropped at once does not, or a cluster whose nodes all accept and drop would be 
 With one address (host and port) each failure is a full round: the back-off after each, as
 before.
 
+A subscription the broker refuses (SUBACK 0x80: a NATS node whose JetStream is electing new
+leaders after a node loss does that for a few seconds) is asked again a second later, for as
+long as the connection lasts, or the box would never hear its acks and configs again.
+
 The callers never wait: publish() puts a message in a bounded queue and returns, get()
 takes one received message or None. What does not fit is dropped and counted; the journal
 keeps every clock event until the fleet's ack, so a drop costs a resend, never an event.
@@ -34,6 +38,7 @@ _WATCH_MS = const(100)  # how often run() looks at the connection and at the set
 _INFLIGHT = const(4)  # QoS 1 messages sent and not yet PUBACKed
 _CHUNK = const(128)  # bytes read at once while skipping an oversized packet
 _SERVED_MS = const(30000)  # a connection up this long was a working broker: a new round
+_RESUB_MS = const(1000)  # a refused subscription is asked again this long after its SUBACK
 _REFUSED = ("", "bad protocol version", "client id rejected", "server unavailable",
             "bad user name or password", "not authorized")
 
@@ -88,6 +93,8 @@ class MqttClient:
         self.will = None  # (topic, payload, retain, qos)
         self.birth = None  # published once connected (retained `online`)
         self.subs = []  # [(topic filter, qos)], subscribed again after every connect
+        self._sub_pid = {}  # SUBSCRIBE packet id -> index in subs, until its SUBACK
+        self._resub = []  # [(tick, index in subs)]: refused, asked again at that tick
         self.online = True  # Wi-Fi as the owner last said
         self.state = "down"  # "down", "connecting", "up"
         self.session = 0  # connections made: a new one may have lost what was not acked
@@ -109,6 +116,7 @@ class MqttClient:
         self.published = self.received = self.retransmitted = self.pings = 0
         self.out_dropped = self.in_dropped = 0
         self.malformed = self.unknown_acks = self.oversize = self.sub_refused = 0
+        self.resubscribed = 0
         self.last_error = ""
 
     # -- what the owner calls; none of it waits --------------------------------------------
@@ -263,12 +271,10 @@ class MqttClient:
         old, self._flight = self._flight, {}
         if self.birth:
             self._out.insert(0, self.birth)
+        self._sub_pid, self._resub = {}, []
         try:  # a connection that dies right after its CONNACK: a failure, not a crash of run()
             for i in range(len(self.subs)):
-                t, qos = self.subs[i]
-                pid = self._next_pid()
-                p = _str(t) + bytes((qos,))
-                w.write(self._header(0x82, len(p) + 2) + bytes((pid >> 8, pid & 0xFF)) + p)
+                self._subscribe(i)
             for pid in sorted(old):  # what the last connection left without a PUBACK: DUP
                 t, m, retain = old[pid]
                 self._flight[pid] = (t, m, retain)
@@ -294,6 +300,9 @@ class MqttClient:
                     why = "wifi down"
                 elif ka and ticks_diff(now, self._last_rx) > ka * 1500:
                     why = "broker silent for %d s" % (ticks_diff(now, self._last_rx) // 1000)
+                elif self._resub and due(now, self._resub[0][0]):
+                    self._subscribe(self._resub.pop(0)[1])
+                    self.resubscribed += 1
                 elif ka and ticks_diff(now, self._last_tx) >= ka * 500:
                     self._write(b"\xc0\x00")  # PINGREQ; the PINGRESP counts as traffic
                     self.pings += 1
@@ -326,6 +335,13 @@ class MqttClient:
             await w.wait_closed()
         except Exception:
             pass
+
+    def _subscribe(self, i):
+        t, qos = self.subs[i]
+        pid = self._next_pid()
+        self._sub_pid[pid] = i
+        p = _str(t) + bytes((qos,))
+        self._write(self._header(0x82, len(p) + 2) + bytes((pid >> 8, pid & 0xFF)) + p)
 
     def _next_pid(self):
         self._pid = self._pid % 65535 + 1
@@ -423,10 +439,13 @@ class MqttClient:
             else:
                 self._kick.set()
         elif t == 0x90 and len(body) >= 3:
+            i = self._sub_pid.pop(body[0] << 8 | body[1], None)
             if b"\x80" in body[2:]:
                 self.sub_refused += 1
                 self.last_error = "subscription refused"
                 self.log(self.last_error)
+                if i is not None:  # ours, of this connection: asked again in a second
+                    self._resub.append((ticks_add(self.clock.ticks(), _RESUB_MS), i))
         elif t == 0xD0 and not body:
             pass  # PINGRESP: its arrival is what counts
         else:

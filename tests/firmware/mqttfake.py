@@ -138,9 +138,14 @@ def publish_packet(topic, payload, qos=0, retain=False, pid=1, dup=False):
 
 
 def _match(pattern, topic):
-    if pattern.endswith("#"):
-        return topic.startswith(pattern[:-1])
-    return pattern == topic
+    """MQTT filter matching: `+` one level, a trailing `#` any number (none included)."""
+    f, t = pattern.split("/"), topic.split("/")
+    for i in range(len(f)):
+        if f[i] == "#":
+            return True
+        if i >= len(t) or (f[i] != "+" and f[i] != t[i]):
+            return False
+    return len(f) == len(t)
 
 
 class Session:
@@ -201,7 +206,8 @@ class Session:
             granted = b""
             while i < len(body):
                 f, i = _s(body, i)
-                self.subs.append(f.decode())
+                if not net.refuse_subs:  # a refused filter is not subscribed
+                    self.subs.append(f.decode())
                 granted += b"\x80" if net.refuse_subs else bytes((min(body[i], 1),))
                 i += 1
             self.send(_hdr(0x90, 2 + len(granted)) + pid + granted)

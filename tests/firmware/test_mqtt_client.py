@@ -169,6 +169,33 @@ async def test_bad_packets_are_counted_and_the_link_stays():
     await stop(net, c, task)
 
 
+async def test_a_refused_subscription_is_asked_again_a_second_later():
+    """A NATS node electing JetStream leaders refuses SUBSCRIBE for a few seconds (SUBACK
+    0x80): the client asks again every second, on the same connection, until it is granted;
+    then the retained config and the acks reach it."""
+    net = FakeNet()
+    net.refuse_subs = True
+    net.retained["tg/v1/r1/down/config"] = b"cfg"
+    c, task = await start(net)
+    eq(c.state, "up", "connected")
+    eq(c.sub_refused, 1, "the refusal is counted")
+    eq(net.sessions[0].subs, [], "nothing subscribed")
+    await net.clock.advance(1100)
+    eq(c.sub_refused, 2, "asked again after a second, refused again")
+    net.refuse_subs = False
+    await net.clock.advance(1100)
+    eq(c.resubscribed, 2, "asked twice again")
+    eq(net.sessions[0].subs, ["tg/v1/r1/down/#"], "granted at last")
+    eq(c.get(), ("tg/v1/r1/down/config", b"cfg"), "the retained config arrives")
+    net.send("tg/v1/r1/down/ack", b"{}")
+    await net.clock.advance(200)
+    eq(c.get(), ("tg/v1/r1/down/ack", b"{}"), "and the acks")
+    eq(c.connects, 1, "all on the one connection")
+    await net.clock.advance(3000)
+    eq(c.resubscribed, 2, "nothing more asked once granted")
+    await stop(net, c, task)
+
+
 async def test_a_payload_over_the_buffer_is_skipped():
     net = FakeNet()
     c, task = await start(net, max_in=64)

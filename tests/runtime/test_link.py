@@ -51,7 +51,7 @@ def test_connect_sequence_will_subscribe_online(tmp_path):
     assert (s.client_id, s.user, s.password, s.keepalive, s.clean) == (
         "r1", "r1", "secret", 60, True)
     assert s.will == (STATE, b"offline", True, 1)
-    assert s.subs == ["tg/v1/r1/down/#"]
+    assert s.subs == ["tg/v1/r1/down/+", "tg/v1/r1/down/config/+"]
     assert b.net.retained[STATE] == b"online"
     assert b.link.up() and b.link.status() == "up"
     b.net.kill()  # the broker's side of the socket dies: the will goes out
@@ -87,7 +87,7 @@ def test_reconnect_subscribes_again_and_resends_unacked(tmp_path):
     b.net.fleet_acks = True
     b.run(1500)  # back-off: 1 s
     assert b.link.up() and b.link.connects == 2
-    assert b.net.sessions[-1].subs == ["tg/v1/r1/down/#"]
+    assert b.net.sessions[-1].subs == ["tg/v1/r1/down/+", "tg/v1/r1/down/config/+"]
     assert b.net.retained[STATE] == b"online"
     assert ("r1", 1) in b.net.stored and b.core.journal.depth == 0  # resent after reconnect
     b.close()
