@@ -140,6 +140,7 @@ class Viewer:
     csrf: str
     user_id: int | None = None
     session_id: int | None = None  # its console_sessions row
+    language: str | None = None    # the user's setting (fleet.i18n); None: Accept-Language
 
     @property
     def plans(self) -> bool:
@@ -164,7 +165,7 @@ def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetime
         user = session.get(User, row.user_id)
         if user is not None and user.active:
             return Viewer(f"user:{user.email}", user.role, user.organisation_id, row.csrf,
-                          user.id, row.id)
+                          user.id, row.id, user.language)
     elif row.api_key_id is not None:
         key = session.get(ApiKey, row.api_key_id)
         if key is not None and usable(key):
