@@ -74,7 +74,7 @@ def _bilingual_pairs(text: str) -> list[str]:
     values is a separator and stays)."""
     text = re.sub(r"{#.*?#}", "", text, flags=re.S)
     found = []
-    for m in re.finditer(r" · ", text):
+    for m in re.finditer(r"\s·\s", text):
         left = re.split(r"[>}\"'%]", text[:m.start()])[-1]
         right = re.split(r"[<{\"']", text[m.end():])[0]
         if re.search(r"[A-Za-zÀ-ÿ]", left) and re.search(r"[A-Za-zÀ-ÿ]", right):
@@ -86,6 +86,8 @@ def test_no_console_template_shows_an_english_and_french_pair():
     assert _bilingual_pairs("<th>Planned · Prévu</th>") == ["Planned · Prévu"]
     assert _bilingual_pairs('placeholder="why · motif"') == ["why · motif"]
     assert _bilingual_pairs('</a> · <a href="/x">') == []
+    assert _bilingual_pairs("<p>End them all ·\n  Fermez-les toutes.</p>") == [
+        "End them all · Fermez-les toutes."]
     assert _bilingual_pairs("{% endif %} · {{ _(\"to everyone\") }}") == []
     left = {p.name: _bilingual_pairs(p.read_text()) for p in sorted(TEMPLATES.glob("*.html"))}
     assert {name: pairs for name, pairs in left.items() if pairs} == {}
