@@ -31,6 +31,10 @@ def language(request: Request) -> str:
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"),
                             context_processors=[lambda request: {"lang": language(request)}])
 i18n.install(templates.env)
+# a visit's status as the console shows it (the value itself stays in forms and CSS classes)
+templates.env.globals["visit_status"] = {
+    "planned": N_("planned"), "in_progress": N_("in progress"), "done": N_("done"),
+    "cancelled": N_("cancelled")}
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # ?msg=<key> after a redirect: fixed texts only, never text from the URL
