@@ -61,10 +61,12 @@ def common_passwords() -> frozenset[str]:
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise AuthError(f"the password needs at least {MIN_PASSWORD} characters · le mot de "
+                        f"passe doit compter au moins {MIN_PASSWORD} caractères")
     folded = password.lower()
     if folded in common_passwords() or len(set(folded)) < 4:
-        raise AuthError("this password is among the most common ones: choose another")
+        raise AuthError("this password is among the most common ones: choose another · ce "
+                        "mot de passe est parmi les plus courants : choisissez-en un autre")
 
 
 def hash_password(password: str) -> str:

@@ -86,7 +86,7 @@ def test_a_manager_invites_a_coordinator_who_sets_her_password_and_is_signed_in(
     assert form.status_code == 200 and "lea@val.fr" in form.text
     assert form.headers["Cache-Control"] == "no-store"
     short = lea.post(path, data={"password": "short", "again": "short"})
-    assert short.status_code == 422 and "12 characters" in short.text
+    assert short.status_code == 422 and "au moins 12 caractères" in short.text
     r = lea.post(path, data={"password": NEW, "again": NEW})
     # she has no language setting and her browser asks for none: French, the default
     assert r.status_code == 200 and r.url.path == "/board" and "Bienvenue" in r.text
