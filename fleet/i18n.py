@@ -108,9 +108,7 @@ def translate(text: object, lang: str) -> str:
     if not text:
         return text
     translated = catalog(lang).gettext(text)
-    if translated is not text and translated != text:
-        return translated
-    return pick(text, lang)
+    return translated if translated != text else pick(text, lang)
 
 
 def install(env) -> None:
@@ -140,4 +138,3 @@ def install(env) -> None:
 
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True, pgettext=_pgettext)
     env.filters["tr"] = _tr
-    env.globals.setdefault("lang", DEFAULT)
