@@ -432,6 +432,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the console's language, fr or en (fleet.i18n); None: the browser's Accept-Language
+    language: Mapped[str | None] = mapped_column(String(2))
 
 
 class Invitation(Base):

@@ -59,7 +59,8 @@ def cmd_user_add(args) -> int:
 
     def act(session) -> int:
         user = create_user(session, args.email, args.role, password,
-                           organisation_id=args.org, by=f"cli:{getpass.getuser()}")
+                           organisation_id=args.org, by=f"cli:{getpass.getuser()}",
+                           language=args.language)
         print(f"user {user.email} ({user.role}) created; sign in at /login")
         return 0
     return _run(args, act)
@@ -106,7 +107,8 @@ def cmd_user_list(args) -> int:
         users = list_users(session)
         if args.json:
             print(json.dumps([{"email": u.email, "role": u.role, "active": u.active,
-                               "organisation_id": u.organisation_id} for u in users]))
+                               "organisation_id": u.organisation_id, "language": u.language}
+                              for u in users]))
             return 0
         for u in users:
             org = u.organisation_id if u.organisation_id is not None else "all"
@@ -135,6 +137,8 @@ def add_commands(fleet_parsers, command: Callable[..., argparse.ArgumentParser])
                      help="organisation id (default: none, sees every organisation)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of asking")
+    add.add_argument("--language", choices=["fr", "en"], default=None,
+                     help="the console's language (default: the browser's; changed on /account)")
     pw = common(command(user, "passwd", cmd_user_passwd, "change an account's password"))
     pw.add_argument("email")
     pw.add_argument("--password-stdin", action="store_true")

@@ -21,30 +21,28 @@ from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import ABSENCE_STATES, Absence, Caregiver, Client, Organisation
 from fleet.types import plain_int, utcnow
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
-STATES = {"requested": "requested · demandée", "approved": "approved · acceptée",
-          "refused": "refused · refusée", "cancelled": "cancelled · annulée"}
+STATES = {"requested": N_("requested"), "approved": N_("approved"),
+          "refused": N_("refused"), "cancelled": N_("cancelled")}
 assert tuple(STATES) == ABSENCE_STATES
 KIND_LABELS = {k: f"{en} · {fr}" for k, (en, fr) in absences.KINDS.items()}
 # ?done=<key> after a write: fixed texts only, never text from the URL
-FLASH = {"approved": "Absence approved: its planned visits are to replace · Absence acceptée : "
-                     "ses interventions prévues sont à remplacer",
-         "refused": "Absence refused: the caregiver sees the reason · Absence refusée : "
-                    "l'intervenant voit le motif",
-         "cancelled": "Absence cancelled · Absence annulée",
-         "recorded": "Absence recorded (approved) · Absence enregistrée (acceptée)",
-         "already": "Already recorded: this form was sent twice · Déjà enregistrée : "
-                    "formulaire envoyé deux fois"}
+FLASH = {"approved": N_("Absence approved: its planned visits are to replace"),
+         "refused": N_("Absence refused: the caregiver sees the reason"),
+         "cancelled": N_("Absence cancelled"),
+         "recorded": N_("Absence recorded (approved)"),
+         "already": N_("Already recorded: this form was sent twice")}
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
@@ -60,7 +58,7 @@ def _when(absence: Absence, tz: ZoneInfo) -> str:
     if absence.all_day:
         last = (end - timedelta(days=1)).date()
         days = start.date().isoformat() + ("" if last == start.date() else f" → {last}")
-        return days + " (whole days · journées entières)"
+        return days + " (" + N_("whole days") + ")"
     return f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}"
 
 
@@ -146,12 +144,12 @@ def _record(request: Request, session: Session, viewer: Viewer, org: Organisatio
         ident = plain_int(caregiver_id)
         caregiver = session.get(Caregiver, ident) if ident is not None else None
         if caregiver is None or caregiver.organisation_id != org.id:
-            raise absences.AbsenceRefused(422, "choose a caregiver · choisissez un intervenant")
-        first = _day(first_day, "first day · premier jour")
+            raise absences.AbsenceRefused(422, N_("choose a caregiver"))
+        first = _day(first_day, N_("first day"))
         when = absences.period(org.timezone, first,
-                               _day(last_day, "last day · dernier jour") if last_day.strip()
-                               else first, _time(start_time, "start · début"),
-                               _time(end_time, "end · fin"))
+                               _day(last_day, N_("last day")) if last_day.strip()
+                               else first, _time(start_time, N_("start")),
+                               _time(end_time, N_("end")))
         absences.create(session, caregiver, kind, when, note, who=viewer.who,
                         role=viewer.role, approved=True, organisation_id=org.id,
                         form_id=values["form_id"])
@@ -168,7 +166,7 @@ def decide(absence_id: int, action: str, request: Request, session: SessionDep,
            viewer: PlannerPostDep, reason: FormStr = "") -> Response:
     """approve, refuse (with its reason) or cancel."""
     if action not in ("approve", "refuse", "cancel"):
-        raise Missing("No such action · Action inconnue")
+        raise Missing(N_("No such action"))
     org = _org(session, viewer)
     absence = _absence(session, org, absence_id)
     try:

@@ -1,5 +1,5 @@
-"""The signed-in person's own page (/account): their open sessions, "sign out everywhere",
-and a new password (which ends their other sessions)."""
+"""The signed-in person's own page (/account): the console's language, their open sessions,
+"sign out everywhere", and a new password (which ends their other sessions)."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -8,19 +8,19 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from fleet import throttle
+from fleet import i18n, throttle
 from fleet.console import sessions
 from fleet.console.auth import MIN_PASSWORD, SESSION_COOKIE, AuthError, authenticate
 from fleet.console.login import LOCKED, count_failure
-from fleet.console.users import set_password, sign_out_everywhere
-from fleet.console.web import (PosterDep, SessionDep, ViewerDep, lifetimes, organisation,
-                                page, redirect)
+from fleet.console.users import set_language, set_password, sign_out_everywhere
+from fleet.console.web import (PosterDep, SessionDep, ViewerDep, language, lifetimes,
+                                organisation, page, redirect)
+from fleet.i18n import N_
 from fleet.models import User
 
 router = APIRouter(include_in_schema=False)
 
-KEY_SESSION = ("Signed in with an API key: revoking the key ends its sessions · Connecté avec "
-               "une clé d'API : la révoquer met fin à ses sessions")
+KEY_SESSION = (N_("Signed in with an API key: revoking the key ends its sessions"))
 
 
 def _page(request: Request, session, viewer, status_code: int = 200,
@@ -31,7 +31,7 @@ def _page(request: Request, session, viewer, status_code: int = 200,
             if viewer.user_id else [])
     settings = request.app.state.settings
     resp = page(request, "account.html", viewer, status_code, error=error, rows=rows,
-                min_password=MIN_PASSWORD,
+                min_password=MIN_PASSWORD, languages=i18n.NAMES, language=viewer.language,
                 idle=settings.console_idle_minutes, lifetime=settings.console_session_minutes,
                 key_session=None if viewer.user_id else KEY_SESSION,
                 fmt=lambda t: t.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
@@ -51,9 +51,25 @@ def everywhere(session: SessionDep, viewer: PosterDep) -> Response:
         return redirect("/account")
     sign_out_everywhere(session, viewer.user_id, viewer.who, viewer.role)
     session.commit()
-    resp = redirect("/login", "signed_out_everywhere")
+    resp = redirect(f"/login?lang={viewer.language}" if viewer.language else "/login",
+                    "signed_out_everywhere")
     resp.delete_cookie(SESSION_COOKIE)
     return resp
+
+
+@router.post("/account/language")
+def choose_language(request: Request, session: SessionDep, viewer: PosterDep,
+                    language: Annotated[str, Form()] = "") -> Response:
+    """The console's language for this user: fr, en, or empty for the browser's own."""
+    if viewer.user_id is None:  # a key's session has no user to keep it: the browser's
+        return redirect("/account")
+    chosen = i18n.normalise(language)
+    if language.strip() and chosen is None:
+        return _page(request, session, viewer, 422,
+                     N_("Choose Français, English, or the browser's language"))
+    set_language(session, viewer.user_id, chosen, by=viewer.who, role=viewer.role)
+    session.commit()
+    return redirect("/account", "language")
 
 
 @router.post("/account/password")
@@ -67,21 +83,22 @@ def new_password(request: Request, session: SessionDep, viewer: PosterDep,
     account = f"console:{user.email}"  # the sign-in's counter: no guessing here either
     wait = throttle.ACCOUNTS.locked_for(account)
     if wait:
-        resp = _page(request, session, viewer, 429, LOCKED.format(minutes=-(-int(wait) // 60)))
+        minutes = -(-int(wait) // 60)
+        resp = _page(request, session, viewer, 429,
+                     i18n.gettext(language(request), LOCKED).format(minutes=minutes))
         resp.headers["Retry-After"] = throttle.retry_after(wait)
         return resp
     try:
         if authenticate(session, user.email, current) is None:
             count_failure(session, account)
-            raise AuthError("the current password is wrong · mot de passe actuel incorrect")
+            raise AuthError(N_("the current password is wrong"))
         if password != again:
-            raise AuthError("the two new passwords differ · les deux mots de passe diffèrent")
+            raise AuthError(N_("the two new passwords differ"))
         set_password(session, user.email, password, by=viewer.who,
                      keep_id=viewer.session_id)
     except throttle.Busy:
         session.rollback()
-        return _page(request, session, viewer, 503, "too many sign-ins at once: try again · "
-                     "trop de connexions simultanées : réessayez")
+        return _page(request, session, viewer, 503, N_("too many sign-ins at once: try again"))
     except AuthError as e:
         session.rollback()
         return _page(request, session, viewer, 400, str(e))

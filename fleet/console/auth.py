@@ -61,10 +61,12 @@ def common_passwords() -> frozenset[str]:
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise AuthError(f"the password needs at least {MIN_PASSWORD} characters · le mot de "
+                        f"passe doit compter au moins {MIN_PASSWORD} caractères")
     folded = password.lower()
     if folded in common_passwords() or len(set(folded)) < 4:
-        raise AuthError("this password is among the most common ones: choose another")
+        raise AuthError("this password is among the most common ones: choose another · ce "
+                        "mot de passe est parmi les plus courants : choisissez-en un autre")
 
 
 def hash_password(password: str) -> str:
@@ -140,6 +142,7 @@ class Viewer:
     csrf: str
     user_id: int | None = None
     session_id: int | None = None  # its console_sessions row
+    language: str | None = None    # the user's setting (fleet.i18n); None: Accept-Language
 
     @property
     def plans(self) -> bool:
@@ -164,7 +167,7 @@ def viewer_from_cookie(session: Session, cookie: str | None, lifetimes: Lifetime
         user = session.get(User, row.user_id)
         if user is not None and user.active:
             return Viewer(f"user:{user.email}", user.role, user.organisation_id, row.csrf,
-                          user.id, row.id)
+                          user.id, row.id, user.language)
     elif row.api_key_id is not None:
         key = session.get(ApiKey, row.api_key_id)
         if key is not None and usable(key):

@@ -22,20 +22,21 @@ from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import Missing, PosterDep, SessionDep, ViewerDep, organisation, page, \
     redirect
+from fleet.i18n import N_
 from fleet.models import Badge, Caregiver, Client, Organisation
 from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
-KINDS = {"client_tag": "Client tag · Badge usager",
-         "caregiver_card": "Caregiver card · Carte intervenant"}
-STATES = {"active": "active · actif", "revoked": "revoked · révoqué"}
+KINDS = {"client_tag": N_("Client tag"),
+         "caregiver_card": N_("Caregiver card")}
+STATES = {"active": N_("active"), "revoked": N_("revoked")}
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
@@ -116,9 +117,8 @@ def badge_sheet_pdf(request: Request, session: SessionDep, viewer: ViewerDep,
         q = q.where(Badge.id.in_(badge_id))
     tags = list(session.scalars(q))
     if not tags:
-        return page(request, "error.html", viewer, 404, title="Nothing to print · Rien à "
-                    "imprimer", message="No active client tag to print: issue one first · "
-                    "Aucun badge usager actif à imprimer : émettez-en un d'abord")
+        return page(request, "error.html", viewer, 404, title=N_("Nothing to print"),
+                    message=N_("No active client tag to print: issue one first"))
     owners = _owners(session, viewer, org)
     out = io.BytesIO()
     badge_sheet([BadgeLabel(owners[_key(t)], t.uid) for t in tags], out)
@@ -148,8 +148,7 @@ def new_badge(request: Request, session: SessionDep, viewer: ViewerDep,
 def _owner(session: Session, org: Organisation, kind: str, raw: str) -> Caregiver | Client:
     owner_id = plain_int(raw.strip())
     if owner_id is None and kind in KINDS:
-        raise badges.BadgeError(422, "choose the client or the caregiver · choisissez "
-                                     "l'usager ou l'intervenant")
+        raise badges.BadgeError(422, N_("choose the client or the caregiver"))
     owner = badges.owner_of(session, kind, owner_id if kind == "caregiver_card" else None,
                             owner_id if kind == "client_tag" else None)
     if owner.organisation_id != org.id:

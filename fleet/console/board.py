@@ -20,6 +20,7 @@ from fleet import absences
 from fleet.console.auth import Viewer
 from fleet.console.web import (PlannerDep, SessionDep, ViewerDep, organisation, page, redirect,
                                templates)
+from fleet.i18n import N_
 from fleet.models import Caregiver, Client
 from fleet.web.board import ALERT_LABELS, STATUS_LABELS, board_rows, recent_anomalies
 from fleet.types import plain_int
@@ -74,7 +75,7 @@ def board(request: Request, session: SessionDep, viewer: ViewerDep,
     ctx = _context(session, viewer, f)
     if ctx["org"] is None:
         return page(request, "error.html", viewer, title="telegest",
-                    message="No organisation yet · Aucune structure")
+                    message=N_("No organisation yet"))
     ctx["caregivers"] = _choices(session, Caregiver, ctx["org"].id)
     ctx["clients"] = _choices(session, Client, ctx["org"].id)
     return page(request, "board.html", viewer, **ctx)

@@ -18,14 +18,14 @@ from fleet import cards
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import Caregiver, Organisation
 from fleet.web.qr import qr_svg
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
-DONE = {"saved": "Card saved · Carte enregistrée", "photo": "Photo saved · Photo enregistrée",
-        "revoked": "Card revoked: the old QR code no longer verifies · Carte révoquée : l'ancien "
-                   "QR code ne vérifie plus rien"}
+DONE = {"saved": N_("Card saved"), "photo": N_("Photo saved"),
+        "revoked": N_("Card revoked: the old QR code no longer verifies")}
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 
@@ -84,8 +84,8 @@ def save_card(caregiver_id: int, request: Request, session: SessionDep,
               "valid_until": valid_until}
     try:
         cards.set_details(session, caregiver, number, title,
-                          _date(valid_from, "valid from · valable du"),
-                          _date(valid_until, "valid until · valable jusqu'au"),
+                          _date(valid_from, N_("valid from")),
+                          _date(valid_until, N_("valid until")),
                           who=viewer.who, role=viewer.role, organisation_id=org.id)
         session.commit()
     except cards.CardRefused as e:

@@ -12,24 +12,25 @@ from fleet.client_record import RecordError
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import CLIENT_FIELD_KINDS, Client, ClientField, Organisation
 
 router = APIRouter(include_in_schema=False)
-KIND_LABELS = {"text": "text · texte", "number": "number · nombre", "date": "date",
-               "choice": "choice · liste"}
+KIND_LABELS = {"text": N_("text"), "number": N_("number"), "date": "date",
+               "choice": N_("choice")}
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
 def _client(session: Session, viewer: Viewer, client_id: int) -> Client:
     client = session.get(Client, client_id)
     if client is None or client.organisation_id != _org(session, viewer).id:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     return client
 
 
@@ -113,7 +114,7 @@ async def change_field(field_id: int, request: Request, session: SessionDep,
                        viewer: PlannerPostDep) -> Response:
     field = session.get(ClientField, field_id)
     if field is None or field.organisation_id != _org(session, viewer).id:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     form = await request.form()
     try:
         client_record.change(

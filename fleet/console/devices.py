@@ -20,6 +20,7 @@ from fleet.api.routes.devices import broker_control
 from fleet.console.auth import Viewer
 from fleet.console.web import (Forbidden, Missing, PosterDep, SessionDep, ViewerDep,
                                organisation, page, redirect)
+from fleet.i18n import N_
 from fleet.lifecycle import Actor, LifecycleError
 from fleet.models import AuditLog, Caregiver, Client, Device, DeviceCommand, User
 from fleet.types import plain_int
@@ -117,8 +118,8 @@ def register(request: Request, session: SessionDep, viewer: PosterDep,
     """Registers a phone for a caregiver or a reader for a client (fleet.lifecycle.register);
     a phone's page then offers its enrolment QR code."""
     if not viewer.plans:
-        raise Forbidden("Managers and admins register devices here (technicians: the API or "
-                        "`telegest fleet`) · Réservé aux gestionnaires et administrateurs")
+        raise Forbidden(N_("Managers and admins register devices here (technicians: the API or "
+                           "`telegest fleet`)"))
     _need(viewer, "register")
     owner = plain_int(caregiver_id if kind == "phone" else client_id)
     try:
@@ -181,8 +182,7 @@ def declare_lost(ident: str, request: Request, session: SessionDep, viewer: Post
         return page(request, "lost.html", viewer, 422, device=device, reason=reason,
                     enforced=broker_control(request).enforced,
                     holder=_holders(session, viewer, [device]).get(device.id),
-                    error="Give the reason and tick the confirmation · Indiquez le motif et "
-                          "cochez la confirmation")
+                    error=N_("Give the reason and tick the confirmation"))
     if device.status == "blocked":  # sent twice: it is done already
         return redirect(f"/devices/{device.ident}", "already")
     broker = broker_control(request)

@@ -17,12 +17,13 @@ from fleet.console.planning import _org
 from fleet.console.web import PlannerDep, SessionDep, page
 from fleet.exports import esppadom, tabular
 from fleet.exports.rows import ExportError
+from fleet.i18n import N_
 from fleet.models import Funder
 from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
-KINDS = {"esppadom": "ESPPADOM DELIVERY (XML)", "payroll": "Payroll · Paie (CSV)",
-         "billing": "Billing · Facturation (CSV)"}
+KINDS = {"esppadom": "ESPPADOM DELIVERY (XML)", "payroll": N_("Payroll (CSV)"),
+         "billing": N_("Billing (CSV)")}
 
 
 def _last_month(today: date) -> tuple[date, date]:
@@ -55,7 +56,7 @@ def export_file(request: Request, session: SessionDep, viewer: PlannerDep) -> Re
         try:
             first, last = date.fromisoformat(values["from"]), date.fromisoformat(values["to"])
         except ValueError:
-            raise ExportError(422, "give both days as YYYY-MM-DD · indiquez les deux dates")
+            raise ExportError(422, N_("give both days as YYYY-MM-DD"))
         funder = plain_int(values["funder"])
         sessions = request.app.state.sessions
         own = sessions()  # the body streams after this request's session is closed

@@ -17,12 +17,13 @@ from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.planning import _org, _scoped  # the same lookups as the planning pages
 from fleet.console.web import PlannerDep, PlannerPostDep, SessionDep, page, redirect
+from fleet.i18n import N_
 from fleet.models import Client, Funder, FundingPlan, Organisation, Service
 from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
 KIND_LABELS = {"APA": "APA (département)", "PCH": "PCH (département)",
-               "AM": "AM · Assurance maladie"}
+               "AM": N_("AM")}
 
 
 def _values(request_form) -> dict:
@@ -86,8 +87,7 @@ async def create_funder(request: Request, session: SessionDep,
         return _funder_form(request, viewer, values, error=e.message,
                             status_code=e.status)
     except ValueError:
-        return _funder_form(request, viewer, values, error="Reload the form · Rechargez le "
-                            "formulaire", status_code=422)
+        return _funder_form(request, viewer, values, error=N_("Reload the form"), status_code=422)
     return redirect("/funders", "created")
 
 
@@ -185,8 +185,8 @@ async def create_plan(request: Request, session: SessionDep,
         return _plan_form(request, session, viewer, org, values, error=e.message,
                           status_code=e.status)
     except ValueError:
-        return _plan_form(request, session, viewer, org, values, error="Reload the form · "
-                          "Rechargez le formulaire", status_code=422)
+        return _plan_form(request, session, viewer, org, values, error=N_("Reload the form"),
+                          status_code=422)
     return redirect(f"/funders/plans?client={plan.client_id}", "created")
 
 

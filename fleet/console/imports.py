@@ -24,20 +24,19 @@ from fleet.console.auth import Viewer, sign, tokens_match, unsign
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
 from fleet.directory import PlanningError
+from fleet.i18n import N_
 from fleet.models import Organisation
 from fleet.visit_import import ImportFileError, ImportResult, parse_planning
 
 router = APIRouter(include_in_schema=False)
 MAX_BYTES = MAX_UPLOAD_BYTES  # the API takes the same files
 
-NOT_TEXT = ("This file is not CSV text (a spreadsheet, or UTF-16): in Excel or LibreOffice use "
-            "“Save as… CSV UTF-8” · Ce fichier n'est pas un CSV texte (classeur ou UTF-16) : "
-            "dans Excel ou LibreOffice, « Enregistrer sous… CSV UTF-8 »")
-ODD_ENCODING = ("Neither UTF-8 nor Windows-1252: check the accents below or save the file as "
-                "CSV UTF-8 · Ni UTF-8 ni Windows-1252 : vérifiez les accents ou enregistrez "
-                "en CSV UTF-8")
-TOO_BIG = "The file is over 2 MB · Le fichier dépasse 2 Mo"
-NOTHING_SAVED = "Nothing was saved · Rien n'a été enregistré"
+NOT_TEXT = (N_("This file is not CSV text (a spreadsheet, or UTF-16): in Excel or LibreOffice "
+               "use “Save as… CSV UTF-8”"))
+ODD_ENCODING = (N_("Neither UTF-8 nor Windows-1252: check the accents below or save the file as"
+                   " CSV UTF-8"))
+TOO_BIG = N_("The file is over 2 MB")
+NOTHING_SAVED = N_("Nothing was saved")
 
 # the importer's messages, in French too (what is not listed is shown in English only)
 _FRENCH = [
@@ -67,7 +66,7 @@ def bilingual(message: str) -> str:
 def _org(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
@@ -121,8 +120,8 @@ def confirm(request: Request, session: SessionDep, viewer: PlannerPostDep,
     raw = base64.b64decode(data.encode(), validate=False)
     signed = unsign(sig) or {}
     if not tokens_match(signed.get("sha256"), hashlib.sha256(raw).hexdigest()):
-        return _show(request, viewer, org, b"", filename, None, [], "The preview was altered: "
-                     "upload the file again · Aperçu modifié : renvoyez le fichier", 400)
+        return _show(request, viewer, org, b"", filename, None, [],
+                     N_("The preview was altered: upload the file again"), 400)
     with forms.once(form_id):
         if forms.earlier_result(session, viewer.who, form_id):
             return redirect("/planning", "already")

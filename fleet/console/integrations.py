@@ -15,34 +15,35 @@ from fleet import audit, keys, outbox, quotas, webhooks
 from fleet.console.auth import Viewer
 from fleet.console.web import (Forbidden, Missing, PlannerDep, PlannerPostDep, PosterDep,
                                SessionDep, ViewerDep, organisation, page, redirect)
+from fleet.i18n import N_
 from fleet.models import ApiKey, Organisation, Outbox, WebhookEndpoint
 
 router = APIRouter(include_in_schema=False)
 
 EVENT_LABELS = {
-    "visit.created": "visit created · intervention créée",
-    "visit.modified": "visit modified · intervention modifiée",
-    "visit.cancelled": "visit cancelled · intervention annulée",
-    "clock.in": "clock-in · pointage d'arrivée",
-    "clock.out": "clock-out · pointage de départ",
-    "anomaly": "anomaly · anomalie",
+    "visit.created": N_("visit created"),
+    "visit.modified": N_("visit modified"),
+    "visit.cancelled": N_("visit cancelled"),
+    "clock.in": N_("clock-in"),
+    "clock.out": N_("clock-out"),
+    "anomaly": N_("anomaly"),
     "sos": "SOS",
 }
-STATE_LABELS = {"pending": "waiting · en attente", "sent": "sent · envoyé",
-                "dead": "failed · échec définitif"}
+STATE_LABELS = {"pending": N_("waiting"), "sent": N_("sent"),
+                "dead": N_("failed")}
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
 def _endpoint(session: Session, org: Organisation, endpoint_id: int) -> WebhookEndpoint:
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.organisation_id != org.id:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     return endpoint
 
 
@@ -131,7 +132,7 @@ def replay(endpoint_id: int, row_id: int, session: SessionDep,
     endpoint = _endpoint(session, org, endpoint_id)
     row = session.get(Outbox, row_id)
     if row is None or not webhooks.is_delivery_of(row, endpoint.id):
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     if not outbox.retry(session, row, datetime.now(timezone.utc)):
         return redirect("/webhooks", "not_dead_delivery")
     audit.record(session, viewer.who, "retry", f"outbox:{row_id}", role=viewer.role,
@@ -144,7 +145,7 @@ def replay(endpoint_id: int, row_id: int, session: SessionDep,
 
 def _admin(viewer: Viewer) -> Viewer:
     if viewer.role != "admin":
-        raise Forbidden("Admins only · Réservé aux administrateurs")
+        raise Forbidden(N_("Admins only"))
     return viewer
 
 
@@ -152,7 +153,7 @@ def _visible_key(session: Session, viewer: Viewer, key_id: int) -> ApiKey:
     key = session.get(ApiKey, key_id)
     if key is None or (viewer.organisation_id is not None
                        and key.organisation_id != viewer.organisation_id):
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     return key
 
 

@@ -9,25 +9,22 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from fleet import audit, throttle
+from fleet import audit, i18n, throttle
 from fleet.console import sessions
 from fleet.console.auth import (PRELOGIN_COOKIE, PRELOGIN_SECONDS, SESSION_COOKIE,
                                 authenticate, key_sign_in, sign, tokens_match, unsign)
-from fleet.console.web import PosterDep, SessionDep, lifetimes, page, redirect
+from fleet.console.web import PosterDep, SessionDep, language, lifetimes, page, redirect
+from fleet.i18n import N_
 from fleet.models import User
 
 router = APIRouter(include_in_schema=False)
 
-EXPIRED = ("Your session has expired: please sign in again · Votre session a expiré : "
-           "reconnectez-vous")
-REFUSED = ("Wrong email or password · Adresse ou mot de passe incorrect")
-BAD_KEY = "Unknown or revoked key · Clé inconnue ou révoquée"
-LOCKED = ("Too many failed sign-ins: try again in {minutes} min · Trop d'échecs de connexion : "
-          "réessayez dans {minutes} min")
-BUSY = ("Too many sign-ins at once: try again in a moment · Trop de connexions simultanées : "
-        "réessayez dans un instant")
-STALE = ("The sign-in form was out of date: try again · Le formulaire de connexion était "
-         "périmé : recommencez")
+EXPIRED = (N_("Your session has expired: please sign in again"))
+REFUSED = (N_("Wrong email or password"))
+BAD_KEY = N_("Unknown or revoked key")
+LOCKED = (N_("Too many failed sign-ins: try again in {minutes} min"))
+BUSY = (N_("Too many sign-ins at once: try again in a moment"))
+STALE = (N_("The sign-in form was out of date: try again"))
 
 
 def _safe_next(url: str | None) -> str:
@@ -70,8 +67,9 @@ def login(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = 
     wait = max(throttle.ACCOUNTS.locked_for(account) if not key else 0,
                throttle.ADDRESSES.locked_for(address))
     if wait:  # refused before any hash is computed
-        return _refused(request, LOCKED.format(minutes=-(-int(wait) // 60)), 429, next_url,
-                        wait)
+        minutes = -(-int(wait) // 60)
+        return _refused(request, i18n.gettext(language(request), LOCKED).format(minutes=minutes),
+                        429, next_url, wait)
     if key:
         found = key_sign_in(session, key)
         if found is None:
@@ -138,6 +136,8 @@ def logout(viewer: PosterDep, session: SessionDep) -> Response:
     sessions.end(session, viewer.session_id)
     audit.record(session, viewer.who, "logout", "console", role=viewer.role)
     session.commit()
-    resp = redirect("/login", "signed_out")
+    # the sign-in page stays in the language the person chose (it has no viewer to ask)
+    resp = redirect(f"/login?lang={viewer.language}" if viewer.language else "/login",
+                    "signed_out")
     resp.delete_cookie(SESSION_COOKIE)
     return resp

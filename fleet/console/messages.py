@@ -16,6 +16,7 @@ from fleet import callbacks, contacts, messages
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import Caregiver, Client, Message, Organisation, Visit
 from fleet.types import utcnow
 
@@ -26,7 +27,7 @@ OFFICE_ROWS = 8  # office contacts on the form (the API takes up to contacts.MAX
 def _org(session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
@@ -102,7 +103,7 @@ def receipts(message_id: int, request: Request, session: SessionDep,
     org = _org(session, viewer)
     m = session.get(Message, message_id)
     if m is None or m.organisation_id != org.id or m.direction != "to_caregivers":
-        raise Missing("No such message · Message introuvable")
+        raise Missing(N_("No such message"))
     return page(request, "message.html", viewer, org=org, m=m,
                 rows=messages.receipts(session, m.id),
                 counts=messages.counts(session, [m.id]).get(m.id), fmt=_fmt(org), tab="sent")
@@ -125,7 +126,7 @@ def take(request_id: int, session: SessionDep, viewer: PlannerPostDep) -> Respon
     try:
         callbacks.take(session, org.id, request_id, who=viewer.who, role=viewer.role)
     except messages.MessageProblem:
-        raise Missing("No such call-back request · Demande introuvable") from None
+        raise Missing(N_("No such call-back request")) from None
     session.commit()
     return redirect("/callbacks", "taken")
 

@@ -12,12 +12,13 @@ from fastapi.responses import Response
 from fleet import audit, outbox
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import OUTBOX_STATES, Outbox
 
 router = APIRouter(include_in_schema=False)
 
-STATE_LABELS = {"pending": "waiting · en attente", "sent": "sent · envoyé",
-                "dead": "failed · échec définitif"}
+STATE_LABELS = {"pending": N_("waiting"), "sent": N_("sent"),
+                "dead": N_("failed")}
 
 
 @router.get("/outbox")
@@ -25,7 +26,7 @@ def outbox_page(request: Request, session: SessionDep, viewer: PlannerDep,
                 state: Annotated[str | None, Query()] = None) -> Response:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     state = state if state in OUTBOX_STATES else None
     tz = ZoneInfo(org.timezone)
     return page(request, "outbox.html", viewer, org=org, state=state, labels=STATE_LABELS,
@@ -39,7 +40,7 @@ def retry_dead_letter(row_id: int, session: SessionDep, viewer: PlannerPostDep) 
     org = organisation(session, viewer)
     row = session.get(Outbox, row_id)
     if org is None or row is None or row.organisation_id != org.id:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     if not outbox.retry(session, row, datetime.now(timezone.utc)):
         return redirect("/outbox", "not_dead")
     audit.record(session, viewer.who, "retry", f"outbox:{row_id}", role=viewer.role,

@@ -22,6 +22,7 @@ from fleet.console import forms
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import Caregiver, Client, Organisation, Service, ServiceTask, Visit
 from fleet.types import plain_int
 
@@ -51,36 +52,35 @@ class Kind:
 
 
 KINDS = {
-    "clients": Kind(Client, "clients", "Clients · Usagers", (
-        Field("name", "Name · Nom", required=True), Field("address", "Address · Adresse"),
-        Field("postcode", "Postcode · Code postal"), Field("city", "City · Commune"),
-        Field("birth_date", "Birth date · Date de naissance", "date"),
-        Field("lat", "Home latitude · Latitude du domicile", "coord"),
-        Field("lon", "Home longitude · Longitude du domicile", "coord"),
-        Field("active", "Active · Actif", "checkbox"))),
-    "caregivers": Kind(Caregiver, "caregivers", "Caregivers · Intervenants", (
-        Field("name", "Name · Nom", required=True),
-        Field("phone", "Private phone · Téléphone personnel"),
-        Field("work_phone", "Work phone, in the phones' directory · Téléphone professionnel, "
-                            "dans l'annuaire des téléphones", "phone"),
-        Field("active", "Active · Actif", "checkbox"))),
-    "services": Kind(Service, "services", "Services · Prestations", (
-        Field("name", "Name · Nom", required=True), Field("code", "Code", required=True),
-        Field("tasks", "Tasks, one per line · Tâches, une par ligne", "textarea"))),
+    "clients": Kind(Client, "clients", N_("Clients"), (
+        Field("name", N_("Name"), required=True), Field("address", N_("Address")),
+        Field("postcode", N_("Postcode")), Field("city", N_("City")),
+        Field("birth_date", N_("Birth date"), "date"),
+        Field("lat", N_("Home latitude"), "coord"),
+        Field("lon", N_("Home longitude"), "coord"),
+        Field("active", N_("Active"), "checkbox"))),
+    "caregivers": Kind(Caregiver, "caregivers", N_("Caregivers"), (
+        Field("name", N_("Name"), required=True),
+        Field("phone", N_("Private phone")),
+        Field("work_phone", N_("Work phone, in the phones' directory"), "phone"),
+        Field("active", N_("Active"), "checkbox"))),
+    "services": Kind(Service, "services", N_("Services"), (
+        Field("name", N_("Name"), required=True), Field("code", "Code", required=True),
+        Field("tasks", N_("Tasks, one per line"), "textarea"))),
 }
 
 
 def _org(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
 def _scoped(session: Session, model, obj_id: int, org: Organisation):
     obj = session.get(model, obj_id)
     if obj is None or obj.organisation_id != org.id:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     return obj
 
 
@@ -133,9 +133,9 @@ def _read_visit(session: Session, org: Organisation, v: dict) -> dict:
     """The form's fields as the planning layer's (fleet.visits checks them)."""
     tz = ZoneInfo(org.timezone)
     ids = {}
-    for name, label in (("client_id", "client · usager"),
-                        ("caregiver_id", "caregiver · intervenant"),
-                        ("service_id", "service · prestation")):
+    for name, label in (("client_id", N_("client")),
+                        ("caregiver_id", N_("caregiver")),
+                        ("service_id", N_("service"))):
         raw = (v.get(name) or "").strip()
         if not raw and name == "service_id":
             ids[name] = None
@@ -143,8 +143,8 @@ def _read_visit(session: Session, org: Organisation, v: dict) -> dict:
         ids[name] = plain_int(raw)
         if ids[name] is None:
             raise FormProblem(f"choose a {label} · choisissez")
-    start = _local(v.get("day", ""), v.get("start", ""), tz, "start · début")
-    end = _local(v.get("day", ""), v.get("end", ""), tz, "end · fin")
+    start = _local(v.get("day", ""), v.get("start", ""), tz, N_("start"))
+    end = _local(v.get("day", ""), v.get("end", ""), tz, N_("end"))
     return {**ids, "planned_start": start, "planned_end": end}
 
 
@@ -247,7 +247,7 @@ async def update_visit(visit_id: int, request: Request, session: SessionDep,
 # -- clients, caregivers, services -------------------------------------------------------------
 def _kind(path: str) -> Kind:
     if path not in KINDS:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     return KINDS[path]
 
 
@@ -355,8 +355,8 @@ async def create_thing(path: str, request: Request, session: SessionDep,
             session.commit()
     except IntegrityError:
         session.rollback()
-        return _thing_form(request, viewer, kind, values, error="This code is already used · "
-                           "Ce code existe déjà", status_code=409)
+        return _thing_form(request, viewer, kind, values, error=N_("This code is already used"),
+                           status_code=409)
     except PlanningError as e:
         session.rollback()
         return _thing_form(request, viewer, kind, values, error=e.message, status_code=e.status)
@@ -389,7 +389,7 @@ async def update_thing(path: str, obj_id: int, request: Request, session: Sessio
     except IntegrityError:
         session.rollback()
         return _thing_form(request, viewer, kind, values, obj=obj,
-                           error="This code is already used · Ce code existe déjà",
+                           error=N_("This code is already used"),
                            status_code=409)
     except PlanningError as e:
         session.rollback()

@@ -21,17 +21,18 @@ from fleet import audit, corrections, presence, review, validation
 from fleet.console.auth import Viewer
 from fleet.console.visits import code_choices, formatter, org_of, refusal, visit_of
 from fleet.console.web import Missing, PlannerDep, PlannerPostDep, SessionDep, page, redirect
+from fleet.i18n import N_
 from fleet.models import Anomaly, Caregiver, Client, Organisation, Visit
 
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
 KIND_LABELS = {
-    "anomaly": "anomaly · anomalie",
-    "manual": "manual clock-in · pointage manuel",
-    "missing_departure": "departure not clocked · départ non pointé",
-    "missed": "nothing clocked · aucun pointage",
-    "late": "late · en retard",
-    "far_off": "far from the planned time · loin de l'heure prévue",
+    "anomaly": N_("anomaly"),
+    "manual": N_("manual clock-in"),
+    "missing_departure": N_("departure not clocked"),
+    "missed": N_("nothing clocked"),
+    "late": N_("late"),
+    "far_off": N_("far from the planned time"),
 }
 # without dates, the list covers the last weeks: the month-end's and the month before's
 DEFAULT_DAYS = 45
@@ -102,7 +103,7 @@ def one_click(visit_id: int, action: str, request: Request, session: SessionDep,
     """COD: the departure is the planned end; COA: the arrival is the planned start. The
     other side keeps its retained time (fleet.corrections)."""
     if action not in ("cod", "coa"):
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     org = org_of(session, viewer)
     visit = visit_of(session, org, visit_id)
     try:

@@ -20,13 +20,14 @@ from fleet.console.auth import Viewer
 from fleet.console.planning import _names, _org, _scoped
 from fleet.console.web import PlannerDep, PlannerPostDep, SessionDep, page, redirect
 from fleet.directory import PlanningError
+from fleet.i18n import N_
 from fleet.models import Caregiver, Client, Organisation, Service, Visit, VisitSeries
 from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
-DAY_LABELS = (("MO", "Mon · Lun"), ("TU", "Tue · Mar"), ("WE", "Wed · Mer"),
-              ("TH", "Thu · Jeu"), ("FR", "Fri · Ven"), ("SA", "Sat · Sam"),
-              ("SU", "Sun · Dim"))
+DAY_LABELS = (("MO", N_("Mon")), ("TU", N_("Tue")), ("WE", N_("Wed")),
+              ("TH", N_("Thu")), ("FR", N_("Fri")), ("SA", N_("Sat")),
+              ("SU", N_("Sun")))
 
 
 def _day(raw: str | None, what: str, required: bool = True) -> date | None:
@@ -48,7 +49,7 @@ def _int(raw: str | None, what: str, required: bool = True) -> int | None:
 
 
 def _rule_of(form) -> str:
-    interval = _int(form.get("interval") or "1", "every · toutes les") or 1
+    interval = _int(form.get("interval") or "1", N_("every")) or 1
     return visit_series.weekly_rule(form.getlist("days"), interval)
 
 
@@ -101,14 +102,14 @@ async def create_series(request: Request, session: SessionDep,
             if target:
                 return redirect(f"/planning/series/{target.partition(':')[2]}", "already")
             series = visit_series.create(
-                session, org, client_id=_int(values.get("client_id"), "client · usager"),
-                caregiver_id=_int(values.get("caregiver_id"), "caregiver · intervenant"),
+                session, org, client_id=_int(values.get("client_id"), N_("client")),
+                caregiver_id=_int(values.get("caregiver_id"), N_("caregiver")),
                 service_id=_int(values.get("service_id"), "service", required=False),
                 rrule_text=_rule_of(form),
-                starts_on=_day(values.get("starts_on"), "first day · premier jour"),
-                ends_on=_day(values.get("ends_on"), "last day · dernier jour", required=False),
+                starts_on=_day(values.get("starts_on"), N_("first day")),
+                ends_on=_day(values.get("ends_on"), N_("last day"), required=False),
                 at=values.get("at", ""),
-                duration_min=_int(values.get("duration_min"), "duration · durée"),
+                duration_min=_int(values.get("duration_min"), N_("duration")),
                 today=visit_series.today_in(session, org), who=viewer.who, role=viewer.role,
                 note={"form_id": form_id})
             session.commit()
@@ -149,7 +150,7 @@ async def cancel_occurrence(series_id: int, request: Request, session: SessionDe
     series = _scoped(session, VisitSeries, series_id, org)
     form = await request.form()
     try:
-        visit_series.cancel_occurrence(session, series, _day(form.get("day"), "day · jour"),
+        visit_series.cancel_occurrence(session, series, _day(form.get("day"), N_("day")),
                                        who=viewer.who, role=viewer.role)
         session.commit()
     except PlanningError as e:
@@ -169,7 +170,7 @@ def following_form(series_id: int, request: Request, session: SessionDep, viewer
         "service_id": str(series.service_id or ""), "at": series.at,
         "duration_min": str(series.duration_min), "interval": parts.get("INTERVAL", "1"),
         "days": parts.get("BYDAY", "").split(","), "starts_on": day},
-        series=series, day=_day(day, "day · jour"))
+        series=series, day=_day(day, N_("day")))
 
 
 @router.post("/planning/series/{series_id}/following")
@@ -181,12 +182,12 @@ async def change_following(series_id: int, request: Request, session: SessionDep
     values = _values(form)
     day = None
     try:
-        day = _day(values.get("starts_on"), "from · à partir du")
-        changes = {"client_id": _int(values.get("client_id"), "client · usager"),
-                   "caregiver_id": _int(values.get("caregiver_id"), "caregiver · intervenant"),
+        day = _day(values.get("starts_on"), N_("from"))
+        changes = {"client_id": _int(values.get("client_id"), N_("client")),
+                   "caregiver_id": _int(values.get("caregiver_id"), N_("caregiver")),
                    "service_id": _int(values.get("service_id"), "service", required=False),
                    "at": values.get("at", ""),
-                   "duration_min": _int(values.get("duration_min"), "duration · durée"),
+                   "duration_min": _int(values.get("duration_min"), N_("duration")),
                    "rrule": _rule_of(form)}
         new = visit_series.split(session, series, day, changes,
                                  today=visit_series.today_in(session, org), who=viewer.who,

@@ -12,18 +12,19 @@ from fleet import agency_settings
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import Organisation
 
 router = APIRouter(include_in_schema=False)
 
 ROUNDING_LABELS = {
-    "none": "none: the minute as clocked · aucun : la minute pointée",
-    "nearest": "to the nearest step · au pas le plus proche",
-    "planned": "the planned time, within the tolerance · l'heure prévue, dans la tolérance",
+    "none": N_("none: the minute as clocked"),
+    "nearest": N_("to the nearest step"),
+    "planned": N_("the planned time, within the tolerance"),
 }
 OVERRUN_LABELS = {
-    "bill": "billed as clocked · facturé tel que pointé",
-    "cap": "capped at the planned duration · plafonné à la durée prévue",
+    "bill": N_("billed as clocked"),
+    "cap": N_("capped at the planned duration"),
 }
 _ZONES = sorted(available_timezones())
 
@@ -31,7 +32,7 @@ _ZONES = sorted(available_timezones())
 def _org(session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from fleet import sos
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import SosAlert
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +44,7 @@ def _public(text: dict) -> dict:
 def sos_page(request: Request, session: SessionDep, viewer: PlannerDep) -> Response:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     rows = session.scalars(select(SosAlert).where(SosAlert.organisation_id == org.id)
                            .order_by(SosAlert.id.desc()).limit(LIST_LIMIT))
     return page(request, "sos.html", viewer, alerts=[sos.describe(session, a) for a in rows])
@@ -55,7 +56,7 @@ def acknowledge(sos_id: int, session: SessionDep, viewer: PlannerPostDep,
     org = organisation(session, viewer)
     alert = session.get(SosAlert, sos_id)
     if org is None or alert is None or alert.organisation_id != org.id:
-        raise Missing("Not found · Introuvable")
+        raise Missing(N_("Not found"))
     done = sos.acknowledge(session, alert, viewer.who, viewer.user_id, viewer.role)
     session.commit()
     # back to the page the banner was on: a path of this console only

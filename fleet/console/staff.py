@@ -17,6 +17,7 @@ from fleet.console.auth import MIN_PASSWORD, SESSION_COOKIE, Viewer
 from fleet.console.sessions import start
 from fleet.console.web import (Forbidden, Missing, PlannerDep, PlannerPostDep, SessionDep,
                                lifetimes, organisation, page, redirect)
+from fleet.i18n import N_
 from fleet.invitations import InvitationError, Inviter
 from fleet.models import ROLES, Invitation, Organisation, User
 from fleet.types import plain_int, utcnow
@@ -26,8 +27,7 @@ router = APIRouter(include_in_schema=False)
 
 def _inviter(viewer: Viewer) -> Inviter:
     if viewer.user_id is None and viewer.role != "admin":
-        raise Forbidden("Sign in with your own account to manage staff · Connectez-vous avec "
-                        "votre propre compte")
+        raise Forbidden(N_("Sign in with your own account to manage staff"))
     return Inviter(viewer.who, viewer.role, viewer.organisation_id)
 
 
@@ -85,8 +85,7 @@ def _person(session, viewer: Viewer, user_id: int) -> User:
                         and user.organisation_id != viewer.organisation_id):
         raise Missing(f"No user {user_id} · Utilisateur inconnu")
     if user.id == viewer.user_id:
-        raise Forbidden("Your own account is managed on the Account page · Votre propre compte "
-                        "se gère depuis la page Compte")
+        raise Forbidden(N_("Your own account is managed on the Account page"))
     if not invitations.may_manage(_inviter(viewer), user.role, user.organisation_id):
         raise Forbidden(f"A {viewer.role} may not manage a {user.role} account · Vous ne "
                         "pouvez pas gérer ce compte")

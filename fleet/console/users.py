@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, i18n
 from fleet.console import sessions
 from fleet.console.auth import AuthError, hash_password
 from fleet.models import ROLES, Organisation, User
@@ -21,9 +21,11 @@ def find_user(session: Session, email: str) -> User | None:
 
 
 def create_user(session: Session, email: str, role: str, password: str, *,
-                organisation_id: int | None = None, by: str = "cli") -> User:
+                organisation_id: int | None = None, by: str = "cli",
+                language: str | None = None) -> User:
     """A new active user; the caller commits. `organisation_id` None: sees every
-    organisation (the console then works on the first one)."""
+    organisation (the console then works on the first one). `language` fr or en, None: the
+    browser's (fleet.i18n)."""
     email = email.strip().lower()
     if not EMAIL.match(email):
         raise AuthError(f"{email!r} is not an email address")
@@ -34,13 +36,30 @@ def create_user(session: Session, email: str, role: str, password: str, *,
                         "`telegest fleet user passwd`)")
     if organisation_id is not None and session.get(Organisation, organisation_id) is None:
         raise AuthError(f"organisation {organisation_id} not found")
+    if language is not None and language not in i18n.LANGUAGES:
+        raise AuthError(f"language must be one of {', '.join(i18n.LANGUAGES)}, not {language!r}")
     user = User(email=email, role=role, organisation_id=organisation_id,
-                password_hash=hash_password(password), active=True)
+                password_hash=hash_password(password), active=True, language=language)
     session.add(user)
     session.flush()
     audit.record(session, by, "create", f"user:{email}", role="admin",
                  detail={"role": role, "organisation_id": organisation_id})
     return user
+
+
+def set_language(session: Session, user_id: int, language: str | None, by: str,
+                 role: str | None = None) -> None:
+    """The console's language of this user: `fr`, `en`, or None (the browser's
+    Accept-Language); audited; the caller commits."""
+    if language is not None and language not in i18n.LANGUAGES:
+        raise AuthError(f"language must be one of {', '.join(i18n.LANGUAGES)}, not {language!r}")
+    user = session.get(User, user_id)
+    if user is None:
+        raise AuthError(f"no user {user_id}")
+    if user.language != language:
+        audit.record(session, by, "language", f"user:{user.email}", role=role,
+                     detail={"before": user.language, "after": language})
+        user.language = language
 
 
 def _user(session: Session, email: str) -> User:

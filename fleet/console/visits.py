@@ -19,6 +19,7 @@ from fleet import corrections, validation
 from fleet.console.auth import Viewer
 from fleet.console.web import (Missing, PlannerDep, PlannerPostDep, SessionDep, organisation,
                                page, redirect)
+from fleet.i18n import N_
 from fleet.models import Organisation, Visit
 from fleet.visit_detail import visit_detail
 
@@ -32,7 +33,7 @@ class FormProblem(ValueError):
 def org_of(session: Session, viewer: Viewer) -> Organisation:
     org = organisation(session, viewer)
     if org is None:
-        raise Missing("No organisation yet · Aucune structure")
+        raise Missing(N_("No organisation yet"))
     return org
 
 
@@ -132,8 +133,8 @@ def correct_visit(visit_id: int, request: Request, session: SessionDep,
     values = {"arrival": arrival, "departure": departure, "code": code, "why": why}
     try:
         corrections.correct(session, visit, code=code.strip().upper() or None,
-                            arrival=read_time(arrival, tz, "arrival · arrivée"),
-                            departure=read_time(departure, tz, "departure · départ"),
+                            arrival=read_time(arrival, tz, N_("arrival")),
+                            departure=read_time(departure, tz, N_("departure")),
                             why=why, who=viewer.who, role=viewer.role,
                             organisation_id=org.id)
         session.commit()

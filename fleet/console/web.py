@@ -11,66 +11,71 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet import i18n
 from fleet.api.deps import get_session
 from fleet.console.auth import SESSION_COOKIE, Viewer, tokens_match, viewer_from_cookie
 from fleet.console.sessions import Lifetimes, SessionState
+from fleet.i18n import N_
 from fleet.models import Organisation
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def language(request: Request) -> str:
+    """The page's language: the signed-in user's setting, else `?lang=`, else the browser's
+    Accept-Language, else French (fleet.i18n)."""
+    return (getattr(request.state, "language", None)
+            or i18n.normalise(request.query_params.get("lang"))
+            or i18n.negotiate(request.headers.get("accept-language")))
+
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"),
+                            context_processors=[lambda request: {"lang": language(request)}])
+i18n.install(templates.env)
+# a visit's status as the console shows it (the value itself stays in forms and CSS classes)
+templates.env.globals["visit_status"] = {
+    "planned": N_("planned"), "in_progress": N_("in progress"), "done": N_("done"),
+    "cancelled": N_("cancelled")}
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # ?msg=<key> after a redirect: fixed texts only, never text from the URL
 MESSAGES = {
-    "saved": "Saved · Enregistré",
-    "created": "Created · Créé",
-    "already": "Already saved: this form was sent twice · Déjà enregistré : formulaire envoyé "
-               "deux fois",
-    "blocked": "Device declared lost or stolen: the broker refuses it, a wipe is queued · "
-               "Appareil déclaré perdu ou volé : le broker le refuse, un effacement est en attente",
-    "blocked_unenforced": "Device declared lost or stolen: the fleet refuses its clock-ins and a "
-                          "wipe is queued, but this broker does not check logins (development "
-                          "broker), so the device can still connect · Appareil déclaré perdu ou "
-                          "volé : la flotte refuse ses pointages et un effacement est en attente, "
-                          "mais ce broker ne contrôle pas les connexions (broker de "
-                          "développement) : l'appareil peut encore s'y connecter",
-    "imported": "Planning imported · Planning importé",
-    "registered": "Device registered · Appareil enregistré",
-    "invited": "Invitation sent by e-mail (valid 7 days) · Invitation envoyée par e-mail "
-               "(valable 7 jours)",
-    "disabled": "Account disabled: its sessions have ended · Compte désactivé : ses sessions "
-                "sont fermées",
-    "enabled": "Account enabled · Compte réactivé",
-    "reset_sent": "Password-reset link sent by e-mail (valid 24 hours) · Lien de "
-                  "réinitialisation envoyé par e-mail (valable 24 heures)",
-    "welcome": "Welcome: your password is set · Bienvenue : votre mot de passe est enregistré",
-    "issued": "Badge issued · Badge émis",
-    "revoked": "Badge revoked: it no longer clocks in · Badge révoqué : il ne pointe plus",
-    "restored": "Badge restored: it clocks in again · Badge rétabli : il pointe de nouveau",
-    "replaced": "Badge replaced: the old one no longer clocks in · Badge remplacé : l'ancien ne "
-                "pointe plus",
-    "signed_out": "Signed out · Déconnecté",
-    "signed_out_everywhere": "Signed out everywhere: every session of yours has ended · "
-                             "Déconnecté partout : toutes vos sessions sont fermées",
-    "password_changed": "Password changed: your other sessions have ended · Mot de passe "
-                        "changé : vos autres sessions sont fermées",
-    "corrected": "Correction saved · Correction enregistrée",
-    "validated": "Visit validated · Intervention validée",
-    "reopened": "Visit reopened · Intervention rouverte",
-    "handled": "Anomaly marked handled · Anomalie traitée",
-    "month_validated": "Month validated · Mois validé",
-    "month_reopened": "Month reopened · Mois rouvert",
-    "requeued": "Sent again: back in the queue · Renvoyé : de nouveau en attente",
-    "sent": "Message sent · Message envoyé",
-    "taken": "Call-back done · Rappel traité",
-    "not_dead": "Only a failed e-mail can be sent again · Seul un envoi en échec peut être "
-                "renvoyé",
-    "not_dead_delivery": "Only a failed delivery can be sent again · Seul un envoi en échec "
-                         "peut être renvoyé",
-    "deleted": "Deleted · Supprimé",
-    "key_revoked": "API key revoked: refused from now on · Clé d'API révoquée : refusée "
-                   "désormais",
-    "sos_acknowledged": "SOS acknowledged · SOS pris en compte",
-    "sos_already": "This SOS was already acknowledged · Ce SOS était déjà pris en compte",
+    "saved": N_("Saved"),
+    "created": N_("Created"),
+    "already": N_("Already saved: this form was sent twice"),
+    "blocked": N_("Device declared lost or stolen: the broker refuses it, a wipe is queued"),
+    "blocked_unenforced": N_("Device declared lost or stolen: the fleet refuses its clock-ins "
+                             "and a wipe is queued, but this broker does not check logins "
+                             "(development broker), so the device can still connect"),
+    "imported": N_("Planning imported"),
+    "registered": N_("Device registered"),
+    "invited": N_("Invitation sent by e-mail (valid 7 days)"),
+    "disabled": N_("Account disabled: its sessions have ended"),
+    "enabled": N_("Account enabled"),
+    "reset_sent": N_("Password-reset link sent by e-mail (valid 24 hours)"),
+    "welcome": N_("Welcome: your password is set"),
+    "issued": N_("Badge issued"),
+    "revoked": N_("Badge revoked: it no longer clocks in"),
+    "restored": N_("Badge restored: it clocks in again"),
+    "replaced": N_("Badge replaced: the old one no longer clocks in"),
+    "signed_out": N_("Signed out"),
+    "signed_out_everywhere": N_("Signed out everywhere: every session of yours has ended"),
+    "password_changed": N_("Password changed: your other sessions have ended"),
+    "corrected": N_("Correction saved"),
+    "validated": N_("Visit validated"),
+    "reopened": N_("Visit reopened"),
+    "handled": N_("Anomaly marked handled"),
+    "month_validated": N_("Month validated"),
+    "month_reopened": N_("Month reopened"),
+    "requeued": N_("Sent again: back in the queue"),
+    "sent": N_("Message sent"),
+    "taken": N_("Call-back done"),
+    "not_dead": N_("Only a failed e-mail can be sent again"),
+    "not_dead_delivery": N_("Only a failed delivery can be sent again"),
+    "deleted": N_("Deleted"),
+    "key_revoked": N_("API key revoked: refused from now on"),
+    "sos_acknowledged": N_("SOS acknowledged"),
+    "sos_already": N_("This SOS was already acknowledged"),
+    "language": N_("Language saved"),
 }
 
 
@@ -107,6 +112,7 @@ def current_viewer(request: Request, session: SessionDep) -> Viewer:
                                touch=not request.url.path.startswith(PASSIVE))
     if isinstance(found, str):
         raise NotSignedIn(found)
+    request.state.language = found.language
     return found
 
 
@@ -125,8 +131,7 @@ PosterDep = Annotated[Viewer, Depends(checked_post)]
 
 def planner(viewer: Viewer) -> Viewer:
     if not viewer.plans:
-        raise Forbidden("Managers and admins only: technicians see devices and health · "
-                        "Réservé aux gestionnaires et administrateurs")
+        raise Forbidden(N_("Managers and admins only: technicians see devices and health"))
     return viewer
 
 
@@ -177,17 +182,16 @@ def install_handlers(app) -> None:
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
-        return page(request, "error.html", None, 403, title="Not allowed · Non autorisé",
+        return page(request, "error.html", None, 403, title=N_("Not allowed"),
                     message=str(exc))
 
     @app.exception_handler(Missing)
     async def _missing(request: Request, exc: Missing) -> Response:
-        return page(request, "error.html", None, 404, title="Not found · Introuvable",
+        return page(request, "error.html", None, 404, title=N_("Not found"),
                     message=str(exc))
 
     @app.exception_handler(BadForm)
     async def _bad_form(request: Request, exc: BadForm) -> Response:
-        return page(request, "error.html", None, 403, title="Form refused · Formulaire refusé",
-                    message="This form is out of date or did not come from this console: "
-                            "reload the page and try again · Formulaire périmé ou venu "
-                            "d'ailleurs : rechargez la page et recommencez")
+        return page(request, "error.html", None, 403, title=N_("Form refused"),
+                    message=N_("This form is out of date or did not come from this console: "
+                               "reload the page and try again"))

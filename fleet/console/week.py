@@ -20,12 +20,13 @@ from fleet.console.auth import Viewer
 from fleet.console.planning import _names, _org
 from fleet.console.web import PlannerDep, PlannerPostDep, SessionDep, page, redirect
 from fleet.directory import PlanningError
+from fleet.i18n import N_
 from fleet.models import Caregiver, Client, Organisation, Visit
 from fleet.types import plain_int
 
 router = APIRouter(include_in_schema=False)
-DAY_NAMES = ("Mon · Lun", "Tue · Mar", "Wed · Mer", "Thu · Jeu", "Fri · Ven", "Sat · Sam",
-             "Sun · Dim")
+DAY_NAMES = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"),
+             N_("Sun"))
 
 
 def _week_page(request: Request, session: Session, viewer: Viewer, org: Organisation,
@@ -77,10 +78,9 @@ async def reassign(request: Request, session: SessionDep, viewer: PlannerPostDep
     try:
         to = plain_int(values["to"])
         if to is None:
-            raise PlanningError(422, "choose a caregiver · choisissez un intervenant")
+            raise PlanningError(422, N_("choose a caregiver"))
         if not chosen:
-            raise PlanningError(422, "tick the visits to reassign · cochez les interventions "
-                                     "à réattribuer")
+            raise PlanningError(422, N_("tick the visits to reassign"))
         week.reassign(session, org, chosen, to, who=viewer.who, role=viewer.role,
                       confirm=form.get("confirm") == "on")
         session.commit()

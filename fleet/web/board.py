@@ -12,22 +12,23 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from fleet.i18n import N_
 from fleet.matching import CLOCK_OFF_S
 from fleet.models import (Anomaly, Caregiver, Client, ClockEvent, Device, Organisation, Visit,
                           VisitRecord)
 from fleet.visit_alerts import open_by_visit
 
 STATUS_LABELS = {
-    "done": "done · terminée",
-    "in_progress": "in progress · en cours",
-    "late": "late · en retard",
-    "missing": "missing · non pointée",
-    "upcoming": "upcoming · à venir",
-    "cancelled": "cancelled · annulée",
+    "done": N_("done"),
+    "in_progress": N_("in progress"),
+    "late": N_("late"),
+    "missing": N_("missing"),
+    "upcoming": N_("upcoming"),
+    "cancelled": N_("cancelled"),
 }
 ALERT_LABELS = {  # an open visit alert: the on-call coordinators were e-mailed
-    "late": "late alert · alerte retard",
-    "missed": "missed alert · alerte non venue",
+    "late": N_("late alert"),
+    "missed": N_("missed alert"),
 }
 
 

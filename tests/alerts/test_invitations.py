@@ -28,10 +28,15 @@ def agency(engine, session):
     a, b = Organisation(name="Soins du Val"), Organisation(name="Aide Plus")
     session.add_all([a, b])
     session.flush()
-    create_user(session, "chef@val.fr", "manager", PASSWORD, organisation_id=a.id)
-    create_user(session, "admin@val.fr", "admin", PASSWORD, organisation_id=a.id)
-    create_user(session, "tech@val.fr", "technician", PASSWORD, organisation_id=a.id)
-    create_user(session, "chef@aideplus.fr", "manager", PASSWORD, organisation_id=b.id)
+    # the staff read the console in English (users.language); a new coordinator has no setting
+    create_user(session, "chef@val.fr", "manager", PASSWORD, organisation_id=a.id,
+                language="en")
+    create_user(session, "admin@val.fr", "admin", PASSWORD, organisation_id=a.id,
+                language="en")
+    create_user(session, "tech@val.fr", "technician", PASSWORD, organisation_id=a.id,
+                language="en")
+    create_user(session, "chef@aideplus.fr", "manager", PASSWORD, organisation_id=b.id,
+                language="en")
     session.commit()
     return a.id, b.id
 
@@ -81,13 +86,14 @@ def test_a_manager_invites_a_coordinator_who_sets_her_password_and_is_signed_in(
     assert form.status_code == 200 and "lea@val.fr" in form.text
     assert form.headers["Cache-Control"] == "no-store"
     short = lea.post(path, data={"password": "short", "again": "short"})
-    assert short.status_code == 422 and "12 characters" in short.text
+    assert short.status_code == 422 and "au moins 12 caractères" in short.text
     r = lea.post(path, data={"password": NEW, "again": NEW})
-    assert r.status_code == 200 and r.url.path == "/board" and "Welcome" in r.text
+    # she has no language setting and her browser asks for none: French, the default
+    assert r.status_code == 200 and r.url.path == "/board" and "Bienvenue" in r.text
     assert lea.get("/account").status_code == 200
     # once only
     again = console().post(path, data={"password": NEW, "again": NEW})
-    assert again.status_code == 410 and "already used" in again.text
+    assert again.status_code == 410 and "déjà servi" in again.text
     # she signs in with it, as a manager of the agency
     assert sign_in(console(), "lea@val.fr", NEW).url.path == "/board"
 

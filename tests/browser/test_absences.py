@@ -94,7 +94,7 @@ def test_absence_asked_offline_approved_in_the_console_visit_to_replace(
     console.screenshot(path=str(tmp_path / "console-absences.png"), full_page=True)
     console.goto(f"{api_server}/planning?day={day.isoformat()}")
     line = console.locator(f'#visits tr[data-visit="{covered}"]')
-    assert "to replace · à remplacer" in line.inner_text()
+    assert "to replace" in line.inner_text()
     console.screenshot(path=str(tmp_path / "console-planning-to-replace.png"), full_page=True)
     assert setup.api.get("/absences/to-replace").json()["items"][0]["visit_id"] == covered
     console.set_viewport_size({"width": 360, "height": 740})
@@ -135,7 +135,7 @@ def test_card_set_up_in_the_console_shown_in_the_app_and_verified(
     console.wait_for_selector("#card-qr svg")
     console.set_input_files("#photo", str(not_image))
     console.click("#photo-form button[type=submit]")
-    assert "JPEG, PNG ou WebP" in console.inner_text("#card-error")
+    assert "JPEG, PNG or WebP" in console.inner_text("#card-error")  # chromium asks English
     console.set_input_files("#photo", str(photo))
     console.click("#photo-form button[type=submit]")
     console.wait_for_selector("#card-preview img.procard-photo")

@@ -90,6 +90,8 @@ def test_an_sos_shows_in_the_console_with_the_address_and_position(browser, api_
     address = query(setup.db_url, "SELECT address FROM clients WHERE id = :id",
                     id=setup.client_id)[0][0]
     assert "Alice Martin" in text and "Mme Jeanne Durand" in text
+    # the banner's labels in the console's language (chromium asks English)
+    assert "Acknowledge" in text and "When" in text and "Quand" not in text
     assert address in console.inner_text("#sos-banner .sos-address")
     assert console.inner_text("#sos-banner .sos-position") == "48.85660, 2.35220 (± 15 m)"
     ((_, uid, visit_id, lat, lon, acc, acked),) = sos_rows(setup.db_url)

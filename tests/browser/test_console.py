@@ -89,7 +89,7 @@ def test_csv_import_preview_shows_an_error_row_then_a_fixed_file_imports(
     page.click("#upload button[type=submit]")
     errors = page.locator("#import-errors tr.import-error")
     assert errors.count() == 1
-    assert "3" in errors.first.inner_text() and "date invalide" in errors.first.inner_text()
+    assert "3" in errors.first.inner_text() and "is not a date" in errors.first.inner_text()
     assert page.locator("#confirm").count() == 0
     page.screenshot(path=str(tmp_path / "console-import-errors.png"), full_page=True)
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def test_a_manager_saves_the_alert_thresholds(browser, demo, api_server, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, api_server, account(demo[0], "manager"), "/board")
-    page.click("header nav >> text=Settings · Réglages")
+    page.click("header nav >> text=Settings")
     page.wait_for_url("**/settings")
     assert page.input_value("#late_after_min") == "15"
     assert page.input_value("#missed_after_min") == "60"
@@ -79,7 +79,7 @@ def test_a_dead_letter_is_sent_again_and_the_board_shows_the_alert(browser, demo
     page.wait_for_selector(f"#rows tr[data-visit='{visit_id}'] .tag.alert-late")
     page.screenshot(path=str(tmp_path / "console-board-alert.png"), full_page=True)
 
-    page.click("header nav >> text=Outbox · Envois")
+    page.click("header nav >> text=Outbox")
     page.wait_for_url("**/outbox")
     row = page.locator(f"#outbox tr[data-row='{dead_id}']")
     assert "mailbox unavailable" in row.inner_text()

@@ -18,7 +18,7 @@ def test_a_manager_invites_a_coordinator_who_sets_her_password(browser, demo, ap
                                                                tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, api_server, account(demo[0], "manager"), "/board")
-    page.click("header nav >> text=Staff · Équipe")
+    page.click("header nav >> text=Staff")
     page.wait_for_url("**/users")
     page.fill("#email", "lea.martin@agence-demo.fr")
     page.select_option("#role", "manager")

@@ -26,7 +26,7 @@ def test_write_to_chosen_caregivers_and_see_the_receipts(as_role, db, demo):
                                   "body": "Faites boire.\nFermez les volets.",
                                   "mandatory": "on"}, follow_redirects=True)
     assert r.status_code == 200 and "Message sent" in r.text
-    assert r.text.count("waiting · en attente") == 2 and 'id="receipts"' in r.text
+    assert r.text.count(">waiting<") == 2 and 'id="receipts"' in r.text
     with db() as s:
         m = s.scalars(select(Message)).one()
         assert m.mandatory and not m.everyone
@@ -41,11 +41,11 @@ def test_a_bad_message_is_shown_again_with_its_error(as_role, db, demo):
     token = csrf_of(c.get("/messages").text)
     r = c.post("/messages", data={"csrf": token, "to": "chosen", "subject": "Sans personne",
                                   "body": "texte"})
-    assert r.status_code == 422 and "aucun destinataire" in r.text
+    assert r.status_code == 422 and "no recipient" in r.text
     assert 'value="Sans personne"' in r.text
     r = c.post("/messages", data={"csrf": token, "to": "everyone", "subject": "Vide",
                                   "body": "  "})
-    assert r.status_code == 422 and "le message est vide" in r.text
+    assert r.status_code == 422 and "the message is empty" in r.text
     assert c.post("/messages", data={"csrf": "forged", "to": "everyone", "subject": "x",
                                      "body": "y"}).status_code == 403
     with db() as s:
@@ -64,7 +64,7 @@ def test_numbers_saved_or_refused_whole(as_role, db, demo):
     assert r.status_code == 200 and 'value="0612345678"' in r.text
     r = c.post("/numbers", data={"csrf": token, "emergency_label": ["Faux"],
                                  "emergency_number": ["rappelez-moi"]})
-    assert r.status_code == 422 and "n&#39;est pas un numéro" in r.text
+    assert r.status_code == 422 and "is not a phone number" in r.text
     with db() as s:
         rows = s.scalars(select(EmergencyNumber).order_by(EmergencyNumber.id)).all()
         assert [(x.kind, x.number) for x in rows] == [
@@ -108,7 +108,7 @@ def test_a_caregiver_s_work_phone_is_checked_on_the_caregiver_form(as_role, db, 
     form = {"csrf": csrf_of(page), "form_id": form_id_of(page), "name": g.name,
             "active": "on", "work_phone": "pas un numéro"}
     r = c.post(f"/planning/caregivers/{g.id}", data=form)
-    assert r.status_code == 422 and "n&#39;est pas un numéro" in r.text
+    assert r.status_code == 422 and "is not a phone number" in r.text
     page = c.get(f"/planning/caregivers/{g.id}").text
     r = c.post(f"/planning/caregivers/{g.id}", data={
         **form, "csrf": csrf_of(page), "form_id": form_id_of(page),

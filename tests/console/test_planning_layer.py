@@ -41,7 +41,8 @@ class Api:
 
 
 class Console:
-    """The console's forms, signed in as a manager."""
+    """The console's forms, signed in as a manager who reads French: the console shows the
+    French half of the message the API gives in both languages."""
 
     def __init__(self, client) -> None:
         self.c = client
@@ -95,7 +96,7 @@ def entry(request, db):
         org_id = s.scalars(select(Organisation.id)).first()
     if request.param == "api":
         return Api(request.getfixturevalue("api"), org_id)
-    return Console(request.getfixturevalue("as_role")("manager"))
+    return Console(request.getfixturevalue("as_role")("manager", "fr"))
 
 
 @pytest.fixture

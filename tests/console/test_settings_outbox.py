@@ -26,12 +26,12 @@ def test_a_manager_saves_thresholds_and_oncall_emails(as_role, db):
     c = as_role("manager")
     page = c.get("/settings")
     assert page.status_code == 200 and 'id="settings-form"' in page.text
-    assert "Settings · Réglages" in page.text
+    assert "Settings" in page.text and "Réglages" not in page.text
     r = c.post("/settings", data=settings_form(
         page.text, late_after_min="10", missed_after_min="40", overrun_policy="cap",
         rounding_mode="nearest", rounding_step_min="30",
         oncall_emails="astreinte@agence.fr\nnuit@agence.fr; ASTREINTE@agence.fr"))
-    assert r.status_code == 200 and "Saved · Enregistré" in r.text
+    assert r.status_code == 200 and "Saved" in r.text
     assert 'value="10"' in r.text and "astreinte@agence.fr\nnuit@agence.fr" in r.text
     with db() as s:
         org = s.scalars(select(Organisation).order_by(Organisation.id)).first()
@@ -121,6 +121,6 @@ def test_the_board_shows_open_visit_alerts(as_role, db):
     rows = c.get(f"/board/rows?day={day}").text
     row = rows[rows.index(f'data-visit="{visit_id}"'):]
     row = row[:row.index("</tr>")]
-    assert "alert-late" in row and "late alert · alerte retard" in row
-    assert '"status">late · en retard' in row  # past the alert threshold, within the tolerance
+    assert "alert-late" in row and "late alert" in row
+    assert '"status">late <' in row  # past the alert threshold, within the tolerance
     assert f'data-visit="{visit_id}"' in c.get(f"/board/rows?day={day}&status=late").text

@@ -39,6 +39,22 @@ def test_first_admin_then_passwd_and_list(database_url, monkeypatch, capsys):
     engine.dispose()
 
 
+def test_add_with_a_language_and_list_it(database_url, monkeypatch, capsys):
+    import json
+
+    assert run(["user", "add", "anne@agency.fr", "--language", "en", "--password-stdin",
+                "--db", database_url], "a long enough secret\n", monkeypatch) == 0
+    assert run(["user", "add", "bea@agency.fr", "--password-stdin", "--db", database_url],
+               "a long enough secret\n", monkeypatch) == 0
+    capsys.readouterr()
+    run(["user", "list", "--json", "--db", database_url], "", monkeypatch)
+    langs = {u["email"]: u["language"] for u in json.loads(capsys.readouterr().out)}
+    assert langs == {"anne@agency.fr": "en", "bea@agency.fr": None}
+    with pytest.raises(SystemExit):  # argparse refuses a language not offered
+        run(["user", "add", "carl@agency.fr", "--language", "de", "--password-stdin",
+             "--db", database_url], "a long enough secret\n", monkeypatch)
+
+
 def test_no_terminal_and_no_stdin_flag_is_a_clear_error(database_url, monkeypatch):
     with pytest.raises(TelegestError, match="--password-stdin"):
         run(["user", "add", "x@agency.fr", "--db", database_url], "", monkeypatch)

@@ -57,9 +57,9 @@ def test_a_bad_series_form_says_why_and_keeps_nothing(as_role, db):
     c = as_role("manager")
     client, alice, _ = _people(db)
     r, _ = _new_series(c, client, alice, days=())
-    assert r.status_code == 422 and "cochez au moins un jour" in r.text
+    assert r.status_code == 422 and "tick at least one day" in r.text
     r, _ = _new_series(c, client, alice, ends_on="2030-03-01")
-    assert r.status_code == 422 and "la fin précède le début" in r.text
+    assert r.status_code == 422 and "the series ends before it starts" in r.text
     with db() as s:
         assert s.scalar(select(func.count()).select_from(VisitSeries)) == 0
 

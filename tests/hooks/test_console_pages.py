@@ -85,7 +85,7 @@ def test_events_disable_a_console_change_replay_delete(as_role, db):
     assert "Only a failed delivery" in r.text  # pending now, not dead
 
     r = manager.post(f"/webhooks/{hook_id}/active", data={"csrf": token, "active": "0"})
-    assert "disabled · désactivée" in r.text and "Enable · Activer" in r.text
+    assert ">disabled<" in r.text and ">Enable<" in r.text and "Activer" not in r.text
     r = manager.post(f"/webhooks/{hook_id}/delete", data={"csrf": token})
     assert r.status_code == 200 and "No endpoint yet" in r.text
     with db() as s:
@@ -113,4 +113,4 @@ def test_api_keys_listed_and_revoked_by_admins(as_role, db):
     with db() as s:
         assert s.get(ApiKey, key_id).revoked
     row = re.search(rf'<tr data-key="{key_id}">.*?</tr>', r.text, re.S).group(0)
-    assert "revoked · révoquée" in row and "Revoke" not in row
+    assert ">revoked<" in row and "Revoke" not in row

@@ -2,11 +2,12 @@
 // file: the console's Content-Security-Policy runs no inline script. Asks /sos/live every
 // second; each SOS not yet acknowledged shows with who, when, the client, the address and the
 // position, and a button that acknowledges it; a sound plays when one appears and every 10 s
-// while one is open. The text goes in with textContent only, never as HTML.
+// while one is open. The text goes in with textContent only, never as HTML; its labels come
+// translated in the page's language from the banner's data-t-* attributes (base.html).
 (() => {
   const banner = document.getElementById("sos-banner");
   if (!banner) return;
-  const EVERY_MS = 1000, RING_MS = 10000;
+  const EVERY_MS = 1000, RING_MS = 10000, T = banner.dataset;
   let shown = "", lastRing = 0, audio = null, timer = null;
 
   function ring() {
@@ -35,22 +36,18 @@
   function item(a) {
     const box = el("div", "sos-item");
     box.dataset.sos = a.id;
-    const where = a.source === "box" ? " (boîtier · box)" : "";
+    const where = a.source === "box" ? " (" + T.tBox + ")" : "";
     box.append(el("strong", null, "SOS — " + a.who + where));
     const dl = el("dl");
-    const rows = [["Quand · When", a.at], ["Usager · Client", a.client],
-                  ["Adresse · Address", a.address], ["Intervention · Visit", a.visit],
-                  ["Position", a.position]];
-    for (const [k, v] of rows) {
+    const rows = [[T.tWhen, a.at], [T.tClient, a.client], [T.tAddress, a.address, "sos-address"],
+                  [T.tVisit, a.visit], ["Position", a.position, "sos-position"]];
+    for (const [k, v, cls] of rows) {
       dl.append(el("dt", null, k));
-      const dd = el("dd", null, v || "—");
-      if (k === "Position") dd.className = "sos-position";
-      if (k.startsWith("Adresse")) dd.className = "sos-address";
-      dl.append(dd);
+      dl.append(el("dd", cls, v || "—"));
     }
     box.append(dl);
     if (a.map) {
-      const link = el("a", null, "Carte · Map");
+      const link = el("a", null, T.tMap);
       link.href = a.map;
       link.target = "_blank";
       link.rel = "noopener";
@@ -67,7 +64,7 @@
       input.value = value;
       form.append(input);
     }
-    const button = el("button", null, "Pris en compte · Acknowledge");
+    const button = el("button", null, T.tAck);
     button.type = "submit";
     form.append(button);
     box.append(form);
