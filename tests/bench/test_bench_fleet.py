@@ -20,5 +20,5 @@ def test_bench_fleet_prints_its_figures(capsys):
     for key in ("connected", "health_per_s", "backlog", "push_all_s", "p99_tap_to_stored_s",
                 "duration_s", "file_limit"):
         assert key in out, out
-    assert out["connected"] == 50 and set(out["backlog"]) == {"end", "max", "grew"}
+    assert out["connected"] == 50 and set(out["backlog"]) == {"start", "end", "max", "grew"}
     assert code == 0
