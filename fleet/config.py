@@ -23,6 +23,20 @@ class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the variable."""
 
 
+def parse_addresses(text: str, name: str) -> list[tuple[str, int]]:
+    """'host:port,host:port' -> [(host, port), ...]; a clear error naming `name` otherwise."""
+    out = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"{name}: {item!r} is not host:port (several separated by "
+                                "commas, e.g. 127.0.0.1:1883,127.0.0.1:1884)")
+        out.append((host, int(port)))
+    return out
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
@@ -62,6 +76,14 @@ class Settings:
         default_factory=lambda: (_env("TELEGEST_MQTT_TLS", "0") or "0").lower()
         in ("1", "true", "yes"))
     mqtt_protocol: str = field(default_factory=lambda: _env("TELEGEST_MQTT_PROTOCOL", "v5"))
+    # more MQTT listeners to move to when the one in use fails ("host:port,host:port": a NATS
+    # cluster's nodes); the worker tries mqtt_host:mqtt_port first, then these in turn
+    mqtt_brokers: str = field(default_factory=lambda: _env("TELEGEST_MQTT_BROKERS", ""))
+    # NATS mode (fleet.nats_transport): the worker consumes the devices' up subjects through a
+    # JetStream consumer on these servers ("nats://host:port,..."); unset: MQTT (Mosquitto)
+    nats_urls: str = field(default_factory=lambda: _env("TELEGEST_NATS_URLS", ""))
+    # replicas of the worker's JetStream stream; 0: one per server given, at most 3
+    nats_replicas: int = field(default_factory=lambda: _int("TELEGEST_NATS_REPLICAS", 0, 0, 5))
     batch_max: int = field(
         default_factory=lambda: _int("TELEGEST_INGEST_BATCH_MAX", 500, 1, 100_000))
     batch_wait_ms: int = field(
@@ -117,6 +139,7 @@ class Settings:
             raise SettingsError("TELEGEST_DATABASE_URL: only sqlite and postgresql are supported")
         if self.mqtt_protocol not in ("v5", "v311"):
             raise SettingsError(f"TELEGEST_MQTT_PROTOCOL={self.mqtt_protocol!r}: v5 or v311")
+        self._check_cluster()
         if self.mqtt_username and self.mqtt_password is None:
             raise SettingsError("TELEGEST_MQTT_USERNAME is set but TELEGEST_MQTT_PASSWORD is not")
         if self.mqtt_password is not None and self.mqtt_password.lower() in _WEAK_SECRETS:
@@ -130,6 +153,33 @@ class Settings:
                       and url.database and url.database != ":memory:" else "var")
             object.__setattr__(self, "vapid_key_file",
                                os.path.join(folder or ".", "vapid-private.pem"))
+
+    @property
+    def mqtt_addresses(self) -> list[tuple[str, int]]:
+        """Every MQTT listener the worker may use, the first one first."""
+        return [(self.mqtt_host, self.mqtt_port),
+                *(a for a in parse_addresses(self.mqtt_brokers, "TELEGEST_MQTT_BROKERS")
+                  if a != (self.mqtt_host, self.mqtt_port))]
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.nats_urls.split(",") if u.strip()]
+
+    @property
+    def nats_stream_replicas(self) -> int:
+        return self.nats_replicas or min(3, max(1, len(self.nats_servers)))
+
+    def _check_cluster(self) -> None:
+        parse_addresses(self.mqtt_brokers, "TELEGEST_MQTT_BROKERS")
+        for url in self.nats_servers:
+            u = urlsplit(url)
+            try:
+                port = u.port
+            except ValueError:
+                port = None
+            if u.scheme not in ("nats", "tls") or not u.hostname or port is None:
+                raise SettingsError(f"TELEGEST_NATS_URLS: {url!r} is not a NATS server address "
+                                    "(nats://host:port, several separated by commas)")
 
     def _check_public_url(self) -> None:
         u = urlsplit(self.public_url)

@@ -10,6 +10,12 @@ Any number of identical workers may run: they share the ingest, and the once-per
 (planning push, rollout driving, alert sweeps, the outbox) run only in the worker that holds the
 database lease `fleet-duties` (fleet.lease), each loop checking before each step, so a dead
 leader is replaced within about the lease's TTL.
+
+On a NATS cluster (TELEGEST_NATS_URLS set) the up messages come through a JetStream consumer
+instead (fleet.nats_transport), acked after the commit like the device acks; this module's
+MQTT client then only publishes what goes down and reads the devices' state, over MQTT 3.1.1
+(the gateway's only version), moving to the next listener of TELEGEST_MQTT_BROKERS when one
+fails. The batching, storing and acking below are the same for both.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from fleet.ingest import ingest_batch
 from fleet.lease import DUTIES, Leadership
 from fleet.lifecycle import activate_contacted
 from fleet.matching import match_pending
+from fleet.nats_transport import DROP, RETRY, STORED, JetStreamSource
 from fleet.push import ConfigPusher
 from fleet.updates import UpdateService
 
@@ -88,8 +95,13 @@ class IngestWorker:
             s = Settings(database_url=settings, mqtt_host=mqtt_host or "127.0.0.1",
                          mqtt_port=mqtt_port or 1883)
         self.settings = s
-        self.protocol = protocol or s.mqtt_protocol
+        self.nats_urls = s.nats_servers  # NATS mode: the up messages through JetStream
+        # NATS's MQTT gateway speaks 3.1.1 only; the worker no longer subscribes to up there
+        self.protocol = "v311" if self.nats_urls else (protocol or s.mqtt_protocol)
         self.shared = shared and self.protocol == "v5"
+        self.addresses = s.mqtt_addresses  # where the MQTT client goes, in turn
+        self._address = 0
+        self.source: JetStreamSource | None = None
         self.client_id = client_id or f"fleet-{socket.gethostname()}-{os.getpid()}"
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.publish: Publish = publish or self._mqtt_publish
@@ -149,7 +161,8 @@ class IngestWorker:
                 "messages": self.counts["messages"], "seq_gap": self.counts["seq_gap"],
                 "health": self.counts["health"], "errors": self.counts["errors"],
                 "configs_pushed": self.pusher.counts["pushed"] if self.pusher else 0,
-                "leader": self.leader, "rejected": self.rejected}
+                "leader": self.leader, "rejected": self.rejected,
+                **({"jetstream": dict(self.source.counts)} if self.source else {})}
 
     # -- database side ----------------------------------------------------------------------
     def open_database(self) -> None:
@@ -165,13 +178,19 @@ class IngestWorker:
         message at a time: a message the fleet cannot store (a bug's poison) holds back its
         own device only, not every device whose messages shared its batch."""
         acks, error = self._store(messages)
-        if acks is None and len(messages) > 1 and not _connection_lost(error):
+        if acks is not None:
+            self._settle(messages, STORED)
+        elif len(messages) > 1 and not _connection_lost(error):
             acks = []
-            for message in messages:
+            for i, message in enumerate(messages):
                 one, error = self._store([message])
                 if one is None and _connection_lost(error):
+                    self._settle(messages[i:], RETRY)
                     break
+                self._settle([message], DROP if one is None else STORED)
                 acks += one or []
+        else:
+            self._settle(messages, RETRY if _connection_lost(error) else DROP)
         if acks is None:
             return []
         self.counts["batches"] += 1
@@ -186,10 +205,19 @@ class IngestWorker:
             self.match()
         return acks
 
+    def _settle(self, messages: list, outcome: str) -> None:
+        """JetStream's ack (after the commit), nak (the database is away: again soon) or
+        term (the fleet cannot store it; the device resends it anyway) for the messages that
+        came through it (a 4th item: fleet.nats_transport)."""
+        handles = [m[3] for m in messages if len(m) > 3]
+        if handles and self.source is not None:
+            self.source.settle(handles, outcome)
+
     def _store(self, messages: list) -> tuple[list | None, Exception | None]:
         """(acks, None) once committed; (None, the error) when the transaction failed. The
         counters move only with a commit."""
         counts: Counter = Counter()
+        messages = [m[:3] for m in messages]
         with self._sessions() as session:
             try:
                 acks = ingest_batch(session, messages, counters=counts, source=self.client_id)
@@ -367,7 +395,9 @@ class IngestWorker:
                       "broker's dynamic security (docs/operations.md)", reason_code,
                       f"as {who!r}" if who else "anonymous")
             return
-        if self.shared:
+        if self.nats_urls:
+            pass  # the up messages come through JetStream (fleet.nats_transport)
+        elif self.shared:
             opts = SubscribeOptions(qos=1)
             client.subscribe([(t, opts) for t in SHARED_TOPICS])
         elif self.protocol == "v5":
@@ -375,23 +405,47 @@ class IngestWorker:
         else:
             client.subscribe(PLAIN_TOPIC, qos=1)
         client.subscribe(STATE_TOPIC, qos=1)
-        log.info("connected to %s:%d, subscribed (%s)", self.settings.mqtt_host,
-                 self.settings.mqtt_port, "shared" if self.shared else "plain")
+        log.info("connected to %s:%d, subscribed (%s)", client.host, client.port,
+                 "JetStream" if self.nats_urls else "shared" if self.shared else "plain")
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+    def _next_address(self, client: mqtt.Client) -> None:
+        """The next MQTT listener of the list, for paho's next reconnect (a NATS node gone:
+        another one serves the same topics)."""
+        if len(self.addresses) > 1:
+            self._address = (self._address + 1) % len(self.addresses)
+            client.host, client.port = self.addresses[self._address]
+
+    def _on_disconnect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if not self._stop.is_set():
-            log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+            self._next_address(client)
+            log.warning("disconnected from the broker (%s); reconnecting to %s:%d",
+                        reason_code, client.host, client.port)
+
+    def _on_connect_fail(self, client, _userdata) -> None:
+        log.warning("cannot reach the broker at %s:%d; retrying", client.host, client.port)
+        self._next_address(client)
 
     def _on_message(self, _client, _userdata, msg) -> None:
-        if msg.topic.endswith("/up/ota"):  # chunk requests and update reports
-            self.updates.handle(msg.topic, msg.payload)
-            return
-        if msg.topic.endswith("/up/sos"):  # rare and urgent: stored here, not batched
-            self.box_sos(msg.topic, bytes(msg.payload))
-            return
-        self.queue.put((msg.topic, msg.payload, time.time()))
+        self._on_up(msg.topic, msg.payload)
 
-    def box_sos(self, topic: str, payload: bytes) -> None:
+    def _on_up(self, topic: str, payload: bytes, handle=None) -> None:
+        """One message from a device: from paho's thread (`handle` None), or from the
+        JetStream consumer's (`handle` its message, settled once stored)."""
+        if topic.endswith("/up/ota"):  # chunk requests and update reports
+            try:
+                self.updates.handle(topic, payload)
+            finally:
+                self._settle([(topic, payload, 0, handle)] if handle else [], STORED)
+            return
+        if topic.endswith("/up/sos"):  # rare and urgent: stored here, not batched
+            stored = self.box_sos(topic, bytes(payload))
+            self._settle([(topic, payload, 0, handle)] if handle else [],
+                         STORED if stored else RETRY)
+            return
+        self.queue.put((topic, payload, time.time()) if handle is None
+                       else (topic, payload, time.time(), handle))
+
+    def box_sos(self, topic: str, payload: bytes) -> bool:
         """A reader box's SOS button (fleet.sos.handle_box): stored, then `down/sos`."""
         ident = topic.split("/")[2]
         with self._sessions() as session:
@@ -402,10 +456,11 @@ class IngestWorker:
                 session.rollback()
                 self.counts["errors"] += 1
                 log.exception("up/sos of %s not stored; the box sends it again", ident[:64])
-                return
+                return False
         if answer is not None:
             self.counts["sos"] += 1
             self.publish(f"tg/v1/{ident}/down/sos", answer)
+        return True
 
     def _make_client(self) -> mqtt.Client:
         v5 = self.protocol == "v5"
@@ -420,9 +475,7 @@ class IngestWorker:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect, client.on_message = self._on_connect, self._on_message
         client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = lambda *_: log.warning(  # a wrong or stopped broker, said
-            "cannot reach the broker at %s:%d; retrying", self.settings.mqtt_host,
-            self.settings.mqtt_port)
+        client.on_connect_fail = self._on_connect_fail  # a wrong or stopped broker, said
         return client
 
     def start(self) -> "IngestWorker":
@@ -456,9 +509,15 @@ class IngestWorker:
         if self.protocol == "v5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 0
-        self._client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port,
-                                   keepalive=30, properties=props)
+        host, port = self.addresses[0]
+        self._client.connect_async(host, port, keepalive=30, properties=props)
         self._client.loop_start()
+        if self.nats_urls:
+            s = self.settings
+            self.source = JetStreamSource(
+                self.nats_urls, self._on_up, lambda: _QUEUE_MAX - self.queue.qsize(),
+                replicas=s.nats_stream_replicas, user=s.mqtt_username,
+                password=s.mqtt_password, name=self.client_id, batch=self.batch_max).start()
         if self.push:
             self.pusher = ConfigPusher(self._sessions, self._publish_retained)
             self._push_thread = threading.Thread(target=self._push_loop, name="fleet-push",
@@ -480,11 +539,16 @@ class IngestWorker:
     def stop(self) -> None:
         """Stop taking messages, finish what is queued (acks included), disconnect."""
         self._stop.set()
+        if self.source is not None:
+            self.source.stop_fetching()
         if self._client is not None:
             self._client.unsubscribe(
+                [STATE_TOPIC] if self.nats_urls else
                 [*(SHARED_TOPICS if self.shared else [PLAIN_TOPIC]), STATE_TOPIC])
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self.source is not None:  # what the drain stored is acked to JetStream
+            self.source.close()
         if self._match_thread is not None:
             self._match_stop.set()
             self._drained.set()

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh machine: the Python packages (in .venv), the Node
-# package with the real MicroPython, and from Debian: mosquitto, chromium (for Playwright) and the
-# DejaVu fonts (the badge sheet).
+# package with the real MicroPython, and from Debian: mosquitto, nats-server (the clustered
+# broker, tools/cluster.py), chromium (for Playwright) and the DejaVu fonts (the badge sheet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # the QR badge sheet prints names in DejaVu (every French letter); tools/field/sheet.py finds it

@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-REQUIRED_MARKERS = ("e2e", "chaos", "micropython", "virtual_hw", "browser", "postgres")
+REQUIRED_MARKERS = ("e2e", "chaos", "micropython", "virtual_hw", "browser", "postgres",
+                    "cluster")
 COUNTS_KEY = "telegest_marker_counts"
 _skipped: list[str] = []
 _marker_counts: dict[str, int] = {}

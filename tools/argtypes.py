@@ -81,6 +81,29 @@ def broker(text: str) -> str:
     return text
 
 
+def brokers(text: str) -> str:
+    """One broker address or several separated by commas (a cluster's MQTT listeners, tried
+    in turn): each checked as `broker`, returned as given."""
+    if not [parse_broker(t) for t in text.split(",") if t.strip()]:
+        raise argparse.ArgumentTypeError("expected host:port, several separated by commas")
+    return text
+
+
+def parse_brokers(text: str) -> list[tuple[str, int]]:
+    return [parse_broker(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def nats_urls(text: str) -> str:
+    """nats://host:port, several separated by commas."""
+    for url in (t.strip() for t in text.split(",")):
+        if not url.startswith(("nats://", "tls://")):
+            raise argparse.ArgumentTypeError(
+                f"bad NATS server address {url!r}: expected nats://host:port, several "
+                "separated by commas")
+        parse_broker(url.split("://", 1)[1])
+    return text
+
+
 def parse_broker(text: str) -> tuple[str, int]:
     rest = text.split("://", 1)[1] if "://" in text else text
     rest = rest.rstrip("/")

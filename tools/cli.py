@@ -34,8 +34,12 @@ def cmd_fleet_worker(args) -> int:
     from fleet.worker import main as worker_main
 
     os.environ["TELEGEST_DATABASE_URL"] = args.db
-    host, port = _broker(args.broker)
+    (host, port), *more = at.parse_brokers(args.broker)
     os.environ["TELEGEST_MQTT_HOST"], os.environ["TELEGEST_MQTT_PORT"] = host, str(port)
+    if more:  # a cluster's other MQTT listeners, moved to when one fails
+        os.environ["TELEGEST_MQTT_BROKERS"] = ",".join(f"{h}:{p}" for h, p in more)
+    if args.nats:
+        os.environ["TELEGEST_NATS_URLS"] = args.nats
     argv = ["--protocol", args.protocol] if args.protocol else []
     argv += ["--no-push"] if args.no_push else []
     # the worker reports its connections and counters at INFO unless told otherwise
@@ -238,9 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                                               required=True)
     w = command(fleet, "worker", cmd_fleet_worker, "run an MQTT ingest worker")
     w.add_argument("--db", default=DEFAULT_DB)
-    w.add_argument("--broker", default=DEFAULT_BROKER, type=at.broker, help="host:port")
+    w.add_argument("--broker", default=DEFAULT_BROKER, type=at.brokers,
+                   help="host:port, or several separated by commas (a NATS cluster's MQTT "
+                        "listeners, tried in turn)")
     w.add_argument("--protocol", choices=["v5", "v311"], default=None,
                    help="v5 with a shared subscription (default), v311 for a 3.1.1-only broker")
+    w.add_argument("--nats", type=at.nats_urls, default=None,
+                   help="nats://host:port,...: consume the up messages through JetStream on "
+                        "this NATS cluster (TELEGEST_NATS_URLS; docs/operations.md)")
     w.add_argument("--no-push", action="store_true",
                    help="only ingest: never take the fleet duties (planning push, rollouts, "
                         "alert sweep) that one worker of the fleet holds by lease")
@@ -282,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                          ).add_subparsers(
         dest="cmd", required=True)
     s = command(dev, "sim", cmd_device_sim, "run virtual reader boxes")
-    s.add_argument("--broker", default=DEFAULT_BROKER, type=at.broker, help="host:port")
+    s.add_argument("--broker", default=DEFAULT_BROKER, type=at.brokers,
+                   help="host:port, or several separated by commas: a reader moves to the "
+                        "next one when a connection fails")
     s.add_argument("--devices", type=_idents, help="comma-separated device ids")
     s.add_argument("--count", type=_sim_count, default=0, help="or: this many, named PREFIX1..N")
     s.add_argument("--prefix", default="sim-r")

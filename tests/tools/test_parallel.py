@@ -29,6 +29,8 @@ def test_micropython(): assert True
 def test_virtual_hw(): assert True
 @pytest.mark.browser
 def test_browser(): assert True
+@pytest.mark.cluster
+def test_cluster(): assert True
 """
 POSTGRES = """
 import pytest
@@ -105,7 +107,7 @@ def _run_gate(tmp_path, files: dict[str, str], *args: str) -> subprocess.Complet
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\naddopts = --strict-markers -p no:cacheprovider\nmarkers =\n"
         + "".join(f"    {m}: m\n" for m in ("e2e", "chaos", "micropython", "virtual_hw",
-                                             "browser", "postgres")))
+                                             "browser", "postgres", "cluster")))
     # only the plugin under test (the others would take seconds to load in each process)
     env = {**os.environ, "TELEGEST_REQUIRE_ALL_MARKERS": "1", "PYTHONPATH": str(ROOT),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -119,7 +121,7 @@ def test_the_gate_passes_a_whole_suite_and_counts_each_marker_once(tmp_path, arg
     done = _run_gate(tmp_path, {"test_marked.py": MARKED, "test_pg.py": POSTGRES}, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     assert ("tests per marker: e2e=1, chaos=1, micropython=1, virtual_hw=1, browser=1, "
-            "postgres=1") in done.stdout, done.stdout
+            "postgres=1, cluster=1") in done.stdout, done.stdout
     assert "CI gate failed" not in done.stdout
 
 

@@ -7,6 +7,12 @@ through the control topic `sim/v1/<device>/tap`). Killing the process is a power
 journal on disk is what the next start finds. Given the broker's CA (`ca`, PEM text, as provisioned on a box) it speaks TLS
 and verifies the broker with the firmware's own context (firmware/runtime/tls.py); a broker it
 cannot verify is logged with the reason (`link_error`) and retried, the journal kept.
+Given more broker addresses (`brokers`: a NATS cluster's MQTT listeners) it moves to the next
+one whenever a connection fails or is lost, round the list, as the firmware does with its own.
+
+It subscribes to `down/+` and `down/config/+` (the two levels the protocol uses), not `down/#`:
+NATS 2.9.10's MQTT gateway hands a retained message to a new `#` subscription only about half
+of the time (docs/protocol.md, "On a NATS cluster"), and a box must get its retained config.
 """
 from __future__ import annotations
 
@@ -52,15 +58,19 @@ class VirtualReader:
         trust_keys: list[str] | None = None,
         ota_deadline_s: float = 120,
         ca: str | None = None,
+        brokers: list[tuple[str, int]] | None = None,
     ) -> None:
         """`username`/`password`: the device's broker credentials (from provisioning); without
         them it connects anonymously, as on a development broker. Updates (firmware/ota) are
         installed in `<journal_dir>.ota/` and a reboot rebuilds the core from it (this
         process does not import the slot's code: the box does, through sys.path);
         `reader_status` is what its health reports, hence what a trial boot is judged on.
-        `ca`: the broker's CA certificate (PEM): TLS, the broker verified against it only."""
+        `ca`: the broker's CA certificate (PEM): TLS, the broker verified against it only.
+        `brokers`: more (host, port) to move to, in turn, when a connection fails."""
         self.device_id = device_id
+        self.addresses = [(host, port), *[b for b in brokers or [] if b != (host, port)]]
         self.host, self.port = host, port
+        self.moves = 0  # how many times it moved to another broker address
         self.clock = clock or SimClock()
         self.feedback = SimFeedback()
         self.config = config
@@ -111,6 +121,16 @@ class VirtualReader:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
 
+    def _next_broker(self, client: mqtt.Client) -> None:
+        """The next address of the list for paho's next reconnect (called with the link
+        closed, from paho's thread)."""
+        if len(self.addresses) < 2:
+            return
+        i = (self.addresses.index((self.host, self.port)) + 1) % len(self.addresses)
+        self.host, self.port = self.addresses[i]
+        client.host, client.port = self.host, self.port
+        self.moves += 1
+
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.device_id,
@@ -124,6 +144,7 @@ class VirtualReader:
         c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = lambda client, _u: self._next_broker(client)
         c.on_message = self._on_message
         return c
 
@@ -160,10 +181,11 @@ class VirtualReader:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:
-            log.warning("%s: broker refused the connection: %s", self.device_id, reason_code)
+            log.warning("%s: broker %s:%s refused the connection: %s", self.device_id,
+                        self.host, self.port, reason_code)
             self.refused.append(str(reason_code))
             return
-        client.subscribe([(self._topic("down/#"), 1),
+        client.subscribe([(self._topic("down/+"), 1), (self._topic("down/config/+"), 1),
                           (SIM_TAP_TOPIC.format(device=self.device_id), 1)])
         client.publish(self._topic("state"), b"online", qos=1, retain=True)
         self.link_error = ""
@@ -173,6 +195,8 @@ class VirtualReader:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()
+        if self._running:
+            self._next_broker(client)
         with self._lock:
             self.core.commands.on_disconnect()
 

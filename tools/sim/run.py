@@ -132,16 +132,20 @@ class Fleet:
 
 def build_fleet(device_ids: list[str], configs: dict[str, dict], host: str, port: int,
                 journal_root: str | Path, ack_timeout: float = 5.0,
-                logins: dict[str, dict] | None = None, ca: str | None = None) -> Fleet:
+                logins: dict[str, dict] | None = None, ca: str | None = None,
+                brokers: list[tuple[str, int]] | None = None) -> Fleet:
     """`logins`: each device's {"username", "password"}; none: anonymous. `ca`: the
-    broker's CA certificate (PEM): TLS."""
+    broker's CA certificate (PEM): TLS. `brokers`: more addresses; reader i starts at the
+    i-th address of the whole list (the readers spread over a cluster's nodes)."""
+    everyone = [(host, port), *[b for b in brokers or [] if b != (host, port)]]
     readers = []
-    for d in device_ids:
+    for i, d in enumerate(device_ids):
         cfg = configs.get(d, EMPTY_CONFIG)
         login = (logins or {}).get(d, {})
-        r = VirtualReader(d, host, port, Path(journal_root) / d, cfg, ack_timeout=ack_timeout,
+        first = everyone[i % len(everyone)]
+        r = VirtualReader(d, *first, Path(journal_root) / d, cfg, ack_timeout=ack_timeout,
                           username=login.get("username"), password=login.get("password"),
-                          ca=ca)
+                          ca=ca, brokers=everyone)
         readers.append(r)
     return Fleet(readers)
 
@@ -158,7 +162,7 @@ def device_logins(path: str, devices: list[str]) -> dict[str, dict]:
 
 
 def run_sim(args) -> int:
-    host, port = parse_broker(args.broker)
+    (host, port), *more = [parse_broker(b) for b in args.broker.split(",") if b.strip()]
     devices = [d for d in (args.devices or "").split(",") if d]
     if not devices and args.count:
         devices = [f"{args.prefix}{i}" for i in range(1, args.count + 1)]
@@ -177,6 +181,9 @@ def run_sim(args) -> int:
         from tools.pki import read_ca
 
         ca = read_ca(args.ca)
+    if more and getattr(args, "board", "python") == "wasm":
+        raise TelegestError("several --broker addresses drive the Python readers only; the "
+                            "wasm boxes take one")
     if getattr(args, "board", "python") == "wasm":
         if ca:
             raise TelegestError("--ca: the WebAssembly MicroPython has no ssl module, the "
@@ -184,7 +191,7 @@ def run_sim(args) -> int:
                                 "local plain listener (docs/virtual-board.md)")
         return _run_wasm(args, devices, host, port, logins)
     fleet = build_fleet(devices, configs, host, port, args.journal_dir, args.ack_timeout,
-                        logins, ca).start()
+                        logins, ca, brokers=more).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -192,7 +199,8 @@ def run_sim(args) -> int:
     if args.tap_every:
         threads.append(threading.Thread(target=fleet.demo_taps, args=(args.tap_every,),
                                         daemon=True))
-    print(f"{len(devices)} virtual reader(s) on {host}:{port}{' over TLS' if ca else ''}: "
+    where = ", ".join(f"{h}:{p}" for h, p in [(host, port), *more])
+    print(f"{len(devices)} virtual reader(s) on {where}{' over TLS' if ca else ''}: "
           f"{', '.join(devices)}", flush=True)
     for t in threads:
         t.start()
