@@ -102,7 +102,8 @@ async def run_load(spec: LoadSpec, shared: Shared) -> dict:
             except (ValueError, KeyError, TypeError):
                 return
             for key in [k for k in pending if k[0] == c.client_id and k[1] <= ack]:
-                latencies.append(now - pending.pop(key))
+                sent = pending.pop(key)
+                latencies.append((sent, now - sent))
         elif topic.endswith("/down/config") and payload:  # a manifest (parts: down/config/i)
             try:
                 v = int(json.loads(payload)["v"])
