@@ -385,5 +385,12 @@ class DynsecControl:
 
 
 def control_from_env() -> BrokerControl:
+    """The NATS cluster's users (TELEGEST_NATS_AUTH_FILE, fleet.natsauth), else Mosquitto's
+    dynamic security (TELEGEST_DYNSEC_USERNAME), else an anonymous broker."""
+    from fleet.natsauth import NatsAuth, NatsAuthSettings
+
+    nats = NatsAuthSettings.from_env()
+    if nats is not None:
+        return NatsAuth(nats)
     settings = DynsecSettings.from_env()
     return DynsecControl(settings) if settings else NoBrokerAuth()

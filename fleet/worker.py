@@ -47,6 +47,7 @@ from fleet.ingest import ingest_batch
 from fleet.lease import DUTIES, Leadership
 from fleet.lifecycle import activate_contacted
 from fleet.matching import match_pending
+from fleet.mqtt_failover import Addresses
 from fleet.nats_transport import DROP, RETRY, STORED, JetStreamSource
 from fleet.push import ConfigPusher
 from fleet.updates import UpdateService
@@ -99,8 +100,13 @@ class IngestWorker:
         # NATS's MQTT gateway speaks 3.1.1 only; the worker no longer subscribes to up there
         self.protocol = "v311" if self.nats_urls else (protocol or s.mqtt_protocol)
         self.shared = shared and self.protocol == "v5"
-        self.addresses = s.mqtt_addresses  # where the MQTT client goes, in turn
-        self._address = 0
+        self.addresses = Addresses(s.mqtt_addresses)  # where the MQTT client goes, in turn
+        # On NATS, QoS 1 towards a subscriber is a JetStream consumer per device session, which
+        # NATS 2.9.10 left stalled after a node loss (no acks reached the devices on the nodes
+        # that stayed up); QoS 0 travels as plain NATS messages. Nothing is lost by it: a lost
+        # ack is a resend, configs are retained and read again at each connect, commands are
+        # offered again (docs/protocol.md, "On a NATS cluster").
+        self.qos = 0 if self.nats_urls else 1
         self.source: JetStreamSource | None = None
         self.client_id = client_id or f"fleet-{socket.gethostname()}-{os.getpid()}"
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
@@ -381,11 +387,11 @@ class IngestWorker:
 
     # -- MQTT side --------------------------------------------------------------------------
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
-        self._client.publish(topic, payload, qos=1)
+        self._client.publish(topic, payload, qos=self.qos)
 
     def _publish_retained(self, topic: str, payload: bytes, retain: bool) -> None:
         # paho keeps QoS 1 messages while the link is down and sends them on reconnect
-        self._client.publish(topic, payload, qos=1, retain=retain)
+        self._client.publish(topic, payload, qos=self.qos, retain=retain)
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
@@ -404,26 +410,18 @@ class IngestWorker:
             client.subscribe([(PLAIN_TOPIC, SubscribeOptions(qos=1))])
         else:
             client.subscribe(PLAIN_TOPIC, qos=1)
-        client.subscribe(STATE_TOPIC, qos=1)
+        client.subscribe(STATE_TOPIC, qos=self.qos)
         log.info("connected to %s:%d, subscribed (%s)", client.host, client.port,
                  "JetStream" if self.nats_urls else "shared" if self.shared else "plain")
 
-    def _next_address(self, client: mqtt.Client) -> None:
-        """The next MQTT listener of the list, for paho's next reconnect (a NATS node gone:
-        another one serves the same topics)."""
-        if len(self.addresses) > 1:
-            self._address = (self._address + 1) % len(self.addresses)
-            client.host, client.port = self.addresses[self._address]
-
     def _on_disconnect(self, client, _userdata, _flags, reason_code, _props) -> None:
-        if not self._stop.is_set():
-            self._next_address(client)
+        if not self._stop.is_set():  # a NATS node gone: another one serves the same topics
             log.warning("disconnected from the broker (%s); reconnecting to %s:%d",
-                        reason_code, client.host, client.port)
+                        reason_code, *self.addresses.next(client))
 
     def _on_connect_fail(self, client, _userdata) -> None:
         log.warning("cannot reach the broker at %s:%d; retrying", client.host, client.port)
-        self._next_address(client)
+        self.addresses.next(client)
 
     def _on_message(self, _client, _userdata, msg) -> None:
         self._on_up(msg.topic, msg.payload)
@@ -509,7 +507,7 @@ class IngestWorker:
         if self.protocol == "v5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 0
-        host, port = self.addresses[0]
+        host, port = self.addresses.now
         self._client.connect_async(host, port, keepalive=30, properties=props)
         self._client.loop_start()
         if self.nats_urls:

@@ -82,6 +82,7 @@ def nats_server_path() -> str | None:
 NODE_CONF = """\
 # written by telegest (tools/cluster.py): node {index} of {nodes}
 server_name: {name}
+pid_file: "{pid_file}"
 listen: {host}:{client_port}
 http: {host}:{http_port}
 max_payload: 65536
@@ -90,18 +91,20 @@ jetstream {{
   max_memory_store: {max_memory}
   max_file_store: {max_file}
 }}
+{cluster}mqtt {{
+  listen: {host}:{mqtt_port}
+  stream_replicas: {replicas}
+}}
+{auth}"""
+CLUSTER_CONF = """\
 cluster {{
-  name: {cluster}
+  name: {name}
   listen: {host}:{route_port}
   routes: [
 {routes}
   ]
 }}
-mqtt {{
-  listen: {host}:{mqtt_port}
-  stream_replicas: {replicas}
-}}
-{auth}"""
+"""
 
 
 @dataclass
@@ -126,6 +129,10 @@ class Node:
     @property
     def log(self) -> Path:
         return self.folder / "nats.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "nats.pid"
 
 
 class Cluster:
@@ -162,11 +169,23 @@ class Cluster:
     def nats_urls(self) -> list[str]:
         return [f"nats://{self.host}:{n.client_port}" for n in self.nodes]
 
+    @property
+    def monitor_urls(self) -> list[str]:
+        return [f"http://{self.host}:{n.http_port}" for n in self.nodes]
+
+    @property
+    def pid_files(self) -> list[Path]:
+        """What fleet.natsauth signals to reload the users (TELEGEST_NATS_PID_FILES)."""
+        return [n.pid_file for n in self.nodes]
+
     # -- configuration -----------------------------------------------------------------------
     def _write_conf(self, node: Node) -> None:
         node.folder.mkdir(parents=True, exist_ok=True)
         routes = "\n".join(f"    nats-route://{self.host}:{n.route_port}" for n in self.nodes
                            if n is not node)
+        # one node is a cluster of one: no routes (nats-server refuses a route-less cluster)
+        cluster = (CLUSTER_CONF.format(name=self.name, host=self.host, route_port=node.route_port,
+                                       routes=routes) if len(self.nodes) > 1 else "")
         if self.auth_file is not None and not self.auth_file.exists():
             raise ClusterError(f"the authorization file {self.auth_file} does not exist: "
                                "fleet.natsauth.NatsAuth writes it")
@@ -175,9 +194,9 @@ class Cluster:
                 if self.auth_file else "")
         node.conf.write_text(NODE_CONF.format(
             index=node.index, nodes=len(self.nodes), name=node.name, host=self.host,
-            client_port=node.client_port, http_port=node.http_port, route_port=node.route_port,
-            mqtt_port=node.mqtt_port, store=node.folder / "jetstream", cluster=self.name,
-            routes=routes, replicas=self.replicas, max_memory=self.max_memory,
+            pid_file=node.pid_file, client_port=node.client_port, http_port=node.http_port, route_port=node.route_port,
+            mqtt_port=node.mqtt_port, store=node.folder / "jetstream", cluster=cluster,
+            replicas=self.replicas, max_memory=self.max_memory,
             max_file=self.max_file, auth=auth))
 
     # -- monitoring --------------------------------------------------------------------------
@@ -204,16 +223,22 @@ class Cluster:
         start, they exist before a node is lost, when making them waits for new stream
         leaders."""
         deadline = time.monotonic() + timeout
+
+        def listening(node: Node) -> bool:
+            while time.monotonic() < deadline and node.running:
+                if wait_port(self.host, node.client_port, 0.2) and \
+                        wait_port(self.host, node.mqtt_port, 0.2):
+                    return True
+            return False
+
         for node in nodes:
-            left = max(0.1, deadline - time.monotonic())
-            if not (wait_port(self.host, node.client_port, left)
-                    and wait_port(self.host, node.mqtt_port, max(0.1, deadline - time.monotonic()))):
+            if not listening(node):
                 code = node.proc.poll() if node.proc else None
                 why = "still starting" if code is None else f"exited with code {code}"
                 raise ClusterError(f"nats-server {node.name} did not listen on {self.host}:"
                                    f"{node.client_port}/{node.mqtt_port} ({why}). Its log:\n"
                                    f"{self._tail(node)}")
-        for node in nodes:
+        for node in nodes if len(self.nodes) > 1 else []:  # one node: no meta group
             while self.meta_leader(node.index) is None:
                 if time.monotonic() > deadline:
                     raise ClusterError(f"no JetStream meta leader seen by {node.name} within "

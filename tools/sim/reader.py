@@ -32,6 +32,7 @@ from firmware.planning import Planning
 from firmware.reader import ReaderCore
 from firmware.runtime.tls import client_context
 from firmware.sos import SosButton
+from fleet.mqtt_failover import Addresses
 from tools.sim.hardware import SimClock, SimFeedback
 
 log = logging.getLogger("telegest.sim")
@@ -68,9 +69,7 @@ class VirtualReader:
         `ca`: the broker's CA certificate (PEM): TLS, the broker verified against it only.
         `brokers`: more (host, port) to move to, in turn, when a connection fails."""
         self.device_id = device_id
-        self.addresses = [(host, port), *[b for b in brokers or [] if b != (host, port)]]
-        self.host, self.port = host, port
-        self.moves = 0  # how many times it moved to another broker address
+        self.addresses = Addresses([(host, port), *(brokers or [])])
         self.clock = clock or SimClock()
         self.feedback = SimFeedback()
         self.config = config
@@ -88,6 +87,8 @@ class VirtualReader:
         self._pump: threading.Thread | None = None
         self.username, self.password = username, password
         self.refused: list[str] = []  # CONNACK refusals, newest last
+        self.sub_refused = 0  # SUBACKs with a refused filter (asked again)
+        self._resubscribe_at = 0.0
         self.ca = ca
         self.tls = client_context(ca) if ca else None  # ValueError: a CA it cannot load
         self.link_error = ""  # why the last connection attempt failed, "" once connected
@@ -121,15 +122,19 @@ class VirtualReader:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
 
-    def _next_broker(self, client: mqtt.Client) -> None:
-        """The next address of the list for paho's next reconnect (called with the link
-        closed, from paho's thread)."""
-        if len(self.addresses) < 2:
-            return
-        i = (self.addresses.index((self.host, self.port)) + 1) % len(self.addresses)
-        self.host, self.port = self.addresses[i]
-        client.host, client.port = self.host, self.port
-        self.moves += 1
+    @property
+    def host(self) -> str:
+        """The broker address in use (or tried next)."""
+        return self.addresses.now[0]
+
+    @property
+    def port(self) -> int:
+        return self.addresses.now[1]
+
+    @property
+    def moves(self) -> int:
+        """How many times it moved to another broker address."""
+        return self.addresses.moves
 
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -144,8 +149,9 @@ class VirtualReader:
         c.reconnect_delay_set(min_delay=1, max_delay=5)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
-        c.on_connect_fail = lambda client, _u: self._next_broker(client)
+        c.on_connect_fail = lambda client, _u: self.addresses.next(client)
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _watched_socket(self) -> type:
@@ -185,18 +191,33 @@ class VirtualReader:
                         self.host, self.port, reason_code)
             self.refused.append(str(reason_code))
             return
-        client.subscribe([(self._topic("down/+"), 1), (self._topic("down/config/+"), 1),
-                          (SIM_TAP_TOPIC.format(device=self.device_id), 1)])
+        self._resubscribe_at = 0.0
+        self._subscribe(client)
         client.publish(self._topic("state"), b"online", qos=1, retain=True)
         self.link_error = ""
         with self._lock:
             self.core.on_connect()
         self.connected.set()
 
+    def _subscribe(self, client: mqtt.Client) -> None:
+        client.subscribe([(self._topic("down/+"), 1), (self._topic("down/config/+"), 1),
+                          (SIM_TAP_TOPIC.format(device=self.device_id), 1)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        """A refused filter (SUBACK 0x80) is asked again a second later: NATS 2.9.10 refuses
+        a QoS 1 subscription while its JetStream is electing leaders after a node loss, and a
+        box that let it be would never hear its acks again."""
+        if any(rc.is_failure for rc in reason_codes):
+            self.sub_refused += 1
+            log.warning("%s: broker %s:%s refused a subscription (%s); again in 1 s",
+                        self.device_id, self.host, self.port,
+                        ", ".join(str(rc) for rc in reason_codes))
+            self._resubscribe_at = time.monotonic() + 1.0
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()
         if self._running:
-            self._next_broker(client)
+            self.addresses.next(client)
         with self._lock:
             self.core.commands.on_disconnect()
 
@@ -212,6 +233,9 @@ class VirtualReader:
         last_health = 0.0
         while self._running:
             if self.connected.is_set():
+                if self._resubscribe_at and time.monotonic() >= self._resubscribe_at:
+                    self._resubscribe_at = 0.0
+                    self._subscribe(self.client)
                 self.pump()
                 # a trial boot is judged on its health reports: send them every second
                 if "try" in self.updater.state and time.monotonic() - last_health >= 1:

@@ -1,0 +1,61 @@
+"""What the NATS cluster's e2e and chaos tests share: fleet workers in NATS mode as processes
+(so a test may kill them), spread over the nodes, and virtual readers spread the same way."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import WorkerProcess, count_events, stored_seqs, wait_until
+from tools.sim.reader import VirtualReader
+
+
+def nats_worker(db_url: str, cluster, i: int, log: Path, push: bool = True) -> WorkerProcess:
+    """`telegest fleet worker --nats ...`: its MQTT connection (down messages, states) starts
+    on node i % n and moves to the next node when one fails."""
+    addresses = cluster.mqtt_addresses
+    first = addresses[i % len(addresses)]
+    rest = [a for a in addresses if a != first]
+    w = WorkerProcess(db_url, *first, log, protocol="v311", env={
+        "TELEGEST_NATS_URLS": ",".join(cluster.nats_urls),
+        "TELEGEST_MQTT_BROKERS": ",".join(f"{h}:{p}" for h, p in rest),
+        "TELEGEST_LEASE_TTL_S": "4"})
+    w.argv += [] if push else ["--no-push"]
+    return w
+
+
+def wait_workers_ready(workers: list[WorkerProcess], timeout: float = 60) -> None:
+    """Each one subscribed to the states over MQTT and fetching from its JetStream consumer."""
+    for w in workers:
+        wait_until(lambda w=w: ("subscribed" in w.log() and "fetching" in w.log())
+                   or not w.alive(), timeout, what="a NATS worker to be ready")
+        assert w.alive(), w.log()[-3000:]
+
+
+def spread_readers(idents: list[str], cluster, root: Path, config: dict,
+                   ack_timeout: float = 2.0) -> list[VirtualReader]:
+    """Reader i connects first to node i % n and knows every node."""
+    addresses = cluster.mqtt_addresses
+    return [VirtualReader(d, *addresses[i % len(addresses)], root / d, config,
+                          ack_timeout=ack_timeout, brokers=addresses)
+            for i, d in enumerate(idents)]
+
+
+def exactly_once(db_url: str, readers: list[VirtualReader], per_reader: dict[str, int],
+                 timeout: float = 60) -> dict:
+    """Every reader's journal acked, every seq 1..N stored once; the counts, said."""
+    for r in readers:
+        assert r.wait_drained(timeout), (
+            f"{r.device_id} still holds {r.depth} unacked events (connected "
+            f"{r.connected.is_set()} to {r.host}:{r.port}, moved {r.moves} times, refused "
+            f"{r.refused}, subscriptions refused {r.sub_refused}, stored {len(stored_seqs(db_url, r.device_id))}, "
+            f"{r.core.counters() if hasattr(r.core, 'counters') else ''})")
+    missing = {r.device_id: sorted(set(range(1, per_reader[r.device_id] + 1))
+                                   - set(stored_seqs(db_url, r.device_id)))
+               for r in readers}
+    rows, distinct = count_events(db_url)
+    expected = sum(per_reader.values())
+    counts = {"expected": expected, "stored_rows": rows, "distinct": distinct,
+              "lost": expected - distinct, "duplicated": rows - distinct}
+    print(f"exactly once: {counts}", flush=True)
+    assert not any(missing.values()), f"lost: {missing}"
+    assert counts["lost"] == 0 and counts["duplicated"] == 0, counts
+    return counts
