@@ -79,6 +79,11 @@ def nats_server_path() -> str | None:
 # replica count of the MQTT session and retained-message streams (nats-server 2.9 takes it,
 # checked by tests/cluster/test_cluster.py). `max_ack_pending` bounds what one MQTT QoS 1
 # subscription may have in flight (the default 1024 is plenty for a device).
+# Every QoS 1 subscription of an MQTT client is a JetStream consumer; by default it takes the
+# streams' replicas, a Raft group of 3 per subscription: connecting devices that subscribe at
+# QoS 1 ran at 64 a second on this machine, 197 with one replica in memory (bench fleet,
+# docs/scaling.md). What the fleet sends down goes at QoS 0 (fleet.worker) and a device's
+# session is clean, so a consumer lost with its node holds nothing the device needs.
 NODE_CONF = """\
 # written by telegest (tools/cluster.py): node {index} of {nodes}
 server_name: {name}
@@ -94,6 +99,8 @@ jetstream {{
 {cluster}mqtt {{
   listen: {host}:{mqtt_port}
   stream_replicas: {replicas}
+  consumer_replicas: 1
+  consumer_memory_storage: true
 }}
 {auth}"""
 CLUSTER_CONF = """\
