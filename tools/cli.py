@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="new connections per second, all load processes together")
     bf.add_argument("--attempts", type=at.positive_int, default=3,
                     help="connect attempts per device before it gives up")
+    bf.add_argument("--sub-qos", type=int, choices=[0, 1], default=None,
+                    help="the devices' subscription QoS (default: 1 on mosquitto as the "
+                         "firmware, 0 on the cluster: docs/scaling.md)")
     bf.add_argument("--broker-file-limit", type=at.positive_int, default=None,
                     help="lower the broker processes' file limit (as a smaller machine)")
     be = command(bench, "export", cmd_bench_export,

@@ -74,6 +74,7 @@ class MosquittoSide:
     name = "mosquitto"
 
     subscriptions = ("down/#",)  # as the firmware
+    sub_qos = 1
 
     def __init__(self, work: Path, file_limit: int | None = None) -> None:
         self.work, self.file_limit = work, file_limit
@@ -100,7 +101,10 @@ class MosquittoSide:
 
     @property
     def log(self) -> str:
-        return str(self.broker.log_path) if self.broker else "?"
+        if self.broker is None:
+            return "?"
+        log = self.broker.log_path  # absent when mosquitto, started as root, runs as its user
+        return str(log if log.exists() else log.with_suffix(".out"))
 
     def stop(self) -> None:
         if self.broker is not None:
@@ -117,6 +121,11 @@ class ClusterSide:
     # as the virtual reader on a cluster: NATS 2.9.10 hands a retained message to a new '#'
     # subscription only about half of the time (docs/protocol.md)
     subscriptions = ("down/+", "down/config/+")
+    # NATS 2.9 makes every QoS 1 subscription a JetStream consumer, each created through the
+    # cluster's meta group: 50,000 devices subscribing at QoS 1 could not connect (timeouts,
+    # docs/scaling.md). What the fleet sends down goes at QoS 0 there (fleet.worker), so a
+    # QoS 1 subscription brings a device nothing: acks are end to end, configs retained.
+    sub_qos = 0
 
     def __init__(self, work: Path, nodes: int, file_limit: int | None = None) -> None:
         self.work, self.nodes, self.file_limit = work, nodes, file_limit
@@ -152,10 +161,12 @@ class ClusterSide:
         return str(self.work / "cluster" / "node*" / "nats.log")
 
     def stop(self) -> None:
-        if self.probe is not None:
-            self.probe.close()
-        if self.cluster is not None:
-            self.cluster.stop()
+        try:
+            if self.probe is not None:
+                self.probe.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.stop()
 
 
 class JetStreamProbe:
@@ -321,7 +332,8 @@ def _args(args) -> SimpleNamespace:
         connect_rate=float(g("connect_rate", _CONNECT_RATE)),
         attempts=int(g("attempts", 3)), connect_timeout=float(g("connect_timeout", 20)),
         broker_file_limit=getattr(args, "broker_file_limit", None),
-        push_timeout=float(g("push_timeout", 180)))
+        push_timeout=float(g("push_timeout", 180)),
+        sub_qos=getattr(args, "sub_qos", None))
 
 
 def run_bench_fleet(args) -> int:
@@ -377,7 +389,8 @@ def run_bench_fleet(args) -> int:
                             taps_per_s=_TAPS_PER_S / procs,
                             connect_rate=o.connect_rate / procs, inflight=inflight,
                             attempts=o.attempts, connect_timeout_s=o.connect_timeout,
-                            per_address=o.per_address, subscriptions=side.subscriptions)
+                            per_address=o.per_address, subscriptions=side.subscriptions,
+                            sub_qos=side.sub_qos if o.sub_qos is None else o.sub_qos)
             shared = Shared(ctx)
             p = ctx.Process(target=load_main, args=(spec, shared, results),
                             name=f"bench-devices-{i}")
@@ -499,6 +512,7 @@ def run_bench_fleet(args) -> int:
             "taps_unacked": sum(out["tap_lost"] for out in outs),
             "worker_errors": end["errors"], "loop_errors": dict(loop_errors),
             "broker": o.broker, "broker_processes": len(brokers), "workers": o.workers,
+            "subscribe_qos": spec.sub_qos,
             "load_processes": len(loads), "source_addresses": _addresses(n, o.per_address),
             "file_limit": nofile, "database": db_url.split("://")[0],
             "loadavg_start": round(load_start[0], 2),
@@ -506,18 +520,23 @@ def run_bench_fleet(args) -> int:
             "duration_s": round(time.time() - t_begin, 1),
         }
         ok = True
-    finally:
+    finally:  # every step, whatever the one before did (an interrupted run leaves nothing)
         for s in shareds:
             s.end_at.value = s.end_at.value or time.time()
-        for p in loads:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
-        if workers is not None:
-            workers.stop()
-        side.stop()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            deadline = time.monotonic() + 30
+            for p in loads:
+                p.join(max(0.1, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+        finally:
+            try:
+                if workers is not None:
+                    workers.stop()
+            finally:
+                side.stop()
+                if ok:
+                    shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
     met = (result["connected"] >= n and not result["backlog"]["grew"]
            and result["push_all_s"] is not None)

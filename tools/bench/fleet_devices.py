@@ -41,7 +41,8 @@ class LoadSpec:
     connect_timeout_s: float = 20.0
     per_address: int = 200  # devices per source address; 0: no bind, the kernel's choice
     keepalive: int = 60
-    subscriptions: tuple[str, ...] = ("down/#",)  # under tg/v1/<ident>/, QoS 1
+    subscriptions: tuple[str, ...] = ("down/#",)  # under tg/v1/<ident>/
+    sub_qos: int = 1
     extra: dict = field(default_factory=dict)
 
 
@@ -138,7 +139,7 @@ async def run_load(spec: LoadSpec, shared: Shared) -> dict:
             shared.settled.value += 1
             return
         for sub in spec.subscriptions:
-            c.subscribe(f"tg/v1/{c.client_id}/{sub}", 1)
+            c.subscribe(f"tg/v1/{c.client_id}/{sub}", spec.sub_qos)
         c.publish(f"tg/v1/{c.client_id}/state", b"online", qos=1, retain=True)
         shared.connected.value += 1
         shared.settled.value += 1
