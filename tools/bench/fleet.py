@@ -99,6 +99,9 @@ class MosquittoSide:
     def pending(self) -> int | None:
         return None  # the workers' queues are the backlog (paho's thread fills them)
 
+    def pids(self) -> list[int]:
+        return [self.broker.proc.pid] if self.broker and self.broker.proc else []
+
     @property
     def log(self) -> str:
         if self.broker is None:
@@ -149,6 +152,9 @@ class ClusterSide:
         return {"TELEGEST_NATS_URLS": ",".join(urls[k:] + urls[:k]),
                 "TELEGEST_MQTT_HOST": mqtt[k][0], "TELEGEST_MQTT_PORT": str(mqtt[k][1]),
                 "TELEGEST_MQTT_BROKERS": ",".join(f"{h}:{p}" for h, p in mqtt[k:] + mqtt[:k])}
+
+    def pids(self) -> list[int]:
+        return [n.proc.pid for n in self.cluster.nodes if n.proc is not None]
 
     def pending(self) -> int | None:
         """The JetStream consumer's messages not yet handed to a worker or not yet acked."""
@@ -207,6 +213,20 @@ class JetStreamProbe:
         self._thread.join(5)
 
 
+def process_usage(pids: list[int]) -> tuple[float, float]:
+    """(CPU seconds, resident MB) of these processes, summed (from /proc)."""
+    cpu = rss = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            rss += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu, rss
+
+
 # -- the fleet workers, each in its own process -------------------------------------------------
 def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
     raise_file_limit()
@@ -223,7 +243,9 @@ def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
     while not stop.wait(0.5):
         pushed = w.pusher.counts["pushed"] if w.pusher else 0
         mqtt_up = bool(w._client and w._client.is_connected())
+        ru = resource.getrusage(resource.RUSAGE_SELF)
         stats.put({"index": index, "t": time.time(), "health": w.counts["health"],
+                   "cpu": ru.ru_utime + ru.ru_stime,
                    "stored": w.stored, "messages": w.counts["messages"],
                    "queue": w.queue.qsize(), "pushed": pushed, "errors": w.counts["errors"],
                    # NATS mode: the down link (MQTT) and the JetStream consumer
@@ -261,7 +283,7 @@ class Workers:
         if len(self.latest) < len(self.procs):
             return None
         total = {k: sum(s[k] for s in self.latest.values())
-                 for k in ("health", "stored", "messages", "queue", "pushed", "errors")}
+                 for k in ("health", "stored", "messages", "queue", "pushed", "errors", "cpu")}
         total["t"] = min(s["t"] for s in self.latest.values())
         total["connected"] = all(s["connected"] for s in self.latest.values())
         return total
@@ -443,6 +465,7 @@ def run_bench_fleet(args) -> int:
             time.sleep(0.1)
         samples: list[dict] = []
         say(f"measuring {o.seconds:g} s")
+        broker_cpu0, _ = process_usage(side.pids())
         t_end = time.time() + o.seconds
         while time.time() < t_end:
             s = workers.poll()
@@ -451,7 +474,10 @@ def run_bench_fleet(args) -> int:
                 s["queue"] += pending or 0
                 samples.append(s)
             time.sleep(0.5)
+        broker_cpu1, broker_rss = process_usage(side.pids())
         first, last = samples[0], samples[-1]
+        window_s = max(1e-9, last["t"] - first["t"])
+        handled = max(1, last["messages"] - first["messages"])
         peak = max(connected, total("connected"))
         health_per_s = (last["health"] - first["health"]) / max(1e-9, last["t"] - first["t"])
         # the planning push: every device's planning changes with the tolerance
@@ -511,6 +537,13 @@ def run_bench_fleet(args) -> int:
             "taps": len(taps),
             "taps_unacked": sum(out["tap_lost"] for out in outs),
             "worker_errors": end["errors"], "loop_errors": dict(loop_errors),
+            # what the window cost: the workers' CPU per message they stored (health and
+            # taps; the state messages too), the brokers' CPU share and resident memory
+            "worker_cpu_ms_per_message": round(1000 * (last["cpu"] - first["cpu"]) / handled,
+                                               3),
+            "worker_cpu_share": round((last["cpu"] - first["cpu"]) / window_s, 3),
+            "broker_cpu_share": round((broker_cpu1 - broker_cpu0) / o.seconds, 3),
+            "broker_rss_mb": round(broker_rss),
             "broker": o.broker, "broker_processes": len(brokers), "workers": o.workers,
             "subscribe_qos": spec.sub_qos,
             "load_processes": len(loads), "source_addresses": _addresses(n, o.per_address),
