@@ -192,7 +192,7 @@ class JetStreamSource:
                 continue
             try:
                 msgs = await sub.fetch(n, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, asyncio.TimeoutError):  # nothing came within the second
                 continue
             except (ConnectionClosedError, NoServersError):
                 raise

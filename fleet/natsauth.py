@@ -20,10 +20,16 @@ docs/operations.md), as `DynsecControl` is for Mosquitto. What differs, and why:
   passwords are 256-bit random (`new_password`), so a higher cost buys nothing against
   guessing; the hash only keeps a copied file from being a list of logins. Cost 4 lets 50,000
   devices log in again in about a minute of CPU; TELEGEST_NATS_BCRYPT_COST raises it.
-- **No client-id pinning, no disabled flag.** NATS has neither: a disabled login is simply left
-  out of the file, and a device could connect under another's MQTT client id (it would take
-  over that session, though it gains none of its permissions). Devices may use MQTT only
-  (`allowed_connection_types`), never plain NATS.
+- **A device's login never leaves the file.** NATS has no disabled flag: a blocked, staged,
+  replaced or retired login stays, with its permissions, under the hash of a random password
+  nobody knows ("locked"). Leaving it out would be simpler, but at a reload nats-server drops
+  the retained messages whose publisher may no longer publish them, and 2.9.10 panics there
+  (`mqttCheckPubRetainedPerms`, a nil pointer in `Sublist.remove`) when the publisher's user
+  is gone: every box's retained `state` made blocking one crash a node
+  (tests/cluster/test_natsauth.py blocks boxes that published one).
+- **No client-id pinning.** A device could connect under another's MQTT client id (it would
+  take over that session, though it gains none of its permissions). Devices may use MQTT
+  only (`allowed_connection_types`), never plain NATS.
 
 Permissions (NATS subjects; MQTT topic `tg/v1/X/up/clock` is subject `tg.v1.X.up.clock`):
 - device `<ident>` (logins `<ident>` and `<ident>.2`): publish `tg.v1.<ident>.up.>` and
@@ -51,7 +57,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet.brokerauth import BrokerAuthError, slots
+from fleet.brokerauth import BrokerAuthError, new_password, slots
 from fleet.private_files import write_private
 
 log = logging.getLogger("telegest.natsauth")
@@ -61,16 +67,25 @@ BCRYPT_COST = 4  # see the module's docstring and docs/security.md for the measu
 _IDENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # a NATS subject token and an MQTT topic level
 
 
-def device_permissions(ident: str) -> dict:
+def device_permissions(ident: str, simulator: bool = False) -> dict:
+    """`simulator` (development clusters only, `telegest cluster up`): the virtual reader also
+    hears its `sim/v1/<ident>/tap` (tools/up_broker.py's simulator role on Mosquitto)."""
     base = f"tg.v1.{ident}"
+    sub = [f"{base}.down", f"{base}.down.>", "$MQTT.sub.>"]
     return {"publish": {"allow": [f"{base}.up.>", f"{base}.state"]},
-            "subscribe": {"allow": [f"{base}.down", f"{base}.down.>", "$MQTT.sub.>"]}}
+            "subscribe": {"allow": sub + ([f"sim.v1.{ident}.tap"] if simulator else [])}}
+
+
+def sim_control_permissions() -> dict:
+    """`telegest device tap` on a development cluster: publish (and hear) the taps."""
+    return {"publish": {"allow": ["sim.v1.*.tap"]},
+            "subscribe": {"allow": ["sim.v1.*.tap", "$MQTT.sub.>"]}}
 
 
 def worker_permissions() -> dict:
     return {"publish": {"allow": ["tg.v1.*.down", "tg.v1.*.down.>", "$JS.API.>", "$JS.ACK.>",
-                                  "$JS.FC.>", "_INBOX.>", "$MQTT.>"]},
-            "subscribe": {"allow": ["tg.v1.>", "_INBOX.>", "$MQTT.sub.>", "tg-fleet.>"]}}
+                                  "$JS.FC.>", "_INBOX.>"]},
+            "subscribe": {"allow": ["tg.v1.>", "_INBOX.>", "$MQTT.sub.>"]}}
 
 
 def check_ident(ident: str) -> str:
@@ -86,28 +101,31 @@ def bcrypt_hash(password: str, cost: int = BCRYPT_COST) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost)).decode()
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a NATS config string: double quotes, JSON escapes
-
-
 def _block(value) -> str:
     """A NATS configuration value (JSON is a subset the parser reads) on one line."""
     return json.dumps(value, separators=(", ", ": "))
 
 
-def render(users: dict[str, dict]) -> str:
-    """The authorization file for `users` (the store's content): enabled logins only."""
+def render(users: dict[str, dict], simulator: bool = False) -> str:
+    """The authorization file for `users` (the store's content): the enabled service logins,
+    every device login (locked when not enabled)."""
     lines = ["# written by telegest (fleet/natsauth.py): rewritten at every change, do not edit",
-             "authorization {", "  users: ["]
+             "authorization {", "  timeout: 10", "  users: ["]
     for name, u in sorted(users.items()):
-        if not u.get("enabled", True):
+        if u.get("ident"):  # a device's login: in the file for good, locked when not enabled
+            entry = {"user": name, "password": u["hash"] if u.get("enabled") else u["lock"]}
+        elif not u.get("enabled", True):
             continue
-        entry = {"user": name, "password": u["hash"]}
+        else:
+            entry = {"user": name, "password": u["hash"]}
         if u.get("ident"):
-            entry["permissions"] = device_permissions(u["ident"])
+            entry["permissions"] = device_permissions(u["ident"], simulator)
             entry["allowed_connection_types"] = ["MQTT"]
         elif u.get("role") == "worker":
             entry["permissions"] = worker_permissions()
+        elif u.get("role") == "sim-control" and simulator:
+            entry["permissions"] = sim_control_permissions()
+            entry["allowed_connection_types"] = ["MQTT"]
         elif u.get("role") != "admin":
             continue  # neither a device nor a service login: never let in
         lines.append("    " + _block(entry))
@@ -171,17 +189,28 @@ class NatsAuth:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def users(self) -> dict[str, dict]:
+    def _read(self) -> dict:
         try:
-            return json.loads(self.store.read_text())["users"]
+            data = json.loads(self.store.read_text())
+            data["users"]
+            return data
         except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError) as e:
+            return {"users": {}}
+        except (OSError, ValueError, KeyError, TypeError) as e:
             raise BrokerAuthError(f"cannot read the NATS users store {self.store}: {e}") from None
 
-    def _save(self, users: dict[str, dict]) -> None:
-        _atomic_write(self.store, json.dumps({"users": users}, indent=1, sort_keys=True) + "\n")
-        _atomic_write(self.path, render(users))
+    def users(self) -> dict[str, dict]:
+        return self._read()["users"]
+
+    @property
+    def simulator(self) -> bool:
+        return bool(self._read().get("simulator"))
+
+    def _save(self, users: dict[str, dict], simulator: bool | None = None) -> None:
+        simulator = self.simulator if simulator is None else simulator
+        _atomic_write(self.store, json.dumps({"users": users, "simulator": simulator},
+                                             indent=1, sort_keys=True) + "\n")
+        _atomic_write(self.path, render(users, simulator))
 
     def _change(self, edit) -> None:
         """Apply `edit(users)` to the store, rewrite the files, reload (unless batched)."""
@@ -206,17 +235,21 @@ class NatsAuth:
                 self._dirty = False
                 self.reload()
 
-    def init(self, admin: tuple[str, str], worker: tuple[str, str]) -> None:
+    def init(self, admin: tuple[str, str], worker: tuple[str, str],
+             sim_control: tuple[str, str] | None = None) -> None:
         """Set the fleet's service logins (the devices' stay), write the files; no reload
-        (the cluster is started after this, or `reload()`)."""
+        (the cluster is started after this, or `reload()`). `sim_control` (development
+        only): that login may publish `sim/v1/+/tap` and every device hears its own."""
         with self._locked():
             users = {n: u for n, u in self.users().items() if u.get("ident")}
-            for (name, password), role in ((admin, "admin"), (worker, "worker")):
+            services = [(admin, "admin"), (worker, "worker")]
+            services += [(sim_control, "sim-control")] if sim_control else []
+            for (name, password), role in services:
                 if users.get(name, {}).get("ident"):
                     raise BrokerAuthError(f"{name!r} is a device's login, not a service's")
                 users[name] = {"role": role, "hash": bcrypt_hash(password, self.settings.cost),
                                "enabled": True}
-            self._save(users)
+            self._save(users, simulator=sim_control is not None)
 
     # -- reload ------------------------------------------------------------------------------
     def _load_times(self) -> list[str | None]:
@@ -261,8 +294,20 @@ class NatsAuth:
 
     # -- BrokerControl -----------------------------------------------------------------------
     def _device_login(self, ident: str, password: str, enabled: bool) -> dict:
-        return {"ident": check_ident(ident), "hash": bcrypt_hash(password, self.settings.cost),
-                "enabled": enabled}
+        login = {"ident": check_ident(ident), "enabled": enabled,
+                 "hash": bcrypt_hash(password, self.settings.cost)}
+        return login if enabled else {**login, "lock": self._lock()}
+
+    def _lock(self) -> str:
+        """The hash of a password nobody knows: what a locked login gets in the file."""
+        return bcrypt_hash(new_password(), self.settings.cost)
+
+    def _retire(self, users: dict, name: str) -> None:
+        """A device login gone: locked, never left out (see the module's docstring)."""
+        u = users.get(name)
+        if u is not None and u.get("ident"):
+            u.update(hash=None, enabled=False)
+            u.setdefault("lock", self._lock())
 
     def provision(self, ident: str, password: str) -> None:
         """At once, in slot `<ident>`; the other slot is deleted (its connection dropped)."""
@@ -270,7 +315,7 @@ class NatsAuth:
 
         def edit(users):
             first, second = slots(ident)
-            users.pop(second, None)
+            self._retire(users, second)
             users[first] = login
         self._change(edit)
 
@@ -284,13 +329,15 @@ class NatsAuth:
         def edit(users):
             if new not in users:
                 raise BrokerAuthError(f"no staged NATS login {new!r} to confirm")
+            if not users[new].get("hash"):
+                raise BrokerAuthError(f"the NATS login {new!r} was abandoned, not staged")
             users[new]["enabled"] = True
             if old and old != new:
-                users.pop(old, None)
+                self._retire(users, old)
         self._change(edit)
 
     def abandon(self, username: str) -> None:
-        self._change(lambda users: users.pop(username, None))
+        self._change(lambda users: self._retire(users, username))
 
     def disable(self, username: str) -> None:
         def edit(users):
@@ -298,10 +345,11 @@ class NatsAuth:
                 raise BrokerAuthError(f"{username!r} is a fleet service login, not a device's")
             if username in users:
                 users[username]["enabled"] = False
+                users[username].setdefault("lock", self._lock())
         self._change(edit)
 
     def delete(self, ident: str) -> None:
         def edit(users):
             for name in slots(check_ident(ident)):
-                users.pop(name, None)
+                self._retire(users, name)
         self._change(edit)

@@ -390,8 +390,12 @@ class IngestWorker:
         self._client.publish(topic, payload, qos=self.qos)
 
     def _publish_retained(self, topic: str, payload: bytes, retain: bool) -> None:
-        # paho keeps QoS 1 messages while the link is down and sends them on reconnect
-        self._client.publish(topic, payload, qos=self.qos, retain=retain)
+        # paho keeps QoS 1 messages while the link is down and sends them on reconnect; a
+        # QoS 0 one (NATS) it drops: raised, so the pusher sends that config again next poll
+        info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and (
+                self.qos == 0 or info.rc != mqtt.MQTT_ERR_NO_CONN):
+            raise ConnectionError(f"{topic} not published: {mqtt.error_string(info.rc)}")
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:

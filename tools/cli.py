@@ -30,6 +30,12 @@ def cmd_up(args) -> int:
     return run_up(args)
 
 
+def cmd_cluster_up(args) -> int:
+    from tools.cluster_up import run_cluster_up
+
+    return run_cluster_up(args)
+
+
 def cmd_fleet_worker(args) -> int:
     from fleet.worker import main as worker_main
 
@@ -147,6 +153,12 @@ def cmd_bench_fleet(args) -> int:
     return run_bench_fleet(args)
 
 
+def cmd_bench_nats_auth(args) -> int:
+    from tools.bench.natsauth import run_bench_nats_auth
+
+    return run_bench_nats_auth(args)
+
+
 def cmd_bench_export(args) -> int:
     from tools.bench.export import run_bench_export
 
@@ -180,6 +192,9 @@ def _can_listen(host: str, port: int) -> None:
 # -- the table -------------------------------------------------------------------------------------
 _ranged_port0 = at._ranged(int, 0, 65535, "a TCP port from 1 to 65535, or 0 for any free one")
 _sim_count = at._ranged(int, 0, 10_000, "from 0 to 10000 virtual readers")
+_nodes = at._ranged(int, 1, 9, "from 1 to 9 NATS nodes")
+_bench_devices = at._ranged(int, 1, 19_000, "from 1 to 19000 devices (one process's files)")
+_workers = at._ranged(int, 1, 16, "from 1 to 16 workers")
 
 
 def _idents(text: str) -> str:
@@ -237,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
                          "device tap` (docs/virtual-board.md)")
     up.add_argument("--for-seconds", type=at.seconds, default=0,
                     help="stop by itself after this long (0: until Ctrl-C)")
+
+    cl = sub.add_parser("cluster", help="the fleet on a NATS cluster (docs/operations.md)"
+                        ).add_subparsers(dest="cmd", required=True)
+    cup = command(cl, "up", cmd_cluster_up, "run the fleet on a NATS cluster on this machine: "
+                  "the nodes (JetStream, MQTT), the workers in NATS mode, the API and a few "
+                  "virtual readers spread over the nodes (Ctrl-C stops it all)")
+    cup.add_argument("--nodes", type=_nodes, default=3, help="NATS servers (default 3)")
+    cup.add_argument("--database-url", type=at.database_url, default=None,
+                     help="the fleet's database (default: SQLite in --data; PostgreSQL for "
+                          "several workers under load)")
+    cup.add_argument("--data", default="var-cluster", type=at.folder,
+                     help="folder for the nodes, users, logs and journals")
+    cup.add_argument("--port", type=at.port_number, default=8000, help="API port on localhost")
+    cup.add_argument("--workers", type=_workers, default=2,
+                     help="ingest workers sharing one JetStream consumer (default 2)")
+    cup.add_argument("--readers", type=_sim_count, default=5,
+                     help="virtual readers (0 for none)")
+    cup.add_argument("--tap-every", type=at.positive_seconds, default=8.0,
+                     help="seconds between demo taps")
+    cup.add_argument("--for-seconds", type=at.seconds, default=0,
+                     help="stop by itself after this long (0: until Ctrl-C)")
 
     fleet = sub.add_parser("fleet", help="the fleet service").add_subparsers(dest="cmd",
                                                                               required=True)
@@ -397,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--devices", type=at.positive_int, default=10000)
     pb.add_argument("--visits", type=at.positive_int, default=4, help="visits per home per day")
     pb.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    na = command(bench, "nats-auth", cmd_bench_nats_auth,
+                 "the NATS cluster's per-device users: logins' CPU, a reload and a block with "
+                 "every device connected, the traffic's stall during the reload")
+    na.add_argument("--json", action="store_true", help="print only the JSON result")
+    na.add_argument("--devices", type=_bench_devices, default=2000)
+    na.add_argument("--nodes", type=_nodes, default=3)
+    na.add_argument("--cost", type=at._ranged(int, 4, 16, "a bcrypt cost from 4 to 16"),
+                    default=4)
+    na.add_argument("--connect-batch", type=at.positive_int, default=500,
+                    help="CONNECTs sent before their CONNACKs are read")
     lf = command(bench, "login-flood", cmd_bench_login_flood,
                  "ingest rate with and without a flood of bad console sign-ins (ratio)")
     lf.add_argument("--json", action="store_true", help="print only the JSON result")

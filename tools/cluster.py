@@ -101,6 +101,9 @@ jetstream {{
   stream_replicas: {replicas}
   consumer_replicas: 1
   consumer_memory_storage: true
+  # a login waits for its bcrypt check behind the others: a fleet coming back at once after
+  # an outage must not be cut at the default 2 s (fleet.natsauth: cost 4, about 1.5 ms each)
+  authorization {{ timeout: 10 }}
 }}
 {auth}"""
 CLUSTER_CONF = """\

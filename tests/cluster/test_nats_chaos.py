@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.cluster.nats_fleet import exactly_once, nats_worker, spread_readers, \
-    wait_workers_ready
+from tests.cluster.nats_fleet import exactly_once, jetstream_state, nats_worker, \
+    spread_readers, wait_workers_ready
 from tests.helpers import wait_until
 from tools.bench.ingest import register_devices
 from tools.cluster import Cluster
@@ -74,6 +74,52 @@ def test_a_node_sigkilled_while_20_readers_tap_through_it_loses_nothing(pg_datab
               f"{counts['lost']} lost, {counts['duplicated']} duplicated", flush=True)
         for w in workers:
             assert w.alive(), w.log()[-3000:]
+        wait_until(lambda: jetstream_state(cluster.nats_urls)["stored"] == 0, 60,
+                   what="every message of TG_UP acked")
+        assert jetstream_state(cluster.nats_urls)["replicas"] == 3
+    finally:
+        for r in readers:
+            r.stop()
+        for w in workers:
+            w.stop()
+        cluster.stop()
+
+
+def test_workers_sigkilled_mid_batch_lose_nothing_and_their_messages_go_to_the_other(
+        pg_database_url, tmp_path):
+    """Acks after the commit: a worker killed between fetching and committing leaves its
+    messages unacked; the consumer gives them to a worker again after its ack wait (the
+    devices have resent them long before: stored once, by (device, seq))."""
+    db = pg_database_url
+    idents = [f"wk-{i:02d}" for i in range(10)]
+    register_devices(db, idents)
+    cluster = Cluster(3, workdir=tmp_path / "cluster").start()
+    workers = [nats_worker(db, cluster, i, tmp_path / f"worker{i}.log") for i in range(2)]
+    readers = spread_readers(idents, cluster, tmp_path / "flash", CONFIG)
+    try:
+        for w in workers:
+            w.start()
+        wait_workers_ready(workers)
+        for r in readers:
+            r.start()
+        done, refused = threading.Event(), []
+        tapper = threading.Thread(target=tap_all, args=(readers, 200, 0.02, done, refused))
+        tapper.start()
+        kills = 0
+        while not done.is_set() or kills < 3:
+            time.sleep(0.7)
+            workers[kills % 2].kill()
+            kills += 1
+            workers[(kills - 1) % 2].start()
+        tapper.join(60)
+        assert done.is_set() and not refused and kills >= 3
+        counts = exactly_once(db, readers, {r.device_id: 200 for r in readers})
+        wait_until(lambda: jetstream_state(cluster.nats_urls)["stored"] == 0, 90,
+                   what="what the killed workers held, acked by the others")
+        state = jetstream_state(cluster.nats_urls)
+        print(f"{kills} worker kills, {counts['expected']} taps: {counts['lost']} lost, "
+              f"{counts['duplicated']} duplicated; JetStream afterwards {state}", flush=True)
+        assert state["ack_pending"] == 0 and state["not_fetched"] == 0
     finally:
         for r in readers:
             r.stop()

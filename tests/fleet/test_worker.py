@@ -105,3 +105,61 @@ def test_worker_from_settings(database_url):
 
     w = IngestWorker(Settings(database_url=database_url, mqtt_protocol="v311"))
     assert w.protocol == "v311" and not w.shared
+
+
+class _Settled:
+    """The JetStream source's settle() seam (fleet.nats_transport): what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list, str]] = []
+
+    def settle(self, handles, outcome) -> None:
+        self.calls.append((list(handles), outcome))
+
+
+def test_jetstream_messages_are_acked_after_the_commit_and_nakked_when_it_fails(
+        database_url, agency, clock, event, engine, tmp_path):
+    from fleet.config import Settings
+    from fleet.db import make_engine, session_factory
+
+    published = []
+    worker = IngestWorker(database_url, "127.0.0.1", 1,
+                          publish=lambda t, p: published.append(t))
+    worker.open_database()
+    worker.source = _Settled()
+
+    def committed(topic, payload):  # the device's ack and JetStream's: after the commit
+        with engine.connect() as c:
+            assert c.scalar(select(func.count()).select_from(ClockEvent)) == 2
+        assert worker.source.calls == [(["h1", "h2", "h3"], "stored")]
+        published.append(topic)
+
+    worker.publish = committed
+    worker.process([("tg/v1/r1/up/clock", clock(event(1)), NOW, "h1"),
+                    ("tg/v1/r1/up/clock", clock(event(2)), NOW, "h2"),
+                    ("tg/v1/r2/up/clock", b"junk", NOW, "h3")])  # refused, kept: settled
+    assert published == ["tg/v1/r1/down/ack"]
+    # the database away: nothing acked anywhere, JetStream gives them again
+    worker._sessions = session_factory(make_engine(f"sqlite:///{tmp_path}/gone/no.db"))
+    worker.source.calls.clear()
+    assert worker.process([("tg/v1/r1/up/clock", clock(event(3)), NOW, "h4"),
+                           ("tg/v1/r1/up/clock", clock(event(4)), NOW, "h5")]) == []
+    assert worker.source.calls == [(["h4", "h5"], "retry")]
+    assert Settings(database_url=database_url, nats_urls="nats://127.0.0.1:1").nats_servers
+
+
+def test_on_nats_a_config_the_link_cannot_take_is_said_so_the_pusher_sends_it_again(
+        database_url):
+    import pytest
+
+    from fleet.config import Settings
+
+    nats = IngestWorker(Settings(database_url=database_url, nats_urls="nats://127.0.0.1:1"))
+    assert (nats.protocol, nats.qos, nats.shared) == ("v311", 0, False)
+    nats._client = nats._make_client()  # never connected: paho drops a QoS 0 publish
+    with pytest.raises(ConnectionError, match="down/config not published"):
+        nats._publish_retained("tg/v1/r1/down/config", b"{}", True)
+    mosquitto = IngestWorker(database_url, "127.0.0.1", 1)
+    mosquitto._client = mosquitto._make_client()  # QoS 1: paho keeps it for the reconnect
+    mosquitto._publish_retained("tg/v1/r1/down/config", b"{}", True)
+    assert len(mosquitto._client._out_messages) == 1

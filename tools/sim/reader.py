@@ -87,8 +87,11 @@ class VirtualReader:
         self._pump: threading.Thread | None = None
         self.username, self.password = username, password
         self.refused: list[str] = []  # CONNACK refusals, newest last
-        self.sub_refused = 0  # SUBACKs with a refused filter (asked again)
+        self.sub_refused = 0  # SUBACKs with a refused down filter (asked again)
         self._resubscribe_at = 0.0
+        self._retry_filters: list[str] = []
+        self._asked: dict[int, list[str]] = {}  # SUBSCRIBE mid -> its filters
+        self._said_control = False
         self.ca = ca
         self.tls = client_context(ca) if ca else None  # ValueError: a CA it cannot load
         self.link_error = ""  # why the last connection attempt failed, "" once connected
@@ -127,9 +130,19 @@ class VirtualReader:
         """The broker address in use (or tried next)."""
         return self.addresses.now[0]
 
+    @host.setter
+    def host(self, value: str) -> None:  # before start(): the address tried first
+        a = self.addresses
+        a.addresses[a.current] = (value, a.now[1])
+
     @property
     def port(self) -> int:
         return self.addresses.now[1]
+
+    @port.setter
+    def port(self, value: int) -> None:
+        a = self.addresses
+        a.addresses[a.current] = (a.now[0], value)
 
     @property
     def moves(self) -> int:
@@ -192,27 +205,36 @@ class VirtualReader:
             self.refused.append(str(reason_code))
             return
         self._resubscribe_at = 0.0
-        self._subscribe(client)
+        self._subscribe(client, [self._topic("down/+"), self._topic("down/config/+"),
+                                 SIM_TAP_TOPIC.format(device=self.device_id)])
         client.publish(self._topic("state"), b"online", qos=1, retain=True)
         self.link_error = ""
         with self._lock:
             self.core.on_connect()
         self.connected.set()
 
-    def _subscribe(self, client: mqtt.Client) -> None:
-        client.subscribe([(self._topic("down/+"), 1), (self._topic("down/config/+"), 1),
-                          (SIM_TAP_TOPIC.format(device=self.device_id), 1)])
+    def _subscribe(self, client: mqtt.Client, filters: list[str]) -> None:
+        _rc, mid = client.subscribe([(f, 1) for f in filters])
+        self._asked[mid] = filters
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
-        """A refused filter (SUBACK 0x80) is asked again a second later: NATS 2.9.10 refuses
-        a QoS 1 subscription while its JetStream is electing leaders after a node loss, and a
-        box that let it be would never hear its acks again."""
-        if any(rc.is_failure for rc in reason_codes):
+        """A refused down filter (SUBACK 0x80) is asked again a second later: NATS 2.9.10
+        refuses a QoS 1 subscription while its JetStream is electing leaders after a node
+        loss, and a box that let it be would never hear its acks again. The simulator's
+        control topic, refused by a broker that does not grant it (fleet/natsauth.py), is
+        said once and left."""
+        filters = self._asked.pop(mid, [])
+        refused = [f for f, rc in zip(filters, reason_codes) if rc.is_failure]
+        down = [f for f in refused if f.startswith("tg/")]
+        if down:
             self.sub_refused += 1
-            log.warning("%s: broker %s:%s refused a subscription (%s); again in 1 s",
-                        self.device_id, self.host, self.port,
-                        ", ".join(str(rc) for rc in reason_codes))
-            self._resubscribe_at = time.monotonic() + 1.0
+            log.warning("%s: broker %s:%s refused %s; again in 1 s", self.device_id,
+                        self.host, self.port, ", ".join(down))
+            self._retry_filters, self._resubscribe_at = down, time.monotonic() + 1.0
+        if len(refused) > len(down) and not self._said_control:
+            self._said_control = True
+            log.info("%s: no control topic on this broker (%s): taps come from tap() only",
+                     self.device_id, ", ".join(f for f in refused if f not in down))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()
@@ -235,7 +257,7 @@ class VirtualReader:
             if self.connected.is_set():
                 if self._resubscribe_at and time.monotonic() >= self._resubscribe_at:
                     self._resubscribe_at = 0.0
-                    self._subscribe(self.client)
+                    self._subscribe(self.client, self._retry_filters)
                 self.pump()
                 # a trial boot is judged on its health reports: send them every second
                 if "try" in self.updater.state and time.monotonic() - last_health >= 1:

@@ -1,0 +1,86 @@
+"""`telegest cluster up`: three nodes, two workers in NATS mode, the API and readers spread
+over the nodes; the readers' taps are stored once each; a block from the API refuses the
+reader on every node; Ctrl-C leaves no process behind."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import ROOT, wait_until
+from tools.broker import free_port, port_free
+from tools.cluster import mqtt_probe
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.xdist_group("processes")]
+
+
+def _stored(db_url: str) -> tuple[int, int, int]:
+    """(rows, distinct (device, seq), devices) of the clock events stored."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as c:
+            return tuple(c.execute(sa.text(
+                "SELECT count(*), count(DISTINCT device_id || '-' || seq), "
+                "count(DISTINCT device_id) FROM clock_events")).one())
+    finally:
+        engine.dispose()
+
+
+def test_cluster_up_runs_the_fleet_on_three_nodes(tmp_path):
+    data, port = tmp_path / "data", free_port()
+    out = open(tmp_path / "out.txt", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "cluster", "up", "--nodes", "3", "--data", str(data),
+         "--port", str(port), "--readers", "3", "--tap-every", "1", "--workers", "2"],
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    text = lambda: (tmp_path / "out.txt").read_text()  # noqa: E731
+    pids: list[int] = []
+    try:
+        wait_until(lambda: "Ctrl-C stops everything." in text() or proc.poll() is not None,
+                   180, interval=0.5, what="cluster up ready")
+        assert proc.poll() is None, text()
+        creds = json.loads((data / "broker-credentials.json").read_text())
+        mqtt = [(a.split(":")[0], int(a.split(":")[1])) for a in creds["broker"].split(",")]
+        assert len(mqtt) == 3 and len(creds["nats"].split(",")) == 3
+        assert set(creds["devices"]) == {"demo-r1", "demo-r2", "demo-r3"}
+        pids = [int((data / "nats" / f"node{i}" / "nats.pid").read_text()) for i in range(3)]
+
+        # the readers tap on their own; both workers store, each event once
+        db_url = f"sqlite:///{data / 'telegest.db'}"
+        wait_until(lambda: _stored(db_url)[2] == 3 and _stored(db_url)[0] >= 6, 120,
+                   interval=1, what="taps of the 3 readers stored")
+        rows, distinct, _ = _stored(db_url)
+        assert rows == distinct
+        logs = {w: (data / "logs" / f"{w}.log").read_text() for w in ("worker-1", "worker-2")}
+        assert all("JetStream" in log for log in logs.values()), logs
+
+        # a block from the API: the reader's login is refused by every node at once
+        key = (data / "api-key.txt").read_text().strip()
+        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/devices/demo-r2/block",
+                       headers={"Authorization": f"Bearer {key}"}, json={"reason": "stolen"},
+                       timeout=60)
+        assert r.status_code == 200, r.text
+        login = creds["devices"]["demo-r2"]
+        for host, p in mqtt:
+            assert mqtt_probe(host, p, (login["username"], login["password"])) == 5
+        ok = creds["devices"]["demo-r1"]
+        assert mqtt_probe(*mqtt[1], (ok["username"], ok["password"])) == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    assert "stopped." in text()
+    time.sleep(0.5)
+    for pid in pids:  # no node left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert port_free("127.0.0.1", port)
+    assert not re.search(r"Traceback", text())
