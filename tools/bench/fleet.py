@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
-from tools.bench.fleet_devices import TAP_DEVICES, LoadSpec, Shared, load_main
+from tools.bench.fleet_devices import LoadSpec, Shared, load_main
 from tools.errors import TelegestError
 
 _PER_PROCESS = 5000  # devices per load process (each holds one descriptor per device)

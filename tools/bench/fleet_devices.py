@@ -68,8 +68,9 @@ def clock_payload(seq: int) -> bytes:
 
 class Shared:
     """The values a load process shares with the parent (multiprocessing.Value objects):
-    `connected` now, `failed` (gave up), `settled` (connected or gave up), `pushed` (devices that saw the new planning), and
-    the parent's `start_at`, `end_at` and `push_t0` (0 until set)."""
+    `connected` now, `failed` (gave up), `settled` (connected or gave up), `pushed` (devices
+    that saw the new planning), and the parent's `start_at`, `end_at` and `push_t0` (0 until
+    set)."""
 
     def __init__(self, ctx) -> None:
         self.connected = ctx.Value("i", 0, lock=False)
