@@ -8,6 +8,7 @@ import asyncio
 import errno
 import ipaddress
 import json
+import tempfile
 from types import SimpleNamespace
 
 import pytest
@@ -113,10 +114,11 @@ def test_bench_fleet_prints_its_figures(capsys):
 
 @pytest.mark.e2e
 @processes
-def test_a_broker_that_refuses_ends_the_run_in_one_line(capfd):
+def test_a_broker_that_refuses_ends_the_run_in_one_line(capfd, monkeypatch, tmp_path):
     """The broker's file limit lowered to 64 (as 20,000 is for 50,000 devices): it cannot hold
     120 devices. The run stops after the connect phase with one `telegest:` line (how many
     connected, the failures by kind, why) and exit code 2: no traceback, no JSON."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the folder it keeps, the log
     code = cli_main(["bench", "fleet", "--devices", "120", "--per-process", "60",
                      "--broker-file-limit", "64", "--attempts", "2", "--json"])
     out, err = capfd.readouterr()
@@ -129,6 +131,7 @@ def test_a_broker_that_refuses_ends_the_run_in_one_line(capfd):
     assert " of 120 devices connected to mosquitto" in line
     assert "gave up after 2 attempts" in line and "file limit 64" in line
     assert "closed" in line or "ECONNRESET" in line or "timeout" in line
+    assert f"(log: {tmp_path}" in line  # the failed run's folder is kept for its log
 
 
 @pytest.mark.cluster
