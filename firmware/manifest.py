@@ -24,6 +24,7 @@ package(
         "planning.py",
         "reader.py",
         "sos.py",
+        "tapstate.py",
         "ticks.py",
         "trust.py",
         "drivers/__init__.py",

@@ -7,6 +7,12 @@ of boxed ints and repeated strings.
 import array
 import binascii
 
+# Added to every badge index kept in _vb, so that two neighbours read as one 32-bit word are
+# at least 0x40004000: never a heap address to MicroPython's conservative collector (the
+# WebAssembly build's heap sits low, where small indices such as (16, 17) would point and keep
+# garbage alive; an ESP32's is at 0x3FFxxxxx). Up to 49,151 badges.
+_B0 = 0x4000
+
 
 def _uid(s):
     """Badge hex string -> raw bytes (odd lengths padded: UIDs are whole bytes)."""
@@ -69,7 +75,8 @@ class Planning:
             flags[i] = 1 if uids[i] in allowed else 0
         rows = sorted((_find(uids, r[0]), r[1], r[2], r[3]) for r in rows)
         return cls(version, cfg.get("tz", "UTC"), tol * 60, tuple(uids), bytes(flags),
-                   array.array("H", [r[0] for r in rows]), array.array("I", [r[1] for r in rows]),
+                   array.array("H", [_B0 + r[0] for r in rows]),
+                   array.array("I", [r[1] for r in rows]),
                    array.array("I", [r[2] for r in rows]), array.array("I", [r[3] for r in rows]))
 
     def _index(self, uid):
@@ -93,6 +100,7 @@ class Planning:
         if b < 0:
             return None
         best, gap = None, None
+        b += _B0
         i = _find(self._vb, b)
         while i < len(self._vb) and self._vb[i] == b:
             start = self._vs[i]

@@ -11,8 +11,9 @@ from firmware.codec import (CodecError, MAX_EVENTS, build_clock_batch, encode_ev
                             encode_health, parse_ack, topic)
 from firmware.commands import Commands
 from firmware.config import ConfigReceiver
-from firmware.decide import REPEAT_S, decide, in_until
+from firmware.decide import decide, in_until
 from firmware.journal import JournalFull
+from firmware.tapstate import TapState
 
 try:
     from micropython import const
@@ -50,7 +51,8 @@ class ReaderCore:
         self.resends = 0  # rewinds to ack + 1 after ack_timeout
         self.taps_dropped = 0  # per-badge states pruned at the hard cap
         self.state_errors = 0  # tap-state snapshot unreadable at start
-        self.taps = {}  # uid -> (ts, dir, visit, until), see decide.py
+        # uid -> (ts, dir, visit, until), see decide.py; its heap is allocated here, once
+        self.taps = TapState(_TAPS_HARD + 1)  # + 1: a tap is held, then the state pruned
         self._next = journal.acked + 1  # next seq to send
         self._ack_at = None  # when the ack last advanced while events were outstanding
         # down/config: a newer planning saved on flash beats the one handed in
@@ -90,36 +92,37 @@ class ReaderCore:
         except OSError:
             self.journal_errors += 1
             return "error"
-        self.taps[uid] = (now, d.dir, d.visit, d.until)
+        self._remember(uid, (now, d.dir, d.visit, d.until), now)
         self._prune(now)
         return d.feedback
 
     def _prune(self, now):
-        if len(self.taps) <= _TAPS_SOFT:
-            return
-        for uid in list(self.taps):
-            ts, dir, _, until = self.taps[uid]
-            if now >= ts + REPEAT_S and not (dir == "in" and now <= until):
-                del self.taps[uid]
-        while len(self.taps) > _TAPS_HARD:
-            oldest = min(self.taps, key=lambda u: self.taps[u][0])
-            del self.taps[oldest]
-            self.taps_dropped += 1
+        self.taps_dropped += self.taps.prune(now, _TAPS_SOFT, _TAPS_HARD)
+
+    def _remember(self, uid, entry, now):
+        """Hold `entry` for `uid`. A snapshot and a journal replayed at start may name more
+        badges than the state holds (past 64 open "in"s at once): when it is full, it is
+        pruned first, at `now`, as the tap after them would have."""
+        if len(self.taps) >= self.taps.cap and uid not in self.taps:
+            self._prune(now)
+        self.taps[uid] = entry
 
     def _rebuild(self):
         # The tap state is a snapshot saved at each ack (taps.json, with the last seq it
         # covers) plus the journal records after it; the snapshot is written before the
         # journal frees anything, so no record is lost between the two.
         seq = 0
+        now = int(self.clock.time())
         raw = self.journal.read_meta(_STATE_FILE)
         if raw:
             try:
                 m = json.loads(raw)
                 seq = m["seq"]
                 for t in m["taps"]:
-                    self.taps[t[0]] = (t[1], t[2], t[3], t[4])
+                    self._remember(t[0], (t[1], t[2], t[3], t[4]), now)
             except Exception:
-                self.taps, seq = {}, 0
+                self.taps.clear()
+                seq = 0
                 self.state_errors += 1
         s = max(seq + 1, self.journal.first_seq)
         while True:
@@ -127,17 +130,21 @@ class ReaderCore:
             if not items:
                 break
             for _, event in items:
-                self._replay(event)
+                self._replay(event, now)
             s = items[-1][0] + 1
 
-    def _replay(self, event):
+    def _replay(self, event, now):
         try:
             e = json.loads(event)
             uid, dir, ts = e["badge"], e["dir"], e["ts"]
         except Exception:  # placeholder, tag-only event
             return
         visit = e.get("visit")
-        self.taps[uid] = (ts, dir, visit, in_until(self.planning, visit, ts) if dir == "in" else 0)
+        until = in_until(self.planning, visit, ts) if dir == "in" else 0
+        try:
+            self._remember(uid, (ts, dir, visit, until), now)
+        except ValueError:  # not a badge the codec would have written: nothing to restore
+            self.state_errors += 1
 
     def _save_taps(self):
         self._prune(int(self.clock.time()))

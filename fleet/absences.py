@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, webpush
 from fleet.models import ABSENCE_KINDS, Absence, Caregiver, Organisation, Visit
 from fleet.types import utcnow
 
@@ -152,7 +152,23 @@ def decide(session: Session, absence: Absence, approve: bool, reason: str, *, wh
                  f"absence:{absence.id}", role=role, why=reason or None,
                  detail={"caregiver_id": absence.caregiver_id,
                          "visits_covered": len(covered_visits(session, absence))})
+    _announce(session, absence)
     return absence
+
+
+def _announce(session: Session, absence: Absence) -> None:
+    """The caregiver's phones hear of the decision by Web Push (the app's absences screen shows
+    it at the next sync anyway); French, as the app. A refusal says why."""
+    days = as_dict(absence, organisation_tz(session, absence.organisation_id))
+    first, last = (date.fromisoformat(days[k]).strftime("%d/%m") for k in ("first_day",
+                                                                            "last_day"))
+    when = f"du {first}" if first == last else f"du {first} au {last}"
+    if absence.state == "approved":
+        title, body = "Absence acceptée", f"Votre absence {when} est acceptée."
+    else:
+        title, body = "Absence refusée", f"Votre absence {when} est refusée : {absence.reason}"
+    webpush.notify_caregiver(session, absence.caregiver_id, "absence", title, body,
+                             "/app/#/absences", dedupe=f"absence:{absence.id}:{absence.state}")
 
 
 def cancel(session: Session, absence: Absence, reason: str, *, who: str, role: str,

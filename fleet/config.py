@@ -106,6 +106,9 @@ class Settings:
         default_factory=lambda: _int("TELEGEST_CONSOLE_IDLE_MINUTES", 30, 1, 24 * 60))
     console_session_minutes: int = field(
         default_factory=lambda: _int("TELEGEST_CONSOLE_SESSION_MINUTES", 480, 5, 31 * 24 * 60))
+    # API quotas counted in Redis rather than the database (fleet.quotas.RedisCounter)
+    quota_redis_url: str | None = field(
+        default_factory=lambda: _env("TELEGEST_QUOTA_REDIS_URL"))
     # the outbox (fleet.outbox): SMTP server; no host = e-mails wait in the outbox
     smtp_host: str | None = field(default_factory=lambda: _env("TELEGEST_SMTP_HOST"))
     smtp_port: int = field(default_factory=lambda: _int("TELEGEST_SMTP_PORT", 587, 1, 65535))
@@ -137,6 +140,10 @@ class Settings:
                 f"TELEGEST_DATABASE_URL={self.database_url!r} is not a database URL") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise SettingsError("TELEGEST_DATABASE_URL: only sqlite and postgresql are supported")
+        if self.quota_redis_url and not self.quota_redis_url.startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"TELEGEST_QUOTA_REDIS_URL={self.quota_redis_url!r}: a "
+                                "redis://, rediss:// or unix:// URL")
         if self.mqtt_protocol not in ("v5", "v311"):
             raise SettingsError(f"TELEGEST_MQTT_PROTOCOL={self.mqtt_protocol!r}: v5 or v311")
         self._check_cluster()

@@ -6,9 +6,17 @@ PostgreSQL. The database serialises it, so several API processes, or many reques
 share one exact count and never both take the last call. Every answer of the API carries the
 X-RateLimit-* headers (`RateLimitHeaders`); past the quota the call is refused with 429 and
 Retry-After, until the next UTC midnight.
+
+Where `TELEGEST_QUOTA_REDIS_URL` is set, the count is kept in Redis instead (`RedisCounter`:
+INCR of one key per API key and UTC day, which expires a day after that day ends), so a call
+costs no database write. Redis is atomic too, so the count stays exact across processes. If
+Redis does not answer, the call is counted in the database (logged, counted in
+`RedisCounter.fallbacks`): the API keeps answering, and the day's count is then split between
+the two (the quota may be passed by what the database counted meanwhile).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
@@ -17,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from fleet.models import ApiKey, ApiKeyUsage
 from fleet.types import utcnow
+
+log = logging.getLogger("telegest.quotas")
 
 DEFAULT_QUOTA = 10_000
 STATE_KEY = "rate_limit"  # where the current call's Usage waits for RateLimitHeaders
@@ -45,10 +55,21 @@ class Usage:
                 "X-RateLimit-Reset": str(int(self.reset_at.timestamp()))}
 
 
-def count_call(session: Session, key: ApiKey, now: datetime | None = None) -> Usage:
-    """Count one call of `key` today (UTC) and return where it stands; the caller commits."""
-    now = now or utcnow()
+def _day_and_reset(now: datetime) -> tuple:
     day = now.astimezone(timezone.utc).date()
+    return day, datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+
+
+def count_call(session: Session, key: ApiKey, now: datetime | None = None,
+               counter: "RedisCounter | None" = None) -> Usage:
+    """Count one call of `key` today (UTC) and return where it stands; the caller commits.
+    With a `counter` (Redis), there, unless Redis fails."""
+    now = now or utcnow()
+    if counter is not None:
+        usage = counter.count(key, now)
+        if usage is not None:
+            return usage
+    day, reset = _day_and_reset(now)
     insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
               else sqlite.insert)
     stmt = insert(ApiKeyUsage).values(api_key_id=key.id, day=day, calls=1)
@@ -56,14 +77,58 @@ def count_call(session: Session, key: ApiKey, now: datetime | None = None) -> Us
         index_elements=[ApiKeyUsage.api_key_id, ApiKeyUsage.day],
         set_={"calls": ApiKeyUsage.__table__.c.calls + 1}).returning(ApiKeyUsage.calls)
     calls = session.execute(stmt).scalar_one()
-    reset = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
     return Usage(key.daily_quota, calls, reset)
 
 
-def used_today(session: Session, key: ApiKey, now: datetime | None = None) -> int:
-    day = (now or utcnow()).astimezone(timezone.utc).date()
+def used_today(session: Session, key: ApiKey, now: datetime | None = None,
+               counter: "RedisCounter | None" = None) -> int:
+    """Today's calls of `key`: the database's count, plus Redis's where it counts."""
+    now = now or utcnow()
+    day = now.astimezone(timezone.utc).date()
     row = session.get(ApiKeyUsage, (key.id, day))
-    return row.calls if row else 0
+    return (row.calls if row else 0) + (counter.used(key, now) if counter else 0)
+
+
+class RedisCounter:
+    """The daily counts in Redis (`url` redis://, rediss:// or unix://): one key
+    `<prefix><api key id>:<UTC day>` a day, INCR then EXPIREAT in one MULTI/EXEC."""
+
+    def __init__(self, url: str, prefix: str = "telegest:quota:", timeout: float = 0.5) -> None:
+        import redis  # the optional dependency: pip install 'telegest[redis]'
+
+        self.prefix = prefix
+        self.fallbacks = 0
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout,
+                                           socket_connect_timeout=timeout)
+        self._errors = (redis.RedisError, OSError)
+
+    def _key(self, key: ApiKey, day) -> str:
+        return f"{self.prefix}{key.id}:{day.isoformat()}"
+
+    def count(self, key: ApiKey, now: datetime) -> Usage | None:
+        """The new count, or None when Redis failed (the caller counts in the database)."""
+        day, reset = _day_and_reset(now)
+        name = self._key(key, day)
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.incr(name)
+            pipe.expireat(name, int(reset.timestamp()) + 86400)
+            calls, _ = pipe.execute()
+        except self._errors as e:
+            self.fallbacks += 1
+            log.warning("quota: Redis did not answer (%s); counting in the database", e)
+            return None
+        return Usage(key.daily_quota, int(calls), reset)
+
+    def used(self, key: ApiKey, now: datetime) -> int:
+        try:
+            raw = self._redis.get(self._key(key, now.astimezone(timezone.utc).date()))
+        except self._errors:
+            return 0
+        return int(raw or 0)
+
+    def close(self) -> None:
+        self._redis.close()
 
 
 class RateLimitHeaders:

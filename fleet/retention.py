@@ -7,6 +7,8 @@ fleet-duties lease holder runs and that records what it purged.
 | rejected messages and events (their raw text) | `rejections_keep_days`, at most 30 | agency settings |
 | audit entries | the longest `audit_keep_days` of the agencies (the log is one chain for the fleet) | agency settings |
 | outbox rows sent or dead (e-mail bodies name clients) | 30 days | fixed |
+| messages between the office and caregivers, with their receipts | 365 days after sent | fixed |
+| call-back requests once taken | 365 days after taken (a waiting one stays) | fixed |
 
 Clock events themselves (who, where, when) are kept: they are what the visits, corrections and
 exports stand on. The audit chain stays verifiable: the hash the oldest kept entry follows is
@@ -23,14 +25,16 @@ from sqlalchemy import delete, null, select, update
 from sqlalchemy.orm import Session
 
 from fleet import audit, service_role
-from fleet.models import (AlertSettings, AuditLog, ClockEvent, Device, Organisation, Outbox,
-                          Rejection, RetentionRun, SosAlert)
+from fleet.models import (AlertSettings, AuditLog, CallbackRequest, ClockEvent, Device, Message,
+                          MessageRecipient, Organisation, Outbox, Rejection, RetentionRun,
+                          SosAlert)
 
 log = logging.getLogger("telegest.retention")
 
 POSITIONS_MAX_DAYS, REJECTIONS_MAX_DAYS = 60, 30
 DEFAULTS = {"positions_keep_days": 60, "rejections_keep_days": 30, "audit_keep_days": 1825}
 OUTBOX_DAYS = 30
+MESSAGES_DAYS = 365  # messages, their receipts, and call-back requests once taken
 EVERY_S = 24 * 3600
 _BATCH = 2000
 
@@ -68,9 +72,22 @@ def _strip_positions(session: Session, org_id: int, before: datetime) -> int:
             done += isinstance(pos, list) or "pos" in (raw or {})
 
 
+def _purge_messages(session: Session, now: datetime) -> tuple[int, int]:
+    """Messages sent more than MESSAGES_DAYS ago (their receipts first), and call-back requests
+    taken that long ago; a request still waiting is kept whatever its age."""
+    cutoff = now - timedelta(days=MESSAGES_DAYS)
+    old = select(Message.id).where(Message.created_at < cutoff)
+    session.execute(delete(MessageRecipient).where(MessageRecipient.message_id.in_(old)))
+    messages = session.execute(delete(Message).where(Message.created_at < cutoff)).rowcount
+    callbacks = session.execute(delete(CallbackRequest).where(
+        CallbackRequest.taken_at.is_not(None), CallbackRequest.taken_at < cutoff)).rowcount
+    return messages, callbacks
+
+
 def purge(session: Session, now: datetime, who: str = "fleet") -> RetentionRun:
     """One pass over every agency; the caller commits. Returns the run it recorded."""
-    purged = {"positions": 0, "rejections": 0, "audit": 0, "outbox": 0}
+    purged = {"positions": 0, "rejections": 0, "audit": 0, "outbox": 0, "messages": 0,
+              "callbacks": 0}
     settings = _settings(session)
     for org_id, s in settings.items():
         purged["positions"] += _strip_positions(
@@ -90,6 +107,7 @@ def purge(session: Session, now: datetime, who: str = "fleet") -> RetentionRun:
     purged["outbox"] = session.execute(delete(Outbox).where(
         Outbox.state.in_(("sent", "dead")),
         Outbox.created_at < now - timedelta(days=OUTBOX_DAYS))).rowcount
+    purged["messages"], purged["callbacks"] = _purge_messages(session, now)
     anchor = None
     keep_days = max((s["audit_keep_days"] for s in settings.values()),
                     default=DEFAULTS["audit_keep_days"])

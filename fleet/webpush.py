@@ -36,7 +36,7 @@ from fleet.config import Settings
 from fleet.models import Device, PushSubscription
 from fleet.private_files import write_private
 
-KINDS = ("sos_ack", "planning", "message")
+KINDS = ("sos_ack", "planning", "message", "absence")
 RECORD_SIZE = 4096
 TTL_S = 24 * 3600
 JWT_LIFE_S = 12 * 3600  # RFC 8292: at most 24 h

@@ -87,10 +87,13 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def telegest(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`telegest ARGV...` run as a user would, from this checkout; its output captured."""
+def telegest(*argv: str, timeout: float = 120,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`telegest ARGV...` run as a user would, from this checkout, with `env` added to the
+    environment; its output captured."""
     return subprocess.run([sys.executable, "-m", "tools.cli", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):

@@ -60,11 +60,14 @@ def _list(args) -> int:
     from fleet import quotas
     from fleet.keys import list_keys, usable
 
+    redis_url = os.environ.get("TELEGEST_QUOTA_REDIS_URL")  # where the API counts, if set
+    counter = quotas.RedisCounter(redis_url) if redis_url else None
+
     def act(session) -> int:
         keys = list_keys(session, args.org)
         rows = [{"id": k.id, "prefix": k.prefix, "name": k.label, "role": k.role,
                  "organisation_id": k.organisation_id, "daily_quota": k.daily_quota,
-                 "calls_today": quotas.used_today(session, k),
+                 "calls_today": quotas.used_today(session, k, None, counter),
                  "expires_at": k.expires_at.isoformat() if k.expires_at else None,
                  "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
                  "state": "usable" if usable(k) else ("revoked" if k.revoked else "expired")}

@@ -14,8 +14,10 @@ waits until each one has (its /varz `config_load_time` moves), so a block is in 
 it returns.
 
 `.kill(i)` is the abrupt outage (SIGKILL); `.restart(i)` starts node i again on the same ports
-and store; `.start()` and `.restart(i)` return once the cluster has a JetStream meta leader
-and the MQTT ports answer.
+and store; `.start()` and `.restart(i)` return once every node started sees a JetStream meta
+leader and accepts an MQTT CONNECT (`probe_login` when the nodes enforce logins). Each node
+writes its pid to `<folder>/nats.pid` and serves its monitoring on `.monitor_urls`: what
+fleet.natsauth, in another process (the API), needs to reload the users.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +78,8 @@ def nats_server_path() -> str | None:
 
 # One node's configuration. MQTT needs a server name and JetStream; `stream_replicas` is the
 # replica count of the MQTT session and retained-message streams (nats-server 2.9 takes it,
-# checked by tests/cluster/test_cluster.py). `max_ack_pending` bounds what one MQTT QoS 1
-# subscription may have in flight (the default 1024 is plenty for a device).
+# checked by tests/cluster/test_cluster.py). `max_payload` 64 KiB: every message of the device
+# protocol is under 1 KiB (docs/protocol.md), as Mosquitto's `max_packet_size` in tools/broker.
 # Every QoS 1 subscription of an MQTT client is a JetStream consumer; by default it takes the
 # streams' replicas, a Raft group of 3 per subscription: connecting devices that subscribe at
 # QoS 1 ran at 64 a second on this machine, 197 with one replica in memory (bench fleet,
@@ -204,10 +205,10 @@ class Cluster:
                 if self.auth_file else "")
         node.conf.write_text(NODE_CONF.format(
             index=node.index, nodes=len(self.nodes), name=node.name, host=self.host,
-            pid_file=node.pid_file, client_port=node.client_port, http_port=node.http_port, route_port=node.route_port,
+            pid_file=node.pid_file, client_port=node.client_port, http_port=node.http_port,
             mqtt_port=node.mqtt_port, store=node.folder / "jetstream", cluster=cluster,
-            replicas=self.replicas, max_memory=self.max_memory,
-            max_file=self.max_file, auth=auth))
+            replicas=self.replicas, max_memory=self.max_memory, max_file=self.max_file,
+            auth=auth))
 
     # -- monitoring --------------------------------------------------------------------------
     def monitor(self, i: int, path: str = "varz", timeout: float = 2.0) -> dict:

@@ -98,7 +98,8 @@ def run_cluster_up(args) -> int:
     if not port_free("127.0.0.1", args.port):
         raise TelegestError(f"port {args.port} is taken on localhost: stop what uses it or "
                             f"pass --port")
-    print(f"telegest cluster up: {args.nodes} NATS nodes, data in {data}", flush=True)
+    print(f"telegest cluster up: {args.nodes} NATS node{'s' if args.nodes > 1 else ''}, data in "
+          f"{data}", flush=True)
     info = seed(db_url)
     admin_key(db_url, data / "api-key.txt")
 

@@ -108,7 +108,8 @@ class Runtime:
         self.link = MqttLink(self.core, self.hw.open_stream, self.device_id, s["host"],
                              s["port"], s["user"], s["pass"],
                              backoff=Backoff(1000, 60000, rand=self.hw.rand), ca=s["ca"],
-                             clock=getattr(self.hw, "clock", None), log=log)
+                             clock=getattr(self.hw, "clock", None), log=log,
+                             brokers=s["brokers"])
         self.health = HealthReporter(self.core, self.link, self.wifi, self.taps,
                                      self.hw.battery, s["health_s"])
 
@@ -167,7 +168,8 @@ class Runtime:
     def apply_broker(self):
         if self.link is not None:
             s = self.settings.values
-            self.link.configure(s["host"], s["port"], s["user"], s["pass"], s["ca"])
+            self.link.configure(s["host"], s["port"], s["user"], s["pass"], s["ca"],
+                                s["brokers"])
 
     def status(self):
         core = self.core

@@ -32,7 +32,8 @@ COMMANDS = ("status", "selftest", "taps", "journal", "wifi", "broker", "settings
 _OPEN = ("status", "selftest", "journal", "counters", "help", "maint", "exit")  # when locked
 _SECRET = ("wifi", "broker", "settings", "maint")  # their errors never quote an exception's text
 _HEXDIGITS = "0123456789abcdefABCDEF"
-_BROKER_KEYS = {"host": "host", "port": "port", "id": "id", "user": "user", "password": "pass"}
+_BROKER_KEYS = {"host": "host", "port": "port", "id": "id", "user": "user", "password": "pass",
+                "brokers": "brokers"}
 
 
 def split(line):
@@ -122,7 +123,7 @@ class Console:
         self._none(args)
         return {"commands": list(COMMANDS), "console": self.maint.state(ticks_ms()),
                 "set": ["wifi set <ssid> [password]",
-                        "broker set host|port|id|user|password <value>",
+                        "broker set host|port|brokers|id|user|password <value>",
                         "settings drop | chunk <hex> | stage | commit <digest>",
                         "maint <code> | exit | repl"]}
 
@@ -195,13 +196,15 @@ class Console:
         rt = self.rt
         s = rt.settings
         if not args:
-            return {"host": s.get("host"), "port": s.get("port"), "id": rt.device_id,
+            return {"host": s.get("host"), "port": s.get("port"), "brokers": s.get("brokers"),
+                    "id": rt.device_id,
                     "id_setting": s.get("id"), "user": s.get("user"),
                     "password_set": bool(s.get("pass")),
                     "status": rt.link.status() if rt.link is not None else "off",
                     "reboot_needed": rt.reboot_needed}
         if args[0] != "set" or len(args) != 3 or args[1] not in _BROKER_KEYS:
-            raise ValueError("usage: broker | broker set host|port|id|user|password <value>")
+            raise ValueError("usage: broker | broker set host|port|brokers|id|user|password "
+                             "<value>")
         key = _BROKER_KEYS[args[1]]
         s.set(key, args[2])
         if key == "id":

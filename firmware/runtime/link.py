@@ -8,7 +8,10 @@ after every (re)connect, ping, and on any error close and reconnect with back-of
 certificate (`ca`, the provisioned PEM) the stream is TLS, verified against that CA only
 (firmware/runtime/tls.py); it never falls back to a clear connection. Nothing above retries:
 ReaderCore decides what to (re)send, and the journal keeps every event until the fleet's ack,
-so an outage costs time, never events.
+so an outage costs time, never events. With several broker addresses (`brokers`, a cluster's
+nodes) the client moves to the next one when a connect fails or the broker drops or goes
+silent (round robin, the back-off once per full round: mqtt.py); ReaderCore resends what the
+fleet has not acked on whichever node it reaches.
 
 `run()` is the client's task; `poll()` (the net task, every 100 ms) only moves messages
 between ReaderCore and the client's queues, so neither it nor the tap path ever waits for
@@ -21,7 +24,8 @@ from firmware.runtime.mqtt import MqttClient
 
 class MqttLink:
     def __init__(self, core, open_stream, device_id, host, port=1883, user="", password="",
-                 keepalive=60, backoff=None, connect_timeout=5, ca="", clock=None, log=None):
+                 keepalive=60, backoff=None, connect_timeout=5, ca="", clock=None, log=None,
+                 brokers=None):
         self.core = core
         self.device_id = device_id
         self.client = c = MqttClient(open_stream, device_id, keepalive,
@@ -42,12 +46,15 @@ class MqttLink:
         self.health_sent = 0
         self.health_replaced = 0  # reports overwritten before they could be sent
         self.tls_error = ""
-        self.configure(host, port, user, password, ca)
+        self.configure(host, port, user, password, ca, brokers)
 
-    def configure(self, host, port, user="", password="", ca=""):
+    def configure(self, host, port, user="", password="", ca="", brokers=None):
         """New broker settings: the client closes and reconnects at once (the technician is
-        waiting). A CA that does not load leaves the client without a host: no clear
-        connection in its place."""
+        waiting). `brokers` ([(host, port), ...]), when not empty, replaces host and port.
+        A CA that does not load leaves the client without a host: no clear connection in
+        its place."""
+        if brokers:
+            host, port = brokers[0]
         self.host, self.port, self.user, self.password = host, port, user, password
         if ca != self.ca:
             self.ca, self._tls = ca, None
@@ -62,7 +69,7 @@ class MqttLink:
                 self.client.failures += 1
                 self.client.configure("", port)
                 return
-        self.client.configure(host, port, user, password, self._tls if ca else None)
+        self.client.configure(host, port, user, password, self._tls if ca else None, brokers)
 
     async def run(self):
         await self.client.run()
@@ -139,4 +146,5 @@ class MqttLink:
                 "health_replaced": self.health_replaced, "mqtt_out_dropped": c.out_dropped,
                 "mqtt_in_dropped": c.in_dropped, "mqtt_malformed": c.malformed,
                 "mqtt_unknown_acks": c.unknown_acks, "mqtt_oversize": c.oversize,
-                "mqtt_retransmitted": c.retransmitted, "mqtt_error": c.last_error}
+                "mqtt_retransmitted": c.retransmitted, "mqtt_error": c.last_error,
+                "mqtt_broker": "%s:%d" % (c.host, c.port), "mqtt_failovers": c.failovers}

@@ -6,7 +6,15 @@ will, waits for the CONNACK, subscribes, publishes the retained `online`, retran
 what was in flight when the last connection died, then serves: a reader task handles what
 the broker sends, a writer task sends the outgoing queue, and run() watches both. Any error,
 a silent broker (nothing for 1.5 keepalives), Wi-Fi going or a new configuration ends the
-connection; the next attempt waits for the back-off. Nothing here raises to the caller.
+connection. Nothing here raises to the caller.
+
+Several broker addresses (`configure(..., brokers=[(host, port), ...])`, a cluster's nodes)
+are used round robin: a connect that fails, or a connection that drops or goes silent, moves
+to the next address at once, and the back-off is waited once per full round, when every
+address has failed in a row; a connection that served for _SERVED_MS ends the round (one
+dropped at once does not, or a cluster whose nodes all accept and drop would be hammered).
+With one address (host and port) each failure is a full round: the back-off after each, as
+before.
 
 The callers never wait: publish() puts a message in a bounded queue and returns, get()
 takes one received message or None. What does not fit is dropped and counted; the journal
@@ -25,6 +33,7 @@ except ImportError:  # CPython
 _WATCH_MS = const(100)  # how often run() looks at the connection and at the settings
 _INFLIGHT = const(4)  # QoS 1 messages sent and not yet PUBACKed
 _CHUNK = const(128)  # bytes read at once while skipping an oversized packet
+_SERVED_MS = const(30000)  # a connection up this long was a working broker: a new round
 _REFUSED = ("", "bad protocol version", "client id rejected", "server unavailable",
             "bad user name or password", "not authorized")
 
@@ -72,6 +81,10 @@ class MqttClient:
         self.clock = clock or RealClock()
         self.log = log or _log
         self.host, self.port, self.user, self.password, self.ssl = "", 1883, "", "", None
+        self.brokers = []  # [(host, port)] tried in turn; host and port: the one in use
+        self._at = 0  # index in brokers of host and port
+        self._failed = 0  # addresses failed in a row: a round is len(brokers)
+        self._up_at = 0  # tick of the last connection's CONNACK
         self.will = None  # (topic, payload, retain, qos)
         self.birth = None  # published once connected (retained `online`)
         self.subs = []  # [(topic filter, qos)], subscribed again after every connect
@@ -92,15 +105,20 @@ class MqttClient:
         self._last_rx = self._last_tx = 0
         # counted, for the console's `counters` and health
         self.connects = self.failures = self.refused = self.timeouts = self.drops = 0
+        self.failovers = 0  # moves to the next broker address
         self.published = self.received = self.retransmitted = self.pings = 0
         self.out_dropped = self.in_dropped = 0
         self.malformed = self.unknown_acks = self.oversize = self.sub_refused = 0
         self.last_error = ""
 
     # -- what the owner calls; none of it waits --------------------------------------------
-    def configure(self, host, port, user="", password="", ssl=None):
-        """New broker settings: the connection in use ends and the next attempt is now."""
-        self.host, self.port, self.user, self.password, self.ssl = host, port, user, password, ssl
+    def configure(self, host, port, user="", password="", ssl=None, brokers=None):
+        """New broker settings: the connection in use ends and the next attempt is now, at
+        the first address. `brokers`, when not empty, replaces host and port."""
+        self.brokers = [(h, p) for h, p in brokers] if brokers else [(host, port)]
+        self._at = self._failed = 0
+        self.host, self.port = self.brokers[0]
+        self.user, self.password, self.ssl = user, password, ssl
         self._reconf = True
         self._retry = None
         self.backoff.reset()
@@ -144,6 +162,8 @@ class MqttClient:
                 self._fail(why)
                 continue
             why = await self._serve()
+            if ticks_diff(clk.ticks(), self._up_at) >= _SERVED_MS:
+                self._failed = 0
             self._close(why == "")
             if why:
                 self.drops += 1
@@ -152,9 +172,20 @@ class MqttClient:
     def _fail(self, why):
         self.last_error = why
         self.state = "down"
+        n = len(self.brokers)
+        self._failed += 1
+        if n > 1:
+            self._at = (self._at + 1) % n
+            self.host, self.port = self.brokers[self._at]
+            self.failovers += 1
+        if self._failed < n:  # an address of this round not tried yet: now
+            self._retry = None
+            self.log("%s; next broker %s:%d now" % (why, self.host, self.port))
+            return
+        self._failed = 0
         d = self.backoff.next()
         self._retry = ticks_add(self.clock.ticks(), d)
-        self.log("%s; next attempt in %d ms" % (why, d))
+        self.log("%s; next attempt in %d ms (%s:%d)" % (why, d, self.host, self.port))
 
     async def _connect(self):
         """Open, CONNECT, CONNACK within timeout_ms; "" when up, else why not."""
@@ -224,23 +255,29 @@ class MqttClient:
         self.state = "up"
         self.connects += 1
         self.session += 1
+        self._up_at = clk.ticks()
         self.backoff.reset()
         self.last_error = ""
         self._last_rx = self._last_tx = clk.ticks()
         w = self._w
-        for i in range(len(self.subs)):
-            t, qos = self.subs[i]
-            pid = self._next_pid()
-            p = _str(t) + bytes((qos,))
-            w.write(self._header(0x82, len(p) + 2) + bytes((pid >> 8, pid & 0xFF)) + p)
         old, self._flight = self._flight, {}
         if self.birth:
             self._out.insert(0, self.birth)
-        for pid in sorted(old):  # what the last connection left without a PUBACK: again, DUP
-            t, m, retain = old[pid]
-            self._flight[pid] = (t, m, retain)
-            self._write_publish(t, m, retain, 1, pid, True)
-            self.retransmitted += 1
+        try:  # a connection that dies right after its CONNACK: a failure, not a crash of run()
+            for i in range(len(self.subs)):
+                t, qos = self.subs[i]
+                pid = self._next_pid()
+                p = _str(t) + bytes((qos,))
+                w.write(self._header(0x82, len(p) + 2) + bytes((pid >> 8, pid & 0xFF)) + p)
+            for pid in sorted(old):  # what the last connection left without a PUBACK: DUP
+                t, m, retain = old[pid]
+                self._flight[pid] = (t, m, retain)
+                self._write_publish(t, m, retain, 1, pid, True)
+                self.retransmitted += 1
+        except Exception as e:
+            for pid in old:
+                self._flight[pid] = old[pid]
+            return "send: %s: %s" % (type(e).__name__, e)
         rx = asyncio.create_task(self._reader())
         tx = asyncio.create_task(self._writer())
         ka = self.keepalive

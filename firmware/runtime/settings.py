@@ -15,17 +15,50 @@ import os
 
 DEFAULTS = {"id": "", "ssid": "", "password": "", "host": "", "port": 1883, "user": "",
             "pass": "", "ntp": "pool.ntp.org", "health_s": 60, "board": "", "ca": "",
-            "mkey": ""}  # mkey: the maintenance key, 64 hex digits (firmware/maintcode.py)
+            "mkey": "",  # mkey: the maintenance key, 64 hex digits (firmware/maintcode.py)
+            "brokers": []}  # [[host, port], ...]: when not empty, used instead of host, port
+_BROKERS_MAX = 8
+_HOST_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-"
 _CA_MAX = 1536  # the broker's CA certificate (PEM): an EC P-256 one is about 600 characters
 _PEM = "-----BEGIN CERTIFICATE-----"
 _HEX = "0123456789abcdef"
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
+def _brokers(value):
+    """[[host, port], ...] from a list of pairs, or from the console's text
+    "host:port,host:port"; "" or [] for none."""
+    if type(value) is str:
+        pairs = []
+        for item in value.split(",") if value else ():
+            i = item.rfind(":")
+            pairs.append([item[:i], item[i + 1:]] if i > 0 else None)
+        value = pairs
+    why = "brokers: up to %d [host, port] pairs (text: host:port,host:port)" % _BROKERS_MAX
+    if type(value) not in (list, tuple) or len(value) > _BROKERS_MAX:
+        raise ValueError(why)
+    out = []
+    for pair in value:
+        if type(pair) not in (list, tuple) or len(pair) != 2:
+            raise ValueError(why)
+        host, port = pair
+        if (type(host) is not str or not 1 <= len(host) <= 64
+                or any(c not in _HOST_CHARS for c in host)):
+            raise ValueError("brokers: a host is a name or an IPv4 address (A-Z a-z 0-9 . -)")
+        if type(port) is str and port.isdigit():
+            port = int(port)
+        if type(port) is not int or not 1 <= port <= 65535:
+            raise ValueError("brokers: a port is 1 to 65535")
+        out.append([host, port])
+    return out
+
+
 def check(key, value):
     """The value to store for `key` (ints parsed from text), or raise ValueError(reason)."""
     if key not in DEFAULTS:
         raise ValueError("unknown setting %s" % key)
+    if key == "brokers":
+        return _brokers(value)
     if type(DEFAULTS[key]) is int:
         try:
             value = int(value)
@@ -54,16 +87,25 @@ def check(key, value):
 
 
 def canonical(values, keys=None):
-    """One line per key, sorted: `key=i<decimal>` or `key=s<hex of the UTF-8 text>`. Hex, so
-    no character of a value can be confused with the framing."""
+    """One line per key, sorted: `key=i<decimal>`, `key=s<hex of the UTF-8 text>`, or for the
+    broker list `key=l<hex of "host:port,host:port">`. Hex, so no character of a value can be
+    confused with the framing."""
     out = []
     for k in sorted(values if keys is None else keys):
         v = values[k]
         if type(v) is int:
             out.append("%s=i%d\n" % (k, v))
+        elif type(v) in (list, tuple):
+            out.append("%s=l%s\n" % (k, _hex(",".join("%s:%d" % (h, p) for h, p in v))))
         else:
-            out.append("%s=s%s\n" % (k, v.encode().hex()))
+            out.append("%s=s%s\n" % (k, _hex(v)))
     return "".join(out).encode()
+
+
+def _hex(text):
+    # MicroPython 1.27's b"".hex() is b"", not "": an empty value would digest as "b''"
+    b = text.encode()
+    return b.hex() if b else ""
 
 
 def digest(values, keys=None):

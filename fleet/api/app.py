@@ -13,9 +13,9 @@ from sqlalchemy.exc import DataError, StatementError
 
 from fleet import caregiver, console, quotas
 from fleet.api.deps import current_key
-from fleet.api.routes import (absences, agency, alerts, client_record, devices, directory,
-                               events, exports, funding, messaging, office, series, sos,
-                               updates, visits, webhooks)
+from fleet.api.routes import (absences, agency, alerts, cards, client_record, devices,
+                               directory, events, exports, funding, messaging, office, series,
+                               sos, updates, visits, webhooks)
 from fleet.config import Settings
 from fleet.db import make_engine, prepare, session_factory
 from fleet.web.headers import SecurityHeaders
@@ -33,9 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.quota_counter = (quotas.RedisCounter(settings.quota_redis_url)
+                               if settings.quota_redis_url else None)
     auth = [Depends(current_key)]
     for module in (directory, client_record, devices, visits, series, events, alerts, updates,
-                   office, funding, exports, agency, absences, webhooks, messaging, sos):
+                   office, funding, exports, agency, absences, cards, webhooks, messaging,
+                   sos):
         app.include_router(module.router, prefix="/api/v1", dependencies=auth)
     app.include_router(devices.public_router, prefix="/api/v1")  # phone enrolment: a token
 

@@ -32,7 +32,7 @@ def current_key(request: Request, session: SessionDep,
                             "missing, unknown, expired or revoked API key",
                             headers={"WWW-Authenticate": "Bearer"})
     now = utcnow()
-    usage = quotas.count_call(session, key, now)
+    usage = quotas.count_call(session, key, now, request.app.state.quota_counter)
     session.commit()  # the count and last_used_at
     setattr(request.state, quotas.STATE_KEY, usage)  # quotas.RateLimitHeaders adds the headers
     if usage.exceeded:

@@ -162,7 +162,8 @@ def apikeys_page(request: Request, session: SessionDep, viewer: ViewerDep) -> Re
     now = datetime.now(timezone.utc)
     rows = keys.list_keys(session, viewer.organisation_id)
     return page(request, "apikeys.html", viewer, keys=rows, now=now,
-                used={k.id: quotas.used_today(session, k, now) for k in rows},
+                used={k.id: quotas.used_today(session, k, now, request.app.state.quota_counter)
+                      for k in rows},
                 usable={k.id: keys.usable(k, now) for k in rows},
                 fmt=lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "")
 

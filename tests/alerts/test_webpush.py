@@ -92,27 +92,34 @@ def test_notify_caregiver_queues_one_row_per_subscribed_active_phone(session):
     assert session.query(PushSubscription).count() == 3
 
 
-def test_a_message_to_caregivers_is_announced_by_web_push(session):
-    """fleet.messages.send_to_caregivers calls announce(): each recipient's subscribed phone
-    gets one notification ("Message obligatoire" for a mandatory one); others none."""
-    from fleet import messages
+def _agency_with_subscribed_alice(session, *others: str):
+    """An agency, Alice with one active phone subscribed to push, and caregivers `others`
+    without one; returns (organisation, [Alice, *others])."""
     from fleet.models import Organisation
 
     org = Organisation(name="Agence")
     session.add(org)
     session.flush()
-    alice, bruno = Caregiver(organisation_id=org.id, name="Alice"), Caregiver(
-        organisation_id=org.id, name="Bruno")
-    session.add_all([alice, bruno])
+    people = [Caregiver(organisation_id=org.id, name=n) for n in ("Alice", *others)]
+    session.add_all(people)
     session.flush()
     phone = Device(ident="p-alice", kind="phone", organisation_id=org.id,
-                   caregiver_id=alice.id, status="active")
+                   caregiver_id=people[0].id, status="active")
     session.add(phone)
     session.flush()
     sub = PushService()
     webpush.subscribe(session, phone, "https://push.example/alice",
                       p256dh=webpush.b64u(webpush._point(sub.key.public_key())),
                       auth=webpush.b64u(sub.auth))
+    return org, people
+
+
+def test_a_message_to_caregivers_is_announced_by_web_push(session):
+    """fleet.messages.send_to_caregivers calls announce(): each recipient's subscribed phone
+    gets one notification ("Message obligatoire" for a mandatory one); others none."""
+    from fleet import messages
+
+    org, (alice, bruno) = _agency_with_subscribed_alice(session, "Bruno")
     msg = messages.send_to_caregivers(session, org, subject="Réunion lundi", body="9 h",
                                       caregiver_ids=[alice.id, bruno.id], mandatory=True,
                                       who="user:chef", role="manager")
@@ -121,3 +128,29 @@ def test_a_message_to_caregivers_is_announced_by_web_push(session):
     assert row.payload["message"] == {"kind": "message", "title": "Message obligatoire",
                                       "body": "Réunion lundi", "url": "/app/#/messages"}
     assert f"message:{msg.id}:{alice.id}:" in row.dedupe_key  # one per message and phone
+
+
+def test_an_absence_decision_is_announced_to_the_caregiver(session):
+    """fleet.absences.decide tells the caregiver's phones by Web Push: "Absence acceptée" with
+    the agency's local days, or "Absence refusée" with the office's reason; once per decision."""
+    from datetime import date
+
+    from fleet import absences
+
+    _, (alice,) = _agency_with_subscribed_alice(session)
+    leave = absences.create(session, alice, "leave", absences.period(
+        "Europe/Paris", date(2030, 7, 1), date(2030, 7, 14)), "", who="device:p-alice",
+        role="device")
+    sick = absences.create(session, alice, "sick", absences.period(
+        "Europe/Paris", date(2030, 8, 3), date(2030, 8, 3)), "", who="device:p-alice",
+        role="device")
+    absences.decide(session, leave, True, "", who="user:chef", role="manager")
+    absences.decide(session, sick, False, "déjà remplacée", who="user:chef", role="manager")
+    got = [r.payload["message"] for r in
+           session.query(Outbox).filter_by(channel="webpush").order_by(Outbox.id)]
+    assert got == [
+        {"kind": "absence", "title": "Absence acceptée",
+         "body": "Votre absence du 01/07 au 14/07 est acceptée.", "url": "/app/#/absences"},
+        {"kind": "absence", "title": "Absence refusée",
+         "body": "Votre absence du 03/08 est refusée : déjà remplacée",
+         "url": "/app/#/absences"}]

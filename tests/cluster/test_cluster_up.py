@@ -22,25 +22,39 @@ from tools.cluster import mqtt_probe
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.xdist_group("processes")]
 
 
+def _probe(address, login) -> int | None:
+    """The CONNACK's code, None while the node closes logins it cannot make a session for
+    (JetStream electing leaders after a node's loss)."""
+    try:
+        return mqtt_probe(*address, login)
+    except OSError:
+        return None
+
+
 def _stored(db_url: str) -> tuple[int, int, int]:
     """(rows, distinct (device, seq), devices) of the clock events stored."""
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as c:
             return tuple(c.execute(sa.text(
-                "SELECT count(*), count(DISTINCT device_id || '-' || seq), "
+                "SELECT count(*), count(DISTINCT device_id || '-' || CAST(seq AS TEXT)), "
                 "count(DISTINCT device_id) FROM clock_events")).one())
     finally:
         engine.dispose()
 
 
-def test_cluster_up_runs_the_fleet_on_three_nodes(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_cluster_up_runs_the_fleet_on_three_nodes(tmp_path, backend, request):
     data, port = tmp_path / "data", free_port()
+    data.mkdir()
+    db_url = (request.getfixturevalue("pg_database_url") if backend == "postgres"
+              else f"sqlite:///{data / 'telegest.db'}")
     out = open(tmp_path / "out.txt", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.cli", "cluster", "up", "--nodes", "3", "--data", str(data),
-         "--port", str(port), "--readers", "3", "--tap-every", "1", "--workers", "2"],
-        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+         "--port", str(port), "--readers", "3", "--tap-every", "1", "--workers", "2",
+         "--database-url", db_url], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     out.close()
     text = lambda: (tmp_path / "out.txt").read_text()  # noqa: E731
     pids: list[int] = []
@@ -55,7 +69,6 @@ def test_cluster_up_runs_the_fleet_on_three_nodes(tmp_path):
         pids = [int((data / "nats" / f"node{i}" / "nats.pid").read_text()) for i in range(3)]
 
         # the readers tap on their own; both workers store, each event once
-        db_url = f"sqlite:///{data / 'telegest.db'}"
         wait_until(lambda: _stored(db_url)[2] == 3 and _stored(db_url)[0] >= 6, 120,
                    interval=1, what="taps of the 3 readers stored")
         rows, distinct, _ = _stored(db_url)
@@ -74,6 +87,16 @@ def test_cluster_up_runs_the_fleet_on_three_nodes(tmp_path):
             assert mqtt_probe(host, p, (login["username"], login["password"])) == 5
         ok = creds["devices"]["demo-r1"]
         assert mqtt_probe(*mqtt[1], (ok["username"], ok["password"])) == 0
+
+        # a node that dies is started again by the supervisor, with the users file as it is
+        os.kill(pids[1], signal.SIGKILL)
+        wait_until(lambda: "restarted" in text(), 60, interval=0.5, what="the node restarted")
+        new = int((data / "nats" / "node1" / "nats.pid").read_text())
+        assert new != pids[1]
+        pids.append(new)
+        assert mqtt_probe(*mqtt[1], (login["username"], login["password"])) == 5
+        wait_until(lambda: _probe(mqtt[1], (ok["username"], ok["password"])) == 0, 60,
+                   interval=0.5, what="the readers' logins on the restarted node")
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)

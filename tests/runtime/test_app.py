@@ -232,8 +232,8 @@ def test_set_commands_save_and_apply(tmp_path):
     ("broker set port 0", "error: port must be 1 to 65535"),
     ("broker set port http", "error: port must be an integer"),
     ("broker set id bad/id", "error: id: only A-Z a-z 0-9 - _"),
-    ("broker set colour red", "error: usage: broker | broker set host|port|id|user|password <value>"),
-    ("broker set host", "error: usage: broker | broker set host|port|id|user|password <value>"),
+    ("broker set colour red", "error: usage: broker | broker set host|port|brokers|id|user|password <value>"),
+    ("broker set host", "error: usage: broker | broker set host|port|brokers|id|user|password <value>"),
 ])
 def test_bad_commands_are_rejected_with_a_reason(tmp_path, line, reason):
     hw, rt = runtime(tmp_path)

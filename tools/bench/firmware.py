@@ -24,10 +24,11 @@ RUNNER = ROOT / "tools" / "micropython" / "run_mp.mjs"
 SCRIPT = ROOT / "tools" / "micropython" / "bench_firmware.py"
 FEEDBACK = ROOT / "tools" / "micropython" / "bench_feedback.py"
 PACKAGE = ROOT / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+PART = 1000  # taps per runner part in bench_firmware.py (its PART): the heap is sampled
+# between parts, where the WebAssembly port collects
 _INTS = ("heap_code_bytes", "heap_planning_bytes", "heap_after_warmup_bytes", "heap_peak_bytes",
          "heap_growth_bytes", "heap_full_tap_state_bytes", "tap_state_full", "taps",
-         "warmup_taps", "journal_depth", "heap_growth_after_warmup_bytes",
-         "heap_growth_without_tap_state_bytes")
+         "warmup_taps", "journal_depth", "heap_growth_after_warmup_bytes")
 
 
 def mpy_sizes() -> tuple[int, int, list[str]]:
@@ -53,9 +54,11 @@ def mpy_sizes() -> tuple[int, int, list[str]]:
     return total, files, failed
 
 
-def _bench_lines(source: Path, **values: int) -> dict[str, str]:
-    """Run `source` on MicroPython with its `NAME = <int>` lines set from `values`; its
-    "BENCH key value" lines as a dict."""
+def _bench_lines(source: Path, repeats: dict[str, int] | None = None,
+                 **values: int) -> dict[str, str]:
+    """Run `source` on MicroPython with its `NAME = <int>` lines set from `values` and the
+    count of each `#@repeat N  (NAME ...` line from `repeats`; its "BENCH key value" lines as
+    a dict."""
     node = shutil.which("node")
     if node is None or not (PACKAGE / "micropython.mjs").exists():
         raise TelegestError("MicroPython (WebAssembly) is not installed: install Node.js, then "
@@ -63,6 +66,8 @@ def _bench_lines(source: Path, **values: int) -> dict[str, str]:
     text = source.read_text()
     for name, value in values.items():
         text = re.sub(rf"^{name} = \d+", f"{name} = {value}", text, flags=re.M)
+    for name, value in (repeats or {}).items():
+        text = re.sub(rf"^#@repeat \d+(?=\s+\({name}\b)", f"#@repeat {value}", text, flags=re.M)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / source.name
         script.write_text(text)
@@ -89,8 +94,8 @@ def run_feedback(taps: int) -> dict:
 
 def trend(samples: list[int], taps: int) -> int:
     """The least-squares slope of the heap samples (taken at equal steps over `taps` taps),
-    times `taps`: growth that a single pair of samples, each ±1 KB of tap state and
-    conservative collection, cannot show."""
+    times `taps`: growth that a single pair of samples, each moved by conservative
+    collection, cannot show."""
     n = len(samples)
     mx, my = (n - 1) / 2, sum(samples) / n
     num = sum((i - mx) * (y - my) for i, y in enumerate(samples))
@@ -99,7 +104,8 @@ def trend(samples: list[int], taps: int) -> int:
 
 
 def run_micropython(taps: int, warmup: int) -> dict:
-    raw = _bench_lines(SCRIPT, TAPS=taps, WARMUP=warmup)
+    parts = {"PARTS": -(-taps // PART), "WARMUP_PARTS": -(-warmup // PART)}
+    raw = _bench_lines(SCRIPT, parts, TAPS=taps, WARMUP=warmup, PART=PART)
     out: dict = {k: int(raw[k]) for k in _INTS}
     out["decision_us"] = float(raw["decision_us"])
     out["heap_samples_bytes"] = [int(x) for x in raw["heap_samples_bytes"].split(",")]

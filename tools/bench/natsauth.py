@@ -61,10 +61,11 @@ def _connect_packet(client_id: str, username: str, password: str) -> bytes:
     return b"\x10" + length + body
 
 
-def _connect_all(addresses, logins, batch: int) -> tuple[list[socket.socket], dict]:
+def _connect_all(addresses, logins, batch: int) -> tuple[dict[int, socket.socket], dict]:
     """Every login connected (clean session, no keepalive), `batch` CONNECTs before their
-    CONNACKs are read: (the sockets, the failures counted by kind)."""
-    socks, failed = [], {}
+    CONNACKs are read: (the sockets by login index, the failures counted by kind)."""
+    socks: dict[int, socket.socket] = {}
+    failed: dict[str, int] = {}
 
     def fail(kind: str, s: socket.socket | None) -> None:
         failed[kind] = failed.get(kind, 0) + 1
@@ -77,10 +78,10 @@ def _connect_all(addresses, logins, batch: int) -> tuple[list[socket.socket], di
             try:
                 s = socket.create_connection(addresses[i % len(addresses)], timeout=60)
                 s.sendall(_connect_packet(user, user, password))
-                chunk.append(s)
+                chunk.append((i, s))
             except OSError as e:
                 fail(type(e).__name__, None)
-        for s in chunk:
+        for i, s in chunk:
             ack = b""
             try:
                 while len(ack) < 4:
@@ -92,7 +93,7 @@ def _connect_all(addresses, logins, batch: int) -> tuple[list[socket.socket], di
                 fail(type(e).__name__, s)
                 continue
             if len(ack) == 4 and ack[0] == 0x20 and ack[3] == 0:
-                socks.append(s)
+                socks[i] = s
             else:
                 fail(f"connack {ack[3]}" if len(ack) == 4 else "closed", s)
     return socks, failed
@@ -138,6 +139,12 @@ class Stall:
         self.c.loop_stop()
 
 
+def say(text: str) -> None:
+    import sys
+
+    print(f"bench nats-auth: {text}", file=sys.stderr, flush=True)
+
+
 def run(devices: int, nodes: int = 3, cost: int = 4, connect_batch: int = 500) -> dict:
     from fleet.brokerauth import new_password
     from fleet.natsauth import NatsAuth, NatsAuthSettings
@@ -161,16 +168,19 @@ def run(devices: int, nodes: int = 3, cost: int = 4, connect_batch: int = 500) -
         auth._save(users)
     provision_s = time.monotonic() - t
     cluster.auth_file, cluster.probe_login = auth.path.resolve(), worker
-    socks: list[socket.socket] = []
+    socks: dict[int, socket.socket] = {}
     stalls: list[Stall] = []
     try:
         cluster.start(timeout=120)
         pids = [n.proc.pid for n in cluster.nodes]
+        # logged in before the fleet, publishing only around the reload
+        stalls = [Stall(a, admin) for a in cluster.mqtt_addresses]
+        say(f"{devices} devices provisioned in {provision_s:.1f} s; logging them in")
         cpu0, t = _cpu_s(pids), time.monotonic()
         socks, refused = _connect_all(cluster.mqtt_addresses, logins, connect_batch)
         connect_s, login_cpu = time.monotonic() - t, _cpu_s(pids) - cpu0
-
-        stalls = [Stall(a, admin) for a in cluster.mqtt_addresses]
+        say(f"{len(socks)} logged in within {connect_s:.1f} s ({refused or 'no failure'}); "
+            "reloading")
         for s in stalls:
             s.thread.start()
         time.sleep(1)
@@ -181,10 +191,14 @@ def run(devices: int, nodes: int = 3, cost: int = 4, connect_batch: int = 500) -
         time.sleep(1)
         stall = max(s.longest() for s in stalls)
 
-        victim = socks[0]
+        say(f"reloaded in {reload_s:.1f} s; blocking one device")
+        if not socks:
+            raise TelegestError(f"no device could log in ({refused})")
+        first = min(socks)
+        victim = socks[first]
         victim.settimeout(600)
         t = time.monotonic()
-        auth.disable(logins[0][0])
+        auth.disable(logins[first][0])
         gone = False
         while True:  # nats-server answers a CONNACK "not authorized" (5), then closes
             try:
@@ -209,7 +223,7 @@ def run(devices: int, nodes: int = 3, cost: int = 4, connect_batch: int = 500) -
     finally:
         for s in stalls:
             s.close()
-        for s in socks:
+        for s in socks.values():
             s.close()
         cluster.stop()
 
