@@ -136,13 +136,25 @@ def on_state(session: Session, states: dict[int, tuple[str, datetime]],
         return counts
     links = {link.device_id: link for link in session.scalars(
         select(DeviceLink).where(DeviceLink.device_id.in_(states)))}
-    for device_id, (state, at) in states.items():
+    new = []
+    for device_id, (state, at) in sorted(states.items()):
         link = links.get(device_id)
         if link is None:
-            session.add(DeviceLink(device_id=device_id, state=state, changed_at=at))
+            new.append({"device_id": device_id, "state": state, "changed_at": at})
         elif link.state != state:
             link.state, link.changed_at = state, at
         counts[f"state_{state}"] += 1
+    if new:
+        # every worker gets every state (STATE_TOPIC is not shared): another may insert the
+        # same device's first link between our select and our insert. An upsert, in device
+        # order (two workers' batches never wait on each other crosswise)
+        name = session.get_bind().dialect.name
+        table = DeviceLink.__table__
+        insert = (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+        session.execute(insert.on_conflict_do_update(
+            index_elements=["device_id"],
+            set_={"state": insert.excluded.state, "changed_at": insert.excluded.changed_at},
+            where=table.c.state != insert.excluded.state), new)
     online = {d for d, (state, _) in states.items() if state == "online"}
     ids = list(_open_alerts(session, online, ("device_offline",)).values())
     _resolve(session, ids, now)

@@ -393,8 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--feedback-taps", type=at.positive_int, default=200,
                    help="taps per network mode for tap_feedback_ms_p99")
     bf = command(bench, "fleet", cmd_bench_fleet,
-                 "N devices connected to a real mosquitto sending health and taps to one fleet "
-                 "worker: health rate, backlog, planning push, tap-to-stored p99")
+                 "N devices connected to a real mosquitto or NATS cluster sending health and "
+                 "taps to the fleet workers: health rate, backlog, planning push, "
+                 "tap-to-stored p99")
     bf.add_argument("--json", action="store_true", help="print only the JSON result")
     bf.add_argument("--devices", type=at.positive_int, default=10000)
     bf.add_argument("--health-every", type=at.positive_seconds, default=60.0,
@@ -402,6 +403,25 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--seconds", type=at.positive_seconds, default=120.0,
                     help="the measured window")
     bf.add_argument("--db", default=None, help="database URL (default: a temporary SQLite)")
+    bf.add_argument("--broker", choices=["mosquitto", "cluster"], default="mosquitto",
+                    help="one mosquitto, or a NATS cluster (--nodes servers, workers in NATS "
+                         "mode)")
+    bf.add_argument("--nodes", type=at.positive_int, default=3, help="NATS servers (cluster)")
+    bf.add_argument("--workers", type=at.positive_int, default=1,
+                    help="fleet worker processes")
+    bf.add_argument("--per-process", type=at.positive_int, default=5000,
+                    help="virtual devices per load process (each under the file limit)")
+    bf.add_argument("--per-address", type=at.count, default=200,
+                    help="devices per loopback source address (0: no bind, the kernel's)")
+    bf.add_argument("--connect-rate", type=at.positive_int, default=1500,
+                    help="new connections per second, all load processes together")
+    bf.add_argument("--attempts", type=at.positive_int, default=3,
+                    help="connect attempts per device before it gives up")
+    bf.add_argument("--sub-qos", type=int, choices=[0, 1], default=None,
+                    help="the devices' subscription QoS (default: 1 on mosquitto as the "
+                         "firmware, 0 on the cluster: docs/scaling.md)")
+    bf.add_argument("--broker-file-limit", type=at.positive_int, default=None,
+                    help="lower the broker processes' file limit (as a smaller machine)")
     be = command(bench, "export", cmd_bench_export,
                  "an agency's year of visits through the ESPPADOM, payroll and billing "
                  "exports, each streamed to a file in its own process: seconds, peak RSS")

@@ -80,6 +80,11 @@ def nats_server_path() -> str | None:
 # replica count of the MQTT session and retained-message streams (nats-server 2.9 takes it,
 # checked by tests/cluster/test_cluster.py). `max_payload` 64 KiB: every message of the device
 # protocol is under 1 KiB (docs/protocol.md), as Mosquitto's `max_packet_size` in tools/broker.
+# Every QoS 1 subscription of an MQTT client is a JetStream consumer; by default it takes the
+# streams' replicas, a Raft group of 3 per subscription: connecting devices that subscribe at
+# QoS 1 ran at 64 a second on this machine, 197 with one replica in memory (bench fleet,
+# docs/scaling.md). What the fleet sends down goes at QoS 0 (fleet.worker) and a device's
+# session is clean, so a consumer lost with its node holds nothing the device needs.
 NODE_CONF = """\
 # written by telegest (tools/cluster.py): node {index} of {nodes}
 server_name: {name}
@@ -95,6 +100,8 @@ jetstream {{
 {cluster}mqtt {{
   listen: {host}:{mqtt_port}
   stream_replicas: {replicas}
+  consumer_replicas: 1
+  consumer_memory_storage: true
   # a login waits for its bcrypt check behind the others: a fleet coming back at once after
   # an outage must not be cut at the default 2 s (fleet.natsauth: cost 4, about 1.5 ms each)
   authorization {{ timeout: 10 }}

@@ -4,14 +4,49 @@ Thousands of paho clients need thousands of threads; these are a few bytes of st
 event loop. Just enough of the protocol for a device: CONNECT with a last will, SUBSCRIBE,
 PUBLISH at QoS 0 or 1 (PUBACKs are counted, not awaited), PUBACK of what the broker sends at
 QoS 1, PINGREQ. No reconnect, no QoS 2: the bench counts a dropped device, it does not hide it.
+
+A connection can leave from a source address of its own (`connect(..., source="127.3.0.7")`):
+bound before the connect with IP_BIND_ADDRESS_NO_PORT, so the kernel picks the port at connect
+time among the ports free for that (source, destination) pair. Spread over 127.0.0.0/8, 50,000
+connections never run out of ephemeral ports. A failed connect raises; `error_kind` names it in
+a word for the bench's counters (ECONNREFUSED, timeout, closed, connack_5...).
 """
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import struct
 from typing import Callable
 
 OnMessage = Callable[["LiteClient", str, bytes], None]
+# Linux: bind() reserves no port, connect() picks one (include/uapi/linux/in.h)
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+CONNACK_REASONS = {1: "bad protocol version", 2: "identifier rejected",
+                   3: "server unavailable", 4: "bad user name or password",
+                   5: "not authorized"}
+
+
+class ConnackRefused(ConnectionError):
+    """The broker answered CONNECT with a non-zero return code."""
+
+    def __init__(self, client_id: str, code: int) -> None:
+        super().__init__(f"{client_id}: CONNACK {code} "
+                         f"({CONNACK_REASONS.get(code, 'unknown code')})")
+        self.code = code
+
+
+def error_kind(error: BaseException) -> str:
+    """One word for a connection's failure: what the bench counts instead of a traceback."""
+    if isinstance(error, ConnackRefused):
+        return f"connack_{error.code}"
+    if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(error, asyncio.IncompleteReadError):
+        return "closed"  # the broker closed the connection (before CONNACK, or later)
+    if isinstance(error, OSError) and error.errno in errno.errorcode:
+        return errno.errorcode[error.errno]
+    return type(error).__name__
 
 
 def _varint(n: int) -> bytes:
@@ -54,6 +89,7 @@ class LiteClient:
         self.client_id = client_id
         self.on_message = on_message
         self.connected = False
+        self.lost: str | None = None  # why an established connection ended (error_kind)
         self.pubacks = 0
         self._next_id = 0
         self._reader: asyncio.StreamReader | None = None
@@ -65,17 +101,48 @@ class LiteClient:
         return self._next_id
 
     async def connect(self, host: str, port: int, keepalive: int = 60,
-                      will: tuple[str, bytes] | None = None, timeout: float = 30.0) -> None:
-        self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), timeout)
-        self._writer.write(connect_packet(self.client_id, keepalive,
-                                          will[0] if will else None, will[1] if will else b""))
-        first, body = await asyncio.wait_for(self._read_packet(), timeout)
-        if first >> 4 != 2 or len(body) < 2 or body[1] != 0:
-            raise ConnectionError(f"{self.client_id}: CONNACK {body.hex()}")
+                      will: tuple[str, bytes] | None = None, timeout: float = 30.0,
+                      source: str | None = None) -> None:
+        """Connected once the broker's CONNACK accepts; else raises (OSError, timeout,
+        IncompleteReadError when the broker closes, ConnackRefused) with the socket closed."""
+        self.lost = None
+        try:
+            await asyncio.wait_for(self._handshake(host, port, keepalive, will, source),
+                                   timeout)
+        except BaseException:
+            self._close_transport()
+            raise
         self.connected = True
         self._tasks = [asyncio.create_task(self._read_loop()),
                        asyncio.create_task(self._ping_loop(keepalive))]
+
+    async def _handshake(self, host: str, port: int, keepalive: int,
+                         will: tuple[str, bytes] | None, source: str | None) -> None:
+        if source is None:
+            self._reader, self._writer = await asyncio.open_connection(host, port)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                sock.bind((source, 0))
+                sock.setblocking(False)
+                await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            except BaseException:
+                sock.close()
+                raise
+            self._reader, self._writer = await asyncio.open_connection(sock=sock)
+        self._writer.write(connect_packet(self.client_id, keepalive,
+                                          will[0] if will else None, will[1] if will else b""))
+        first, body = await self._read_packet()
+        if first >> 4 != 2 or len(body) < 2:
+            raise ConnectionError(f"{self.client_id}: expected CONNACK, got {first:#x}")
+        if body[1] != 0:
+            raise ConnackRefused(self.client_id, body[1])
+
+    def _close_transport(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
 
     async def _read_packet(self) -> tuple[int, bytes]:
         r = self._reader
@@ -107,10 +174,14 @@ class LiteClient:
                         self.on_message(self, topic, body[rest:])
                 elif kind == 4:  # PUBACK
                     self.pubacks += 1
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a dropped device is counted, not raised
+            self.lost = error_kind(e)
         finally:
             self.connected = False
+            if self._writer is not None and not self._writer.is_closing():
+                self._writer.close()  # half-open: later writes would only log warnings
 
     async def _ping_loop(self, keepalive: int) -> None:
         while self.connected:
@@ -130,6 +201,5 @@ class LiteClient:
     def close(self) -> None:
         for t in self._tasks:
             t.cancel()
-        if self._writer is not None:
-            self._writer.close()
+        self._close_transport()
         self.connected = False
