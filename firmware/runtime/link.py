@@ -38,8 +38,11 @@ class MqttLink:
         c.birth = (t_state, b"online", True, 1)
         # not down/#: NATS 2.9's MQTT gateway hands a retained config to a new '#' filter only
         # about half of the time (docs/protocol.md, "On a NATS cluster"); these are the
-        # protocol's two levels, the same topics
-        c.subs = [(topic(device_id, "down/+"), 1), (topic(device_id, "down/config/+"), 1)]
+        # protocol's two levels, the same topics. QoS 0: with a clean session QoS 1 adds no
+        # delivery (nothing is kept across a drop; the acks are end to end and the configs
+        # retained), and on a NATS cluster each QoS 1 subscription is a JetStream consumer,
+        # which 50,000 devices could not even connect with (docs/scaling.md)
+        c.subs = [(topic(device_id, "down/+"), 0), (topic(device_id, "down/config/+"), 0)]
         self.ca = ""
         self._tls = None  # the SSLContext made from ca, once
         self._session = 0  # the client's session ReaderCore last heard of
