@@ -14,3 +14,14 @@ def test_the_document_is_the_one_the_tool_sends():
     assert doc == VALUES
     assert encode(doc) == HEX
     assert (digest(doc), digest(doc, ("user", "pass"))) == (DIGEST, BROKER_DIGEST)
+
+
+def test_several_brokers_go_in_the_document_and_the_box_reads_them():
+    from firmware.runtime.settings import check
+
+    nodes = [("10.0.0.1", 1883), ("10.0.0.2", 1883), ("10.0.0.3", 1884)]
+    doc = settings_document("box-7", *nodes[0], "box-7", "pw", None, brokers=nodes)
+    assert (doc["host"], doc["port"]) == nodes[0]
+    assert check("brokers", doc["brokers"]) == [list(n) for n in nodes]
+    one = settings_document("box-7", *nodes[0], "box-7", "pw", None, brokers=nodes[:1])
+    assert "brokers" not in one  # one address: host and port, as before

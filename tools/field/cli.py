@@ -288,11 +288,13 @@ def cmd_provision(args) -> int:
 
     key = _api_key(args)
     wifi = (args.wifi_ssid, args.wifi_password or "") if args.wifi_ssid else None
-    host, port = at.parse_broker(args.broker)
+    brokers = at.parse_brokers(args.broker)
+    host, port = brokers[0]
     ca = _provision_ca(args, port)
     with Waiting(f"provisioning {args.ident} on {args.port}", args.wait):
         provision(args.port, FleetApi(args.fleet, key), args.ident, host, port,
-                  client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait, ca=ca)
+                  client_id=args.client_id, wifi=wifi, baud=args.baud, wait_s=args.wait, ca=ca,
+                  brokers=brokers)
     return 0
 
 
@@ -364,8 +366,9 @@ def add_commands(device_parsers, badge_parsers, command) -> None:
     pv.add_argument("--fleet", default="http://127.0.0.1:8000", type=at.http_url,
                     help="the fleet's URL")
     pv.add_argument("--api-key", help="or TELEGEST_API_KEY")
-    pv.add_argument("--broker", required=True, type=at.broker,
-                    help="host:port the box connects to")
+    pv.add_argument("--broker", required=True, type=at.brokers,
+                    help="host:port the box connects to, or several separated by commas (a "
+                         "cluster's nodes: the box moves to the next when one fails)")
     tls = pv.add_mutually_exclusive_group()
     tls.add_argument("--ca", help="the broker's CA certificate (PEM), installed on the box: it "
                      "speaks TLS and verifies the broker against it (default: `telegest up`'s "

@@ -110,10 +110,15 @@ def _ask(con: ReaderConsole, line: str, step: str) -> Any:
 
 def settings_document(ident: str, broker_host: str, broker_port: int, username: str,
                       password: str, wifi: tuple[str, str] | None,
-                      ca: str | None = None) -> dict:
-    """`ca`: the broker's CA (PEM) for TLS, "" to clear it (in clear), None: left as it is."""
+                      ca: str | None = None,
+                      brokers: list[tuple[str, int]] | None = None) -> dict:
+    """`ca`: the broker's CA (PEM) for TLS, "" to clear it (in clear), None: left as it is.
+    `brokers`: several addresses (a cluster's nodes) the box tries in turn; host and port are
+    then the first of them."""
     doc: dict[str, Any] = {"id": ident, "host": broker_host, "port": broker_port,
                            "user": username, "pass": password}
+    if brokers and len(brokers) > 1:
+        doc["brokers"] = [[h, p] for h, p in brokers]
     if wifi:
         doc["ssid"], doc["password"] = wifi
     if ca is not None:
@@ -197,9 +202,9 @@ def _commit(con: ReaderConsole, box_digest: str, ident: str) -> dict:
 def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port: int,
               client_id: int | None = None, wifi: tuple[str, str] | None = None,
               baud: int = 115200, wait_s: float = 30.0, say=print,
-              ca: str | None = None) -> dict:
+              ca: str | None = None, brokers: list[tuple[str, int]] | None = None) -> dict:
     """Returns the reader's `broker` answer once it is connected with its new identity.
-    `ca`: as settings_document's."""
+    `ca`, `brokers`: as settings_document's."""
     with ReaderConsole(url, baud) as con:
         status = _ask(con, "status", "status")  # the box answers before the fleet changes
         say(f"reader on {url}: firmware {status.get('fw')}, mode {status.get('mode')}")
@@ -214,7 +219,7 @@ def provision(url: str, api: FleetApi, ident: str, broker_host: str, broker_port
             if status.get("console") == "locked":
                 enter_maintenance(api, con, ident, say)
             doc = settings_document(ident, broker_host, broker_port, staged["username"],
-                                    staged["password"], wifi, ca)
+                                    staged["password"], wifi, ca, brokers)
             if staged.get("maint_key"):
                 doc["mkey"] = staged["maint_key"]  # locks the box's console (docs/security.md)
             answer = write_settings(con, doc, say)
