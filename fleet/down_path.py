@@ -5,9 +5,11 @@ inside the read loop of the connection that published it. With one connection an
 configs queued thousands of stores ahead of the worker's PINGREQ: the link dropped on keep-alive
 several times a run, and what was published in the gaps was lost (docs/scaling.md).
 
-Here each config goes at QoS 1 over one of `connections` MQTT 3.1.1 clients (by default one per
-node: the gateway stores on that node, the nodes work side by side). The gateway answers the
-PUBACK after its store, so:
+Here each config goes at QoS 1 over one of `connections` MQTT 3.1.1 clients (by default
+`PER_NODE` per node: the gateway stores each connection's messages one after the other in that
+connection's read loop, a synchronous request to the stream's leader, so the stores of several
+connections run side by side and a window of many in flight on one connection does not). The
+gateway answers the PUBACK after its store, so:
 - at most `inflight` unanswered publishes per connection are on the wire (paho's window): a
   PINGREQ waits behind at most that many stores;
 - at most `window` per connection are queued or on the wire: `publish` waits for room (up to
@@ -35,6 +37,7 @@ from fleet.mqtt_failover import Addresses
 
 log = logging.getLogger("telegest.down")
 
+PER_NODE = 4  # connections per node address (docs/scaling.md, "The down path")
 INFLIGHT = 20  # unanswered QoS 1 publishes per connection (paho's window)
 WINDOW = 500  # queued in paho or unanswered, per connection: `publish` waits beyond
 WAIT_S = 10.0  # how long `publish` waits for room before refusing
@@ -48,14 +51,14 @@ class RetainedPool:
         addresses = list(dict.fromkeys(addresses))
         if not addresses:
             raise ValueError("no broker address")
-        n = connections or len(addresses)
+        n = connections or len(addresses) * PER_NODE
         if n < 1:
             raise ValueError(f"connections must be at least 1, not {n}")
         self.wait_s, self.keepalive = wait_s, keepalive
         self.counts: Counter = Counter()
         self._lanes = []
         for i in range(n):
-            # connection i starts on node i and goes round the others from there
+            # connection i starts on node i mod n and goes round the others from there
             ring = addresses[i % len(addresses):] + addresses[:i % len(addresses)]
             self._lanes.append(_Lane(i, Addresses(ring), f"{client_id[:100]}-down{i}",
                                      username, password, tls, inflight, window, self.counts))
@@ -124,7 +127,13 @@ class _Lane:
             raise ConnectionError(f"{topic} not published: down connection {self.i} "
                                   f"answered nothing for {wait_s:.0f} s")
         info = self.client.publish(topic, payload, qos=1, retain=retain)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            # the link dropped just now: paho keeps it and sends it after the reconnect (its
+            # PUBACK frees the room), but its MessageInfo raises on is_published(): refused,
+            # the pusher sends the config again
+            self.counts["refused_down"] += 1
+            raise ConnectionError(f"{topic} not published: down connection {self.i} is away")
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.room.release()  # not queued at all
             self.counts["refused"] += 1
             raise ConnectionError(f"{topic} not published: {mqtt.error_string(info.rc)}")

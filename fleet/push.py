@@ -166,7 +166,11 @@ class ConfigPusher:
         `confirm_s` go to the next poll's retries. Returns how many are still waiting."""
         now = self.clock()
         for dev_id, (sent, receipts, parts) in list(self._unconfirmed.items()):
-            if all(r.is_published() for r in receipts):
+            try:
+                done = all(r.is_published() for r in receipts)
+            except Exception:  # the receipt says it failed (paho raises): sent again
+                done, sent = False, -float("inf")
+            if done:
                 del self._unconfirmed[dev_id]
                 self._parts[dev_id] = parts
                 self.counts["pushed"] += 1

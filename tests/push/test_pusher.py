@@ -169,3 +169,14 @@ def test_a_config_counts_as_pushed_only_once_the_broker_confirmed_it(sessions):
         r.done = True
     p.confirm()
     assert p.counts["pushed"] == 5 and p.counts["unconfirmed"] == 1
+
+
+def test_a_receipt_that_says_it_failed_is_sent_again_at_once(sessions):
+    class Failed:
+        def is_published(self):  # as paho's MessageInfo of a publish it could not send
+            raise RuntimeError("Message publish failed: The client is not currently connected.")
+
+    p = ConfigPusher(sessions, lambda *_: Failed())
+    p.poll()
+    assert p.confirm() == 0 and p.counts["unconfirmed"] == 5 and len(p._retry) == 5
+    assert p.counts["pushed"] == 0
