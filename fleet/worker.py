@@ -17,7 +17,7 @@ MQTT client then only publishes what goes down and reads the devices' state, ove
 (the gateway's only version), moving to the next listener of TELEGEST_MQTT_BROKERS when one
 fails. What goes down does not wait behind that connection: acks, `down/sos`, update chunks and
 commands go out as plain NATS messages on the consumer's connection (JetStreamSource.publish),
-and the retained configs over one more MQTT connection per node, at QoS 1 with a bounded window
+and the retained configs over four more MQTT connections per node, at QoS 1 with a bounded window
 (fleet.down_path). The batching, storing and acking below are the same for both.
 """
 from __future__ import annotations
