@@ -14,9 +14,12 @@ nak'ed (given again a second later); a message the fleet cannot store at all is 
 (the device resends it anyway: the end-to-end ack of docs/protocol.md, never JetStream's, frees
 its journal). Redeliveries are harmless: the fleet stores by (device, seq).
 
-What goes down (acks, retained configs, commands) does not go through here: NATS 2.9's MQTT
-gateway retains only what an MQTT client publishes with the retain flag, so the worker keeps
-its MQTT 3.1.1 connection for those (fleet.worker).
+What goes down and is not retained (acks, `down/sos`, update chunks, commands) goes out here as
+plain NATS core messages (`publish`): subject `tg.v1.X.down.ack` reaches the MQTT subscribers of
+`tg/v1/X/down/ack` at QoS 0 (nats-server 2.9.10, tests/cluster/test_downpath.py), and a NATS
+publish never waits behind the gateway's stores of retained messages. The retained configs
+still need an MQTT client (NATS 2.9's gateway retains only what an MQTT client publishes with
+the retain flag): fleet.down_path.
 
 nats-py is asyncio: its loop runs in a thread of its own; the worker's threads hand acks over
 with `settle`, which never waits.
@@ -55,6 +58,11 @@ def topic_of(subject: str) -> str:
     return subject.replace(".", "/")
 
 
+def subject_of(topic: str) -> str:
+    """`tg/v1/X/down/ack` -> `tg.v1.X.down.ack`."""
+    return topic.replace("/", ".")
+
+
 def stream_config(replicas: int) -> StreamConfig:
     return StreamConfig(name=STREAM, subjects=UP_SUBJECTS, retention=RetentionPolicy.WORK_QUEUE,
                         storage=StorageType.FILE, num_replicas=replicas,
@@ -80,7 +88,8 @@ class JetStreamSource:
         self.urls, self.deliver, self.room = urls, deliver, room
         self.replicas, self.user, self.password, self.name = replicas, user, password, name
         self.batch = batch
-        self.counts = {"fetched": 0, "acked": 0, "naked": 0, "terminated": 0, "ack_errors": 0}
+        self.counts = {"fetched": 0, "acked": 0, "naked": 0, "terminated": 0, "ack_errors": 0,
+                       "down": 0, "down_dropped": 0}
         self.ready = threading.Event()  # stream and consumer there, fetching
         self.error = ""  # why it is not ready, for the log and the tests
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,6 +112,26 @@ class JetStreamSource:
         if handles and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(
                 lambda: self._loop.create_task(self._settle(handles, outcome)))
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """A down message (not retained) as a plain NATS message on the subject of `topic`;
+        never waits. Raises ConnectionError when there is no NATS connection (none yet, or
+        closed); while nats-py reconnects it buffers what is published and sends it after. At
+        most once, like the QoS 0 it reaches the device at: a lost ack is a resend."""
+        nc = self._nc
+        if nc is None or nc.is_closed or self._loop is None or self._loop.is_closed():
+            self.counts["down_dropped"] += 1
+            raise ConnectionError(f"{topic} not published: no NATS connection")
+        self._loop.call_soon_threadsafe(
+            lambda: self._loop.create_task(self._publish(nc, subject_of(topic), payload)))
+
+    async def _publish(self, nc, subject: str, payload: bytes) -> None:
+        try:
+            await nc.publish(subject, bytes(payload))
+            self.counts["down"] += 1
+        except Exception as e:  # closed meanwhile, or the reconnect buffer full
+            self.counts["down_dropped"] += 1
+            log.debug("down message on %s not published (%s)", subject, e)
 
     def stop_fetching(self) -> None:
         """No more messages; what was fetched may still be settled."""
@@ -223,7 +252,8 @@ class JetStreamSource:
             t.cancel()
         await asyncio.gather(*runner, return_exceptions=True)
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
-                   and not t.done() and getattr(t.get_coro(), "__name__", "") == "_settle"]
+                   and not t.done()
+                   and getattr(t.get_coro(), "__name__", "") in ("_settle", "_publish")]
         if pending:
             await asyncio.wait(pending, timeout=5)
         if self._nc is not None:

@@ -13,6 +13,11 @@ changed organisation settings, devices never pushed; and a full pass at start, w
 starts (the window is "today and tomorrow" in the organisation's time zone) and every
 `full_every_s`. For each candidate it computes the config in batches, compares its hash with
 Device.config_hash and publishes only when it differs, after the commit of the new version.
+
+A publish that raises is sent again (same version) at the next poll. A publish may also return
+a receipt with `is_published()` (fleet.down_path on a NATS cluster: the gateway's PUBACK after
+it stored the retained message): the config counts as pushed only once every message of it is
+confirmed, and one not confirmed within `confirm_s` is sent again.
 """
 from __future__ import annotations
 
@@ -38,7 +43,8 @@ MAX_MESSAGE = 1024
 MAX_CONFIG = 24 * 1024  # the device refuses a config text longer than this
 _GONE = ("wiped", "retired", "blocked")  # no config for them (a blocked box may be stolen)
 
-Publish = Callable[[str, bytes, bool], None]  # topic, payload, retain
+Publish = Callable[[str, bytes, bool], object]  # topic, payload, retain -> None or a receipt
+CONFIRM_S = 60.0  # a config whose receipts are not all confirmed by then is sent again
 
 
 def planning_changed(session: Session, device: Device, version: int) -> None:
@@ -106,8 +112,9 @@ def window_start(tz: str, now: float) -> datetime:
 class ConfigPusher:
     def __init__(self, sessions: sessionmaker, publish: Publish, *, days: int = 2,
                  full_every_s: float = 600, overlap_s: float = 10, batch: int = 500,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, confirm_s: float = CONFIRM_S) -> None:
         self.sessions, self.publish = sessions, publish
+        self.confirm_s = confirm_s
         self.days, self.full_every_s, self.overlap_s, self.batch = (days, full_every_s,
                                                                     overlap_s, batch)
         self.clock = clock
@@ -121,6 +128,8 @@ class ConfigPusher:
         self._device_visits: dict[int, frozenset[int]] = {}
         self._parts: dict[int, int] = {}  # device -> parts of its last published config
         self._retry: set[int] = set()  # committed but not published: sent again next poll
+        # published, waiting for the broker's receipts: device -> (sent at, receipts, parts)
+        self._unconfirmed: dict[int, tuple[float, list, int]] = {}
 
     def restart(self) -> None:
         """Forget what the scans learnt (which visits each device's config held, the tables'
@@ -133,6 +142,7 @@ class ConfigPusher:
     # -- the loop body ----------------------------------------------------------------------
     def poll(self) -> int:
         """One scan: push what changed; returns how many devices got a new config."""
+        self.confirm()
         now = self.clock()
         started = datetime.fromtimestamp(now, timezone.utc)
         with self.sessions() as session:
@@ -150,6 +160,27 @@ class ConfigPusher:
         retry, self._retry = self._retry, set()
         n = self.push(retry, now, force=True) if retry else 0
         return n + self.push(ids, now)
+
+    def confirm(self) -> int:
+        """Count the configs whose receipts all came as pushed; those waiting longer than
+        `confirm_s` go to the next poll's retries. Returns how many are still waiting."""
+        now = self.clock()
+        for dev_id, (sent, receipts, parts) in list(self._unconfirmed.items()):
+            try:
+                done = all(r.is_published() for r in receipts)
+            except Exception:  # the receipt says it failed (paho raises): sent again
+                done, sent = False, -float("inf")
+            if done:
+                del self._unconfirmed[dev_id]
+                self._parts[dev_id] = parts
+                self.counts["pushed"] += 1
+            elif now - sent > self.confirm_s:
+                del self._unconfirmed[dev_id]
+                self._retry.add(dev_id)
+                self.counts["unconfirmed"] += 1
+                log.warning("config of device %d not confirmed by the broker in %.0f s; sent "
+                            "again", dev_id, self.confirm_s)
+        return len(self._unconfirmed)
 
     def _orgs_changed(self, session: Session, now: float) -> bool:
         seen = {o.id: (o.timezone, o.tolerance_min, window_start(o.timezone, now))
@@ -261,16 +292,27 @@ class ConfigPusher:
         messages = encode_config(ident, version, text)
         parts = len(messages) - 1
         messages += clear_parts(ident, parts, self._parts.get(dev_id, 0))
+        receipts = []
+        self._unconfirmed.pop(dev_id, None)  # sent again: the new receipts count
         try:
             for topic, payload in messages:
-                self.publish(topic, payload, True)
+                receipt = self.publish(topic, payload, True)
+                if receipt is not None and hasattr(receipt, "is_published"):
+                    receipts.append(receipt)
                 self.counts["bytes"] += len(payload)
                 self.counts["messages"] += 1
-        except Exception:
+        except Exception as e:
             self.counts["errors"] += 1
             self._retry.add(dev_id)
-            log.exception("config %d of %s not published; again at the next poll", version,
-                          ident)
+            if isinstance(e, ConnectionError):  # the broker away or slow: said once a poll
+                log.debug("config %d of %s not published (%s); again at the next poll",
+                          version, ident, e)
+            else:
+                log.exception("config %d of %s not published; again at the next poll",
+                              version, ident)
+            return
+        if receipts:
+            self._unconfirmed[dev_id] = (self.clock(), receipts, parts)
             return
         self._parts[dev_id] = parts
         self.counts["pushed"] += 1

@@ -15,7 +15,10 @@ On a NATS cluster (TELEGEST_NATS_URLS set) the up messages come through a JetStr
 instead (fleet.nats_transport), acked after the commit like the device acks; this module's
 MQTT client then only publishes what goes down and reads the devices' state, over MQTT 3.1.1
 (the gateway's only version), moving to the next listener of TELEGEST_MQTT_BROKERS when one
-fails. The batching, storing and acking below are the same for both.
+fails. What goes down does not wait behind that connection: acks, `down/sos`, update chunks and
+commands go out as plain NATS messages on the consumer's connection (JetStreamSource.publish),
+and the retained configs over four more MQTT connections per node, at QoS 1 with a bounded window
+(fleet.down_path). The batching, storing and acking below are the same for both.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from fleet import alerts, outbox, retention, sos, visit_alerts, visit_series
 from fleet import webpush  # noqa: F401  (registers the outbox's webpush channel)
 from fleet.config import Settings
 from fleet.db import SchemaNotReady, make_engine, prepare, session_factory
+from fleet.down_path import RetainedPool
 from fleet.ingest import ingest_batch
 from fleet.lease import DUTIES, Leadership
 from fleet.lifecycle import activate_contacted
@@ -110,7 +114,8 @@ class IngestWorker:
         self.source: JetStreamSource | None = None
         self.client_id = client_id or f"fleet-{socket.gethostname()}-{os.getpid()}"
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
-        self.publish: Publish = publish or self._mqtt_publish
+        self.publish: Publish = publish or self._down_publish
+        self.down: RetainedPool | None = None  # NATS mode: the retained configs' connections
         self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE_MAX)
         self.counts: Counter = Counter()
         self._stop = threading.Event()
@@ -168,7 +173,8 @@ class IngestWorker:
                 "health": self.counts["health"], "errors": self.counts["errors"],
                 "configs_pushed": self.pusher.counts["pushed"] if self.pusher else 0,
                 "leader": self.leader, "rejected": self.rejected,
-                **({"jetstream": dict(self.source.counts)} if self.source else {})}
+                **({"jetstream": dict(self.source.counts)} if self.source else {}),
+                **({"down": dict(self.down.counts)} if self.down else {})}
 
     # -- database side ----------------------------------------------------------------------
     def open_database(self) -> None:
@@ -389,6 +395,14 @@ class IngestWorker:
     def _mqtt_publish(self, topic: str, payload: bytes) -> None:
         self._client.publish(topic, payload, qos=self.qos)
 
+    def _down_publish(self, topic: str, payload: bytes) -> None:
+        """A down message that is not retained: a plain NATS message on a cluster (never
+        behind the gateway's retained stores), else on the MQTT connection."""
+        if self.source is not None:
+            self.source.publish(topic, payload)
+        else:
+            self._mqtt_publish(topic, payload)
+
     def _publish_retained(self, topic: str, payload: bytes, retain: bool) -> None:
         # paho keeps QoS 1 messages while the link is down and sends them on reconnect; a
         # QoS 0 one (NATS) it drops: raised, so the pusher sends that config again next poll
@@ -502,7 +516,7 @@ class IngestWorker:
         self._thread.start()
         self._client = self._make_client()
         # updates: every worker serves chunks; the leader also drives the rollouts
-        self.updates = UpdateService(self._sessions, self._mqtt_publish)
+        self.updates = UpdateService(self._sessions, self._down_publish)
         self._update_thread = threading.Thread(target=self.updates.run, args=(self._stop,),
                                                kwargs={"drive": lambda: self.leader},
                                                name="fleet-updates", daemon=True)
@@ -520,8 +534,14 @@ class IngestWorker:
                 self.nats_urls, self._on_up, lambda: _QUEUE_MAX - self.queue.qsize(),
                 replicas=s.nats_stream_replicas, user=s.mqtt_username,
                 password=s.mqtt_password, name=self.client_id, batch=self.batch_max).start()
+        if self.push and self.nats_urls:  # the configs over connections of their own
+            s = self.settings
+            self.down = RetainedPool(s.mqtt_addresses, self.client_id,
+                                     username=s.mqtt_username, password=s.mqtt_password,
+                                     tls=s.mqtt_tls).start()
         if self.push:
-            self.pusher = ConfigPusher(self._sessions, self._publish_retained)
+            self.pusher = ConfigPusher(self._sessions, self.down.publish if self.down
+                                       else self._publish_retained)
             self._push_thread = threading.Thread(target=self._push_loop, name="fleet-push",
                                                  daemon=True)
             self._push_thread.start()
@@ -566,6 +586,8 @@ class IngestWorker:
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+        if self.down is not None:
+            self.down.stop()
         if self._engine is not None:
             self._engine.dispose()
         log.info("stopped: %s", self.counters)

@@ -135,3 +135,48 @@ def test_shrinking_config_deletes_the_extra_retained_parts(pusher, sessions):
     p.poll()
     cleared = [t for t, m, _ in rec.sent if m == b""]
     assert cleared and set(cleared) <= set(parts)
+
+
+class Receipt:
+    """What fleet.down_path's publish returns: confirmed once the broker answered."""
+
+    def __init__(self):
+        self.done = False
+
+    def is_published(self):
+        return self.done
+
+
+def test_a_config_counts_as_pushed_only_once_the_broker_confirmed_it(sessions):
+    receipts: list[Receipt] = []
+
+    def publish(topic, payload, retain):
+        receipts.append(Receipt())
+        return receipts[-1]
+
+    clock = [1000.0]
+    p = ConfigPusher(sessions, publish, clock=lambda: clock[0], confirm_s=30)
+    p.poll()
+    sent = len(receipts)
+    assert sent >= 5 and p.counts["pushed"] == 0 and p.confirm() == 5
+    for r in receipts[:-1]:  # all but the last message of the last device
+        r.done = True
+    assert p.confirm() == 1 and p.counts["pushed"] == 4
+    clock[0] += 31  # never confirmed: sent again, same version, at the next poll
+    assert p.confirm() == 0 and p.counts["unconfirmed"] == 1 and len(p._retry) == 1
+    assert p.poll() == 1 and len(receipts) > sent
+    for r in receipts[sent:]:
+        r.done = True
+    p.confirm()
+    assert p.counts["pushed"] == 5 and p.counts["unconfirmed"] == 1
+
+
+def test_a_receipt_that_says_it_failed_is_sent_again_at_once(sessions):
+    class Failed:
+        def is_published(self):  # as paho's MessageInfo of a publish it could not send
+            raise RuntimeError("Message publish failed: The client is not currently connected.")
+
+    p = ConfigPusher(sessions, lambda *_: Failed())
+    p.poll()
+    assert p.confirm() == 0 and p.counts["unconfirmed"] == 5 and len(p._retry) == 5
+    assert p.counts["pushed"] == 0
