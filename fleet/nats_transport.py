@@ -44,6 +44,10 @@ CONSUMER = "fleet"
 UP_SUBJECTS = ["tg.v1.*.up.>"]  # what the worker subscribed to on Mosquitto: tg/v1/+/up/#
 ACK_WAIT_S = 30.0  # a fetched message not settled within this goes to another worker
 MAX_ACK_PENDING = 20_000  # fetched, not yet settled, all workers together
+# one pull request asks for at most this many: the server fills the oldest waiting request
+# first, so a request for 500 took every message of its second and the other workers' waited
+# behind it (a test saw one of two workers store 150 of 150); 50 lets them take turns
+FETCH_MAX = 50
 MAX_STREAM_BYTES = 1 << 30  # a fleet away for long: the oldest go, devices resend them
 NAK_DELAY_S = 1.0
 
@@ -215,7 +219,7 @@ class JetStreamSource:
 
     async def _fetch_loop(self, sub) -> None:
         while self._fetching.is_set():
-            n = min(self.batch, self.room())
+            n = min(self.batch, self.room(), FETCH_MAX)
             if n <= 0:  # the worker's queue is full: back-pressure, the stream keeps them
                 await asyncio.sleep(0.05)
                 continue

@@ -756,14 +756,25 @@ async function render() {
   S.done = new Set((await tx(["notes"], "readonly", (s) => req(s("notes").getAll())))
     .filter((n) => n.ended).map((n) => n.visit));
   const id = Number(arg);
-  view.innerHTML = EXTRA.views[path] ? await EXTRA.views[path](arg)
+  const html = EXTRA.views[path] ? await EXTRA.views[path](arg)
     : path === "week" ? viewWeek() : path === "visit" ? await viewVisit(id)
     : path === "client" ? viewClient(id) : path === "clock" ? viewClock()
     : path === "qr" ? viewQr() : path === "manual" ? viewManual(id)
     : path === "phone" ? viewPhone() : viewToday();
+  // a re-render of the same screen (a sync came in) keeps what the caregiver was typing
+  const here = `${path}/${arg || ""}`;
+  const typed = view.dataset.screen === here ? fieldValues(view) : null;
+  view.innerHTML = html;
+  view.dataset.screen = here;
+  if (typed) for (const [fid, value] of typed) { const f = $("#" + fid); if (f) f.value = value; }
   document.querySelectorAll("#tabs a").forEach((a) =>
     a.classList.toggle("on", a.dataset.tab === (path || "today")));
   bind(path, id);
+}
+
+function fieldValues(root) {
+  return [...root.querySelectorAll("input[id], select[id], textarea[id]")]
+    .filter((f) => f.type !== "file" && f.type !== "hidden").map((f) => [f.id, f.value]);
 }
 
 function bindEnrol() {
