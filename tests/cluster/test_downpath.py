@@ -100,7 +100,9 @@ def test_a_node_lost_moves_its_connection_and_no_config_is_lost(cluster):
         assert not refused, f"{len(refused)} configs never taken"
         wait_until(lambda: all(r.is_published() for r in receipts.values()), 60,
                    what="every config confirmed after the node's loss")
-        assert pool.counts["disconnects"] >= 1 and pool.counts["refused_down"] >= 1
+        # a publish refused while the connection moved (refused_down) depends on the timing:
+        # the move may be over before the loop above asks again
+        assert pool.counts["disconnects"] >= 1
         assert (pool._lanes[0].client.host, pool._lanes[0].client.port) \
             != cluster.mqtt_addresses[0]  # noqa: SLF001 (moved off the dead node)
         late = Client(cluster.mqtt_addresses[2], "dp-late")
