@@ -32,7 +32,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.broker import BrokerError, free_port, port_free, wait_port
+from tools.broker import BrokerError, free_port, port_free, stop_process, wait_port
 
 
 class ClusterError(BrokerError):
@@ -361,13 +361,8 @@ class Cluster:
                 time.sleep(0.05)
 
     def _stop_node(self, node: Node, timeout: float = 10.0) -> None:
-        if node.running:
-            node.proc.send_signal(signal.SIGTERM)
-            try:
-                node.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
-                node.proc.wait()
+        if node.proc is not None:
+            stop_process(node.proc, timeout)
         node.proc = None
 
     def stop(self) -> None:

@@ -16,17 +16,14 @@ backoff (tools.up.Supervisor), a node included.
 """
 from __future__ import annotations
 
-import os
-import signal
-import time
 from pathlib import Path
 
 from fleet.brokerauth import new_password
 from tools.broker import port_free, wait_port
 from tools.cluster import Cluster, ClusterError
 from tools.errors import TelegestError
-from tools.up import Children, Supervisor, admin_key, seed
-from tools.up_broker import CREDENTIALS, NOT_ADMITTED, SIM_CONTROL, write_credentials
+from tools.up import Children, Supervisor, admin_key, fleet_env, seed, stop_on_signals, supervise
+from tools.up_broker import CREDENTIALS, SIM_CONTROL, login, provision_readers, write_credentials
 
 
 class _Nodes:
@@ -63,30 +60,13 @@ def admit(auth, db_url: str, devices: list[str]) -> tuple[dict, dict[str, str]]:
     """Provision the demo readers the fleet admits, in one reload; their logins, and the
     readers refused with their status."""
     from fleet.brokerauth import BrokerAuthError
-    from fleet.db import make_engine, session_factory
-    from fleet.lifecycle import Actor, LifecycleError, get_device, provision
+    from fleet.lifecycle import LifecycleError
 
-    logins: dict[str, dict] = {}
-    refused: dict[str, str] = {}
-    engine = make_engine(db_url)
     try:
-        with session_factory(engine)() as session, auth.batch():
-            for ident in devices:
-                device = get_device(session, ident)
-                if device.status in NOT_ADMITTED:
-                    refused[ident] = device.status
-                    continue
-                c = provision(session, ident, Actor("cli:telegest cluster up", "admin"), auth,
-                              reason="telegest cluster up: a new development cluster",
-                              device=device)
-                logins[ident] = {"username": c.username, "password": c.password,
-                                 "client_id": c.client_id}
-            session.commit()
+        with auth.batch():
+            return provision_readers(db_url, devices, auth, "telegest cluster up")
     except (BrokerAuthError, LifecycleError) as e:
         raise TelegestError(f"cannot set up the cluster's identities: {e}") from None
-    finally:
-        engine.dispose()
-    return logins, refused
 
 
 def run_cluster_up(args) -> int:
@@ -123,21 +103,13 @@ def run_cluster_up(args) -> int:
     mqtt = ",".join(f"{h}:{p}" for h, p in cluster.mqtt_addresses)
     nats = ",".join(cluster.nats_urls)
     children = Children(data / "logs")
-    stop = {"now": False}
-
-    def on_signal(*_):
-        stop["now"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     try:
         logins, refused = admit(auth, db_url, info["devices"][: args.readers])
-        login = lambda u, p: {"username": u, "password": p}  # noqa: E731
         write_credentials(creds_file, {"broker": mqtt, "nats": nats, "admin": login(*admin),
                                        "worker": login(*worker), SIM_CONTROL: login(*sim),
                                        "devices": logins})
-        env = {"TELEGEST_DATABASE_URL": db_url, "TELEGEST_PUBLIC_URL": os.environ.get(
-            "TELEGEST_PUBLIC_URL") or f"http://127.0.0.1:{args.port}"}
+        env = fleet_env(db_url, args.port)
         worker_env = {"TELEGEST_MQTT_USERNAME": worker[0], "TELEGEST_MQTT_PASSWORD": worker[1],
                       # not inherited from the shell: this API drives the cluster's users
                       "TELEGEST_DYNSEC_USERNAME": ""}
@@ -166,14 +138,7 @@ def run_cluster_up(args) -> int:
                 "--tap-every", str(args.tap_every), "--health-every", "30",
                 "--credentials", str(creds_file)], env)
         _banner(data, args, cluster, creds_file, readers, refused)
-        deadline = time.monotonic() + args.for_seconds if args.for_seconds else None
-        supervisor = Supervisor(children, _Nodes(cluster), data / "logs")
-        while not stop["now"]:
-            supervisor.check()
-            if deadline and time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        print("stopping...", flush=True)
+        supervise(Supervisor(children, _Nodes(cluster), data / "logs"), stop, args.for_seconds)
         return 0
     finally:
         children.stop()

@@ -168,6 +168,37 @@ class Supervisor:
             self.say(f"{name} restarted")
 
 
+def stop_on_signals() -> dict:
+    """A flag that SIGINT and SIGTERM set: `up` then stops its parts in order (supervise)."""
+    stop = {"now": False}
+
+    def on_signal(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def supervise(supervisor: Supervisor, stop: dict, for_seconds: float | None) -> None:
+    """Keep the parts running (Supervisor.check every half second) until a signal sets `stop`
+    or `for_seconds` have passed."""
+    deadline = time.monotonic() + for_seconds if for_seconds else None
+    while not stop["now"]:
+        supervisor.check()
+        if deadline and time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    print("stopping...", flush=True)
+
+
+def fleet_env(db_url: str, api_port: int) -> dict[str, str]:
+    """What every process of a development fleet shares: its database, and the links the fleet
+    hands out (enrolment QR codes, e-mails), this API's unless TELEGEST_PUBLIC_URL says."""
+    return {"TELEGEST_DATABASE_URL": db_url, "TELEGEST_PUBLIC_URL": os.environ.get(
+        "TELEGEST_PUBLIC_URL") or f"http://127.0.0.1:{api_port}"}
+
+
 def banner(data: Path, port: int, broker: Broker, creds_file: Path | None,
            readers: list[str], held: dict[str, str]) -> None:
     url = f"127.0.0.1:{broker.port}"
@@ -232,13 +263,7 @@ def run_up(args) -> int:
         raise TelegestError(str(e))
     broker_url = f"127.0.0.1:{broker.port}"
     children = Children(data / "logs")
-    stop = {"now": False}
-
-    def on_signal(*_):
-        stop["now"] = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     try:
         creds, refused = admit(broker, db_url, info["devices"]) if broker.auth else (None, {})
         sim_login = []
@@ -248,9 +273,7 @@ def run_up(args) -> int:
             write_credentials(creds_file, creds)
             sim_login = ["--credentials", str(creds_file)]
         worker_env, api_env = process_env(creds, broker.host, broker.port)
-        # links the fleet hands out (enrolment QR codes, e-mails): this API unless configured
-        env = {"TELEGEST_DATABASE_URL": db_url, "TELEGEST_PUBLIC_URL": os.environ.get(
-            "TELEGEST_PUBLIC_URL") or f"http://127.0.0.1:{args.port}"}
+        env = fleet_env(db_url, args.port)
         protocol = "v5" if broker.supports_v5 else "v311"
         children.start("worker", ["tools.cli", "fleet", "worker", "--db", db_url,
                                   "--broker", broker_url, "--protocol", protocol],
@@ -278,14 +301,7 @@ def run_up(args) -> int:
                                        "--db", db_url, "--devices", ",".join(readers), *how,
                                        *sim_login], env)
         banner(data, args.port, broker, creds_file if creds else None, readers, held)
-        deadline = time.monotonic() + args.for_seconds if args.for_seconds else None
-        supervisor = Supervisor(children, broker, data / "logs")
-        while not stop["now"]:
-            supervisor.check()
-            if deadline and time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        print("stopping...", flush=True)
+        supervise(Supervisor(children, broker, data / "logs"), stop, args.for_seconds)
         return 0
     finally:
         children.stop()

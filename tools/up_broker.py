@@ -59,44 +59,61 @@ def grant_simulator(ident: str) -> dict:
     return {"command": "addClientRole", "username": ident, "rolename": SIMULATOR_ROLE}
 
 
-def _login(username: str, password: str) -> dict:
+def login(username: str, password: str) -> dict:
     return {"username": username, "password": password}
 
 
-def admit(broker: Broker, db_url: str, devices: list[str]) -> tuple[dict, dict[str, str]]:
-    """Create the development role and client, provision the demo readers the fleet admits.
-    Returns what goes to the credentials file, and the readers refused with their status."""
-    from fleet.brokerauth import BrokerAuthError, DynsecControl, DynsecSettings, new_password
+def provision_readers(db_url: str, devices: list[str], control, who: str,
+                      each=None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Provision the demo readers the fleet admits through `control` (a
+    fleet.brokerauth.BrokerControl) as `who` (the command); `each(ident)` runs after each
+    one. Returns their logins (username, password, client_id) and the readers refused with
+    their status. BrokerAuthError and LifecycleError go to the caller."""
     from fleet.db import make_engine, session_factory
-    from fleet.lifecycle import Actor, LifecycleError, get_device, provision
+    from fleet.lifecycle import Actor, get_device, provision
 
-    control = DynsecControl(DynsecSettings(broker.host, broker.port, *broker.admin))
-    sim_password = new_password()
-    creds = {"broker": f"{broker.host}:{broker.port}", "admin": _login(*broker.admin),
-             "worker": _login(*broker.worker), SIM_CONTROL: _login(SIM_CONTROL, sim_password),
-             "devices": {}}
+    logins: dict[str, dict] = {}
     refused: dict[str, str] = {}
     engine = make_engine(db_url)
     try:
-        control.send(sim_commands(sim_password))
         with session_factory(engine)() as session:
             for ident in devices:
                 device = get_device(session, ident)
                 if device.status in NOT_ADMITTED:
                     refused[ident] = device.status
                     continue
-                c = provision(session, ident, Actor("cli:telegest up", "admin"), control,
-                              reason="telegest up: a new development broker", device=device)
-                control.send([grant_simulator(ident)])
-                creds["devices"][ident] = {**_login(c.username, c.password),
-                                           "client_id": c.client_id}
+                c = provision(session, ident, Actor(f"cli:{who}", "admin"), control,
+                              reason=f"{who}: a new development broker", device=device)
+                if each is not None:
+                    each(ident)
+                logins[ident] = {**login(c.username, c.password), "client_id": c.client_id}
             session.commit()
+    finally:
+        engine.dispose()
+    return logins, refused
+
+
+def admit(broker: Broker, db_url: str, devices: list[str]) -> tuple[dict, dict[str, str]]:
+    """Create the development role and client, provision the demo readers the fleet admits.
+    Returns what goes to the credentials file, and the readers refused with their status."""
+    from fleet.brokerauth import BrokerAuthError, DynsecControl, DynsecSettings, new_password
+    from fleet.lifecycle import LifecycleError
+
+    control = DynsecControl(DynsecSettings(broker.host, broker.port, *broker.admin))
+    sim_password = new_password()
+    try:
+        control.send(sim_commands(sim_password))
+        logins, refused = provision_readers(
+            db_url, devices, control, "telegest up",
+            each=lambda ident: control.send([grant_simulator(ident)]))
     except (BrokerAuthError, LifecycleError) as e:
         raise TelegestError(f"cannot set up the broker's identities: {e} (see "
                             f"{broker.log_path})") from None
     finally:
         control.close()
-        engine.dispose()
+    creds = {"broker": f"{broker.host}:{broker.port}", "admin": login(*broker.admin),
+             "worker": login(*broker.worker), SIM_CONTROL: login(SIM_CONTROL, sim_password),
+             "devices": logins}
     return creds, refused
 
 
@@ -104,7 +121,7 @@ def process_env(creds: dict | None, host: str, port: int) -> tuple[dict, dict]:
     """(the worker's, the API's) variables, as production sets them: the worker logs in as
     fleet-worker, the API drives dynamic security as fleet-admin. Empty on an anonymous
     broker, so that none is inherited from the shell."""
-    none = _login("", "")
+    none = login("", "")
     worker, admin = (creds["worker"], creds["admin"]) if creds else (none, none)
     return ({"TELEGEST_MQTT_USERNAME": worker["username"],
              "TELEGEST_MQTT_PASSWORD": worker["password"]},
