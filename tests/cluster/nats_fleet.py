@@ -26,12 +26,18 @@ def nats_worker(db_url: str, cluster, i: int, log: Path, push: bool = True,
     return w
 
 
-def wait_workers_ready(workers: list[WorkerProcess], timeout: float = 60) -> None:
-    """Each one subscribed to the states over MQTT and fetching from its JetStream consumer."""
+def start_fleet(workers: list[WorkerProcess], readers: list[VirtualReader],
+                timeout: float = 60) -> None:
+    """Start the workers, wait until each one is subscribed to the states over MQTT and
+    fetching from its JetStream consumer, then start the readers."""
+    for w in workers:
+        w.start()
     for w in workers:
         wait_until(lambda w=w: ("subscribed" in w.log() and "fetching" in w.log())
                    or not w.alive(), timeout, what="a NATS worker to be ready")
         assert w.alive(), w.log()[-3000:]
+    for r in readers:
+        r.start()
 
 
 def spread_readers(idents: list[str], cluster, root: Path, config: dict,

@@ -3,12 +3,9 @@ MQTT 3.1.1 clients on different nodes reach each other, retained messages and se
 in streams replicated to 3, a SIGKILLed node comes back, a reload is waited for."""
 from __future__ import annotations
 
-import threading
-
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.cluster.conftest import Client
 from tests.helpers import wait_until
 from tools.broker import port_free
 from tools.cluster import Cluster, ClusterError, mqtt_probe
@@ -16,62 +13,11 @@ from tools.cluster import Cluster, ClusterError, mqtt_probe
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("processes")]
 
 
-class Client:
-    """A paho MQTT 3.1.1 client (as the devices speak) that records what it receives."""
-
-    def __init__(self, address: tuple[str, int], client_id: str, clean: bool = True,
-                 login: tuple[str, str] | None = None) -> None:
-        self.received: list[tuple[str, bytes, bool]] = []
-        self.connected = threading.Event()
-        self.refused: list[str] = []
-        self.granted: list[list] = []
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv311, clean_session=clean)
-        if login:
-            self.c.username_pw_set(*login)
-        self.c.on_connect = self._on_connect
-        self.c.on_message = lambda _c, _u, m: self.received.append(
-            (m.topic, bytes(m.payload), bool(m.retain)))
-        self.c.on_disconnect = lambda *_a: self.connected.clear()
-        self.c.on_subscribe = lambda _c, _u, _mid, codes, _p: self.granted.append(codes)
-        self.c.connect(*address, keepalive=10)
-        self.c.loop_start()
-
-    def _on_connect(self, _c, _u, _f, rc, _p):
-        if rc.is_failure:
-            self.refused.append(str(rc))
-        else:
-            self.connected.set()
-
-    def subscribe(self, topic: str, timeout: float = 60.0) -> None:
-        """Subscribe at QoS 1 until the broker grants it: while JetStream elects new leaders
-        (a node lost), nats-server answers a subscription it could not make a consumer for
-        with a failure code (0x80), and a client must ask again."""
-        def granted() -> bool:
-            self.granted.clear()
-            self.c.subscribe(topic, qos=1)
-            wait_until(lambda: self.granted, 10, what=f"a SUBACK for {topic}")
-            return not self.granted[0][0].is_failure
-
-        wait_until(granted, timeout, interval=0.5, what=f"the subscription to {topic}")
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
-
-
 def _probe(address, login) -> int | None:
     try:
         return mqtt_probe(*address, login)
     except OSError:
         return None
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(3, workdir=tmp_path / "cluster").start()
-    yield c
-    c.stop()
 
 
 def test_three_nodes_one_cluster_with_jetstream_and_mqtt(cluster):

@@ -10,18 +10,10 @@ import pytest
 
 from fleet.down_path import RetainedPool
 from fleet.nats_transport import JetStreamSource, subject_of, wait_ready
-from tests.cluster.test_cluster import Client
+from tests.cluster.conftest import Client
 from tests.helpers import wait_until
-from tools.cluster import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("processes")]
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(3, workdir=tmp_path / "cluster").start()
-    yield c
-    c.stop()
 
 
 def test_an_ack_as_a_nats_message_reaches_the_mqtt_subscriber_of_its_topic(cluster):

@@ -9,8 +9,13 @@ import time
 
 import pytest
 
-from tests.cluster.nats_fleet import exactly_once, jetstream_state, nats_worker, \
-    spread_readers, wait_workers_ready
+from tests.cluster.nats_fleet import (
+    exactly_once,
+    jetstream_state,
+    nats_worker,
+    spread_readers,
+    start_fleet,
+)
 from tests.helpers import wait_until
 from tools.bench.ingest import register_devices
 from tools.cluster import Cluster
@@ -43,11 +48,7 @@ def test_a_node_sigkilled_while_20_readers_tap_through_it_loses_nothing(pg_datab
     workers = [nats_worker(db, cluster, i, tmp_path / f"worker{i}.log") for i in range(2)]
     readers = spread_readers(idents, cluster, tmp_path / "flash", CONFIG)
     try:
-        for w in workers:
-            w.start()
-        wait_workers_ready(workers)
-        for r in readers:
-            r.start()
+        start_fleet(workers, readers)
         for r in readers:
             assert r.connected.wait(30), f"{r.device_id} never connected"
         victim = 0
@@ -97,11 +98,7 @@ def test_workers_sigkilled_mid_batch_lose_nothing_and_their_messages_go_to_the_o
     workers = [nats_worker(db, cluster, i, tmp_path / f"worker{i}.log") for i in range(2)]
     readers = spread_readers(idents, cluster, tmp_path / "flash", CONFIG)
     try:
-        for w in workers:
-            w.start()
-        wait_workers_ready(workers)
-        for r in readers:
-            r.start()
+        start_fleet(workers, readers)
         done, refused = threading.Event(), []
         tapper = threading.Thread(target=tap_all, args=(readers, 200, 0.02, done, refused))
         tapper.start()

@@ -15,8 +15,13 @@ from fastapi.testclient import TestClient
 
 from fleet.brokerauth import new_password
 from fleet.natsauth import NatsAuth, NatsAuthSettings
-from tests.cluster.nats_fleet import exactly_once, nats_worker, spread_readers, \
-    wait_workers_ready, worker_counters
+from tests.cluster.nats_fleet import (
+    exactly_once,
+    nats_worker,
+    spread_readers,
+    start_fleet,
+    worker_counters,
+)
 from tests.helpers import wait_until
 from tools.cluster import Cluster
 from tools.sim.run import EMPTY_CONFIG, configs_from_db, pick_badge
@@ -87,11 +92,7 @@ def test_two_workers_three_nodes_every_event_once_planning_and_block(pg_database
             for d in idents:
                 auth.provision(d, passwords[d])
         api = api_client(db).__enter__()
-        for w in workers:
-            w.start()
-        wait_workers_ready(workers)
-        for r in readers:
-            r.start()
+        start_fleet(workers, readers)
         # the retained planning, published by the leader over its node, read on every node
         for r in readers:
             wait_until(lambda r=r: r.core.planning.version >= 1, 30,
