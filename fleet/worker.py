@@ -225,6 +225,12 @@ class IngestWorker:
         if handles and self.source is not None:
             self.source.settle(handles, outcome)
 
+    def _settle_one(self, handle, outcome: str) -> None:
+        """The same for one message handled outside the batches (an update, an SOS); nothing
+        for a message that came over MQTT (`handle` None)."""
+        if handle is not None and self.source is not None:
+            self.source.settle([handle], outcome)
+
     def _store(self, messages: list) -> tuple[list | None, Exception | None]:
         """(acks, None) once committed; (None, the error) when the transaction failed. The
         counters move only with a commit."""
@@ -451,12 +457,11 @@ class IngestWorker:
             try:
                 self.updates.handle(topic, payload)
             finally:
-                self._settle([(topic, payload, 0, handle)] if handle else [], STORED)
+                self._settle_one(handle, STORED)
             return
         if topic.endswith("/up/sos"):  # rare and urgent: stored here, not batched
             stored = self.box_sos(topic, bytes(payload))
-            self._settle([(topic, payload, 0, handle)] if handle else [],
-                         STORED if stored else RETRY)
+            self._settle_one(handle, STORED if stored else RETRY)
             return
         self.queue.put((topic, payload, time.time()) if handle is None
                        else (topic, payload, time.time(), handle))

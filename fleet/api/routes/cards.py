@@ -87,13 +87,13 @@ async def put_photo(obj_id: int, request: Request, session: SessionDep, key: Key
     """The photo as the request body: JPEG, PNG or WebP, told by its first bytes whatever the
     Content-Type says; 512 KiB at most (413), another kind 415."""
     caregiver = _caregiver(session, key, obj_id)
-    raw = b""
+    raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > cards.PHOTO_MAX:  # stop reading: one byte past is enough to refuse
             break
     try:
-        cards.set_photo(session, caregiver, raw, who=data.who(key), role=key.role)
+        cards.set_photo(session, caregiver, bytes(raw), who=data.who(key), role=key.role)
     except cards.CardRefused as e:
         raise _refused(session, e) from None
     session.commit()
