@@ -4,32 +4,26 @@ first's commit, then must neither fail on the primary key nor undo a newer state
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from fleet import alerts
-from fleet.db import make_engine, migrate, session_factory
-from fleet.models import Device, DeviceLink, Organisation
+from fleet.db import make_engine, session_factory
+from fleet.models import Device, DeviceLink
+from tools.bench.ingest import register_devices
 
 pytestmark = pytest.mark.postgres
-NOW = datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
 
 def test_two_workers_insert_the_same_first_links(pg_database_url):
-    migrate(pg_database_url)
+    register_devices(pg_database_url, [f"r{i}" for i in range(20)])  # migrated, active
     engine = make_engine(pg_database_url)
     sessions = session_factory(engine)
     with sessions() as s:
-        org = Organisation(name="agency", timezone="Europe/Paris")
-        s.add(org)
-        s.flush()
-        devices = [Device(ident=f"r{i}", kind="reader", organisation_id=org.id,
-                          status="active") for i in range(20)]
-        s.add_all(devices)
-        s.commit()
-        ids = [d.id for d in devices]
+        ids = list(s.scalars(select(Device.id).order_by(Device.id)))
     first = {d: ("online", NOW) for d in ids}
     later = {d: ("offline" if d % 2 else "online", NOW + timedelta(seconds=5)) for d in ids}
     a, b = sessions(), sessions()

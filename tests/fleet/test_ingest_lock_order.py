@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from fleet.db import make_engine, migrate, session_factory
+from fleet.db import make_engine, session_factory
 from fleet.ingest import ingest_batch
-from fleet.models import Device, Organisation
 from tools.bench.fleet_devices import health_payload
+from tools.bench.ingest import register_devices
 
 pytestmark = pytest.mark.postgres
 
@@ -23,16 +23,9 @@ def _health(idents: list[str]) -> list:
 
 
 def test_batches_sharing_devices_wait_instead_of_deadlocking(pg_database_url):
-    migrate(pg_database_url)
+    register_devices(pg_database_url, ["r1", "r2"])  # migrated, one agency, active readers
     engine = make_engine(pg_database_url)
     sessions = session_factory(engine)
-    with sessions() as s:
-        org = Organisation(name="agency", timezone="Europe/Paris")
-        s.add(org)
-        s.flush()
-        s.add_all([Device(ident=i, kind="reader", organisation_id=org.id, status="active")
-                   for i in ("r1", "r2")])
-        s.commit()
     a, b = sessions(), sessions()
     errors: list[BaseException] = []
     try:
