@@ -65,37 +65,47 @@ async def until(cond, seconds=30):
     return cond()
 
 
+def box(tmp_path, host="127.0.0.1", port=1883, brokers=None):
+    """A reader's core and MQTT link (the box's own code, CPython): (clock, core, link)."""
+    clock = Clock()
+    core = ReaderCore("r1", Journal(str(tmp_path / "j")), Planning(), clock)
+    link = MqttLink(core, open_stream, "r1", host, port, keepalive=5,
+                    backoff=Backoff(200, 1000), connect_timeout=2, log=lambda m: None,
+                    brokers=brokers)
+    return clock, core, link
+
+
+async def tap_100(clock, core, link, at_50, once_up=lambda: None):
+    """Run the link and the box's network poll, 100 unknown cards tapped once it is up, with
+    `at_50` (a broker's outage, in a thread) at the 50th; returns when all 100 are acked."""
+    task = asyncio.create_task(link.run())
+
+    async def net_task():
+        while True:
+            link.poll(ticks_ms(), True)
+            await asyncio.sleep(0.05)
+    poll = asyncio.create_task(net_task())
+    assert await until(link.up)
+    once_up()
+    for i in range(100):
+        clock.t += 1
+        assert core.tap("%08X" % (0x30000000 + i)) in ("red", "unknown")
+        if i == 50:
+            await asyncio.to_thread(at_50)
+        await asyncio.sleep(0.01)
+    assert await until(lambda: core.journal.acked == 100, 60)
+    link.close()
+    await asyncio.sleep(0.3)
+    poll.cancel()
+    task.cancel()
+
+
 def test_taps_through_mosquitto_and_a_restart_nothing_lost(tmp_path):
     broker = Broker("mosquitto", workdir=tmp_path / "broker").start()
     fleet = Fleet(broker.port)
-    clock = Clock()
-    core = ReaderCore("r1", Journal(str(tmp_path / "j")), Planning(), clock)
-    link = MqttLink(core, open_stream, "r1", "127.0.0.1", broker.port, keepalive=5,
-                    backoff=Backoff(200, 1000), connect_timeout=2, log=lambda m: None)
-
-    async def scenario():
-        task = asyncio.create_task(link.run())
-
-        async def net_task():
-            while True:
-                link.poll(ticks_ms(), True)
-                await asyncio.sleep(0.05)
-        poll = asyncio.create_task(net_task())
-        assert await until(link.up)
-        for i in range(100):
-            clock.t += 1
-            assert core.tap("%08X" % (0x30000000 + i)) in ("red", "unknown")
-            if i == 50:
-                await asyncio.to_thread(broker.restart)
-            await asyncio.sleep(0.01)
-        assert await until(lambda: core.journal.acked == 100, 60)
-        link.close()
-        await asyncio.sleep(0.3)
-        poll.cancel()
-        task.cancel()
-
+    clock, core, link = box(tmp_path, port=broker.port)
     try:
-        asyncio.run(scenario())
+        asyncio.run(tap_100(clock, core, link, broker.restart))
         assert fleet.stored == set(range(1, 101))
         c = link.client
         assert c.connects >= 2 and c.drops >= 1 and c.session >= 2  # restarted, back
@@ -113,37 +123,14 @@ def test_three_brokers_the_first_refuses_the_working_one_dies_every_tap_acked(tm
     c = Broker("mosquitto", workdir=tmp_path / "c").start()
     fleet_b = Fleet(b.port)
     fleet_c = Fleet(c.port, fleet_b.stored, fleet_b.lock)
-    clock = Clock()
-    core = ReaderCore("r1", Journal(str(tmp_path / "j")), Planning(), clock)
-    link = MqttLink(core, open_stream, "r1", "", 1883, keepalive=5,
-                    backoff=Backoff(200, 1000), connect_timeout=2, log=lambda m: None,
-                    brokers=[("127.0.0.1", closed), ("127.0.0.1", b.port),
-                             ("127.0.0.1", c.port)])
+    clock, core, link = box(tmp_path, "", 1883, brokers=[
+        ("127.0.0.1", closed), ("127.0.0.1", b.port), ("127.0.0.1", c.port)])
 
-    async def scenario():
-        task = asyncio.create_task(link.run())
-
-        async def net_task():
-            while True:
-                link.poll(ticks_ms(), True)
-                await asyncio.sleep(0.05)
-        poll = asyncio.create_task(net_task())
-        assert await until(link.up)
-        assert link.client.port == b.port  # the closed port refused: the next one
-        for i in range(100):
-            clock.t += 1
-            core.tap("%08X" % (0x30000000 + i))
-            if i == 50:
-                await asyncio.to_thread(b.kill)  # the working node dies
-            await asyncio.sleep(0.01)
-        assert await until(lambda: core.journal.acked == 100, 60)
-        link.close()
-        await asyncio.sleep(0.3)
-        poll.cancel()
-        task.cancel()
+    def on_the_second():  # the closed port refused: the next one
+        assert link.client.port == b.port
 
     try:
-        asyncio.run(scenario())
+        asyncio.run(tap_100(clock, core, link, b.kill, on_the_second))  # the working one dies
         assert fleet_b.stored == set(range(1, 101)) and core.journal.depth == 0
         cl = link.client
         assert cl.port == c.port and cl.connects == 2 and cl.failovers >= 2
