@@ -62,6 +62,13 @@ def _int(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def check_redis_url(url: str | None) -> None:
+    """TELEGEST_QUOTA_REDIS_URL, when set, is Redis's: SettingsError otherwise."""
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"TELEGEST_QUOTA_REDIS_URL={url!r}: a redis://, rediss:// or "
+                            "unix:// URL")
+
+
 @dataclass(frozen=True)
 class Settings:
     """`Settings()` reads TELEGEST_* variables; keyword arguments override them (tests)."""
@@ -140,10 +147,7 @@ class Settings:
                 f"TELEGEST_DATABASE_URL={self.database_url!r} is not a database URL") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise SettingsError("TELEGEST_DATABASE_URL: only sqlite and postgresql are supported")
-        if self.quota_redis_url and not self.quota_redis_url.startswith(
-                ("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"TELEGEST_QUOTA_REDIS_URL={self.quota_redis_url!r}: a "
-                                "redis://, rediss:// or unix:// URL")
+        check_redis_url(self.quota_redis_url)
         if self.mqtt_protocol not in ("v5", "v311"):
             raise SettingsError(f"TELEGEST_MQTT_PROTOCOL={self.mqtt_protocol!r}: v5 or v311")
         self._check_cluster()

@@ -94,7 +94,14 @@ class RedisCounter:
     `<prefix><api key id>:<UTC day>` a day, INCR then EXPIREAT in one MULTI/EXEC."""
 
     def __init__(self, url: str, prefix: str = "telegest:quota:", timeout: float = 0.5) -> None:
-        import redis  # the optional dependency: pip install 'telegest[redis]'
+        from fleet.config import SettingsError, check_redis_url
+
+        check_redis_url(url)
+        try:
+            import redis  # the optional dependency
+        except ImportError:
+            raise SettingsError("TELEGEST_QUOTA_REDIS_URL is set but the redis package is "
+                                "not installed: pip install 'telegest[redis]'") from None
 
         self.prefix = prefix
         self.fallbacks = 0

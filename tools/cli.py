@@ -470,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the last net: one line, not a traceback
+        if type(e).__name__ == "SettingsError":  # fleet.config: the message names the variable
+            print(f"telegest: {e}", file=sys.stderr)
+            return TelegestError.exit_code
         known = _known_failure(e, args)
         if known:
             print(f"telegest: {known}", file=sys.stderr)

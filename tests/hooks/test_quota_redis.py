@@ -151,3 +151,10 @@ def test_redis_gone_the_api_still_answers_counting_in_the_database(two_apps, red
 def test_a_quota_redis_url_that_is_not_redis_is_refused(database_url):
     with pytest.raises(SettingsError, match="TELEGEST_QUOTA_REDIS_URL"):
         Settings(database_url=database_url, quota_redis_url="http://127.0.0.1:6379")
+
+
+def test_the_apikey_list_command_names_a_wrong_redis_url(database_url):
+    out = telegest("fleet", "apikey", "list", "--db", database_url,
+                   env={"TELEGEST_QUOTA_REDIS_URL": "http://127.0.0.1:6379"})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "TELEGEST_QUOTA_REDIS_URL='http://127.0.0.1:6379': a redis://" in out.stderr
