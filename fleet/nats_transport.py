@@ -2,10 +2,17 @@
 
 On a NATS cluster (docs/operations.md, "A NATS cluster") the devices still speak MQTT 3.1.1 to
 any node, and the nodes' MQTT gateway turns topic `tg/v1/X/up/clock` into subject
-`tg.v1.X.up.clock`. The stream `TG_UP` keeps the up subjects (clock, health, sos, ota),
-replicated like the gateway's own streams, as a work queue: a message stays until a worker
+`tg.v1.X.up.clock`. The stream `TG_UP` keeps the up subjects that must not be lost (clock, sos,
+ota), replicated like the gateway's own streams, as a work queue: a message stays until a worker
 acks it. Every worker fetches from the one durable pull consumer `fleet`, so each message goes
 to one worker and adding a worker adds capacity.
+
+Health reports do not go through the stream: 50,000 devices send 833 a second, and each
+would be a replicated JetStream write and a replicated ack, most of the cluster's work and the
+queue the taps waited in (docs/scaling.md). They are plain NATS messages taken by the workers'
+queue group `fleet` (one worker each), like the MQTT worker's shared subscription: a report
+that no worker takes (none connected, or the worker's queue full) is counted and gone, and the
+next one comes a minute later. A worker that falls behind drops health, never a tap.
 
 A message is acked (explicit ack) only after the database commit that stored it: a worker
 killed before its commit leaves its messages to the consumer, which gives them to another
@@ -41,7 +48,10 @@ log = logging.getLogger("telegest.nats")
 
 STREAM = "TG_UP"
 CONSUMER = "fleet"
-UP_SUBJECTS = ["tg.v1.*.up.>"]  # what the worker subscribed to on Mosquitto: tg/v1/+/up/#
+# what the worker subscribed to on Mosquitto (tg/v1/+/up/#), health apart (a queue group)
+UP_SUBJECTS = ["tg.v1.*.up.clock", "tg.v1.*.up.sos", "tg.v1.*.up.ota"]
+HEALTH_SUBJECT = "tg.v1.*.up.health"
+QUEUE_GROUP = "fleet"
 ACK_WAIT_S = 30.0  # a fetched message not settled within this goes to another worker
 MAX_ACK_PENDING = 20_000  # fetched, not yet settled, all workers together
 # one pull request asks for at most this many: the server fills the oldest waiting request
@@ -74,6 +84,7 @@ def stream_config(replicas: int) -> StreamConfig:
 
 
 def consumer_config() -> ConsumerConfig:
+    """No filter: every subject of the stream (NATS 2.9 takes one filter subject at most)."""
     return ConsumerConfig(durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT,
                           ack_wait=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING,
                           description="telegest fleet workers")
@@ -93,13 +104,14 @@ class JetStreamSource:
         self.replicas, self.user, self.password, self.name = replicas, user, password, name
         self.batch = batch
         self.counts = {"fetched": 0, "acked": 0, "naked": 0, "terminated": 0, "ack_errors": 0,
-                       "down": 0, "down_dropped": 0}
+                       "down": 0, "down_dropped": 0, "health": 0, "health_dropped": 0}
         self.ready = threading.Event()  # stream and consumer there, fetching
         self.error = ""  # why it is not ready, for the log and the tests
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._fetching = threading.Event()
         self._nc = None
+        self._health = None  # the queue group's subscription (kept across reconnects)
 
     # -- the worker's side (any thread) -----------------------------------------------------
     def start(self) -> "JetStreamSource":
@@ -192,7 +204,7 @@ class JetStreamSource:
         self._nc = await nats.connect(**opts)
 
     async def _drop(self) -> None:
-        nc, self._nc = self._nc, None
+        nc, self._nc, self._health = self._nc, None, None
         try:
             await nc.close()
         except Exception:
@@ -204,18 +216,51 @@ class JetStreamSource:
         try:
             info = await js.stream_info(STREAM)
             if sorted(info.config.subjects or []) != sorted(UP_SUBJECTS):
-                await js.update_stream(config)
+                await self._upgrade(js, config)
         except NotFoundError:
             try:
                 await js.add_stream(config)
             except BadRequestError as e:  # another worker made it meanwhile
                 if e.err_code != 10058:  # stream name already in use
                     raise
-        log.info("stream %s (%d replicas), consumer %s: fetching", STREAM, self.replicas,
-                 CONSUMER)
-        # made by the first worker, bound to by the others
-        return await js.pull_subscribe(UP_SUBJECTS[0], durable=CONSUMER, stream=STREAM,
-                                       config=consumer_config())
+        try:  # made by the first worker, bound to by the others
+            await js.consumer_info(STREAM, CONSUMER)
+        except NotFoundError:
+            try:
+                await js.add_consumer(STREAM, consumer_config())
+            except BadRequestError:  # another worker's, made meanwhile: else said, retried
+                await js.consumer_info(STREAM, CONSUMER)
+        if self._health is None:
+            self._health = await self._nc.subscribe(HEALTH_SUBJECT, queue=QUEUE_GROUP,
+                                                    cb=self._on_health)
+        log.info("stream %s (%d replicas), consumer %s: fetching; health in queue group %s",
+                 STREAM, self.replicas, CONSUMER, QUEUE_GROUP)
+        return await js.pull_subscribe_bind(CONSUMER, STREAM)
+
+    async def _upgrade(self, js, config) -> None:
+        """A stream made by an earlier version (all of `tg.v1.*.up.>`, health included): its
+        consumer filtered on that subject, which the new subjects do not contain, so it goes
+        first (what it had fetched and not acked comes again: stored once by (device, seq))."""
+        try:
+            old = await js.consumer_info(STREAM, CONSUMER)
+            if old.config.filter_subject:
+                await js.delete_consumer(STREAM, CONSUMER)
+                log.warning("consumer %s filtered on %s: made again without a filter", CONSUMER,
+                            old.config.filter_subject)
+        except NotFoundError:
+            pass
+        await js.update_stream(config)
+        log.warning("stream %s now keeps %s (health through queue group %s)", STREAM,
+                    ", ".join(UP_SUBJECTS), QUEUE_GROUP)
+
+    async def _on_health(self, m) -> None:
+        """A health report from the queue group: to the worker unless its queue is full (then
+        dropped and counted; the device reports again a minute later)."""
+        if self.room() <= 0:
+            self.counts["health_dropped"] += 1
+            return
+        self.counts["health"] += 1
+        self.deliver(topic_of(m.subject), m.data, None)
 
     async def _fetch_loop(self, sub) -> None:
         while self._fetching.is_set():
