@@ -18,6 +18,16 @@ A publish that raises is sent again (same version) at the next poll. A publish m
 a receipt with `is_published()` (fleet.down_path on a NATS cluster: the gateway's PUBACK after
 it stored the retained message): the config counts as pushed only once every message of it is
 confirmed, and one not confirmed within `confirm_s` is sent again.
+
+Live first, retained behind (`announce`, on a NATS cluster): storing a retained message is a
+replicated JetStream write that the gateway makes inside the publishing connection's read loop,
+about 400 a second over twelve connections on the bench machine (docs/scaling.md), so a
+change that touches 50,000 devices would take two minutes to reach the last of them. With
+`announce`, each batch's configs are also sent at once as plain messages (QoS 0, not
+retained) that reach the devices connected now, and the retained copies, for the devices that
+connect later, are published after the whole pass. A device gets the same version twice and
+ignores the second (firmware/config.py: an equal version is stale); a live copy lost is
+harmless, the retained one follows and is confirmed as before.
 """
 from __future__ import annotations
 
@@ -44,6 +54,7 @@ MAX_CONFIG = 24 * 1024  # the device refuses a config text longer than this
 _GONE = ("wiped", "retired", "blocked")  # no config for them (a blocked box may be stolen)
 
 Publish = Callable[[str, bytes, bool], object]  # topic, payload, retain -> None or a receipt
+Announce = Callable[[str, bytes], None]  # topic, payload: a live copy, not retained
 CONFIRM_S = 60.0  # a config whose receipts are not all confirmed by then is sent again
 
 
@@ -112,8 +123,9 @@ def window_start(tz: str, now: float) -> datetime:
 class ConfigPusher:
     def __init__(self, sessions: sessionmaker, publish: Publish, *, days: int = 2,
                  full_every_s: float = 600, overlap_s: float = 10, batch: int = 500,
-                 clock: Callable[[], float] = time.time, confirm_s: float = CONFIRM_S) -> None:
-        self.sessions, self.publish = sessions, publish
+                 clock: Callable[[], float] = time.time, confirm_s: float = CONFIRM_S,
+                 announce: Announce | None = None) -> None:
+        self.sessions, self.publish, self.announce = sessions, publish, announce
         self.confirm_s = confirm_s
         self.days, self.full_every_s, self.overlap_s, self.batch = (days, full_every_s,
                                                                     overlap_s, batch)
@@ -237,12 +249,24 @@ class ConfigPusher:
                 ids = list(session.scalars(q))
             else:
                 ids = sorted(set(device_ids))
-        pushed = 0
+        published = 0
+        behind: list[tuple] = []  # announced: their retained copies go after the whole pass
         for i in range(0, len(ids), self.batch):
-            pushed += self._push_batch(ids[i:i + self.batch], now, force)
-        return pushed
+            out = self._compute_batch(ids[i:i + self.batch], now, force)
+            published += len(out)
+            for config in out:
+                if self.announce is None:
+                    self._send(*config)
+                else:
+                    self._announce(*config)
+                    behind.append(config)
+        for config in behind:
+            self._send(*config)
+        return published
 
-    def _push_batch(self, ids: list[int], now: float, force: bool) -> int:
+    def _compute_batch(self, ids: list[int], now: float, force: bool) -> list[tuple]:
+        """The new configs of these devices, their versions committed:
+        [(device id, ident, version, canonical text)]."""
         out = []
         with self.sessions() as session:
             devices = list(session.scalars(select(Device).where(
@@ -267,9 +291,17 @@ class ConfigPusher:
                         planning_changed(session, d, cfg["version"])
                     out.append((d.id, d.ident, cfg["version"], canonical(body)))
             session.commit()  # the new versions first: a version is never reused
-        for dev_id, ident, version, text in out:
-            self._send(dev_id, ident, version, text)
-        return len(out)
+        return out
+
+    def _announce(self, _dev_id: int, ident: str, version: int, text: str) -> None:
+        """The live copy: best effort, the retained one follows."""
+        try:
+            for topic, payload in encode_config(ident, version, text):
+                self.announce(topic, payload)
+            self.counts["announced"] += 1
+        except Exception as e:  # no NATS connection now: the retained copy will do
+            self.counts["announce_errors"] += 1
+            log.debug("live copy of config %d of %s not sent (%s)", version, ident, e)
 
     def _remember(self, dev_id: int, body: dict) -> None:
         new = frozenset(row[0] for row in body["visits"])

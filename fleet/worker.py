@@ -18,7 +18,8 @@ MQTT client then only publishes what goes down and reads the devices' state, ove
 fails. What goes down does not wait behind that connection: acks, `down/sos`, update chunks and
 commands go out as plain NATS messages on the consumer's connection (JetStreamSource.publish),
 and the retained configs over four more MQTT connections per node, at QoS 1 with a bounded window
-(fleet.down_path). The batching, storing and acking below are the same for both.
+(fleet.down_path), each config first sent live as a NATS message (fleet.push, "Live first").
+The batching, storing and acking below are the same for both.
 """
 from __future__ import annotations
 
@@ -172,6 +173,7 @@ class IngestWorker:
                 "messages": self.counts["messages"], "seq_gap": self.counts["seq_gap"],
                 "health": self.counts["health"], "errors": self.counts["errors"],
                 "configs_pushed": self.pusher.counts["pushed"] if self.pusher else 0,
+                "configs_announced": self.pusher.counts["announced"] if self.pusher else 0,
                 "leader": self.leader, "rejected": self.rejected,
                 **({"jetstream": dict(self.source.counts)} if self.source else {}),
                 **({"down": dict(self.down.counts)} if self.down else {})}
@@ -545,8 +547,11 @@ class IngestWorker:
                                      username=s.mqtt_username, password=s.mqtt_password,
                                      tls=s.mqtt_tls).start()
         if self.push:
+            # on a cluster: a live copy of each config as a NATS message first, the retained
+            # copies behind (fleet.push, "Live first")
             self.pusher = ConfigPusher(self._sessions, self.down.publish if self.down
-                                       else self._publish_retained)
+                                       else self._publish_retained,
+                                       announce=self.source.publish if self.down else None)
             self._push_thread = threading.Thread(target=self._push_loop, name="fleet-push",
                                                  daemon=True)
             self._push_thread.start()

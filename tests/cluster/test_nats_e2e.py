@@ -150,6 +150,9 @@ def test_two_workers_three_nodes_every_event_once_planning_and_block(pg_database
     print(f"stored per worker: {[c['stored'] for c in counts]}; JetStream: "
           f"{[c.get('jetstream') for c in counts]}", flush=True)
     assert sum(c["stored"] for c in counts) == TAPS * len(idents)
+    # the leader sent each config live (a NATS message) before its retained copy
+    assert sum(c["configs_announced"] for c in counts) >= len(idents) + 1
+    assert sum(c["configs_pushed"] for c in counts) >= len(idents) + 1
     # how the 150 split between the two is JetStream's to decide (it fills the oldest waiting
     # pull request first): splits of 43/107 to 83/67 were seen, and 150/0 in a short run; that
     # the other worker takes the stream's messages when one is gone is test_nats_chaos's

@@ -180,3 +180,31 @@ def test_a_receipt_that_says_it_failed_is_sent_again_at_once(sessions):
     p.poll()
     assert p.confirm() == 0 and p.counts["unconfirmed"] == 5 and len(p._retry) == 5
     assert p.counts["pushed"] == 0
+
+
+def test_live_copies_of_a_whole_pass_go_before_any_retained_one(sessions):
+    """On a cluster (announce): every device's config goes out live first, batch by batch, and
+    the retained copies only after the pass; a live copy that fails changes nothing else."""
+    order: list[tuple[str, str]] = []
+
+    def announce(topic, payload):
+        if topic.startswith("tg/v1/demo-r3/"):
+            raise ConnectionError("no NATS connection")
+        order.append(("live", topic))
+
+    def publish(topic, payload, retain):
+        assert retain
+        order.append(("retained", topic))
+
+    p = ConfigPusher(sessions, publish, announce=announce, batch=2)
+    assert p.poll() == 5
+    kinds = [k for k, _ in order]
+    assert kinds == ["live"] * kinds.count("live") + ["retained"] * kinds.count("retained")
+    live = sorted(t.split("/")[2] for k, t in order if k == "live" and t.endswith("/config"))
+    assert live == ["demo-r1", "demo-r2", "demo-r4", "demo-r5"]
+    retained = [t for k, t in order if k == "retained"]
+    assert sorted({t.split("/")[2] for t in retained}) == [f"demo-r{i}" for i in range(1, 6)]
+    assert p.counts["announced"] == 4 and p.counts["announce_errors"] == 1
+    assert p.counts["pushed"] == 5
+    live_payloads = [t for k, t in order if k == "live"]
+    assert live_payloads == [t for t in retained if not t.startswith("tg/v1/demo-r3/")]
