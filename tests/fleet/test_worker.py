@@ -163,3 +163,33 @@ def test_on_nats_a_config_the_link_cannot_take_is_said_so_the_pusher_sends_it_ag
     mosquitto._client = mosquitto._make_client()  # QoS 1: paho keeps it for the reconnect
     mosquitto._publish_retained("tg/v1/r1/down/config", b"{}", True)
     assert len(mosquitto._client._out_messages) == 1
+
+
+def test_a_tap_is_committed_and_acked_before_the_health_of_its_batch(
+        database_url, agency, clock, event, engine):
+    """One drained batch of health reports and a tap: two transactions, the tap's first, so
+    its ack waits for its own commit, not for every device row the reports update."""
+    from fleet.worker import records_first
+
+    health = json.dumps({"now": TS, "fw": "1.0", "up": 1, "heap": 1, "jd": 0, "jfull": False,
+                         "rd": "ok", "tq": "synced"}).encode()
+    tap = ("tg/v1/r1/up/clock", clock(event(1)), NOW)
+    reports = [("tg/v1/r1/up/health", health, NOW), ("tg/v1/r2/up/health", health, NOW)]
+    assert records_first(reports) == [reports] and records_first([tap]) == [[tap]]
+    assert records_first([reports[0], tap, reports[1]]) == [[tap], reports]
+
+    batches = []
+    worker = IngestWorker(database_url, "127.0.0.1", 1, batch_max=10, batch_wait_s=0.2,
+                          publish=lambda t, p: None)
+    worker.open_database()
+    process = worker.process
+    worker.process = lambda messages, match=True: (batches.append([m[0] for m in messages]),
+                                                   process(messages, match))[1]
+    for m in (reports[0], tap, reports[1]):
+        worker.queue.put(m)
+    t = threading.Thread(target=worker._drain)
+    t.start()
+    worker._stop.set()
+    t.join(5)
+    assert batches == [["tg/v1/r1/up/clock"], ["tg/v1/r1/up/health", "tg/v1/r2/up/health"]]
+    assert worker.stored == 1 and worker.counts["health"] == 2
