@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 # a new version renames the service worker's cache, so installed phones take the new shell
-APP_VERSION = "0.1.4"
+APP_VERSION = "0.1.5"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)

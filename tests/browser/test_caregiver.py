@@ -296,3 +296,23 @@ def test_manifest_makes_it_installable(api_server, demo):
     sw = httpx.get(api_server + "/app/sw.js")
     assert sw.headers["content-type"].startswith("text/javascript")
     assert '"/app/static/app.js"' in sw.text
+
+
+def test_an_older_render_never_writes_over_a_newer_screen(browser, api_server, setup):
+    """render() waits for the phone's database before writing the screen: a render that
+    started earlier and finishes later (here the visit screen, slowed down) must not replace
+    the screen the caregiver went to since (the week)."""
+    context, page = open_app(browser, api_server, setup.token)
+    page.locator(f'[data-visit="{setup.visit_id}"]').wait_for(timeout=15_000)
+    page.evaluate("""(id) => {
+      const visit = viewVisit;
+      viewVisit = async (v) => { await new Promise((r) => setTimeout(r, 600)); return visit(v); };
+      location.hash = "#/visit/" + id;
+      setTimeout(() => { location.hash = "#/week"; }, 100);
+    }""", setup.visit_id)
+    screen = lambda: page.evaluate("document.querySelector('#view').dataset.screen")  # noqa
+    wait_until(lambda: screen() == "week/", 10, what="the week on screen")
+    page.wait_for_timeout(1200)  # the slow render of the visit has finished by now
+    assert screen() == "week/"
+    assert page.locator("#nfc-start, #nfc-on").count() == 0, "the visit screen came back"
+    context.close()

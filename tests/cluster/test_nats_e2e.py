@@ -106,6 +106,9 @@ def test_two_workers_three_nodes_every_event_once_planning_and_block(pg_database
                 assert r.tap(uid) != "full"
             time.sleep(0.02)
         exactly_once(db, readers, {r.device_id: TAPS for r in readers})
+        # health reports through the workers' queue group (as the worker's login), not stored
+        for r in readers:
+            r.send_health()
 
         # a box's SOS button (up/sos through JetStream, stored, answered on down/sos)
         sos_box = readers[2]
@@ -150,6 +153,9 @@ def test_two_workers_three_nodes_every_event_once_planning_and_block(pg_database
     print(f"stored per worker: {[c['stored'] for c in counts]}; JetStream: "
           f"{[c.get('jetstream') for c in counts]}", flush=True)
     assert sum(c["stored"] for c in counts) == TAPS * len(idents)
+    # one health report from each reader, taken by one worker of the queue group
+    assert sum(c["health"] for c in counts) == len(idents), counts
+    assert sum(c["jetstream"]["health"] for c in counts) == len(idents)
     # the leader sent each config live (a NATS message) before its retained copy
     assert sum(c["configs_announced"] for c in counts) >= len(idents) + 1
     assert sum(c["configs_pushed"] for c in counts) >= len(idents) + 1

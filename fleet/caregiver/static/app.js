@@ -743,8 +743,13 @@ function viewPhone() {
     <button id="sync-now" class="secondary">Synchroniser</button>`;
 }
 
+// render() waits for the phone's database before it writes the screen: a render started
+// earlier (a sync that came in) must not write its older screen over a newer one (the
+// caregiver's tap on a visit), so only the latest render writes
+let renders = 0;
 async function render() {
   if (S.blocked) return;
+  const mine = ++renders;
   stopCamera();
   const [path, arg] = location.hash.replace(/^#\/?/, "").split("/");
   const view = $("#view");
@@ -761,6 +766,7 @@ async function render() {
     : path === "client" ? viewClient(id) : path === "clock" ? viewClock()
     : path === "qr" ? viewQr() : path === "manual" ? viewManual(id)
     : path === "phone" ? viewPhone() : viewToday();
+  if (mine !== renders) return;  // a newer render is on its way
   // a re-render of the same screen (a sync came in) keeps what the caregiver was typing
   const here = `${path}/${arg || ""}`;
   const typed = view.dataset.screen === here ? fieldValues(view) : null;
