@@ -238,7 +238,12 @@ def test_the_tree_is_walked():
             "up"} <= paths
 
 
-def test_every_subcommand_refuses_bad_values_in_one_line(tmp_path, sweep_db, monkeypatch):
+SHARDS = 4  # the cases in four tests, so that pytest-xdist runs them side by side
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_subcommand_refuses_bad_values_in_one_line(shard, tmp_path, sweep_db,
+                                                         monkeypatch):
     # pre-import what the handlers import lazily, so that each forked case starts at once
     import esptool  # noqa: F401
     import fleet.api.app  # noqa: F401
@@ -256,7 +261,9 @@ def test_every_subcommand_refuses_bad_values_in_one_line(tmp_path, sweep_db, mon
     work = tmp_path / "run"
     work.mkdir()
     failures, count = [], 0
-    for argv, what in cases(values):
+    for i, (argv, what) in enumerate(cases(values)):
+        if i % SHARDS != shard:
+            continue
         count += 1
         service = any(what.startswith(s + " ") for s in SERVICES)
         code, out, err = run_forked(argv, work, SERVICE_TIMEOUT if service else CASE_TIMEOUT)
@@ -273,5 +280,5 @@ def test_every_subcommand_refuses_bad_values_in_one_line(tmp_path, sweep_db, mon
         elif code == 2 and not (lines and lines[-1].startswith("telegest: ")):
             failures.append(f"{what}: exit 2 without a last telegest: line ({argv})\n"
                             f"{err[-500:]}")
-    assert count > 300
+    assert count > 300 // SHARDS
     assert not failures, f"{len(failures)} of {count} cases:\n\n" + "\n\n".join(failures)
