@@ -27,7 +27,10 @@ change that touches 50,000 devices would take two minutes to reach the last of t
 retained) that reach the devices connected now, and the retained copies, for the devices that
 connect later, are published after the whole pass. A device gets the same version twice and
 ignores the second (firmware/config.py: an equal version is stale); a live copy lost is
-harmless, the retained one follows and is confirmed as before.
+harmless, the retained one follows and is confirmed as before. Until its retained copy is
+confirmed, a device that comes online (its retained `online` state, which it publishes after
+subscribing) gets the live copy again (`reannounce`): it would otherwise read the previous
+version from the broker for as long as the stores take (about 95 s for 50,000 devices).
 """
 from __future__ import annotations
 
@@ -142,6 +145,10 @@ class ConfigPusher:
         self._retry: set[int] = set()  # committed but not published: sent again next poll
         # published, waiting for the broker's receipts: device -> (sent at, receipts, parts)
         self._unconfirmed: dict[int, tuple[float, list, int]] = {}
+        # announced, its retained copy not yet confirmed: ident -> messages (read by
+        # `reannounce` from another thread: single dict operations), and device -> ident
+        self._live: dict[str, list[tuple[str, bytes]]] = {}
+        self._live_ident: dict[int, str] = {}
 
     def restart(self) -> None:
         """Forget what the scans learnt (which visits each device's config held, the tables'
@@ -186,6 +193,7 @@ class ConfigPusher:
                 del self._unconfirmed[dev_id]
                 self._parts[dev_id] = parts
                 self.counts["pushed"] += 1
+                self._stored(dev_id)
             elif now - sent > self.confirm_s:
                 del self._unconfirmed[dev_id]
                 self._retry.add(dev_id)
@@ -293,15 +301,40 @@ class ConfigPusher:
             session.commit()  # the new versions first: a version is never reused
         return out
 
-    def _announce(self, _dev_id: int, ident: str, version: int, text: str) -> None:
+    def _announce(self, dev_id: int, ident: str, version: int, text: str) -> None:
         """The live copy: best effort, the retained one follows."""
+        messages = encode_config(ident, version, text)
+        self._live[ident] = messages
+        self._live_ident[dev_id] = ident
         try:
-            for topic, payload in encode_config(ident, version, text):
+            for topic, payload in messages:
                 self.announce(topic, payload)
             self.counts["announced"] += 1
         except Exception as e:  # no NATS connection now: the retained copy will do
             self.counts["announce_errors"] += 1
             log.debug("live copy of config %d of %s not sent (%s)", version, ident, e)
+
+    def reannounce(self, ident: str) -> bool:
+        """The device `ident` came online: the live copy again if its retained copy is not
+        stored yet (what it just read from the broker may be the previous version). Any
+        thread; never raises."""
+        live = self._live.get(ident)
+        if live is None or self.announce is None:
+            return False
+        try:
+            for topic, payload in live:
+                self.announce(topic, payload)
+        except Exception as e:  # the retained copy will do
+            log.debug("live copy for %s not sent again (%s)", ident, e)
+            return False
+        self.counts["reannounced"] += 1
+        return True
+
+    def _stored(self, dev_id: int) -> None:
+        """Its retained copy is confirmed: no live copy needed any more."""
+        ident = self._live_ident.pop(dev_id, None)
+        if ident is not None:
+            self._live.pop(ident, None)
 
     def _remember(self, dev_id: int, body: dict) -> None:
         new = frozenset(row[0] for row in body["visits"])
@@ -348,3 +381,4 @@ class ConfigPusher:
             return
         self._parts[dev_id] = parts
         self.counts["pushed"] += 1
+        self._stored(dev_id)

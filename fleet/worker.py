@@ -473,6 +473,9 @@ class IngestWorker:
             finally:
                 self._settle_one(handle, STORED)
             return
+        if topic.endswith("/state") and bytes(payload) == b"online" and self.pusher:
+            # a device back while its new config is not yet retained: the live copy again
+            self.pusher.reannounce(topic.split("/")[2])
         if topic.endswith("/up/sos"):  # rare and urgent: stored here, not batched
             stored = self.box_sos(topic, bytes(payload))
             self._settle_one(handle, STORED if stored else RETRY)

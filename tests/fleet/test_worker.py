@@ -193,3 +193,21 @@ def test_a_tap_is_committed_and_acked_before_the_health_of_its_batch(
     t.join(5)
     assert batches == [["tg/v1/r1/up/clock"], ["tg/v1/r1/up/health", "tg/v1/r2/up/health"]]
     assert worker.stored == 1 and worker.counts["health"] == 2
+
+
+def test_a_device_coming_online_is_offered_the_live_copy_of_its_pending_config(database_url):
+    class Pusher:
+        def __init__(self):
+            self.asked = []
+
+        def reannounce(self, ident):
+            self.asked.append(ident)
+            return True
+
+    worker = IngestWorker(database_url, "127.0.0.1", 1, publish=lambda t, p: None)
+    worker.pusher = Pusher()
+    worker._on_up("tg/v1/r7/state", b"online")
+    worker._on_up("tg/v1/r8/state", b"offline")
+    worker._on_up("tg/v1/r9/up/health", b"{}")
+    assert worker.pusher.asked == ["r7"]
+    assert worker.queue.qsize() == 3  # each still handled as before

@@ -208,3 +208,23 @@ def test_live_copies_of_a_whole_pass_go_before_any_retained_one(sessions):
     assert p.counts["pushed"] == 5
     live_payloads = [t for k, t in order if k == "live"]
     assert live_payloads == [t for t in retained if not t.startswith("tg/v1/demo-r3/")]
+
+
+def test_a_device_back_before_its_retained_copy_is_stored_gets_the_live_copy_again(sessions):
+    live: list[str] = []
+    receipts: list[Receipt] = []
+
+    def publish(topic, payload, retain):
+        receipts.append(Receipt())
+        return receipts[-1]
+
+    p = ConfigPusher(sessions, publish, announce=lambda t, _p: live.append(t))
+    p.poll()
+    first = list(live)
+    assert p.reannounce("demo-r2") and live[len(first):] == [
+        t for t in first if t.startswith("tg/v1/demo-r2/")]
+    assert not p.reannounce("demo-unknown") and p.counts["reannounced"] == 1
+    for r in receipts:  # every retained copy stored: nothing to send again
+        r.done = True
+    p.confirm()
+    assert not p.reannounce("demo-r2") and p._live == {} and p._live_ident == {}
