@@ -124,7 +124,8 @@ def test_bench_firmware_prints_one_json_object(capsys):
     from types import SimpleNamespace
 
     from tools.bench.firmware import run_bench_firmware
-    assert run_bench_firmware(SimpleNamespace(taps=1000, warmup=300)) == 0
+    # 40 feedback taps, not the command's 200: they run at a person's pace (59 s for 200)
+    assert run_bench_firmware(SimpleNamespace(taps=1000, warmup=300, feedback_taps=40)) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     r = __import__("json").loads(out[0])
@@ -132,6 +133,8 @@ def test_bench_firmware_prints_one_json_object(capsys):
                 "taps", "interpreter"):
         assert key in r
     assert r["taps"] == 1000 and r["interpreter"] == "micropython 1.27.0 (webassembly)"
+    assert r["tap_feedback_taps_down"] > 0 and r["tap_feedback_taps_hang"] > 0
+    assert r["tap_feedback_ms_p99"] > 0 and "tap_feedback_ok" in r["targets"]
     assert r["mpy_files"] >= 25 and r["mpy_failed"] == [] and r["journal_depth"] == 0
 
 
