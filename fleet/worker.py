@@ -30,6 +30,7 @@ import queue
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -70,6 +71,7 @@ _QUEUE_MAX = 50_000  # paho's thread blocks beyond this: back-pressure, not loss
 _MATCH_LIMIT = 5000
 _MATCH_EVERY_S = 1.0
 _PUSH_EVERY_S = 1.0  # planning push: a changed planning is on the broker within about this
+SWITCH_INTERVAL_S = 0.001  # the GIL's, in a worker process (default 0.005)
 _ALERT_SWEEP_S = 30.0  # the offline sweep (fleet.alerts); an alert waits at most this longer
 
 Publish = Callable[[str, bytes], None]
@@ -518,6 +520,10 @@ class IngestWorker:
 
     def start(self) -> "IngestWorker":
         self._stop.clear()
+        # many threads here wait on I/O (database, NATS, paho) beside CPU-bound ones (the
+        # pusher computing configs): with the default 5 ms switch interval each wake-up waited
+        # up to 5 ms for the GIL, and a batch is dozens of round trips
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.open_database()
         self.match()  # what a killed worker left pending
         if self.push:

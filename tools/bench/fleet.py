@@ -512,6 +512,7 @@ def run_bench_fleet(args) -> int:
         end = workers.poll() or last
         pushed_to = sum(out["push_seen"] for out in outs)
         lasts = [out["push_last"] for out in outs if out["push_last"]]
+        push_live_s = (max(lasts) - push_t0) if lasts else float("inf")
         third = max(1, len(samples) // 3)
         # the start: the first sample, or the first third's median if lower (one batch in
         # flight is not a backlog); it grew when the last third's median is above twice that
@@ -545,6 +546,11 @@ def run_bench_fleet(args) -> int:
             # the same, apart: the taps of the measured window, those of the planning push
             "p99_tap_to_stored_window_s": _p99([lat for t, lat in taps if t < push_t0]),
             "p99_tap_to_stored_push_s": _p99([lat for t, lat in taps if t >= push_t0]),
+            # the push apart: while the live copies go out, then while the retained ones do
+            "p99_tap_to_stored_live_s": _p99([lat for t, lat in taps
+                                              if push_t0 <= t < push_t0 + push_live_s]),
+            "p99_tap_to_stored_retained_s": _p99([lat for t, lat in taps
+                                                  if t >= push_t0 + push_live_s]),
             "taps": len(taps),
             "taps_unacked": sum(out["tap_lost"] for out in outs),
             "worker_errors": end["errors"], "loop_errors": dict(loop_errors),
