@@ -15,6 +15,9 @@ gateway answers the PUBACK after its store, so:
 - at most `window` per connection are queued or on the wire: `publish` waits for room (up to
   `wait_s`, then raises ConnectionError: the pusher sends that config again at its next poll),
   so memory stays bounded whatever the fleet's size;
+- at most `rate` messages a second over all connections (400 by default): the retained copies
+  come behind the live ones (fleet.push), and their stores compete with the taps' for the
+  nodes;
 - `publish` returns paho's MessageInfo: `is_published()` once the gateway stored it
   (fleet.push counts a config as pushed only then, and sends it again when it never is).
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from collections import Counter
 
@@ -41,13 +45,18 @@ PER_NODE = 4  # connections per node address (docs/scaling.md, "The down path")
 INFLIGHT = 20  # unanswered QoS 1 publishes per connection (paho's window)
 WINDOW = 500  # queued in paho or unanswered, per connection: `publish` waits beyond
 WAIT_S = 10.0  # how long `publish` waits for room before refusing
+# retained messages a second, all connections together: the devices connected have their
+# config live already (fleet.push, "Live first"), and unpaced stores (760 a second) doubled
+# the taps' p99 while they ran (docs/scaling.md, "Live first, health apart")
+RATE = 400.0
 
 
 class RetainedPool:
     def __init__(self, addresses: list[tuple[str, int]], client_id: str, *,
                  connections: int | None = None, username: str | None = None,
                  password: str | None = None, tls: bool = False, keepalive: int = 30,
-                 inflight: int = INFLIGHT, window: int = WINDOW, wait_s: float = WAIT_S) -> None:
+                 inflight: int = INFLIGHT, window: int = WINDOW, wait_s: float = WAIT_S,
+                 rate: float | None = RATE) -> None:
         addresses = list(dict.fromkeys(addresses))
         if not addresses:
             raise ValueError("no broker address")
@@ -55,6 +64,9 @@ class RetainedPool:
         if n < 1:
             raise ValueError(f"connections must be at least 1, not {n}")
         self.wait_s, self.keepalive = wait_s, keepalive
+        self.rate = rate  # None: unpaced
+        self._next = 0.0  # monotonic time the next message may go (the pacing)
+        self._pace = threading.Lock()
         self.counts: Counter = Counter()
         self._lanes = []
         for i in range(n):
@@ -82,7 +94,21 @@ class RetainedPool:
         parts = topic.split("/")
         key = parts[2] if len(parts) > 2 else topic
         lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
+        self._wait_turn()
         return lane.publish(topic, payload, retain, self.wait_s)
+
+    def _wait_turn(self) -> None:
+        """At most `rate` messages a second (a caller sleeps for its turn; bursts of up to a
+        tenth of a second's worth go at once)."""
+        if not self.rate:
+            return
+        with self._pace:
+            now = time.monotonic()
+            self._next = max(self._next, now - 0.1) + 1.0 / self.rate
+            delay = self._next - now
+        if delay > 1e-6:  # not a float's rounding
+            self.counts["paced_s"] += delay
+            time.sleep(delay)
 
     def stop(self) -> None:
         for lane in self._lanes:

@@ -74,7 +74,8 @@ def test_a_node_lost_moves_its_connection_and_no_config_is_lost(cluster):
     """The devices of the lost node's connection are refused while it moves (the pusher sends
     them again at its next poll); what was in flight is sent again by paho on the next node;
     in the end every config is stored."""
-    pool = RetainedPool(cluster.mqtt_addresses, "dp-fleet", wait_s=2.0).start()
+    # unpaced: the node is killed with the 300 in flight (the pacing has its test below)
+    pool = RetainedPool(cluster.mqtt_addresses, "dp-fleet", wait_s=2.0, rate=None).start()
     try:
         assert pool.wait_connected(30)
         topics = [f"tg/v1/dp-{i:03d}/down/config" for i in range(300)]
@@ -113,3 +114,34 @@ def test_a_node_lost_moves_its_connection_and_no_config_is_lost(cluster):
 def test_no_address_is_a_clear_error():
     with pytest.raises(ValueError, match="no broker address"):
         RetainedPool([], "dp-fleet")
+
+
+def test_the_retained_copies_are_paced(monkeypatch):
+    """At most `rate` a second over all connections (a tenth of a second's worth at once),
+    on a clock of the test's: the stores come behind the live copies and must not crowd out
+    the taps' (docs/scaling.md)."""
+    import fleet.down_path as down
+
+    class Clock:
+        now = 100.0
+
+        def monotonic(self):
+            return self.now
+
+        def sleep(self, s):
+            self.now += s
+
+    clock = Clock()
+    monkeypatch.setattr(down, "time", clock)
+    pool = RetainedPool([("127.0.0.1", 1)], "dp-pace", rate=100)  # never started
+    for _ in range(210):
+        pool._wait_turn()  # noqa: SLF001
+    assert 1.99 <= clock.now - 100.0 <= 2.01  # 210 at 100 a second, 10 of them at once
+    clock.now += 5.0  # idle: the next ones go at once, but no more than a tenth's worth
+    start = clock.now
+    for _ in range(10):
+        pool._wait_turn()  # noqa: SLF001
+    assert clock.now == start
+    pool._wait_turn()  # noqa: SLF001
+    assert clock.now > start
+    assert RetainedPool([("127.0.0.1", 1)], "dp-free", rate=None).rate is None
