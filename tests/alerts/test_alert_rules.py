@@ -183,3 +183,39 @@ def test_acknowledge_keeps_the_first(session, fleet):
     assert alerts.acknowledge(session, alert, "api_key:1:alice", None, NOW)
     assert not alerts.acknowledge(session, alert, "api_key:2:bob", None, NOW)
     assert alert.acknowledged_who == "api_key:1:alice"
+
+
+def test_the_sweep_reads_only_devices_silent_past_the_shortest_delay(session, fleet):
+    """Devices heard from within the shortest delay of any organisation are not even read
+    (50,000 reporting devices cost the leader 2 s a sweep), and the outcome is the same: a
+    second organisation with a 60 s delay still gets its alert at 61 s, the first's devices
+    at 15 minutes."""
+    from fleet.models import Device, Organisation
+
+    other = Organisation(name="Aide à Domicile du Lac")
+    session.add(other)
+    session.flush()
+    session.add(Device(ident="r9", kind="reader", organisation_id=other.id, status="active"))
+    session.commit()
+    alerts.set_offline_after(session, other.id, 60)
+    for ident in ("r1", "r2", "r9"):
+        send(session, ident, health(), NOW)
+    statements = []
+    from sqlalchemy import event
+
+    engine = session.get_bind()
+    listen = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert alerts.sweep(session, NOW + timedelta(seconds=30))["alert_opened_device_offline"] == 0
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert any("last_seen <" in s or "last_seen IS NULL" in s for s in statements), statements
+    alerts.sweep(session, NOW + timedelta(seconds=61))
+    assert [a.device_id for a in rows(session) if not a.resolved] == [
+        session.scalar(select(Device.id).where(Device.ident == "r9"))]
+    alerts.sweep(session, NOW + timedelta(minutes=15, seconds=1))
+    assert len(open_kinds(session)) == 3
+    send(session, "r9", health(NOW + timedelta(minutes=16)), NOW + timedelta(minutes=16))
+    alerts.sweep(session, NOW + timedelta(minutes=16, seconds=1))
+    assert len(open_kinds(session)) == 2  # r9 back: resolved, although no longer read
