@@ -520,10 +520,6 @@ class IngestWorker:
 
     def start(self) -> "IngestWorker":
         self._stop.clear()
-        # many threads here wait on I/O (database, NATS, paho) beside CPU-bound ones (the
-        # pusher computing configs): with the default 5 ms switch interval each wake-up waited
-        # up to 5 ms for the GIL, and a batch is dozens of round trips
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.open_database()
         self.match()  # what a killed worker left pending
         if self.push:
@@ -634,6 +630,14 @@ class IngestWorker:
         self.stop()
 
 
+def own_process() -> None:
+    """What a worker sets for the process it owns (never for a test's): many of its threads
+    wait on I/O (database, NATS, paho) beside CPU-bound ones (the pusher computing configs);
+    with the default 5 ms switch interval each wake-up waited up to 5 ms for the GIL, and a
+    batch is dozens of round trips."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fleet.worker")
     parser.add_argument("--protocol", choices=["v5", "v311"], default=None)
@@ -644,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    own_process()
     try:
         IngestWorker(settings, protocol=args.protocol, client_id=args.client_id,
                      batch_max=settings.batch_max,

@@ -233,8 +233,9 @@ def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
     os.environ.update(env)
     try:
         from fleet.config import Settings
-        from fleet.worker import IngestWorker
+        from fleet.worker import IngestWorker, own_process
 
+        own_process()
         w = IngestWorker(Settings(database_url=db_url),
                          client_id=f"bench-worker-{index}-{os.getpid()}").start()
     except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
