@@ -75,16 +75,26 @@ def box(tmp_path, host="127.0.0.1", port=1883, brokers=None):
     return clock, core, link
 
 
-async def tap_100(clock, core, link, at_50, once_up=lambda: None):
-    """Run the link and the box's network poll, 100 unknown cards tapped once it is up, with
-    `at_50` (a broker's outage, in a thread) at the 50th; returns when all 100 are acked."""
-    task = asyncio.create_task(link.run())
-
+def run_box(link) -> list:
+    """The link's task and the box's network poll (every 50 ms), as on the device."""
     async def net_task():
         while True:
             link.poll(ticks_ms(), True)
             await asyncio.sleep(0.05)
-    poll = asyncio.create_task(net_task())
+    return [asyncio.create_task(link.run()), asyncio.create_task(net_task())]
+
+
+async def stop_box(link, tasks: list) -> None:
+    link.close()
+    await asyncio.sleep(0.3)
+    for t in tasks:
+        t.cancel()
+
+
+async def tap_100(clock, core, link, at_50, once_up=lambda: None):
+    """Run the link and the box's network poll, 100 unknown cards tapped once it is up, with
+    `at_50` (a broker's outage, in a thread) at the 50th; returns when all 100 are acked."""
+    tasks = run_box(link)
     assert await until(link.up)
     once_up()
     for i in range(100):
@@ -94,10 +104,7 @@ async def tap_100(clock, core, link, at_50, once_up=lambda: None):
             await asyncio.to_thread(at_50)
         await asyncio.sleep(0.01)
     assert await until(lambda: core.journal.acked == 100, 60)
-    link.close()
-    await asyncio.sleep(0.3)
-    poll.cancel()
-    task.cancel()
+    await stop_box(link, tasks)
 
 
 def test_taps_through_mosquitto_and_a_restart_nothing_lost(tmp_path):
@@ -200,21 +207,12 @@ def test_over_tls_with_the_device_login_a_tap_is_stored_and_acked(demo, tmp_path
                         ca=p.ca_cert.read_text(), log=lambda m: None)
 
         async def scenario():
-            task = asyncio.create_task(link.run())
-
-            async def net_task():
-                while True:
-                    link.poll(ticks_ms(), True)
-                    await asyncio.sleep(0.05)
-            poll = asyncio.create_task(net_task())
+            tasks = run_box(link)
             assert await until(link.up, 20), link.last_error
             core.clock.t = int(time.time())
             core.tap(badge)
             assert await until(lambda: core.journal.acked == 1, 30)
-            link.close()
-            await asyncio.sleep(0.3)
-            poll.cancel()
-            task.cancel()
+            await stop_box(link, tasks)
 
         asyncio.run(scenario())
         assert link.tls() and link.client.refused == 0
