@@ -143,12 +143,12 @@ class ConfigPusher:
         self._device_visits: dict[int, frozenset[int]] = {}
         self._parts: dict[int, int] = {}  # device -> parts of its last published config
         self._retry: set[int] = set()  # committed but not published: sent again next poll
-        # published, waiting for the broker's receipts: device -> (sent at, receipts, parts)
-        self._unconfirmed: dict[int, tuple[float, list, int]] = {}
+        # published, waiting for the broker's receipts:
+        # device -> (sent at, receipts, parts, ident)
+        self._unconfirmed: dict[int, tuple[float, list, int, str]] = {}
         # announced, its retained copy not yet confirmed: ident -> messages (read by
-        # `reannounce` from another thread: single dict operations), and device -> ident
+        # `reannounce` from another thread: single dict operations)
         self._live: dict[str, list[tuple[str, bytes]]] = {}
-        self._live_ident: dict[int, str] = {}
 
     def restart(self) -> None:
         """Forget what the scans learnt (which visits each device's config held, the tables'
@@ -184,7 +184,7 @@ class ConfigPusher:
         """Count the configs whose receipts all came as pushed; those waiting longer than
         `confirm_s` go to the next poll's retries. Returns how many are still waiting."""
         now = self.clock()
-        for dev_id, (sent, receipts, parts) in list(self._unconfirmed.items()):
+        for dev_id, (sent, receipts, parts, ident) in list(self._unconfirmed.items()):
             try:
                 done = all(r.is_published() for r in receipts)
             except Exception:  # the receipt says it failed (paho raises): sent again
@@ -193,7 +193,7 @@ class ConfigPusher:
                 del self._unconfirmed[dev_id]
                 self._parts[dev_id] = parts
                 self.counts["pushed"] += 1
-                self._stored(dev_id)
+                self._live.pop(ident, None)  # stored: no live copy needed any more
             elif now - sent > self.confirm_s:
                 del self._unconfirmed[dev_id]
                 self._retry.add(dev_id)
@@ -262,12 +262,13 @@ class ConfigPusher:
         for i in range(0, len(ids), self.batch):
             out = self._compute_batch(ids[i:i + self.batch], now, force)
             published += len(out)
-            for config in out:
+            for dev_id, ident, version, text in out:
+                messages = encode_config(ident, version, text)
                 if self.announce is None:
-                    self._send(*config)
+                    self._send(dev_id, ident, version, text, messages)
                 else:
-                    self._announce(*config)
-                    behind.append(config)
+                    self._announce(ident, version, messages)
+                    behind.append((dev_id, ident, version, text, messages))
         for config in behind:
             self._send(*config)
         return published
@@ -301,11 +302,9 @@ class ConfigPusher:
             session.commit()  # the new versions first: a version is never reused
         return out
 
-    def _announce(self, dev_id: int, ident: str, version: int, text: str) -> None:
+    def _announce(self, ident: str, version: int, messages: list[tuple[str, bytes]]) -> None:
         """The live copy: best effort, the retained one follows."""
-        messages = encode_config(ident, version, text)
         self._live[ident] = messages
-        self._live_ident[dev_id] = ident
         try:
             for topic, payload in messages:
                 self.announce(topic, payload)
@@ -330,12 +329,6 @@ class ConfigPusher:
         self.counts["reannounced"] += 1
         return True
 
-    def _stored(self, dev_id: int) -> None:
-        """Its retained copy is confirmed: no live copy needed any more."""
-        ident = self._live_ident.pop(dev_id, None)
-        if ident is not None:
-            self._live.pop(ident, None)
-
     def _remember(self, dev_id: int, body: dict) -> None:
         new = frozenset(row[0] for row in body["visits"])
         old = self._device_visits.get(dev_id, frozenset())
@@ -349,14 +342,16 @@ class ConfigPusher:
             self._visit_devices.setdefault(vid, set()).add(dev_id)
         self._device_visits[dev_id] = new
 
-    def _send(self, dev_id: int, ident: str, version: int, text: str) -> None:
+    def _send(self, dev_id: int, ident: str, version: int, text: str,
+              encoded: list[tuple[str, bytes]]) -> None:
+        """Publish `encoded` (encode_config of `text`) retained, then the deletions of the
+        parts a longer config left."""
         if len(text) > MAX_CONFIG:
             log.warning("config of %s is %d bytes, over the device's %d: devices will refuse "
                         "it", ident, len(text), MAX_CONFIG)
             self.counts["oversized"] += 1
-        messages = encode_config(ident, version, text)
-        parts = len(messages) - 1
-        messages += clear_parts(ident, parts, self._parts.get(dev_id, 0))
+        parts = len(encoded) - 1
+        messages = encoded + clear_parts(ident, parts, self._parts.get(dev_id, 0))
         receipts = []
         self._unconfirmed.pop(dev_id, None)  # sent again: the new receipts count
         try:
@@ -377,8 +372,8 @@ class ConfigPusher:
                               version, ident)
             return
         if receipts:
-            self._unconfirmed[dev_id] = (self.clock(), receipts, parts)
+            self._unconfirmed[dev_id] = (self.clock(), receipts, parts, ident)
             return
         self._parts[dev_id] = parts
         self.counts["pushed"] += 1
-        self._stored(dev_id)
+        self._live.pop(ident, None)

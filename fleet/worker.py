@@ -82,10 +82,10 @@ def records_first(batch: list) -> list[list]:
     SOS) first, the health reports after. A tap's ack then waits for its own commit, not for
     the UPDATE of every device row whose report shared its batch (under 50,000 devices' health,
     the p99 of tap to stored in docs/scaling.md)."""
-    health = [m for m in batch if m[0].endswith("/up/health")]
-    if not health or len(health) == len(batch):
-        return [batch]
-    return [[m for m in batch if not m[0].endswith("/up/health")], health]
+    records, health = [], []
+    for m in batch:
+        (health if m[0].endswith("/up/health") else records).append(m)
+    return [records, health] if records and health else [batch]
 
 
 def _senders(messages: list) -> set[str]:
@@ -187,6 +187,8 @@ class IngestWorker:
                 "health": self.counts["health"], "errors": self.counts["errors"],
                 "configs_pushed": self.pusher.counts["pushed"] if self.pusher else 0,
                 "configs_announced": self.pusher.counts["announced"] if self.pusher else 0,
+                "configs_reannounced": (self.pusher.counts["reannounced"] if self.pusher
+                                        else 0),
                 "leader": self.leader, "rejected": self.rejected,
                 **({"jetstream": dict(self.source.counts)} if self.source else {}),
                 **({"down": dict(self.down.counts)} if self.down else {})}

@@ -100,6 +100,7 @@ def jetstream_state(urls: list[str], login: tuple[str, str] | None = None) -> di
             si = await js.stream_info(STREAM)
             ci = await js.consumer_info(STREAM, CONSUMER)
             return {"stored": si.state.messages, "replicas": si.config.num_replicas,
+                    "subjects": sorted(si.config.subjects or []),
                     "ack_pending": ci.num_ack_pending, "not_fetched": ci.num_pending,
                     "redelivered": ci.num_redelivered}
         finally:

@@ -14,6 +14,7 @@ from nats.js.api import ConsumerConfig, AckPolicy, StreamConfig, RetentionPolicy
 from fleet.nats_transport import (CONSUMER, STREAM, STORED, UP_SUBJECTS, JetStreamSource,
                                   wait_ready)
 from tests.cluster.conftest import Client
+from tests.cluster.nats_fleet import jetstream_state
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("processes")]
@@ -48,14 +49,8 @@ def start(cluster, sink: Sink, name: str, node: int = 0) -> JetStreamSource:
 
 
 def stream_state(cluster) -> tuple[list[str], int]:
-    async def ask():
-        nc = await nats.connect(servers=list(cluster.nats_urls))
-        try:
-            info = await nc.jetstream().stream_info(STREAM)
-            return sorted(info.config.subjects), info.state.messages
-        finally:
-            await nc.close()
-    return asyncio.run(ask())
+    state = jetstream_state(list(cluster.nats_urls))
+    return state["subjects"], state["stored"]
 
 
 def test_health_goes_to_one_worker_of_the_group_and_never_into_the_stream(cluster):

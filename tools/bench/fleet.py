@@ -484,7 +484,8 @@ def run_bench_fleet(args) -> int:
         # the planning push: every device's planning changes with the tolerance
         import sqlalchemy as sa
         engine = sa.create_engine(db_url)
-        stored0 = (workers.poll() or last)["pushed"]  # the fleet's count of stored configs
+        stored = lambda: (workers.poll() or last)["pushed"]  # noqa: E731 - the fleet's count
+        stored0 = stored()
         with engine.begin() as c:
             push_t0 = time.time()
             for s in shareds:
@@ -499,10 +500,9 @@ def run_bench_fleet(args) -> int:
             time.sleep(0.2)
         # on a cluster the devices have it before the broker stored every retained copy
         # (fleet.push, "Live first"): how long until the fleet counted all of them stored
-        while (workers.poll() or last)["pushed"] < stored0 + connected \
-                and time.time() < deadline:
+        while stored() < stored0 + connected and time.time() < deadline:
             time.sleep(0.2)
-        stored_all = (workers.poll() or last)["pushed"] >= stored0 + connected
+        stored_all = stored() >= stored0 + connected
         push_stored_s = round(time.time() - push_t0, 2) if stored_all else None
         for s in shareds:
             s.end_at.value = time.time() + 2.0  # the taps of the push window, acked
