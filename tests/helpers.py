@@ -96,7 +96,9 @@ def telegest(*argv: str, timeout: float = 120,
                           env={**os.environ, **env} if env else None)
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "condition",
+               why=None):
+    """`why`: called at a timeout, what is still missing (said instead of the last value)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -104,7 +106,8 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} "
+                         f"({why() if why else f'last: {last!r}'})")
 
 
 def stored_seqs(db_url: str, device_ident: str) -> list[int]:
