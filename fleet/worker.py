@@ -88,6 +88,12 @@ def records_first(batch: list) -> list[list]:
     return [records, health] if records and health else [batch]
 
 
+def _awaited(message) -> bool:
+    """A message whose device waits for its ack (a clock batch, an SOS): never held back for
+    the batch window."""
+    return message[0].endswith(("/up/clock", "/up/sos"))
+
+
 def _senders(messages: list) -> set[str]:
     return {parts[2] for topic, *_ in messages
             if len(parts := topic.split("/")) > 3 and parts[0] == "tg"}
@@ -297,15 +303,19 @@ class IngestWorker:
                 if self._stop.is_set():
                     return
                 continue
+            # the batch window gathers health reports into one transaction; a tap or an SOS
+            # in it ends the wait (what is queued already still joins): its device waits
             batch = [first]
             deadline = time.monotonic() + self.batch_wait_s
+            awaited = _awaited(first)
             while len(batch) < self.batch_max:
-                left = deadline - time.monotonic()
+                left = 0 if awaited else deadline - time.monotonic()
                 try:
                     batch.append(self.queue.get(timeout=left) if left > 0
                                  else self.queue.get_nowait())
                 except queue.Empty:
                     break
+                awaited = awaited or _awaited(batch[-1])
             # Durability first: while messages wait, store and ack them; match once the queue
             # is drained, or at least every second so the board never lags far behind.
             for part in records_first(batch):

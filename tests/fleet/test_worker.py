@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from fleet.models import ClockEvent
 from fleet.worker import IngestWorker
+from tests.helpers import wait_until
 
 from .conftest import NOW, TS
 
@@ -193,6 +194,26 @@ def test_a_tap_is_committed_and_acked_before_the_health_of_its_batch(
     t.join(5)
     assert batches == [["tg/v1/r1/up/clock"], ["tg/v1/r1/up/health", "tg/v1/r2/up/health"]]
     assert worker.stored == 1 and worker.counts["health"] == 2
+
+
+def test_a_tap_is_not_held_for_the_batch_window(database_url, agency, clock, event):
+    """The window gathers health reports; a tap ends it at once (a 60 s window here: the tap
+    is stored long before it would close)."""
+    worker = IngestWorker(database_url, "127.0.0.1", 1, batch_max=500, batch_wait_s=60,
+                          publish=lambda t, p: None)
+    worker.open_database()
+    health = json.dumps({"now": TS, "fw": "1.0", "up": 1, "heap": 1, "jd": 0, "jfull": False,
+                         "rd": "ok", "tq": "synced"}).encode()
+    worker.queue.put(("tg/v1/r2/up/health", health, NOW))
+    worker.queue.put(("tg/v1/r1/up/clock", clock(event(1)), NOW))
+    t = threading.Thread(target=worker._drain)
+    t.start()
+    try:
+        wait_until(lambda: worker.stored == 1, 20, what="the tap stored within the window")
+        assert worker.counts["health"] == 1  # queued before it: joined its batch
+    finally:
+        worker._stop.set()
+        t.join(5)
 
 
 def test_a_device_coming_online_is_offered_the_live_copy_of_its_pending_config(database_url):
