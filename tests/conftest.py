@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import READY_S, ROOT, WorkerProcess, worker_database_url
+from tests.helpers import READY_S, WorkerProcess, worker_database_url
 from tools.broker import Broker, free_port, wait_port
 from tools.up import seed
 
@@ -173,20 +171,34 @@ def api(demo):
 
 
 @pytest.fixture
-def api_server(demo, tmp_path):
-    """`telegest fleet api` on a free port, as a user would run it."""
+def api_server(demo):
+    """The REST API and console on a free port, served by uvicorn as `telegest fleet api`
+    serves them (same app, same settings from the environment), in a thread of the test's
+    process: a process of its own cost 2 s of imports per test, 48 browser tests. The command
+    itself is run by the e2e tests (tests/e2e/conftest.py `fleet_api`, `telegest up`)."""
+    import dataclasses
+    import threading
+
+    import uvicorn
+
+    from fleet.api.app import create_app
+    from fleet.config import Settings
+
     port = free_port()
-    log = open(tmp_path / "api.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "fleet", "api", "--db", demo[0],
-                             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    settings = Settings(database_url=demo[0])
+    if not settings.public_url_configured:  # as the command does
+        settings = dataclasses.replace(settings, public_url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, name=f"api-{port}", daemon=True)
+    thread.start()
     try:
-        if not wait_port("127.0.0.1", port, READY_S):
-            raise AssertionError((tmp_path / "api.log").read_text())
+        if not wait_port("127.0.0.1", port, READY_S) or not thread.is_alive():
+            raise AssertionError(f"the API did not start on port {port}")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        server.should_exit = True
+        thread.join(10)
 
 
 # -- CI gate: every marker collects tests, nothing is skipped (tests/gate.py, xdist-aware) ------
