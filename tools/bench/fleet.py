@@ -499,7 +499,10 @@ def run_bench_fleet(args) -> int:
             workers.poll()
             time.sleep(0.2)
         # on a cluster the devices have it before the broker stored every retained copy
-        # (fleet.push, "Live first"): how long until the fleet counted all of them stored
+        # (fleet.push, "Live first"): how long until the fleet counted all of them stored;
+        # paced (fleet.down_path.RATE a second), so given that long more than the push
+        from fleet.down_path import RATE
+        deadline = max(deadline, push_t0 + o.push_timeout + connected / RATE)
         while stored() < stored0 + connected and time.time() < deadline:
             time.sleep(0.2)
         stored_all = stored() >= stored0 + connected
