@@ -228,6 +228,27 @@ def process_usage(pids: list[int]) -> tuple[float, float]:
 
 
 # -- the fleet workers, each in its own process -------------------------------------------------
+def _watch_gc() -> dict:
+    """The worker's garbage collections: how many of the oldest generation, and the longest
+    pause of each generation (ms), a collection holding every thread of the process."""
+    import gc
+
+    pauses = {"full": 0, "max_ms_0": 0.0, "max_ms_1": 0.0, "max_ms_2": 0.0}
+    began = [0.0]
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - began[0]) * 1000
+        g = info["generation"]
+        pauses[f"max_ms_{g}"] = round(max(pauses[f"max_ms_{g}"], ms), 1)
+        pauses["full"] += g == 2
+
+    gc.callbacks.append(watch)
+    return pauses
+
+
 def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
     raise_file_limit()
     os.environ.update(env)
@@ -236,6 +257,7 @@ def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
         from fleet.worker import IngestWorker, own_process
 
         own_process()
+        pauses = _watch_gc()
         w = IngestWorker(Settings(database_url=db_url),
                          client_id=f"bench-worker-{index}-{os.getpid()}").start()
     except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
@@ -249,6 +271,7 @@ def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
                    "cpu": ru.ru_utime + ru.ru_stime,
                    "stored": w.stored, "messages": w.counts["messages"],
                    "queue": w.queue.qsize(), "pushed": pushed, "errors": w.counts["errors"],
+                   "gc": dict(pauses),
                    # NATS mode: the down link (MQTT) and the JetStream consumer
                    "connected": mqtt_up and (w.source is None or w.source.ready.is_set())})
     w.stop()
@@ -556,6 +579,13 @@ def run_bench_fleet(args) -> int:
             "p99_tap_to_stored_retained_s": _p99([lat for t, lat in taps
                                                   if t >= push_t0 + push_live_s]),
             "taps": len(taps),
+            # where the tail is: the slowest taps, seconds after the window's start (the
+            # push began at push_at_s), and each worker's garbage collections (full ones, the
+            # longest pause of each generation in ms: a pause holds all its threads)
+            "slowest_taps": [[round(t - start_at, 1), round(lat, 3)]
+                             for t, lat in sorted(taps, key=lambda x: -x[1])[:8]],
+            "push_at_s": round(push_t0 - start_at, 1),
+            "worker_gc": [s.get("gc") for _, s in sorted(workers.latest.items())],
             "taps_unacked": sum(out["tap_lost"] for out in outs),
             "worker_errors": end["errors"], "loop_errors": dict(loop_errors),
             # what the window cost: the workers' CPU per message they stored (health and
