@@ -78,8 +78,8 @@ Publish = Callable[[str, bytes], None]
 
 
 def records_first(batch: list) -> list[list]:
-    """The batch as one or two transactions: what a device waits an ack for (clock events,
-    SOS) first, the health reports after. A tap's ack then waits for its own commit, not for
+    """The batch as one or two transactions: the clock events (what a device waits an ack
+    for) and link states first, the health reports after. A tap's ack then waits for its own commit, not for
     the UPDATE of every device row whose report shared its batch (under 50,000 devices' health,
     the p99 of tap to stored in docs/scaling.md)."""
     records, health = [], []
@@ -89,9 +89,9 @@ def records_first(batch: list) -> list[list]:
 
 
 def _awaited(message) -> bool:
-    """A message whose device waits for its ack (a clock batch, an SOS): never held back for
-    the batch window."""
-    return message[0].endswith(("/up/clock", "/up/sos"))
+    """A clock batch: its device waits for the ack, so it is never held back for the batch
+    window (an SOS never reaches the queue: `_on_up` stores it at once)."""
+    return message[0].endswith("/up/clock")
 
 
 def _senders(messages: list) -> set[str]:
@@ -303,7 +303,7 @@ class IngestWorker:
                 if self._stop.is_set():
                     return
                 continue
-            # the batch window gathers health reports into one transaction; a tap or an SOS
+            # the batch window gathers health reports into one transaction; a clock batch
             # in it ends the wait (what is queued already still joins): its device waits
             batch = [first]
             deadline = time.monotonic() + self.batch_wait_s
