@@ -102,12 +102,13 @@ class RetainedPool:
         tenth of a second's worth go at once)."""
         if not self.rate:
             return
-        with self._pace:
+        with self._pace:  # `publish` may be called from any thread
             now = time.monotonic()
             self._next = max(self._next, now - 0.1) + 1.0 / self.rate
             delay = self._next - now
-        if delay > 1e-6:  # not a float's rounding
-            self.counts["paced_s"] += delay
+            if delay > 1e-6:  # not a float's rounding
+                self.counts["paced_s"] += delay
+        if delay > 1e-6:
             time.sleep(delay)
 
     def stop(self) -> None:

@@ -507,7 +507,9 @@ def run_bench_fleet(args) -> int:
         # the planning push: every device's planning changes with the tolerance
         import sqlalchemy as sa
         engine = sa.create_engine(db_url)
-        stored = lambda: (workers.poll() or last)["pushed"]  # noqa: E731 - the fleet's count
+        def stored() -> int:  # the fleet's count of configs the broker stored
+            return (workers.poll() or last)["pushed"]
+
         stored0 = stored()
         with engine.begin() as c:
             push_t0 = time.time()
