@@ -58,6 +58,12 @@ MAX_ACK_PENDING = 20_000  # fetched, not yet settled, all workers together
 # first, so a request for 500 took every message of its second and the other workers' waited
 # behind it (a test saw one of two workers store 150 of 150); 50 lets them take turns
 FETCH_MAX = 50
+# how long one pull request waits for messages. Not longer: a request whose wait ended on the
+# client while the server still held it (the two clocks of one expiry race) takes the next
+# messages, and nats-py hands those over only at the end of the fetch after (it waits for the
+# rest of a batch until its own request expires): at 1 s the 50,000-device bench saw taps wait
+# 0.97 to 1.0 s between the stream and the worker (fleet.tap_trace), so the wait bounds it
+FETCH_WAIT_S = 0.25
 MAX_STREAM_BYTES = 1 << 30  # a fleet away for long: the oldest go, devices resend them
 NAK_DELAY_S = 1.0
 
@@ -269,8 +275,8 @@ class JetStreamSource:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                msgs = await sub.fetch(n, timeout=1.0)
-            except (NatsTimeout, asyncio.TimeoutError):  # nothing came within the second
+                msgs = await sub.fetch(n, timeout=FETCH_WAIT_S)
+            except (NatsTimeout, asyncio.TimeoutError):  # nothing came meanwhile
                 continue
             except (ConnectionClosedError, NoServersError):
                 raise

@@ -56,6 +56,7 @@ from fleet.matching import match_pending
 from fleet.mqtt_failover import Addresses
 from fleet.nats_transport import DROP, RETRY, STORED, JetStreamSource
 from fleet.push import ConfigPusher
+from fleet.tap_trace import TapTrace
 from fleet.updates import UpdateService
 
 log = logging.getLogger("telegest.worker")
@@ -138,6 +139,7 @@ class IngestWorker:
         self.down: RetainedPool | None = None  # NATS mode: the retained configs' connections
         self.queue: queue.Queue = queue.Queue(maxsize=_QUEUE_MAX)
         self.counts: Counter = Counter()
+        self.trace = TapTrace()  # the slowest clock messages, stage by stage
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._match_thread: threading.Thread | None = None  # PostgreSQL only
@@ -228,6 +230,7 @@ class IngestWorker:
             self._settle(messages, RETRY if _connection_lost(error) else DROP)
         if acks is None:
             return []
+        committed = time.time()
         self.counts["batches"] += 1
         self.counts["messages"] += len(messages)
         for ack in acks:
@@ -236,6 +239,7 @@ class IngestWorker:
                 self.counts["acks"] += 1
             except Exception:
                 log.exception("ack to %s not published", ack.device)
+        self.trace.note(messages, committed, time.time())
         if match:
             self.match()
         return acks

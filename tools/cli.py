@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "firmware, 0 on the cluster: docs/scaling.md)")
     bf.add_argument("--broker-file-limit", type=at.positive_int, default=None,
                     help="lower the broker processes' file limit (as a smaller machine)")
+    bf.add_argument("--keep", action="store_true",
+                    help="keep the run's folder (the nodes' logs) even when it succeeds; "
+                         "its path is in the JSON (`workdir`)")
     be = command(bench, "export", cmd_bench_export,
                  "an agency's year of visits through the ESPPADOM, payroll and billing "
                  "exports, each streamed to a file in its own process: seconds, peak RSS")

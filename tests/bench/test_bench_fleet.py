@@ -149,4 +149,11 @@ def test_bench_fleet_on_a_nats_cluster(capsys):
     assert out["workers"] == 2 and out["connected"] == 60 and out["connect_errors"] == {}
     assert out["taps"] > 0 and out["taps_unacked"] == 0
     assert out["push_reached"] == 60 and out["worker_errors"] == 0
+    # where a tap's time went: the workers' slowest clock messages, stage by stage
+    slow = out["worker_slowest_clock"]
+    assert slow and len(slow) <= 8, out
+    for row in slow:
+        assert row["stream_to_queue_s"] is not None  # through JetStream: its timestamp
+        assert row["total_s"] >= row["queue_to_commit_s"] >= 0 and row["worker"] in (0, 1)
+    assert isinstance(out["load_stalls"], list) and out["workdir"] is None
     assert code == 0

@@ -271,7 +271,7 @@ def _worker_main(index: int, db_url: str, env: dict, stats, stop) -> None:
                    "cpu": ru.ru_utime + ru.ru_stime,
                    "stored": w.stored, "messages": w.counts["messages"],
                    "queue": w.queue.qsize(), "pushed": pushed, "errors": w.counts["errors"],
-                   "gc": dict(pauses),
+                   "gc": dict(pauses), "slowest_clock": w.trace.slowest(),
                    # NATS mode: the down link (MQTT) and the JetStream consumer
                    "connected": mqtt_up and (w.source is None or w.source.ready.is_set())})
     w.stop()
@@ -379,7 +379,7 @@ def _args(args) -> SimpleNamespace:
         attempts=int(g("attempts", 3)), connect_timeout=float(g("connect_timeout", 20)),
         broker_file_limit=getattr(args, "broker_file_limit", None),
         push_timeout=float(g("push_timeout", 180)),
-        sub_qos=getattr(args, "sub_qos", None))
+        sub_qos=getattr(args, "sub_qos", None), keep=bool(getattr(args, "keep", False)))
 
 
 def run_bench_fleet(args) -> int:
@@ -387,7 +387,8 @@ def run_bench_fleet(args) -> int:
     measured window, default 120), db (URL; default a temporary SQLite file), broker
     (mosquitto or cluster), nodes (cluster), workers, per_process, per_address (devices per
     source address, 0: no bind), connect_rate (per second, in all), attempts, connect_timeout,
-    broker_file_limit (lower the broker processes' file limit: a refusal at small N)."""
+    broker_file_limit (lower the broker processes' file limit: a refusal at small N), keep
+    (the run's folder stays: the nodes' logs)."""
     from tools.bench.push import seed_homes
 
     o = _args(args)
@@ -588,6 +589,13 @@ def run_bench_fleet(args) -> int:
                              for t, lat in sorted(taps, key=lambda x: -x[1])[:8]],
             "push_at_s": round(push_t0 - start_at, 1),
             "worker_gc": [s.get("gc") for _, s in sorted(workers.latest.items())],
+            # the workers' slowest clock messages, stage by stage (fleet.tap_trace): `at`
+            # seconds after the window's start, JetStream to the worker's queue, to the
+            # commit, to the ack handed down; and each load process's longest loop stall
+            "worker_slowest_clock": _slowest_clock(workers.latest, start_at),
+            "load_stalls": sorted(([round(t - start_at, 1), round(gap, 2)]
+                                   for out in outs for t, gap in out.get("stalls", [])),
+                                  key=lambda x: -x[1])[:8],
             "taps_unacked": sum(out["tap_lost"] for out in outs),
             "worker_errors": end["errors"], "loop_errors": dict(loop_errors),
             # what the window cost: the workers' CPU per message they stored (health and
@@ -604,6 +612,7 @@ def run_bench_fleet(args) -> int:
             "loadavg_start": round(load_start[0], 2),
             "loadavg_end": round(os.getloadavg()[0], 2),
             "duration_s": round(time.time() - t_begin, 1),
+            "workdir": str(work) if o.keep else None,  # --keep: the nodes' logs are there
         }
         ok = True
     finally:  # every step, whatever the one before did (an interrupted run leaves nothing)
@@ -621,12 +630,19 @@ def run_bench_fleet(args) -> int:
                     workers.stop()
             finally:
                 side.stop()
-                if ok:
+                if ok and not o.keep:
                     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
     met = (result["connected"] >= n and not result["backlog"]["grew"]
            and result["push_all_s"] is not None)
     return 0 if met else 1
+
+
+def _slowest_clock(latest: dict, since: float) -> list[dict]:
+    """The 8 slowest clock messages of all workers, `at` made relative to `since`."""
+    rows = [dict(r, worker=i, at=round(r["at"] - since, 1))
+            for i, s in latest.items() for r in s.get("slowest_clock", [])]
+    return sorted(rows, key=lambda r: -r["total_s"])[:8]
 
 
 def _addresses(n: int, per_address: int) -> int:

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 TAP_DEVICES = 50  # devices per load process that also send clock events
+STALL_S = 0.3  # the load loop sleeps 50 ms: back later than this is a stall (load_stalls)
 
 
 @dataclass
@@ -167,8 +168,13 @@ async def run_load(spec: LoadSpec, shared: Shared) -> dict:
     seqs = {c.client_id: 0 for c in tappers}
     next_tap = start_at
     k = 0
+    stalls: list[tuple[float, float]] = []  # (when, how long) the loop came back late
+    was = time.time()
     while not shared.end_at.value or time.time() < shared.end_at.value:
         now = time.time()
+        if now - was > STALL_S:
+            stalls = sorted(stalls + [(was, now - was)], key=lambda x: -x[1])[:8]
+        was = now
         due = int((now - start_at) / spec.health_every * n)  # reports due since the start
         while k < due:
             c = clients[k % n]
@@ -196,7 +202,7 @@ async def run_load(spec: LoadSpec, shared: Shared) -> dict:
            "connect_errors": dict(errors), "failed": shared.failed.value,
            "dropped": dict(dropped), "loop_errors": dict(loop_errors),
            "health_sent": sent, "taps": taps, "latencies": latencies,
-           "tap_lost": len(pending), "connected_end": sum(c.connected for c in clients),
+           "tap_lost": len(pending), "stalls": stalls, "connected_end": sum(c.connected for c in clients),
            "push_seen": len(push_seen),
            "push_last": max(push_seen.values()) if push_seen else None}
     for c in clients:
