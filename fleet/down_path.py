@@ -106,10 +106,10 @@ class RetainedPool:
             now = time.monotonic()
             self._next = max(self._next, now - 0.1) + 1.0 / self.rate
             delay = self._next - now
-            if delay > 1e-6:  # not a float's rounding
-                self.counts["paced_s"] += delay
-        if delay > 1e-6:
-            time.sleep(delay)
+            if delay <= 1e-6:  # its turn now (not a float's rounding)
+                return
+            self.counts["paced_s"] += delay
+        time.sleep(delay)
 
     def stop(self) -> None:
         for lane in self._lanes:

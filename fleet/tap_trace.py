@@ -27,7 +27,7 @@ class TapTrace:
     def __init__(self, keep: int = 8) -> None:
         self.keep = keep
         self.traced = 0
-        self._slowest: list[tuple[float, dict]] = []
+        self._slowest: list[dict] = []  # the slowest first, each with its stages
         self._lock = threading.Lock()
 
     def note(self, messages: list, committed: float, acked: float) -> None:
@@ -39,29 +39,21 @@ class TapTrace:
             in_stream = stream_time(m[3]) if len(m) > 3 else None
             received = m[2].timestamp() if isinstance(m[2], datetime) else float(m[2])
             first = in_stream if in_stream is not None else received
-            total = acked - first
-            stages = {"device": m[0].split("/")[2], "in_stream": in_stream,
-                      "received": received, "committed": committed, "acked": acked,
-                      "total_s": round(total, 3)}
+            row = {"device": m[0].split("/")[2], "at": first,
+                   "total_s": round(acked - first, 3),
+                   "stream_to_queue_s": None if in_stream is None
+                   else round(received - in_stream, 3),
+                   "queue_to_commit_s": round(committed - received, 3),
+                   "commit_to_ack_s": round(acked - committed, 3)}
             with self._lock:
                 self.traced += 1
-                if len(self._slowest) < self.keep or total > self._slowest[-1][0]:
-                    self._slowest.append((total, stages))
-                    self._slowest.sort(key=lambda x: -x[0])
+                if len(self._slowest) < self.keep or row["total_s"] > self._slowest[-1]["total_s"]:
+                    self._slowest.append(row)
+                    self._slowest.sort(key=lambda r: -r["total_s"])
                     del self._slowest[self.keep:]
 
     def slowest(self, since: float = 0.0) -> list[dict]:
         """The slowest, each with its stages in seconds (stream to queue, queue to commit,
         commit to ack) and `at` (its first instant minus `since`)."""
         with self._lock:
-            kept = [s for _, s in self._slowest]
-        out = []
-        for s in kept:
-            first = s["in_stream"] if s["in_stream"] is not None else s["received"]
-            out.append({"device": s["device"], "at": round(first - since, 2),
-                        "total_s": s["total_s"],
-                        "stream_to_queue_s": None if s["in_stream"] is None
-                        else round(s["received"] - s["in_stream"], 3),
-                        "queue_to_commit_s": round(s["committed"] - s["received"], 3),
-                        "commit_to_ack_s": round(s["acked"] - s["committed"], 3)})
-        return out
+            return [dict(r, at=round(r["at"] - since, 2)) for r in self._slowest]

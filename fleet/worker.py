@@ -80,9 +80,9 @@ Publish = Callable[[str, bytes], None]
 
 def records_first(batch: list) -> list[list]:
     """The batch as one or two transactions: the clock events (what a device waits an ack
-    for) and link states first, the health reports after. A tap's ack then waits for its own commit, not for
-    the UPDATE of every device row whose report shared its batch (under 50,000 devices' health,
-    the p99 of tap to stored in docs/scaling.md)."""
+    for) and link states first, the health reports after. A tap's ack then waits for its own
+    commit, not for the UPDATE of every device row whose report shared its batch (under 50,000
+    devices' health, the p99 of tap to stored in docs/scaling.md)."""
     records, health = [], []
     for m in batch:
         (health if m[0].endswith("/up/health") else records).append(m)

@@ -18,6 +18,7 @@ the failures by kind, and why) and exit code 2: never a traceback per connection
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import math
 import multiprocessing as mp
@@ -586,16 +587,15 @@ def run_bench_fleet(args) -> int:
             # push began at push_at_s), and each worker's garbage collections (full ones, the
             # longest pause of each generation in ms: a pause holds all its threads)
             "slowest_taps": [[round(t - start_at, 1), round(lat, 3)]
-                             for t, lat in sorted(taps, key=lambda x: -x[1])[:8]],
+                             for t, lat in heapq.nlargest(8, taps, key=lambda x: x[1])],
             "push_at_s": round(push_t0 - start_at, 1),
             "worker_gc": [s.get("gc") for _, s in sorted(workers.latest.items())],
             # the workers' slowest clock messages, stage by stage (fleet.tap_trace): `at`
             # seconds after the window's start, JetStream to the worker's queue, to the
             # commit, to the ack handed down; and each load process's longest loop stall
             "worker_slowest_clock": _slowest_clock(workers.latest, start_at),
-            "load_stalls": sorted(([round(t - start_at, 1), round(gap, 2)]
-                                   for out in outs for t, gap in out.get("stalls", [])),
-                                  key=lambda x: -x[1])[:8],
+            "load_stalls": [[round(t - start_at, 1), round(gap, 2)] for t, gap in heapq.nlargest(
+                8, (st for out in outs for st in out.get("stalls", [])), key=lambda x: x[1])],
             "taps_unacked": sum(out["tap_lost"] for out in outs),
             "worker_errors": end["errors"], "loop_errors": dict(loop_errors),
             # what the window cost: the workers' CPU per message they stored (health and
@@ -642,7 +642,7 @@ def _slowest_clock(latest: dict, since: float) -> list[dict]:
     """The 8 slowest clock messages of all workers, `at` made relative to `since`."""
     rows = [dict(r, worker=i, at=round(r["at"] - since, 1))
             for i, s in latest.items() for r in s.get("slowest_clock", [])]
-    return sorted(rows, key=lambda r: -r["total_s"])[:8]
+    return heapq.nlargest(8, rows, key=lambda r: r["total_s"])
 
 
 def _addresses(n: int, per_address: int) -> int:

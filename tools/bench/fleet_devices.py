@@ -16,6 +16,7 @@ The parent drives the phases through shared values: the load connects, then wait
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import time
 from collections import Counter
@@ -173,7 +174,7 @@ async def run_load(spec: LoadSpec, shared: Shared) -> dict:
     while not shared.end_at.value or time.time() < shared.end_at.value:
         now = time.time()
         if now - was > STALL_S:
-            stalls = sorted(stalls + [(was, now - was)], key=lambda x: -x[1])[:8]
+            stalls = heapq.nlargest(8, stalls + [(was, now - was)], key=lambda x: x[1])
         was = now
         due = int((now - start_at) / spec.health_every * n)  # reports due since the start
         while k < due:
@@ -202,7 +203,8 @@ async def run_load(spec: LoadSpec, shared: Shared) -> dict:
            "connect_errors": dict(errors), "failed": shared.failed.value,
            "dropped": dict(dropped), "loop_errors": dict(loop_errors),
            "health_sent": sent, "taps": taps, "latencies": latencies,
-           "tap_lost": len(pending), "stalls": stalls, "connected_end": sum(c.connected for c in clients),
+           "tap_lost": len(pending), "stalls": stalls,
+           "connected_end": sum(c.connected for c in clients),
            "push_seen": len(push_seen),
            "push_last": max(push_seen.values()) if push_seen else None}
     for c in clients:
